@@ -1,0 +1,46 @@
+"""One exception tree and the exit codes a pipeline can branch on."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """Process exit codes. A distinct code per failed gate, so "p95 too slow" differs from "scaling too weak"."""
+
+    OK = 0  # also: the candidate was promoted
+    ERROR = 1  # an operation failed (a replica would not start, a port is taken …)
+    USAGE = 2  # bad command line or invalid settings
+    SMOKE_FAILED = 10
+    SLO_FAILED = 11
+    HORIZONTAL_FAILED = 12
+    VERTICAL_FAILED = 13
+    FAILOVER_FAILED = 14
+    REGRESSION_FAILED = 15
+    INCONCLUSIVE = 20
+
+
+class ModelopsError(Exception):
+    """Base of every error modelops raises on purpose. ``str(err)`` says what happened and how to fix it."""
+
+    exit_status = ExitStatus.ERROR
+
+
+class UsageError(ModelopsError):
+    exit_status = ExitStatus.USAGE
+
+
+class MissingToolError(ModelopsError):
+    """A program modelops drives (haproxy, locust …) is not installed."""
+
+
+class BentoNotFoundError(ModelopsError):
+    exit_status = ExitStatus.USAGE
+
+
+class DeploymentError(ModelopsError):
+    """Starting, stopping or changing a deployment failed."""
+
+
+class NotDeployedError(ModelopsError):
+    """The operation needs a running deployment and there is none."""

@@ -1,0 +1,1 @@
+"""Target drivers: one interface (base.Target), three implementations (local, kubernetes, aws)."""

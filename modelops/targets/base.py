@@ -1,0 +1,96 @@
+"""The seam that lets one gate run on three targets.
+
+Every driver offers the same few operations on two pools: ``live`` (blue or green, whichever takes the traffic)
+and ``candidate`` (the other colour, reachable on its own URL while live traffic stays untouched). The gate,
+promotion and monitoring code only ever talk to this interface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+Pool = Literal["live", "candidate"]
+Colour = Literal["blue", "green"]
+
+
+def other(colour: Colour) -> Colour:
+    return "green" if colour == "blue" else "blue"
+
+
+@dataclass(frozen=True)
+class ReplicaStatus:
+    name: str
+    url: str
+    healthy: bool
+    pid: int | None = None  # local processes only; None on kind/aws
+
+
+@dataclass(frozen=True)
+class PoolStatus:
+    colour: Colour
+    bento: str
+    url: str  # this pool alone, bypassing the live switch
+    replicas: list[ReplicaStatus]
+    workers: int
+    weight: int  # share of live traffic, 0..100
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    target: str
+    url: str  # the load balancer: what clients use
+    bento: str  # the live bento tag
+    live: Colour
+    pools: dict[str, PoolStatus] = field(default_factory=dict)  # by colour
+    admin_url: str | None = None
+
+    @property
+    def replicas(self) -> list[ReplicaStatus]:
+        return self.pools[self.live].replicas if self.live in self.pools else []
+
+    @property
+    def candidate(self) -> PoolStatus | None:
+        return self.pools.get(other(self.live))
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["replicas"] = [asdict(r) for r in self.replicas]
+        return data
+
+
+@runtime_checkable
+class Target(Protocol):
+    """What every target driver implements. Methods block until the change has taken effect or raise."""
+
+    name: str
+
+    def up(self, bento: str, replicas: int, workers: int) -> TargetStatus: ...
+
+    def down(self) -> None: ...
+
+    def status(self) -> TargetStatus: ...
+
+    def scale(self, replicas: int, pool: Pool = "candidate") -> PoolStatus:
+        """Horizontal: run this many replicas in the pool."""
+        ...
+
+    def resize(self, workers: int, cpu: float | None = None, pool: Pool = "candidate") -> PoolStatus:
+        """Vertical: this many workers (and CPU budget, cores) per replica."""
+        ...
+
+    def deploy_candidate(self, bento: str, replicas: int, workers: int) -> PoolStatus: ...
+
+    def remove_candidate(self) -> None: ...
+
+    def shift(self, weight: int) -> TargetStatus:
+        """Send ``weight`` % of live traffic to the candidate pool (100 makes it live)."""
+        ...
+
+    def rollback(self) -> TargetStatus:
+        """Bring the previous version back as live."""
+        ...
+
+    def kill_replica(self, pool: Pool = "candidate") -> ReplicaStatus:
+        """Fault injection for the failover suite: abruptly lose one replica of the pool."""
+        ...

@@ -1,0 +1,331 @@
+"""StackConfig: the one typed, validated settings model, read by Pulumi *and* by modelops.
+
+A stack's settings live in ``stacks/Pulumi.<stack>.yaml`` under Pulumi's ``config:`` key, namespaced by the project
+name (``modelops:deploy: {replicas: 2}``). ``modelops`` reads the file directly (:func:`load_stack_config`); a
+Pulumi program reads the same keys through Pulumi config (:func:`from_pulumi`). Both end in the same frozen model,
+so an invalid value fails early, the same way, with a message that names the key, the allowed values and the file.
+
+Importing this module creates no resources and needs no Pulumi engine.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+PROJECT = "modelops"
+STACKS_DIR = Path(__file__).resolve().parent
+TARGETS = ("local", "kind", "aws")
+Target = Literal["local", "kind", "aws"]
+
+
+class ConfigError(ValueError):
+    """A stack setting is missing or invalid. The message says which key, what is allowed and where to fix it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DeploySettings(_Section):
+    replicas: int = Field(2, ge=1, le=32, description="replicas in the live pool")
+    workers: int = Field(1, ge=1, le=16, description="BentoML worker processes per replica")
+    cpu_per_replica: float = Field(
+        0.5,
+        gt=0,
+        le=64,
+        description="CPU budget per replica, in cores: a cgroup quota locally, the CPU limit on Kubernetes",
+    )
+    memory_mb: int = Field(1024, ge=128, le=262_144, description="memory per replica (Kubernetes limit)")
+
+
+class LimitsSettings(_Section):
+    max_body_bytes: int = Field(
+        1_048_576, ge=1024, le=67_108_864, description="largest request body accepted (413 above it)"
+    )
+    request_timeout_s: float = Field(10.0, gt=0, le=600, description="server-side time limit per request")
+
+
+class LocalSettings(_Section):
+    lb_port: int = Field(0, ge=0, le=65535, description="HAProxy port on 127.0.0.1; 0 picks a free one")
+    admin_port: int = Field(0, ge=0, le=65535, description="HAProxy stats/Prometheus port; 0 picks a free one")
+    ready_timeout_s: float = Field(120.0, gt=0, le=1800, description="how long `up` waits for healthy replicas")
+    cpu_budgets: bool = Field(
+        True, description="hold each replica to cpu_per_replica with a cgroup v1 quota where the OS allows it"
+    )
+    state_dir: str = Field(".work/local", min_length=1, description="where the running deployment's state lives")
+
+
+class SloSettings(_Section):
+    p95_ms: float = Field(150.0, gt=0, le=60_000, description="95th percentile latency limit, ms")
+    p99_ms: float = Field(300.0, gt=0, le=60_000, description="99th percentile latency limit, ms")
+    max_error_ratio: float = Field(0.001, ge=0, le=1, description="failed requests / all requests")
+    min_rps: float = Field(20.0, ge=0, description="requests per second the candidate must sustain")
+
+    @model_validator(mode="after")
+    def _p99_not_below_p95(self) -> SloSettings:
+        if self.p99_ms < self.p95_ms:
+            raise ValueError(f"p99_ms ({self.p99_ms}) must be >= p95_ms ({self.p95_ms})")
+        return self
+
+
+class GateSettings(_Section):
+    users: int = Field(32, ge=1, le=1000, description="concurrent Locust users for the slo suite")
+    spawn_rate: float = Field(32.0, gt=0, le=1000, description="users started per second")
+    duration_s: float = Field(20.0, ge=2, le=3600, description="measured seconds per suite step (after warm-up)")
+    warmup_s: float = Field(3.0, ge=0, le=600, description="seconds of load excluded from the figures")
+    min_requests: int = Field(200, ge=1, description="fewer requests than this makes a suite inconclusive")
+    rows_per_request: int = Field(1, ge=1, le=1000, description="rows in each prediction request")
+    horizontal_replicas: list[int] = Field([1, 2], min_length=2, description="replica counts to compare")
+    min_efficiency: float = Field(0.7, gt=0, le=2, description="lowest E(N) = RPS(N) / (N * RPS(1)) accepted")
+    vertical_workers: list[int] = Field([1, 2], min_length=2, description="worker counts to compare")
+    min_vertical_ratio: float = Field(1.3, gt=0, le=64, description="lowest RPS(max workers) / RPS(min workers)")
+    failover_max_error_ratio: float = Field(0.001, ge=0, le=1, description="error ratio allowed across a kill")
+    regression_max_rps_drop: float = Field(
+        0.2, ge=0, le=1, description="largest fall of req/s per replica vs the live baseline (fraction)"
+    )
+    regression_max_p95_rise: float = Field(
+        0.3, ge=0, le=10, description="largest rise of p95 vs the live baseline (fraction)"
+    )
+    target_rps: float = Field(100.0, gt=0, description="the load production must carry (capacity planning)")
+
+    @field_validator("horizontal_replicas", "vertical_workers")
+    @classmethod
+    def _increasing_positive(cls, steps: list[int]) -> list[int]:
+        if any(s < 1 for s in steps) or sorted(set(steps)) != steps:
+            raise ValueError(f"must be strictly increasing integers >= 1, got {steps}")
+        return steps
+
+
+class KindSettings(_Section):
+    cluster_name: str = Field("modelops", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)
+    create_cluster: bool = Field(True, description="create the kind cluster; false uses kubeconfig/context")
+    kubeconfig: str | None = Field(None, description="path of an existing kubeconfig (create_cluster: false)")
+    context: str | None = Field(None, description="kubeconfig context to use (create_cluster: false)")
+    namespace: str = Field("modelops", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    node_port: int = Field(30080, ge=30000, le=32767, description="NodePort of the model Service")
+    host_port: int = Field(8080, ge=1, le=65535, description="host port kind maps to the NodePort")
+    hpa_min_replicas: int = Field(2, ge=1, le=100)
+    hpa_max_replicas: int = Field(6, ge=1, le=100)
+    hpa_cpu_target: int = Field(70, ge=10, le=100, description="HPA CPU utilization target, %")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KindSettings:
+        if self.hpa_min_replicas > self.hpa_max_replicas:
+            raise ValueError(
+                f"hpa_min_replicas ({self.hpa_min_replicas}) must be <= hpa_max_replicas ({self.hpa_max_replicas})"
+            )
+        if not self.create_cluster and not (self.kubeconfig or self.context):
+            raise ValueError("create_cluster is false: set kubeconfig or context to the cluster to use")
+        return self
+
+
+class AwsSettings(_Section):
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    vpc_cidr: str = Field("10.20.0.0/16", description="VPC CIDR block, /16 to /24")
+    az_count: int = Field(2, ge=2, le=6, description="availability zones (the ALB needs at least 2)")
+    nat_per_az: bool = Field(False, description="one NAT gateway per AZ (resilient) instead of one (cheaper)")
+    instance_type: str = Field("c7i.large", pattern=r"^[a-z0-9]+[.][a-z0-9]+$")
+    min_size: int = Field(2, ge=0, le=100)
+    max_size: int = Field(6, ge=1, le=100)
+    desired_capacity: int = Field(2, ge=0, le=100)
+    certificate_arn: str | None = Field(None, pattern=r"^arn:aws[-a-z]*:acm:")
+    deletion_protection: bool = Field(True)
+    requests_per_target_per_minute: float = Field(
+        600.0, gt=0, description="ASG target tracking value when no gate capacity plan exists"
+    )
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        try:
+            net = ipaddress.IPv4Network(value, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"not an IPv4 CIDR block like 10.20.0.0/16 ({exc})") from None
+        if not 16 <= net.prefixlen <= 24:
+            raise ValueError(f"prefix length must be /16 to /24, got /{net.prefixlen}")
+        return value
+
+    @model_validator(mode="after")
+    def _sizes(self) -> AwsSettings:
+        if not self.min_size <= self.desired_capacity <= self.max_size:
+            raise ValueError(
+                f"need min_size <= desired_capacity <= max_size, got "
+                f"{self.min_size} <= {self.desired_capacity} <= {self.max_size}"
+            )
+        return self
+
+
+class StackConfig(_Section):
+    stack: str = Field(min_length=1, description="the stack name (file stacks/Pulumi.<stack>.yaml)")
+    target: Target = Field(description="where it runs")
+    bento: str = Field("", description="bento tag to deploy; empty means the one `modelops build` made last")
+    deploy: DeploySettings = DeploySettings()
+    limits: LimitsSettings = LimitsSettings()
+    slo: SloSettings = SloSettings()
+    gate: GateSettings = GateSettings()
+    local: LocalSettings = LocalSettings()
+    kind: KindSettings = KindSettings()
+    aws: AwsSettings = AwsSettings()
+
+    def with_overrides(self, **sections: dict[str, Any]) -> StackConfig:
+        """A re-validated copy with some section keys replaced, e.g. ``with_overrides(deploy={"replicas": 3})``."""
+        data = self.model_dump()
+        for section, values in sections.items():
+            if isinstance(data.get(section), dict):
+                data[section] = {**data[section], **values}
+            else:
+                data[section] = values
+        return validate_settings(data, source="the command line")
+
+
+def stack_file(stack: str, stacks_dir: Path = STACKS_DIR) -> Path:
+    return stacks_dir / f"Pulumi.{stack}.yaml"
+
+
+def available_stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:
+    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in stacks_dir.glob("Pulumi.*.yaml"))
+
+
+def load_stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> StackConfig:
+    """Read and validate ``stacks/Pulumi.<stack>.yaml``. Raises :class:`ConfigError` naming the key and the fix."""
+    path = stack_file(stack, stacks_dir)
+    if not path.is_file():
+        known = ", ".join(available_stacks(stacks_dir)) or "none"
+        raise ConfigError(f"no stack named {stack!r}: {path} does not exist (stacks here: {known})")
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    raw = document.get("config") if isinstance(document, dict) else None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must have a top-level 'config:' mapping of '{PROJECT}:<key>' settings")
+    settings = {"stack": stack}
+    for key, value in raw.items():
+        namespace, _, name = str(key).partition(":")
+        if namespace == PROJECT and name:
+            settings[name] = value
+        # Other namespaces (aws:region, kubernetes:context …) belong to Pulumi providers, not to us.
+    return validate_settings(settings, source=_display(path))
+
+
+def from_pulumi() -> StackConfig:
+    """Read the settings through Pulumi config, inside ``pulumi up`` (or under mocks with set_all_config)."""
+    import pulumi  # only the Pulumi program needs it
+
+    cfg = pulumi.Config(PROJECT)
+    settings: dict[str, Any] = {"stack": pulumi.get_stack()}
+    for name, field in StackConfig.model_fields.items():
+        if name == "stack":
+            continue
+        if field.annotation is str or name == "target":
+            value = cfg.get(name)
+        else:
+            value = cfg.get_object(name)
+        if value is not None:
+            settings[name] = value
+    return validate_settings(settings, source=f"stacks/Pulumi.{settings['stack']}.yaml")
+
+
+def validate_settings(settings: dict[str, Any], source: str) -> StackConfig:
+    try:
+        return StackConfig.model_validate(settings)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, source)) from None
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _explain(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid settings in {source}:"]
+    schema = StackConfig.model_json_schema()
+    for error in exc.errors():
+        loc = [str(p) for p in error["loc"]]
+        key = f"{PROJECT}:{'.'.join(loc)}" if loc else f"{PROJECT}:<root>"
+        if error["type"] == "extra_forbidden":
+            siblings = _field_names(schema, loc[:-1])
+            lines.append(f"  - {key}: unknown key. Allowed keys here: {', '.join(siblings)}.")
+            continue
+        got = error.get("input")
+        got_text = "" if isinstance(got, dict) or error["type"] == "missing" else f" (got {got!r})"
+        allowed = _allowed(schema, loc)
+        hint = f" Allowed: {allowed}." if allowed else ""
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  - {key}: {message}{got_text}.{hint}")
+    lines.append(f"Fix the key(s) above in {source}.")
+    return "\n".join(lines)
+
+
+def _resolve(schema: dict, node: dict) -> dict:
+    while "$ref" in node:
+        node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    if "allOf" in node and len(node["allOf"]) == 1:
+        return _resolve(schema, node["allOf"][0])
+    return node
+
+
+def _node(schema: dict, loc: list[str]) -> dict | None:
+    node: dict | None = schema
+    for part in loc:
+        node = _resolve(schema, node or {})
+        props = node.get("properties")
+        if props and part in props:
+            node = props[part]
+        elif node.get("type") == "array" and part.isdigit():
+            node = node.get("items", {})
+        else:
+            return None
+    return _resolve(schema, node) if node is not None else None
+
+
+def _field_names(schema: dict, loc: list[str]) -> list[str]:
+    node = _node(schema, loc) or {}
+    return sorted(node.get("properties", {}))
+
+
+def _allowed(schema: dict, loc: list[str]) -> str:
+    node = _node(schema, loc)
+    if not node:
+        return ""
+    if "enum" in node:
+        return "one of " + ", ".join(repr(v) for v in node["enum"])
+    if "anyOf" in node:
+        parts = [_describe(_resolve(schema, option)) for option in node["anyOf"]]
+        text = " or ".join(p for p in parts if p)
+    else:
+        text = _describe(node)
+    description = node.get("description")
+    return f"{text} — {description}" if description and text else (text or description or "")
+
+
+def _describe(node: dict) -> str:
+    kind = node.get("type", "")
+    if "const" in node:
+        return repr(node["const"])
+    if "enum" in node:
+        return "one of " + ", ".join(repr(v) for v in node["enum"])
+    bounds = []
+    for key, sign in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
+        if key in node:
+            bounds.append(f"{sign} {node[key]}")
+    if "pattern" in node:
+        bounds.append(f"matching {node['pattern']}")
+    if kind == "array":
+        item = node.get("items", {}).get("type", "value")
+        size = f"at least {node['minItems']} " if "minItems" in node else ""
+        return f"a list of {size}{item}s"
+    if kind == "null":
+        return "null"
+    if kind == "object":
+        return ""
+    return " ".join([{"integer": "an integer", "number": "a number", "string": "a string",
+                      "boolean": "true or false"}.get(kind, kind), ", ".join(bounds)]).strip()
