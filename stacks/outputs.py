@@ -1,0 +1,24 @@
+"""Names of the Pulumi stack outputs: shared by __main__.py (producer), the target drivers and the tests.
+
+Read them back with ``pulumi stack output --json -s <stack>``; modelops accepts that JSON as ``--outputs FILE``.
+"""
+
+ENDPOINT_URL = "endpoint_url"  # what clients call: the ALB (aws) or the kind host port (kind)
+IMAGE = "image"  # the bento's container image reference
+LIVE_COLOUR = "live_colour"  # "blue" or "green": which pool the listener/Service sends traffic to
+BENTO = "bento"  # the bento tag the image was built from
+
+# aws
+LOAD_BALANCER_ARN = "load_balancer_arn"
+LISTENER_ARN = "listener_arn"  # the listener whose weighted forward action switches blue/green
+TARGET_GROUP_ARNS = "target_group_arns"  # {"blue": arn, "green": arn}
+ASG_NAMES = "asg_names"  # {"blue": name, "green": name}
+ALARM_NAMES = "alarm_names"  # {"target_5xx": name, "p95_latency": name, "unhealthy_hosts": name}
+REPOSITORY_URL = "repository_url"
+
+# kind / kubernetes
+KUBE_CONTEXT = "kube_context"
+NAMESPACE = "namespace"
+SERVICE_NAME = "service_name"  # the Service whose selector picks the live colour
+DEPLOYMENT_NAMES = "deployment_names"  # {"blue": name, "green": name}
+HPA_NAMES = "hpa_names"  # {"blue": name, "green": name}
