@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from modelops.errors import ExitStatus, ModelopsError
-from stacks.config import ConfigError
+from modelops.ui import Steps
+from stacks.config import ConfigError, StackConfig, load_stack_config
 
 app = typer.Typer(
     help="Take a BentoML model from prototype to production: build, deploy, load-test, promote.",
@@ -17,31 +22,148 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err = Console(stderr=True)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
 
-StackOpt = Annotated[str, typer.Option("--stack", "-s", help="stack name: stacks/Pulumi.<stack>.yaml")]
+StackOpt = Annotated[str, typer.Option("--stack", "-s", help="stack name: its settings are stacks/Pulumi.<stack>.yaml")]
+BentoOpt = Annotated[
+    str | None, typer.Option("--bento", "-b", help="bento tag (default: modelops:bento, else the last build)")
+]
 
 
-def _fail(exc: Exception) -> typer.Exit:
-    status = exc.exit_status if isinstance(exc, ModelopsError) else ExitStatus.USAGE
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
-    return typer.Exit(int(status))
+def handled(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn expected errors into one red line and the right exit status (no traceback)."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as exc:
+            err.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(int(ExitStatus.USAGE)) from None
+        except ModelopsError as exc:
+            err.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(int(exc.exit_status)) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/]: run `modelops down` if something was left running")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _settings(stack: str, **overrides: dict[str, Any]) -> StackConfig:
+    settings = load_stack_config(stack)
+    cleaned = {k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in overrides.items()}
+    cleaned = {k: v for k, v in cleaned.items() if v}
+    return settings.with_overrides(**cleaned) if cleaned else settings
 
 
 @app.command()
+@handled
+def build(
+    retrain: Annotated[bool, typer.Option("--retrain", help="train the reference model again first")] = False,
+    seed: Annotated[int, typer.Option(help="training seed (with --retrain, or when no model exists yet)")] = 1,
+) -> None:
+    """Train the reference model if needed, then build its bento. Prints the bento tag."""
+    from bento import train
+    from modelops import bentos
+
+    steps = Steps(err)
+    if retrain or not bentos.has_reference_model():
+        with steps.step(f"training the reference model (seed {seed})"):
+            result = train.save(seed=seed)
+        err.print(f"  model {result.tag}: " + ", ".join(f"{k} {v:.3g}" for k, v in result.metrics.items()))
+    with steps.step("building the bento"):
+        tag = bentos.build()
+    out.print(tag)
+
+
+@app.command()
+@handled
+def up(
+    stack: StackOpt = "local",
+    replicas: Annotated[int | None, typer.Option(help="replicas (default: modelops:deploy.replicas)")] = None,
+    workers: Annotated[int | None, typer.Option(help="workers per replica (default: modelops:deploy.workers)")] = None,
+    bento: BentoOpt = None,
+) -> None:
+    """Deploy a bento: N replicas behind the load balancer. Waits until every replica is healthy."""
+    from modelops import bentos
+    from modelops.targets import open_target
+
+    settings = _settings(stack, deploy={"replicas": replicas, "workers": workers})
+    tag = bentos.resolve_default(bento, settings.bento)
+    with Steps(err).step(f"deploying {tag} ({settings.deploy.replicas} replicas)") as note:
+        status = open_target(settings, progress=note).up(tag, settings.deploy.replicas, settings.deploy.workers)
+    _print_status(status.to_dict())
+
+
+@app.command()
+@handled
+def status(
+    stack: StackOpt = "local",
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Show the deployment: load balancer URL, live bento, replicas and their health."""
+    from modelops.targets import open_target
+
+    data = open_target(_settings(stack)).status().to_dict()
+    if as_json:
+        out.print_json(json.dumps(data))
+    else:
+        _print_status(data)
+
+
+@app.command()
+@handled
+def down(stack: StackOpt = "local") -> None:
+    """Stop everything the stack's deployment runs. Safe to run twice, and after a crashed `up`."""
+    from modelops.targets import open_target
+
+    stopped = open_target(_settings(stack)).down()
+    out.print("stopped: " + "; ".join(stopped) if stopped else "nothing was running")
+
+
+@app.command()
+@handled
+def config(stack: StackOpt = "local") -> None:
+    """Validate and print the stack's settings (every default filled in)."""
+    out.print_json(load_stack_config(stack).model_dump_json())
+
+
+@app.command()
+@handled
 def render(
     stack: StackOpt,
-    out: Annotated[Path, typer.Option("--out", "-o", help="directory to write the rendered resources into")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="directory to write the rendered resources into")],
 ) -> None:
     """Run the stack's Pulumi program under mocks and write every resource: Kubernetes objects as YAML, AWS
     resources' inputs as JSON. Needs no Pulumi engine, cloud or cluster."""
     from modelops.render import render_stack
 
-    try:
-        written = render_stack(stack, out)
-    except (ModelopsError, ConfigError) as exc:
-        raise _fail(exc) from None
-    typer.echo(f"wrote {len(written)} files to {out}")
+    written = render_stack(stack, out_dir)
+    out.print(f"wrote {len(written)} files to {out_dir}")
+
+
+@app.command()
+@handled
+def demo(stack: StackOpt = "local") -> None:
+    """The main job on the local target, end to end (what `make demo` runs)."""
+    from modelops.demo import run_demo
+
+    raise typer.Exit(int(run_demo(_settings(stack), Steps(err), out)))
+
+
+def _print_status(data: dict) -> None:
+    out.print(f"[bold]{data['target']}[/] load balancer: [cyan]{data['url']}[/]   live: {data['live']} {data['bento']}")
+    if data.get("admin_url"):
+        out.print(f"HAProxy stats: {data['admin_url']}")
+    table = Table("pool", "bento", "weight", "replica", "url", "pid", "healthy")
+    for colour, pool in data["pools"].items():
+        for replica in pool["replicas"]:
+            healthy = "[green]yes[/]" if replica["healthy"] else "[red]no[/]"
+            table.add_row(colour, pool["bento"], f"{pool['weight']}%", replica["name"], replica["url"],
+                          str(replica["pid"] or ""), healthy)  # fmt: skip
+    out.print(table)
 
 
 def main() -> None:

@@ -1,0 +1,134 @@
+"""Load for any BentoML service: single-row and batch prediction users, built from the service's own OpenAPI.
+
+Run it alone:
+    locust -f loadtests/locustfile.py -H http://127.0.0.1:8080
+    locust -f loadtests/locustfile.py -H URL --headless -u 32 -r 32 -t 30s --rows-per-request 1 --warmup 3
+
+Options (also as env vars LOCUST_<NAME>): --endpoint (default: the service's only/`/predict` JSON endpoint),
+--rows-per-request (single-row user), --batch-rows and --batch-weight (the batch user; weight 0 disables it),
+--warmup SECONDS (statistics are reset once warm-up is over, so it never counts), --payload-file (a JSON list
+of request bodies to use instead of generated ones), --meta-file (where to write what the run saw: the endpoint,
+the warm-up, and whether the load generator itself ran out of CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import gevent
+from locust import FastHttpUser, constant, events, task
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from payloads import batch_size, fetch_openapi, find_endpoint, make_payloads
+
+STATE: dict = {}
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser) -> None:
+    parser.add_argument("--endpoint", default=None, help="API path to load (default: discovered from /docs.json)")
+    parser.add_argument("--rows-per-request", type=int, default=1, help="rows per single-user request")
+    parser.add_argument("--batch-rows", type=int, default=32, help="rows per batch-user request")
+    parser.add_argument("--batch-weight", type=int, default=0, help="batch users per 10 single users (0: none)")
+    parser.add_argument("--warmup", type=float, default=0.0, help="seconds of load excluded from statistics")
+    parser.add_argument("--payload-file", default=None, help="JSON list of request bodies to send")
+    parser.add_argument("--meta-file", default=None, help="write run metadata (JSON) here")
+
+
+@events.init.add_listener
+def _prepare(environment, **_kwargs) -> None:
+    options = environment.parsed_options
+    if options is None or not environment.host:
+        return
+    openapi = fetch_openapi(environment.host)
+    endpoint = find_endpoint(openapi, options.endpoint)
+    STATE["endpoint"] = endpoint
+    if options.payload_file:
+        bodies = json.loads(Path(options.payload_file).read_text())
+        STATE["single"] = STATE["batch"] = [(body, None) for body in bodies]
+    else:
+        for name, rows, seed in (("single", options.rows_per_request, 1), ("batch", options.batch_rows, 2)):
+            n = batch_size(openapi, endpoint, rows)
+            STATE[name] = [(body, n) for body in make_payloads(openapi, endpoint, rows, seed=seed)]
+    BatchUser.weight = max(0, options.batch_weight)
+    SingleRowUser.weight = 10
+    STATE["started"] = time.time()
+
+
+@events.test_start.add_listener
+def _schedule_reset(environment, **_kwargs) -> None:
+    warmup = getattr(environment.parsed_options, "warmup", 0.0) or 0.0
+    if warmup > 0 and environment.runner is not None:
+
+        def reset() -> None:
+            environment.runner.stats.reset_all()
+            STATE["reset_at"] = time.time()
+
+        gevent.spawn_later(warmup, reset)
+
+
+@events.quitting.add_listener
+def _write_meta(environment, **_kwargs) -> None:
+    options = environment.parsed_options
+    if options is None or not options.meta_file:
+        return
+    endpoint = STATE.get("endpoint")
+    meta = {
+        "endpoint": endpoint.path if endpoint else None,
+        "warmup_s": options.warmup,
+        "started": STATE.get("started"),
+        "stats_reset_at": STATE.get("reset_at"),
+        "cpu_warning": bool(getattr(environment.runner, "cpu_warning_emitted", False)),
+    }
+    Path(options.meta_file).write_text(json.dumps(meta, indent=2))
+
+
+class _PredictionUser(FastHttpUser):
+    abstract = True
+    wait_time = constant(0)  # closed loop: each user sends its next request as soon as the last one answered
+    kind = "single"
+
+    def on_start(self) -> None:
+        self._i = 0
+
+    def _post(self) -> None:
+        bodies = STATE[self.kind]
+        body, rows = bodies[self._i % len(bodies)]
+        self._i += 1
+        endpoint = STATE["endpoint"]
+        name = f"{endpoint.path} [{self.kind}]"
+        with self.client.post(endpoint.path, json=body, name=name, catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
+                return
+            try:
+                result = response.json()
+            except ValueError:
+                response.failure("response is not JSON")
+                return
+            if endpoint.response_is_list and rows is not None and len(result) != rows:
+                response.failure(f"expected {rows} predictions, got {len(result)}")
+
+
+class SingleRowUser(_PredictionUser):
+    """Interactive traffic: one (or --rows-per-request) rows per request."""
+
+    kind = "single"
+
+    @task
+    def predict(self) -> None:
+        self._post()
+
+
+class BatchUser(_PredictionUser):
+    """Batch scoring traffic: --batch-rows rows per request (enabled with --batch-weight)."""
+
+    kind = "batch"
+    weight = 0
+
+    @task
+    def predict(self) -> None:
+        self._post()

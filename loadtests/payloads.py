@@ -1,0 +1,134 @@
+"""Request payloads derived from a service's OpenAPI document — nothing here knows the reference model.
+
+A BentoML service publishes its API at ``/docs.json``. The load test picks a JSON ``POST`` endpoint there and builds
+request bodies from its schema: values come from the schema's ``examples`` when the service declares some (the
+reference service declares real rows from its held-out set), otherwise they are synthesised within the schema's
+bounds. The first array met below the root is the batch: its length is ``rows``.
+
+Pure Python, no Locust import: usable from a locustfile, a test, or a script.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+HEALTH_PATHS = {"/livez", "/readyz", "/healthz", "/metrics"}
+
+
+class PayloadError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    path: str
+    request_schema: dict
+    response_is_list: bool
+
+
+def fetch_openapi(base_url: str, timeout: float = 10.0) -> dict:
+    with urllib.request.urlopen(base_url.rstrip("/") + "/docs.json", timeout=timeout) as response:
+        return json.load(response)
+
+
+def json_endpoints(openapi: dict) -> list[str]:
+    found = []
+    for path, operations in openapi.get("paths", {}).items():
+        post = operations.get("post") if isinstance(operations, dict) else None
+        if path in HEALTH_PATHS or not post:
+            continue
+        if "application/json" in post.get("requestBody", {}).get("content", {}):
+            found.append(path)
+    return found
+
+
+def find_endpoint(openapi: dict, path: str | None = None) -> Endpoint:
+    """The endpoint to load: ``path`` if given, else the only JSON POST endpoint, else ``/predict`` if present."""
+    candidates = json_endpoints(openapi)
+    if path is None:
+        if len(candidates) == 1:
+            path = candidates[0]
+        elif "/predict" in candidates:
+            path = "/predict"
+        else:
+            raise PayloadError(f"the service has several JSON endpoints {candidates}: choose one with --endpoint")
+    if path not in candidates:
+        raise PayloadError(f"no JSON POST endpoint {path!r} in the service's OpenAPI (it has {candidates})")
+    post = openapi["paths"][path]["post"]
+    request = _resolve(openapi, post["requestBody"]["content"]["application/json"]["schema"])
+    ok = post.get("responses", {}).get("200", {}).get("content", {}).get("application/json", {})
+    response = _resolve(openapi, ok.get("schema", {}))
+    return Endpoint(path=path, request_schema=request, response_is_list=response.get("type") == "array")
+
+
+def make_payloads(openapi: dict, endpoint: Endpoint, rows: int, count: int = 64, seed: int = 0) -> list[dict[str, Any]]:
+    """``count`` distinct request bodies, each carrying ``rows`` rows (clamped to the schema's bounds)."""
+    rng = random.Random(seed)
+    return [_Builder(openapi, rng, rows).build(endpoint.request_schema) for _ in range(count)]
+
+
+def batch_size(openapi: dict, endpoint: Endpoint, rows: int) -> int:
+    """How many rows a payload built for ``rows`` actually carries (the schema may clamp it)."""
+    builder = _Builder(openapi, random.Random(0), rows)
+    builder.build(endpoint.request_schema)
+    return builder.batch_rows or 1
+
+
+class _Builder:
+    def __init__(self, openapi: dict, rng: random.Random, rows: int) -> None:
+        self.openapi = openapi
+        self.rng = rng
+        self.rows = rows
+        self.batch_rows: int | None = None
+
+    def build(self, schema: dict, example: Any = None) -> Any:
+        schema = _resolve(self.openapi, schema)
+        if example is None and schema.get("examples"):
+            example = schema["examples"][0]
+        kind = schema.get("type")
+        if kind == "object" or "properties" in schema:
+            props = schema.get("properties", {})
+            wanted = schema.get("required", list(props))
+            return {name: self.build(props[name]) for name in wanted}
+        if kind == "array":
+            return self._array(schema, example)
+        if kind in ("number", "integer"):
+            return self._number(schema, example)
+        if kind == "boolean":
+            return bool(example) if example is not None else self.rng.random() < 0.5
+        if kind == "string":
+            return example if isinstance(example, str) else "x" * max(1, schema.get("minLength", 1))
+        if "enum" in schema:
+            return schema["enum"][0]
+        raise PayloadError(f"cannot build a value for schema {json.dumps(schema)[:200]}: pass --payload-file")
+
+    def _array(self, schema: dict, example: Any) -> list:
+        low, high = schema.get("minItems", 1), schema.get("maxItems", max(1, schema.get("minItems", 1)))
+        if self.batch_rows is None:  # the outermost array is the batch
+            n = min(max(self.rows, low), high)
+            self.batch_rows = n
+        else:
+            n = low if example is None else min(max(len(example), low), high)
+        items = schema.get("items", {})
+        samples = example if isinstance(example, list) and example else [None]
+        return [self.build(items, samples[i % len(samples)]) for i in range(n)]
+
+    def _number(self, schema: dict, example: Any) -> float | int:
+        if isinstance(example, int | float) and not isinstance(example, bool):
+            value = example * (1 + self.rng.uniform(-0.02, 0.02))  # vary examples a little: no two rows equal
+        else:
+            low = schema.get("minimum", schema.get("exclusiveMinimum", 0.0))
+            high = schema.get("maximum", schema.get("exclusiveMaximum", low + 1.0))
+            value = self.rng.uniform(low, high)
+        return round(value) if schema.get("type") == "integer" else round(value, 6)
+
+
+def _resolve(openapi: dict, schema: dict) -> dict:
+    while isinstance(schema, dict) and "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        schema = openapi.get("components", {}).get("schemas", {}).get(name, {})
+    return schema or {}

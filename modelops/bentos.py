@@ -1,0 +1,116 @@
+"""Bentos: build the reference one, and describe any bento by tag from what the bento itself declares.
+
+Nothing below the build step assumes the reference model: the service name, its models and (when the model's
+metadata carries them) golden examples are all read from the bento and the model store.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelops.errors import BentoNotFoundError, DeploymentError
+from stacks.config import STACKS_DIR
+
+PROJECT_ROOT = STACKS_DIR.parent
+BENTO_DIR = PROJECT_ROOT / "bento"
+REFERENCE_MODEL = "wine_classifier"
+BUILD_HINT = "build one with `modelops build` (the reference model) or `bentoml build` in your service's folder"
+
+
+@dataclass(frozen=True)
+class BentoInfo:
+    tag: str
+    service: str  # the BentoML service name: the key of its settings in a BENTOML_CONFIG file
+    path: Path
+    models: list[str]
+    golden: dict | None  # {"rows": [...], "labels": [...], "probabilities": [...]} when the model declares one
+
+
+def bentoml_home() -> Path:
+    return Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml"))
+
+
+def last_build_file() -> Path:
+    return bentoml_home() / "modelops-last-build"
+
+
+def last_built() -> str | None:
+    try:
+        return last_build_file().read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def describe(tag: str) -> BentoInfo:
+    """Resolve ``tag`` (``name:version`` or ``name:latest``) in the local bento store."""
+    import bentoml  # slow to import: only when needed
+
+    try:
+        bento = bentoml.bentos.get(tag)
+    except bentoml.exceptions.NotFound:
+        raise BentoNotFoundError(f"bento {tag!r} not found in {bentoml_home() / 'bentos'}: {BUILD_HINT}") from None
+    except bentoml.exceptions.BentoMLException as exc:
+        raise BentoNotFoundError(f"bento {tag!r} cannot be read: {exc}") from None
+    info = bento.info
+    models = [str(m.tag) for m in info.all_models]
+    golden = None
+    for model_tag in models:
+        try:
+            metadata = bentoml.models.get(model_tag).info.metadata
+        except bentoml.exceptions.NotFound:
+            continue
+        if isinstance(metadata.get("golden"), dict):
+            golden = metadata["golden"]
+            break
+    service = info.entry_service or (info.services[0].name if info.services else info.name)
+    return BentoInfo(tag=str(info.tag), service=service, path=Path(bento.path), models=models, golden=golden)
+
+
+def resolve_default(explicit: str | None, configured: str) -> str:
+    """The bento to deploy: --bento, else modelops:bento from the stack file, else the last `modelops build`."""
+    tag = explicit or configured or last_built()
+    if not tag:
+        raise BentoNotFoundError(f"no bento given and none built yet: {BUILD_HINT}, or pass --bento TAG")
+    return tag
+
+
+def has_reference_model() -> bool:
+    import bentoml
+
+    try:
+        bentoml.models.get(f"{REFERENCE_MODEL}:latest")
+    except bentoml.exceptions.NotFound:
+        return False
+    return True
+
+
+def build(bento_dir: Path = BENTO_DIR) -> str:
+    """``bentoml build`` the service in ``bento_dir``; returns the new bento's tag and records it as the last."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bentoml", "build", str(bento_dir), "--output", "tag"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise DeploymentError(f"bentoml build failed in {bento_dir}:\n{(result.stderr or result.stdout)[-3000:]}")
+    tag = _parse_tag(result.stdout)
+    path = last_build_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(tag + "\n")
+    return tag
+
+
+def _parse_tag(output: str) -> str:
+    # `--output tag` prints `__tag__:name:version`; older versions print the bare tag.
+    for line in reversed(output.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("__tag__:"):
+            return line.removeprefix("__tag__:")
+        if ":" in line and " " not in line:
+            return line
+    raise DeploymentError(f"could not read the bento tag from bentoml build's output:\n{output[-1000:]}")

@@ -1,0 +1,93 @@
+"""CPU budgets for local replicas: a cgroup per replica holds it to a fixed share of the machine.
+
+Without budgets, N replicas on a small machine measure CPU contention, not the product (FACTS.md). With them, a
+replica behaves like a Kubernetes pod with a CPU limit or an instance of a given size. Linux only, and the process
+must be allowed to create cgroups (root, or a delegated hierarchy). cgroup v1 ``cpu`` controller and cgroup v2
+``cpu.max`` are both supported. Where neither works, :func:`probe` says why and budgets are off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PERIOD_US = 100_000
+V1_ROOT = Path("/sys/fs/cgroup/cpu")
+V2_ROOT = Path("/sys/fs/cgroup")
+GROUP = "modelops"
+
+
+@dataclass(frozen=True)
+class Budgets:
+    enabled: bool
+    reason: str  # why they are off, or which mechanism is used
+    root: Path | None = None
+    version: int = 0
+
+    def path(self, name: str) -> Path | None:
+        return self.root / name if self.root else None
+
+    def create(self, name: str, cpus: float) -> Path | None:
+        """Make (or update) the group ``name`` limited to ``cpus`` cores; returns its cgroup.procs path."""
+        if not self.enabled or self.root is None:
+            return None
+        group = self.root / name
+        group.mkdir(parents=True, exist_ok=True)
+        quota = max(1000, int(cpus * PERIOD_US))
+        if self.version == 1:
+            (group / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+            (group / "cpu.cfs_quota_us").write_text(str(quota))
+        else:
+            (group / "cpu.max").write_text(f"{quota} {PERIOD_US}")
+        return group / "cgroup.procs"
+
+    def remove(self, name: str) -> None:
+        if self.root is None:
+            return
+        group = self.root / name
+        if group.is_dir():
+            with contextlib.suppress(OSError):  # busy while a process still lives in it; down retries
+                group.rmdir()
+
+    def members(self, name: str) -> list[int]:
+        if self.root is None:
+            return []
+        try:
+            return [int(p) for p in (self.root / name / "cgroup.procs").read_text().split()]
+        except (OSError, ValueError):
+            return []
+
+
+def probe(wanted: bool = True) -> Budgets:
+    if not wanted:
+        return Budgets(False, "turned off (modelops:local.cpu_budgets: false)")
+    if not Path("/proc").is_dir():
+        return Budgets(False, "no cgroups on this OS: CPU budgets are off, replicas share all CPUs")
+    if (V1_ROOT / "cpu.cfs_quota_us").exists():
+        return _try(V1_ROOT / GROUP, 1)
+    if (V2_ROOT / "cgroup.controllers").exists() and "cpu" in (V2_ROOT / "cgroup.controllers").read_text():
+        return _try(V2_ROOT / GROUP, 2)
+    return Budgets(False, "no cgroup cpu controller is mounted: CPU budgets are off")
+
+
+def _try(root: Path, version: int) -> Budgets:
+    try:
+        root.mkdir(exist_ok=True)
+        if version == 2:
+            parent = root.parent / "cgroup.subtree_control"
+            if "cpu" not in (root / "cgroup.controllers").read_text():
+                parent.write_text("+cpu")
+            (root / "cgroup.subtree_control").write_text("+cpu")
+    except OSError as exc:
+        hint = "run as root" if os.geteuid() != 0 else "the cgroup hierarchy is read-only here"
+        return Budgets(False, f"cannot create cgroups under {root} ({exc.strerror}): {hint}; CPU budgets are off")
+    return Budgets(True, f"cgroup v{version} cpu quota under {root}", root=root, version=version)
+
+
+def join_command(procs_file: Path | None, argv: list[str]) -> list[str]:
+    """Wrap ``argv`` so the process enters the cgroup before it execs (its children inherit the group)."""
+    if procs_file is None:
+        return argv
+    return ["/bin/sh", "-c", f'echo $$ > "{procs_file}" && exec "$@"', "modelops-replica", *argv]

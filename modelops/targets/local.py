@@ -1,0 +1,517 @@
+"""The local target: `bentoml serve` replicas on loopback ports behind one HAProxy.
+
+Two pools, blue and green, each a set of replica processes registered in HAProxy server slots through the
+runtime API. Every process is recorded in a state file (written atomically after each change, so `status` and
+`down` work from another shell and after a crash) and carries the deployment's environment marker, so `down`
+finds even a process that an interrupted `up` never got to record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from pydantic import BaseModel
+
+from modelops import cgroups, haproxy, procs
+from modelops.bentos import PROJECT_ROOT, describe
+from modelops.errors import DeploymentError, NotDeployedError, UsageError
+from modelops.state import exclusive, read_json, write_atomic, write_json
+from modelops.targets.base import Colour, Pool, PoolStatus, ReplicaStatus, TargetStatus, other
+from stacks.config import StackConfig
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+class ReplicaRecord(BaseModel):
+    slot: int
+    port: int
+    pid: int
+    started: float | None
+    log: str
+    cgroup: str | None = None
+
+    @property
+    def proc(self) -> procs.Proc:
+        return procs.Proc(self.pid, self.started)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class PoolRecord(BaseModel):
+    colour: Colour
+    bento: str
+    service: str
+    workers: int
+    cpu: float | None
+    replicas: list[ReplicaRecord] = []
+
+
+class LocalState(BaseModel):
+    deployment: str
+    stack: str
+    lb_port: int
+    admin_port: int
+    pool_ports: dict[str, int]
+    haproxy_pid: int | None = None
+    haproxy_started: float | None = None
+    live: Colour = "blue"
+    green_weight: int = 0
+    budgets: str = ""
+    pools: dict[str, PoolRecord] = {}
+
+
+class LocalTarget:
+    name = "local"
+
+    def __init__(
+        self,
+        settings: StackConfig,
+        state_dir: Path | None = None,
+        budgets: cgroups.Budgets | None = None,
+        progress: Progress = _quiet,
+    ) -> None:
+        self.settings = settings
+        base = Path(settings.local.state_dir)
+        self.dir = (state_dir or (base if base.is_absolute() else PROJECT_ROOT / base) / settings.stack).resolve()
+        self.deployment = "local-" + hashlib.sha256(str(self.dir).encode()).hexdigest()[:12]
+        self._budgets = budgets
+        self.progress = progress
+        self.state_file = self.dir / "state.json"
+        self.socket_path = self.dir / "haproxy.sock"
+        self.map_path = self.dir / "weights.map"
+        self.api = haproxy.RuntimeAPI(self.socket_path)
+
+    # ----------------------------------------------------------------------------------------------- state
+    @property
+    def budgets(self) -> cgroups.Budgets:
+        if self._budgets is None:
+            self._budgets = cgroups.probe(self.settings.local.cpu_budgets)
+        return self._budgets
+
+    def load(self) -> LocalState | None:
+        data = read_json(self.state_file)
+        return LocalState.model_validate(data) if data else None
+
+    def _save(self, state: LocalState) -> None:
+        write_json(self.state_file, state.model_dump(mode="json"))
+
+    def _require(self) -> LocalState:
+        state = self.load()
+        if state is None:
+            raise NotDeployedError(
+                f"stack {self.settings.stack!r} is not up (no state in {self.dir}): "
+                f"run `modelops up --stack {self.settings.stack}`"
+            )
+        return state
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with exclusive(self.dir / "lock"):
+            yield
+
+    def _haproxy_alive(self, state: LocalState) -> bool:
+        return state.haproxy_pid is not None and procs.is_alive(state.haproxy_pid, state.haproxy_started)
+
+    # ---------------------------------------------------------------------------------------------- up/down
+    def up(self, bento: str, replicas: int, workers: int) -> TargetStatus:
+        with self._locked():
+            state = self.load()
+            if state is not None and self._haproxy_alive(state):
+                live = state.pools.get(state.live)
+                same = live and (live.bento, len(live.replicas), live.workers) == (
+                    describe(bento).tag,
+                    replicas,
+                    workers,
+                )
+                if same:
+                    self.progress("already up with this bento, replica and worker count")
+                    return self.status()
+                raise UsageError(
+                    f"stack {self.settings.stack!r} is already up at http://127.0.0.1:{state.lb_port} "
+                    f"(bento {live.bento if live else '?'}): run `modelops down --stack {self.settings.stack}` "
+                    "first, or change it with `modelops scale` / `modelops gate`"
+                )
+            if state is not None or procs.marked_processes(self.deployment):
+                self.progress("cleaning up what a previous run left behind")
+                self._teardown(state)
+            info = describe(bento)
+            try:
+                state = self._start_haproxy()
+                self._start_pool(state, "blue", info.tag, info.service, replicas, workers)
+            except BaseException:
+                self.progress("start failed: stopping what was started")
+                self._teardown(self.load())
+                raise
+            return self.status()
+
+    def down(self) -> list[str]:
+        """Stop everything of this deployment. Returns what was stopped (empty when nothing was running)."""
+        with self._locked():
+            return self._teardown(self.load())
+
+    def _teardown(self, state: LocalState | None) -> list[str]:
+        stopped: list[str] = []
+        if state is not None:
+            for pool in state.pools.values():
+                self._stop_replicas(pool.replicas)
+                stopped += [f"{pool.colour} replica on port {r.port} (pid {r.pid})" for r in pool.replicas]
+            if state.haproxy_pid:
+                procs.stop([procs.Proc(state.haproxy_pid, state.haproxy_started)], grace=5)
+                stopped.append(f"haproxy on port {state.lb_port} (pid {state.haproxy_pid})")
+        leftovers = procs.kill_marked(self.deployment)
+        stopped += [f"leftover process {pid}" for pid in leftovers]
+        if state is not None:
+            for pool in state.pools.values():
+                for replica in pool.replicas:
+                    if replica.cgroup:
+                        self.budgets.remove(replica.cgroup)
+        for path in (self.state_file, self.socket_path, self.map_path):
+            path.unlink(missing_ok=True)
+        return stopped
+
+    # -------------------------------------------------------------------------------------------- haproxy
+    def _port(self, configured: int, key: str) -> int:
+        if configured == 0:
+            return procs.free_port()
+        if procs.port_in_use(configured):
+            raise DeploymentError(
+                f"port {configured} on 127.0.0.1 is already in use: set modelops:local.{key} in "
+                f"stacks/Pulumi.{self.settings.stack}.yaml to a free port, or to 0 to pick one automatically"
+            )
+        return configured
+
+    def _start_haproxy(self) -> LocalState:
+        binary = haproxy.binary()
+        local = self.settings.local
+        lb_port = self._port(local.lb_port, "lb_port")
+        admin_port = self._port(local.admin_port, "admin_port")
+        state = LocalState(
+            deployment=self.deployment,
+            stack=self.settings.stack,
+            lb_port=lb_port,
+            admin_port=admin_port,
+            pool_ports={colour: procs.free_port() for colour in haproxy.COLOURS},
+            budgets=self.budgets.reason,
+        )
+        layout = haproxy.Layout(
+            lb_port=lb_port,
+            admin_port=admin_port,
+            pool_ports=state.pool_ports,
+            socket_path=self.socket_path,
+            map_path=self.map_path,
+            max_body_bytes=self.settings.limits.max_body_bytes,
+            request_timeout_s=self.settings.limits.request_timeout_s,
+        )
+        config = self.dir / "haproxy.cfg"
+        write_atomic(config, haproxy.render_config(layout))
+        write_atomic(self.map_path, haproxy.render_map(0))
+        self.socket_path.unlink(missing_ok=True)
+        log = self.dir / "logs" / "haproxy.log"
+        self.progress(f"starting haproxy on 127.0.0.1:{lb_port}")
+        proc = procs.spawn([binary, "-db", "-f", str(config)], deployment=self.deployment, log=log)
+        state.haproxy_pid, state.haproxy_started = proc.pid, proc.started
+        self._save(state)
+        if not procs.wait_until(lambda: self.api.ready() or not proc.alive(), timeout=15, reaper=True):
+            raise DeploymentError(f"haproxy did not open its runtime API within 15 s:\n{procs.log_tail(log)}")
+        if not proc.alive():
+            raise DeploymentError(f"haproxy exited at start:\n{procs.log_tail(log)}")
+        return state
+
+    # -------------------------------------------------------------------------------------------- replicas
+    def _bentoml_config(self, pool: PoolRecord) -> Path:
+        path = self.dir / f"bentoml-{pool.colour}.yaml"
+        timeout = self.settings.limits.request_timeout_s
+        # Settings per service name. No `version:` key: BentoML validates the file first against its v1 schema
+        # (at import) and again as v2 (for new-style services); only an unversioned file passes both.
+        # Access logs off: HAProxy sees every request already, and logging costs throughput.
+        write_atomic(
+            path,
+            "services:\n"
+            f"  {pool.service}:\n"
+            f"    workers: {pool.workers}\n"
+            f"    traffic:\n      timeout: {timeout}\n"
+            "    logging:\n      access:\n        enabled: false\n",
+        )
+        return path
+
+    def _spawn_replica(self, state: LocalState, pool: PoolRecord, slot: int) -> ReplicaRecord:
+        port = procs.free_port()
+        name = f"{self.deployment}-{pool.colour}-{slot}"
+        procs_file = self.budgets.create(name, pool.cpu) if pool.cpu else None
+        log = self.dir / "logs" / f"{pool.colour}-{slot}.log"
+        log.unlink(missing_ok=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "bentoml",
+            "serve",
+            pool.bento,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        env = {
+            "BENTOML_CONFIG": str(self._bentoml_config(pool)),
+            "MODELOPS_MAX_BODY_BYTES": str(self.settings.limits.max_body_bytes),
+            "BENTOML_DO_NOT_TRACK": "true",
+        }
+        proc = procs.spawn(cgroups.join_command(procs_file, argv), deployment=self.deployment, log=log, env=env)
+        record = ReplicaRecord(
+            slot=slot,
+            port=port,
+            pid=proc.pid,
+            started=proc.started,
+            log=str(log),
+            cgroup=name if procs_file else None,
+        )
+        pool.replicas.append(record)
+        self._save(state)  # recorded before we wait on it: `down` can stop it whatever happens next
+        return record
+
+    def _wait_ready(self, replicas: list[ReplicaRecord]) -> None:
+        timeout = self.settings.local.ready_timeout_s
+        pending = {r.slot: r for r in replicas}
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=2.0) as client:
+            while pending:
+                for slot, replica in list(pending.items()):
+                    if not replica.proc.alive():
+                        code = procs.exit_code(replica.pid)
+                        raise DeploymentError(
+                            f"replica on port {replica.port} exited at start (exit code {code}); "
+                            f"last lines of {replica.log}:\n{procs.log_tail(Path(replica.log))}"
+                        )
+                    try:
+                        if client.get(f"{replica.url}/readyz").status_code == 200:
+                            del pending[slot]
+                    except httpx.HTTPError:
+                        pass
+                if not pending:
+                    break
+                if time.monotonic() > deadline:
+                    replica = next(iter(pending.values()))
+                    raise DeploymentError(
+                        f"replica on port {replica.port} was not ready within {timeout:g} s "
+                        f"(modelops:local.ready_timeout_s); last lines of {replica.log}:\n"
+                        f"{procs.log_tail(Path(replica.log))}"
+                    )
+                procs.reap()
+                time.sleep(0.2)
+
+    def _register(self, colour: Colour, replicas: list[ReplicaRecord]) -> None:
+        for replica in replicas:
+            self.api.set_server(colour, replica.slot, replica.port)
+
+        def all_up() -> bool:
+            servers = self.api.servers(colour)
+            return all(servers[haproxy.slot_name(colour, r.slot)]["status"] == "UP" for r in replicas)
+
+        if not procs.wait_until(all_up, timeout=15, interval=0.1):
+            raise DeploymentError(f"HAProxy did not see the {colour} replicas as healthy within 15 s")
+
+    def _add_replicas(self, state: LocalState, pool: PoolRecord, count: int) -> list[ReplicaRecord]:
+        used = {r.slot for r in pool.replicas}
+        free = [s for s in range(1, haproxy.SLOTS + 1) if s not in used]
+        if count > len(free):
+            raise UsageError(f"a pool holds at most {haproxy.SLOTS} replicas")
+        self.progress(f"starting {count} {pool.colour} replica(s) of {pool.bento} ({pool.workers} worker(s) each)")
+        added = [self._spawn_replica(state, pool, slot) for slot in free[:count]]
+        self._wait_ready(added)
+        self._register(pool.colour, added)
+        return added
+
+    def _retire_replicas(self, state: LocalState, pool: PoolRecord, victims: list[ReplicaRecord]) -> None:
+        """Drain (no new requests, in-flight ones finish), then stop and free the slots."""
+        for replica in victims:
+            self.api.server_state(pool.colour, replica.slot, "drain")
+        self._wait_idle(pool.colour, victims)
+        for replica in victims:
+            self.api.server_state(pool.colour, replica.slot, "maint")
+        self._stop_replicas(victims)
+        pool.replicas = [r for r in pool.replicas if r not in victims]
+        self._save(state)
+
+    def _wait_idle(self, colour: str, replicas: list[ReplicaRecord], timeout: float | None = None) -> None:
+        names = {haproxy.slot_name(colour, r.slot) for r in replicas}
+
+        def idle() -> bool:
+            servers = self.api.servers(colour)
+            return all(int(servers[n]["scur"] or 0) == 0 for n in names)
+
+        procs.wait_until(idle, timeout=timeout or self.settings.limits.request_timeout_s + 1, interval=0.05)
+
+    def _stop_replicas(self, replicas: list[ReplicaRecord]) -> None:
+        procs.stop([r.proc for r in replicas])
+        for replica in replicas:
+            if replica.cgroup:
+                self.budgets.remove(replica.cgroup)
+
+    def _start_pool(
+        self, state: LocalState, colour: Colour, bento: str, service: str, replicas: int, workers: int
+    ) -> PoolRecord:
+        cpu = self.settings.deploy.cpu_per_replica * workers if self.budgets.enabled else None
+        pool = PoolRecord(colour=colour, bento=bento, service=service, workers=workers, cpu=cpu)
+        state.pools[colour] = pool
+        self._save(state)
+        self._add_replicas(state, pool, replicas)
+        return pool
+
+    # ----------------------------------------------------------------------------------------- operations
+    def status(self) -> TargetStatus:
+        state = self._require()
+        servers: dict[str, dict[str, dict[str, str]]] = {}
+        if self._haproxy_alive(state):
+            try:
+                servers = {colour: self.api.servers(colour) for colour in haproxy.COLOURS}
+            except DeploymentError:
+                servers = {}
+        pools = {}
+        for colour, pool in state.pools.items():
+            weight = state.green_weight if colour == "green" else 100 - state.green_weight
+            replicas = []
+            for r in pool.replicas:
+                row = servers.get(colour, {}).get(haproxy.slot_name(colour, r.slot), {})
+                healthy = r.proc.alive() and row.get("status") == "UP"
+                replicas.append(ReplicaStatus(name=f"{colour}-{r.slot}", url=r.url, healthy=healthy, pid=r.pid))
+            pools[colour] = PoolStatus(
+                colour=pool.colour,
+                bento=pool.bento,
+                url=f"http://127.0.0.1:{state.pool_ports[colour]}",
+                replicas=replicas,
+                workers=pool.workers,
+                weight=weight,
+            )
+        live = state.pools.get(state.live)
+        return TargetStatus(
+            target=self.name,
+            url=f"http://127.0.0.1:{state.lb_port}",
+            bento=live.bento if live else "",
+            live=state.live,
+            pools=pools,
+            admin_url=f"http://127.0.0.1:{state.admin_port}/stats",
+        )
+
+    def _pool(self, state: LocalState, pool: Pool) -> PoolRecord:
+        colour = state.live if pool == "live" else other(state.live)
+        if colour not in state.pools:
+            raise UsageError(f"there is no {pool} pool: deploy one first (`modelops gate` deploys a candidate)")
+        return state.pools[colour]
+
+    def _pool_status(self, colour: str) -> PoolStatus:
+        return self.status().pools[colour]
+
+    def scale(self, replicas: int, pool: Pool = "candidate") -> PoolStatus:
+        with self._locked():
+            state = self._require()
+            record = self._pool(state, pool)
+            current = len(record.replicas)
+            if replicas > current:
+                self._add_replicas(state, record, replicas - current)
+            elif replicas < current:
+                self.progress(f"removing {current - replicas} {record.colour} replica(s)")
+                self._retire_replicas(state, record, record.replicas[replicas:])
+            return self._pool_status(record.colour)
+
+    def resize(self, workers: int, cpu: float | None = None, pool: Pool = "candidate") -> PoolStatus:
+        """Replace every replica of the pool with one of ``workers`` workers (and ``cpu`` cores), rolling: the
+        new ones are healthy and registered before the old ones drain, so the pool never stops serving."""
+        with self._locked():
+            state = self._require()
+            record = self._pool(state, pool)
+            old = list(record.replicas)
+            record.workers = workers
+            if self.budgets.enabled:
+                record.cpu = cpu if cpu is not None else self.settings.deploy.cpu_per_replica * workers
+            self._add_replicas(state, record, len(old))
+            self._retire_replicas(state, record, old)
+            return self._pool_status(record.colour)
+
+    def deploy_candidate(self, bento: str, replicas: int, workers: int) -> PoolStatus:
+        with self._locked():
+            state = self._require()
+            colour = other(state.live)
+            if colour in state.pools:
+                raise UsageError(
+                    f"a candidate ({state.pools[colour].bento}) is already deployed as {colour}: "
+                    "remove it first (`modelops gate` does, or `modelops down`)"
+                )
+            info = describe(bento)
+            try:
+                self._start_pool(state, colour, info.tag, info.service, replicas, workers)
+            except BaseException:
+                self._drop_pool(state, colour)
+                raise
+            return self._pool_status(colour)
+
+    def remove_candidate(self) -> None:
+        with self._locked():
+            state = self._require()
+            self._drop_pool(state, other(state.live))
+
+    def _drop_pool(self, state: LocalState, colour: str) -> None:
+        pool = state.pools.get(colour)
+        if pool is None:
+            return
+        if pool.replicas and self._haproxy_alive(state):
+            self._retire_replicas(state, pool, list(pool.replicas))
+        else:
+            self._stop_replicas(pool.replicas)
+        del state.pools[colour]
+        self._save(state)
+
+    def shift(self, weight: int) -> TargetStatus:
+        """Send ``weight`` % of live traffic to the candidate pool; at 100 the candidate becomes live."""
+        if not 0 <= weight <= 100:
+            raise UsageError(f"weight must be between 0 and 100, got {weight}")
+        with self._locked():
+            state = self._require()
+            candidate = self._pool(state, "candidate")
+            green = weight if candidate.colour == "green" else 100 - weight
+            self._set_green_weight(state, green)
+            if weight == 100:
+                state.live = candidate.colour
+                self._save(state)
+            return self.status()
+
+    def _set_green_weight(self, state: LocalState, green: int) -> None:
+        self.api.set_green_weight(self.map_path, green)
+        write_atomic(self.map_path, haproxy.render_map(green))  # the file too, so a restart keeps the weight
+        state.green_weight = green
+        self._save(state)
+
+    def retire_previous(self) -> None:
+        """After a switch: drain and stop the pool that no longer takes traffic."""
+        self.remove_candidate()
+
+    def rollback(self) -> TargetStatus:
+        """Shift live traffic back to the other pool, if it still runs (promotion retires it; then the
+        promotion module redeploys the previous bento as a candidate first)."""
+        with self._locked():
+            state = self._require()
+            if other(state.live) not in state.pools:
+                raise UsageError("no previous pool is running: `modelops rollback` redeploys the previous version")
+        return self.shift(100)
+
+    def kill_replica(self, pool: Pool = "candidate") -> ReplicaStatus:
+        with self._locked():
+            state = self._require()
+            record = self._pool(state, pool)
+            alive = [r for r in record.replicas if r.proc.alive()]
+            if not alive:
+                raise UsageError(f"the {pool} pool has no live replica to kill")
+            victim = alive[-1]
+            procs.kill_now(victim.proc)
+            return ReplicaStatus(name=f"{record.colour}-{victim.slot}", url=victim.url, healthy=False, pid=victim.pid)
