@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelops.errors import BentoNotFoundError, DeploymentError
-from stacks.config import STACKS_DIR
-
-PROJECT_ROOT = STACKS_DIR.parent
+from stacks.config import PROJECT_ROOT
 BENTO_DIR = PROJECT_ROOT / "bento"
 REFERENCE_MODEL = "wine_classifier"
 BUILD_HINT = "build one with `modelops build` (the reference model) or `bentoml build` in your service's folder"
@@ -91,7 +89,8 @@ def has_reference_model() -> bool:
 def build(bento_dir: Path = BENTO_DIR) -> str:
     """``bentoml build`` the service in ``bento_dir``; returns the new bento's tag and records it as the last."""
     result = subprocess.run(
-        [sys.executable, "-m", "bentoml", "build", str(bento_dir), "--output", "tag"],
+        [sys.executable, "-m", "bentoml", "build", ".", "--output", "tag"],
+        cwd=bento_dir,  # bentoml refuses a bentofile outside its working directory
         capture_output=True,
         text=True,
         check=False,

@@ -168,3 +168,7 @@ def _print_status(data: dict) -> None:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

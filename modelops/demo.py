@@ -11,7 +11,7 @@ from modelops import bentos, loadgen
 from modelops.errors import ExitStatus
 from modelops.targets.local import LocalTarget
 from modelops.ui import Steps
-from stacks.config import StackConfig
+from stacks.config import PROJECT_ROOT, StackConfig
 
 SMOKE = loadgen.LoadSpec(users=16, spawn_rate=16, duration_s=10, warmup_s=2)
 
@@ -20,7 +20,7 @@ def run_demo(settings: StackConfig, steps: Steps, out: Console, reports: Path | 
     from bento import train
 
     started = time.monotonic()
-    reports = reports or bentos.PROJECT_ROOT / "reports" / time.strftime("demo-%Y%m%d-%H%M%S")
+    reports = reports or PROJECT_ROOT / "reports" / time.strftime("demo-%Y%m%d-%H%M%S")
     with steps.step("training the reference model (seed 1)"):
         model = train.save(seed=1)
     out.print(f"  model {model.tag}: accuracy {model.metrics['accuracy']:.3f}, f1 {model.metrics['f1_macro']:.3f}")

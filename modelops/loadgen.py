@@ -11,7 +11,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from modelops.bentos import PROJECT_ROOT
+from stacks.config import PROJECT_ROOT
 from modelops.errors import DeploymentError
 
 LOCUSTFILE = PROJECT_ROOT / "loadtests" / "locustfile.py"

@@ -11,6 +11,7 @@ Importing this module creates no resources and needs no Pulumi engine.
 from __future__ import annotations
 
 import ipaddress
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,7 +19,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PROJECT = "modelops"
-STACKS_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# MODELOPS_STACKS_DIR points modelops at another folder of stack files (tests use it for throwaway stacks).
+STACKS_DIR = Path(os.environ.get("MODELOPS_STACKS_DIR") or PROJECT_ROOT / "stacks")
 TARGETS = ("local", "kind", "aws")
 Target = Literal["local", "kind", "aws"]
 
@@ -222,10 +225,8 @@ def from_pulumi() -> StackConfig:
     for name, field in StackConfig.model_fields.items():
         if name == "stack":
             continue
-        if field.annotation is str or name == "target":
-            value = cfg.get(name)
-        else:
-            value = cfg.get_object(name)
+        plain = field.annotation is str or name == "target"
+        value = cfg.get(name) if plain else cfg.get_object(name)
         if value is not None:
             settings[name] = value
     return validate_settings(settings, source=f"stacks/Pulumi.{settings['stack']}.yaml")

@@ -19,11 +19,11 @@ import httpx
 from pydantic import BaseModel
 
 from modelops import cgroups, haproxy, procs
-from modelops.bentos import PROJECT_ROOT, describe
+from modelops.bentos import describe
 from modelops.errors import DeploymentError, NotDeployedError, UsageError
 from modelops.state import exclusive, read_json, write_atomic, write_json
 from modelops.targets.base import Colour, Pool, PoolStatus, ReplicaStatus, TargetStatus, other
-from stacks.config import StackConfig
+from stacks.config import PROJECT_ROOT, StackConfig
 
 Progress = Callable[[str], None]
 

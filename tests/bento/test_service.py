@@ -1,0 +1,134 @@
+"""The served API, on real replicas: predictions match the model, bad input gets a 4xx that names the problem."""
+
+from __future__ import annotations
+
+import json
+
+import bentoml
+import httpx
+import numpy as np
+import pytest
+
+from modelops import bentos
+
+
+@pytest.fixture(scope="module")
+def urls(live_deployment) -> dict[str, str]:
+    status = live_deployment.status()
+    return {"lb": status.url, "replica": status.replicas[0].url}
+
+
+@pytest.fixture(scope="module")
+def api(urls) -> dict:
+    """What the service declares about its input, read from its own OpenAPI document."""
+    schema = httpx.get(urls["replica"] + "/docs.json").json()
+    rows = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    rows = rows["properties"]["rows"]
+    return {"features": rows["items"]["minItems"], "max_rows": rows["maxItems"], "example": rows["examples"][0]}
+
+
+def post(url: str, body: bytes | str, content_type: str = "application/json", **kwargs) -> httpx.Response:
+    return httpx.post(url + "/predict", content=body, headers={"content-type": content_type}, timeout=30, **kwargs)
+
+
+def test_openapi_declares_feature_count_and_row_limit(api) -> None:
+    assert api["features"] == 13, "the wine data has 13 features"
+    assert api["max_rows"] >= 100
+    assert all(len(row) == api["features"] for row in api["example"])
+
+
+def test_prediction_through_haproxy_equals_in_process_prediction(urls, api, reference_bento) -> None:
+    info = bentos.describe(reference_bento)
+    model = bentoml.sklearn.load_model(info.models[0])
+    classes = bentoml.models.get(info.models[0]).info.metadata["classes"]
+    rng = np.random.default_rng(7)
+    example = np.asarray(api["example"])
+    rows = np.vstack([example, example[0] * rng.uniform(0.8, 1.2, size=(20, api["features"]))])
+    response = post(urls["lb"], json.dumps({"rows": rows.tolist()}))
+    assert response.status_code == 200, response.text
+    served = response.json()
+    expected = model.predict_proba(rows)
+    assert [p["label"] for p in served] == [classes[i] for i in expected.argmax(axis=1)]
+    for got, want in zip(served, expected, strict=True):
+        assert [got["probabilities"][c] for c in classes] == pytest.approx(want.tolist(), abs=1e-12)
+
+
+def test_golden_rows_recorded_at_training_are_reproduced(urls, reference_bento) -> None:
+    golden = bentos.describe(reference_bento).golden
+    response = post(urls["lb"], json.dumps({"rows": golden["rows"]}))
+    assert [p["label"] for p in response.json()] == golden["labels"]
+
+
+def _row(n: int, first: object = 1.0) -> str:
+    return "[" + ", ".join([json.dumps(first) if not isinstance(first, str) or first[0] != "!" else first[1:]] +
+                           ["1.0"] * (n - 1)) + "]"  # fmt: skip
+
+
+BAD_INPUTS = {
+    # name: (body builder taking the API facts, content type, expected status, words the error must contain)
+    "malformed json": (lambda a: '{"rows": [[1, 2', "application/json", 400, "Invalid JSON"),
+    "too few features": (lambda a: json.dumps({"rows": [[1.0] * (a["features"] - 1)]}), None, 400, "at least"),
+    "too many features": (lambda a: json.dumps({"rows": [[1.0] * (a["features"] + 1)]}), None, 400, "at most"),
+    "NaN": (lambda a: '{"rows": [' + _row(a["features"], "!NaN") + "]}", None, 400, "finite number"),
+    "Infinity": (lambda a: '{"rows": [' + _row(a["features"], "!Infinity") + "]}", None, 400, "finite number"),
+    "overflowing number": (lambda a: '{"rows": [' + _row(a["features"], "!1e400") + "]}", None, 400, "finite"),
+    "string value": (lambda a: '{"rows": [' + _row(a["features"], "abc") + "]}", None, 400, "valid number"),
+    "numeric string": (lambda a: '{"rows": [' + _row(a["features"], "1.5") + "]}", None, 400, "valid number"),
+    "boolean value": (lambda a: '{"rows": [' + _row(a["features"], True) + "]}", None, 400, "valid number"),
+    "null rows": (lambda a: '{"rows": null}', None, 400, "valid"),
+    "empty list": (lambda a: '{"rows": []}', None, 400, "at least 1"),
+    "missing rows": (lambda a: "{}", None, 400, "Field required"),
+    "empty body": (lambda a: "", None, 400, "rows"),
+    "not an object": (lambda a: "[1, 2, 3]", None, 400, "object"),
+    "too many rows": (lambda a: json.dumps({"rows": [[1.0] * a["features"]] * (a["max_rows"] + 1)}), None, 400,
+                      "at most"),  # fmt: skip
+    "wrong content type": (lambda a: json.dumps({"rows": [a["example"][0]]}), "text/plain", 415, "content type"),
+    "form content type": (lambda a: "rows=1", "application/x-www-form-urlencoded", 415, "content type"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS), ids=list(BAD_INPUTS))
+def test_bad_input_gets_4xx_naming_the_problem_and_replica_keeps_serving(urls, api, case) -> None:
+    build, content_type, status, words = BAD_INPUTS[case]
+    response = post(urls["replica"], build(api), content_type or "application/json")
+    assert response.status_code == status, f"{case}: {response.status_code} {response.text[:300]}"
+    error = response.json()
+    assert words.lower() in json.dumps(error).lower(), f"{case}: error does not mention {words!r}: {error}"
+    healthy = post(urls["replica"], json.dumps({"rows": api["example"]}))
+    assert healthy.status_code == 200, f"replica {urls['replica']} stopped serving after {case}"
+
+
+def oversized(live_deployment) -> bytes:
+    limit = live_deployment.settings.limits.max_body_bytes
+    return b'{"rows": [' + b" " * (limit + 10) + b"]}"
+
+
+def test_body_over_the_limit_is_refused_by_haproxy_with_413(urls, live_deployment) -> None:
+    response = post(urls["lb"], oversized(live_deployment))
+    assert response.status_code == 413
+    assert "larger than the limit" in response.json()["error"]
+
+
+def test_body_over_the_limit_sent_straight_to_a_replica_gets_413(urls, live_deployment) -> None:
+    response = post(urls["replica"], oversized(live_deployment))
+    assert response.status_code == 413
+    assert "larger than the limit" in response.json()["error"]
+
+
+def test_chunked_body_over_the_limit_without_length_gets_413_from_the_replica(urls, api, live_deployment) -> None:
+    body = oversized(live_deployment)
+
+    def chunks():
+        for i in range(0, len(body), 65536):
+            yield body[i : i + 65536]
+
+    response = httpx.post(urls["replica"] + "/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert post(urls["replica"], json.dumps({"rows": api["example"]})).status_code == 200
+
+
+@pytest.mark.parametrize(("path", "needle"), [("/livez", ""), ("/readyz", ""), ("/metrics", "bentoml_service_request")])
+def test_health_and_metrics_endpoints_answer(urls, path, needle) -> None:
+    response = httpx.get(urls["replica"] + path)
+    assert response.status_code == 200, path
+    assert needle in response.text

@@ -1,0 +1,201 @@
+"""The local target on real processes: replicas behind HAProxy, failover, idempotent up/down, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import httpx
+import pytest
+
+from modelops import bentos, procs
+from modelops.errors import BentoNotFoundError, DeploymentError, MissingToolError, UsageError
+from modelops.targets.local import LocalTarget
+from tests.conftest import local_settings
+from tests.traffic import Traffic
+
+
+def example_body(url: str) -> dict:
+    schema = httpx.get(url + "/docs.json").json()
+    rows = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    return {"rows": rows["properties"]["rows"]["examples"][0]}
+
+
+def test_up_starts_healthy_replicas_behind_the_load_balancer(make_target, reference_bento) -> None:
+    status = make_target().up(reference_bento, replicas=2, workers=1)
+    assert len(status.replicas) == 2
+    assert all(r.healthy and r.pid for r in status.replicas), status.replicas
+    assert status.bento == reference_bento
+    response = httpx.post(status.url + "/predict", json=example_body(status.url))
+    assert response.status_code == 200
+
+
+def test_sigkill_of_one_of_two_replicas_loses_no_request_and_status_shows_it_down(make_target, reference_bento):
+    target = make_target()
+    status = target.up(reference_bento, replicas=2, workers=1)
+    with Traffic(status.url, example_body(status.url), clients=8) as traffic:
+        traffic.wait_for(200)
+        killed = target.kill_replica(pool="live")
+        traffic.wait_for(500)
+    assert traffic.failed == 0, f"failed requests through HAProxy after SIGKILL: {dict(traffic.failures)}"
+    after = {r.name: r for r in target.status().replicas}
+    assert after[killed.name].healthy is False
+    assert [r.healthy for name, r in after.items() if name != killed.name] == [True]
+
+
+def test_up_twice_with_the_same_arguments_keeps_the_running_deployment(make_target, reference_bento) -> None:
+    target = make_target()
+    first = target.up(reference_bento, replicas=1, workers=1)
+    second = target.up(reference_bento, replicas=1, workers=1)
+    assert [r.pid for r in second.replicas] == [r.pid for r in first.replicas]
+
+
+def test_up_with_different_arguments_while_up_is_refused_with_the_fix(make_target, reference_bento) -> None:
+    target = make_target()
+    target.up(reference_bento, replicas=1, workers=1)
+    with pytest.raises(UsageError, match="modelops down"):
+        target.up(reference_bento, replicas=2, workers=1)
+
+
+def test_down_twice_stops_everything_then_reports_nothing(make_target, reference_bento) -> None:
+    target = make_target()
+    status = target.up(reference_bento, replicas=1, workers=1)
+    pids = [r.pid for r in status.replicas]
+    assert target.down(), "first down reports what it stopped"
+    assert target.down() == []
+    assert not any(procs.is_alive(pid) for pid in pids)
+    assert not target.state_file.exists()
+    assert procs.marked_processes(target.deployment) == []
+
+
+UP_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from modelops.targets.local import LocalTarget
+    from tests.conftest import local_settings
+    LocalTarget(local_settings(Path(sys.argv[1]))).up(sys.argv[2], replicas=2, workers=1)
+    """
+)
+
+
+def test_down_after_an_up_killed_half_way_leaves_no_process_and_no_state(tmp_path, reference_bento) -> None:
+    state_dir = tmp_path / "crashed"
+    target = LocalTarget(local_settings(state_dir))
+    up = subprocess.Popen([sys.executable, "-c", UP_SCRIPT, str(state_dir), reference_bento], cwd=Path.cwd())
+    try:
+        # Kill `up` once HAProxy and at least one replica run, long before both replicas are ready.
+        started = procs.wait_until(lambda: len(procs.marked_processes(target.deployment)) >= 2, timeout=30)
+        assert started, "the up subprocess never started its processes"
+    finally:
+        up.send_signal(signal.SIGKILL)
+        up.wait()
+    assert procs.marked_processes(target.deployment), "the killed up left processes (the case under test)"
+    stopped = target.down()
+    assert stopped
+    assert procs.marked_processes(target.deployment) == []
+    assert not target.state_file.exists()
+
+
+def test_status_without_a_deployment_says_how_to_start_one(make_target) -> None:
+    with pytest.raises(Exception, match="modelops up --stack local"):
+        make_target().status()
+
+
+def test_a_taken_port_is_a_clear_error_naming_the_setting(make_target, reference_bento) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        target = make_target(local={"lb_port": port})
+        with pytest.raises(DeploymentError, match=rf"port {port} .* in use.*modelops:local\.lb_port"):
+            target.up(reference_bento, replicas=1, workers=1)
+    assert procs.marked_processes(target.deployment) == []
+
+
+def test_missing_haproxy_says_how_to_install_it(make_target, reference_bento, monkeypatch) -> None:
+    monkeypatch.setenv("PATH", os.path.dirname(sys.executable))
+    with pytest.raises(MissingToolError, match="make setup"):
+        make_target().up(reference_bento, replicas=1, workers=1)
+
+
+def test_unknown_bento_says_how_to_build_one(make_target) -> None:
+    with pytest.raises(BentoNotFoundError, match="modelops build"):
+        make_target().up("no_such_bento:abc123", replicas=1, workers=1)
+
+
+FAULTY_SERVICE = textwrap.dedent(
+    '''
+    import os
+    import time
+
+    import bentoml
+
+    FAULT = os.environ.get("MODELOPS_TEST_FAULT", "") if os.environ.get("MODELOPS_DEPLOYMENT") else ""
+    if FAULT == "exit":
+        raise SystemExit("boom: this replica refuses to start")
+
+
+    @bentoml.service(name="faulty")
+    class Faulty:
+        def __init__(self) -> None:
+            if FAULT == "hang":
+                time.sleep(3600)
+
+        @bentoml.api
+        def predict(self, rows: list[list[float]]) -> list[int]:
+            return [0 for _ in rows]
+    '''
+)
+
+
+@pytest.fixture(scope="module")
+def faulty_bento(tmp_path_factory, bentoml_home) -> str:
+    folder = tmp_path_factory.mktemp("faulty")
+    (folder / "service.py").write_text(FAULTY_SERVICE)
+    (folder / "bentofile.yaml").write_text('service: "service:Faulty"\ninclude: ["service.py"]\n')
+    return bentos.build(folder)
+
+
+def test_a_replica_that_exits_at_start_is_reported_with_its_log(make_target, faulty_bento, monkeypatch) -> None:
+    monkeypatch.setenv("MODELOPS_TEST_FAULT", "exit")
+    target = make_target()
+    with pytest.raises(DeploymentError, match=r"exited at start(.|\n)*boom: this replica refuses to start"):
+        target.up(faulty_bento, replicas=1, workers=1)
+    assert procs.marked_processes(target.deployment) == [], "a failed up stops what it started"
+    assert not target.state_file.exists()
+
+
+def test_a_replica_that_never_gets_ready_times_out_with_its_log(make_target, faulty_bento, monkeypatch) -> None:
+    monkeypatch.setenv("MODELOPS_TEST_FAULT", "hang")
+    target = make_target(local={"ready_timeout_s": 8})
+    with pytest.raises(DeploymentError, match=r"not ready within 8 s(.|\n)*ready_timeout_s"):
+        target.up(faulty_bento, replicas=1, workers=1)
+    assert procs.marked_processes(target.deployment) == []
+
+
+def test_status_json_from_another_process_lists_url_bento_and_replicas(make_target, reference_bento, tmp_path):
+    target = make_target()
+    status = target.up(reference_bento, replicas=2, workers=1)
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    (stacks / "Pulumi.local.yaml").write_text(
+        json.dumps({"config": {"modelops:target": "local", "modelops:local": {"state_dir": str(target.dir.parent)}}})
+    )
+    env = {**os.environ, "MODELOPS_STACKS_DIR": str(stacks)}
+    done = subprocess.run(
+        [sys.executable, "-m", "modelops.cli", "status", "--stack", "local", "--json"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["url"] == status.url
+    assert data["bento"] == reference_bento
+    assert sorted(r["pid"] for r in data["replicas"]) == sorted(r.pid for r in status.replicas)
+    assert all(set(r) >= {"url", "healthy", "pid"} and r["healthy"] for r in data["replicas"])

@@ -1,0 +1,63 @@
+"""Background client traffic for tests that check a property under load (no failed request across X)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+import httpx
+
+from modelops.procs import wait_until
+
+
+@dataclass
+class Traffic:
+    """``clients`` threads posting ``body`` to ``url`` back to back, each on its own keep-alive connection."""
+
+    url: str
+    body: dict
+    clients: int = 8
+    ok: int = 0
+    failures: Counter = field(default_factory=Counter)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def __enter__(self) -> Traffic:
+        payload = json.dumps(self.body)
+        for _ in range(self.clients):
+            thread = threading.Thread(target=self._run, args=(payload,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        assert wait_until(lambda: self.ok >= self.clients, timeout=30), f"no traffic got through to {self.url}"
+        return self
+
+    def _run(self, payload: str) -> None:
+        with httpx.Client(timeout=30, headers={"content-type": "application/json"}) as client:
+            while not self._stop.is_set():
+                try:
+                    response = client.post(self.url + "/predict", content=payload)
+                    outcome = "ok" if response.status_code == 200 else f"HTTP {response.status_code}"
+                except httpx.HTTPError as exc:
+                    outcome = f"{type(exc).__name__}: {exc}"
+                with self._lock:
+                    if outcome == "ok":
+                        self.ok += 1
+                    else:
+                        self.failures[outcome] += 1
+
+    def wait_for(self, more: int, timeout: float = 30) -> None:
+        """Let at least ``more`` further requests succeed."""
+        target = self.ok + more
+        assert wait_until(lambda: self.ok >= target, timeout=timeout), f"traffic stalled at {self.ok} requests"
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=35)
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failures.values())
