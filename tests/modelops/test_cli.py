@@ -1,0 +1,52 @@
+"""The command line: every command documents itself; bad settings stop with the key, the allowed values, the file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from modelops.cli import app
+from modelops.errors import ExitStatus
+
+COMMANDS = [c.name or c.callback.__name__ for c in app.registered_commands]
+
+
+def test_modelops_help_lists_every_command() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for name in COMMANDS:
+        assert name in result.output, f"`modelops --help` does not list {name}"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_has_help(command: str) -> None:
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output and len(result.output.splitlines()) > 4
+
+
+def test_console_script_runs() -> None:
+    done = subprocess.run([sys.executable, "-m", "modelops.cli", "--help"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "modelops" in done.stdout.lower()
+
+
+def test_invalid_setting_exits_with_usage_status_naming_key_allowed_values_and_file(tmp_path, monkeypatch) -> None:
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    (stacks / "Pulumi.local.yaml").write_text("config:\n  modelops:target: local\n  modelops:deploy:\n    replicas: 0\n")
+    monkeypatch.setattr("stacks.config.STACKS_DIR", stacks)
+    result = CliRunner().invoke(app, ["config", "--stack", "local"], catch_exceptions=False)
+    assert result.exit_code == ExitStatus.USAGE
+    message = " ".join(result.output.split())
+    assert "modelops:deploy.replicas" in message
+    assert ">= 1, <= 32" in message
+    assert "Pulumi.local.yaml" in message
+
+
+def test_unknown_stack_lists_the_stacks_there_are() -> None:
+    result = CliRunner().invoke(app, ["config", "--stack", "nosuch"])
+    assert result.exit_code == ExitStatus.USAGE
+    assert "no stack named 'nosuch'" in result.output and "local" in result.output

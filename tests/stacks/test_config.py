@@ -1,0 +1,55 @@
+"""StackConfig: the shipped stack files validate; every invalid value names its key, the allowed values, the file."""
+
+from __future__ import annotations
+
+import pytest
+
+from stacks.config import ConfigError, available_stacks, load_stack_config
+
+
+def write_stack(tmp_path, body: str, name: str = "t"):
+    (tmp_path / f"Pulumi.{name}.yaml").write_text("config:\n  modelops:target: local\n" + body)
+    return tmp_path
+
+
+@pytest.mark.parametrize("stack", available_stacks())
+def test_every_shipped_stack_file_is_valid(stack: str) -> None:
+    assert load_stack_config(stack).stack == stack
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ("  modelops:deploy:\n    replicas: 0\n", ["modelops:deploy.replicas", ">= 1, <= 32", "Pulumi.t.yaml"]),
+        ("  modelops:deploy:\n    replica: 3\n", ["modelops:deploy.replica", "unknown key", "replicas, workers"]),
+        ("  modelops:slo:\n    p95_ms: 500\n    p99_ms: 100\n", ["modelops:slo", "p99_ms (100.0) must be >= p95_ms"]),
+        ("  modelops:gate:\n    horizontal_replicas: [2, 1]\n", ["horizontal_replicas", "strictly increasing"]),
+        ("  modelops:slo:\n    max_error_ratio: 2\n", ["modelops:slo.max_error_ratio", "<= 1"]),
+        ("  modelops:local:\n    cpu_budgets: maybe\n", ["modelops:local.cpu_budgets", "true or false"]),
+    ],
+    ids=["below-minimum", "unknown-key", "p99-below-p95", "steps-not-increasing", "ratio-above-one", "not-a-bool"],
+)
+def test_invalid_values_name_the_key_the_allowed_values_and_the_file(tmp_path, body, words) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_stack_config("t", write_stack(tmp_path, body))
+    for word in words:
+        assert word in str(caught.value), f"{word!r} missing from: {caught.value}"
+
+
+def test_unknown_target_lists_the_targets(tmp_path) -> None:
+    (tmp_path / "Pulumi.t.yaml").write_text("config:\n  modelops:target: gcp\n")
+    with pytest.raises(ConfigError, match="'local', 'kind' or 'aws'"):
+        load_stack_config("t", tmp_path)
+
+
+def test_a_file_without_config_mapping_says_what_shape_it_needs(tmp_path) -> None:
+    (tmp_path / "Pulumi.t.yaml").write_text("modelops:target: local\n")
+    with pytest.raises(ConfigError, match="top-level 'config:' mapping"):
+        load_stack_config("t", tmp_path)
+
+
+def test_overrides_are_validated_like_the_file() -> None:
+    settings = load_stack_config("local")
+    assert settings.with_overrides(deploy={"replicas": 3}).deploy.replicas == 3
+    with pytest.raises(ConfigError, match="modelops:deploy.workers"):
+        settings.with_overrides(deploy={"workers": 0})
