@@ -1,0 +1,744 @@
+"""The AWS target driver: boto3 against what `pulumi up -s aws` made.
+
+The stack makes one ALB listener whose default action forwards to two target groups (blue, green) with weights,
+and one Auto Scaling Group per colour attached to its target group. This driver never creates or deletes
+infrastructure (`pulumi up` / `pulumi destroy -s aws` do); it changes capacity, launch template versions and
+listener weights, and reads health back.
+
+State kept on AWS itself, so every command can run on a fresh machine:
+
+- which colour is live, and which was live before the last full shift: tags on the listener
+  (:data:`LIVE_TAG`, :data:`PREVIOUS_TAG`). Weights alone cannot say it: blue 40 / green 60 is either "green live,
+  blue a 40 % candidate" or "blue live, green a 60 % canary".
+- which bento, image and worker count a pool runs: instance tags in its pinned launch template version
+  (:data:`BENTO_TAG`, :data:`IMAGE_TAG`, :data:`WORKERS_TAG`).
+
+Capacity limits: an ASG's MaxSize is a spending ceiling set in stacks/Pulumi.aws.yaml, so :meth:`AwsTarget.scale`
+refuses to go above it (the fix is to raise ``modelops:aws.max_size`` and `pulumi up`). MinSize is only the floor
+the autoscaler keeps: an explicit smaller request lowers it, otherwise a candidate could never be removed.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import math
+import re
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, WaiterError
+from botocore.parsers import ResponseParserError
+
+from modelops.errors import DeploymentError, NotDeployedError, UsageError
+from modelops.targets.base import Colour, Pool, PoolStatus, ReplicaStatus, TargetStatus, other
+from modelops.targets.outputs import (
+    BENTO_PORT,
+    BENTOML_OVERRIDES_ENV,
+    check_outputs,
+    image_for,
+    workers_override,
+)
+from stacks import outputs as keys
+
+COLOURS: tuple[Colour, Colour] = ("blue", "green")
+REQUIRED_OUTPUTS = (keys.ENDPOINT_URL, keys.LISTENER_ARN, keys.TARGET_GROUP_ARNS, keys.ASG_NAMES)
+
+LIVE_TAG = "modelops:live-colour"  # listener tag: the colour taking live traffic
+PREVIOUS_TAG = "modelops:previous-colour"  # listener tag: the colour that was live before the last full shift
+BENTO_TAG = "modelops:bento"  # launch template instance tags: what a pool's instances serve
+IMAGE_TAG = "modelops:image"
+WORKERS_TAG = "modelops:workers"
+
+# Instance refresh states (DescribeInstanceRefreshes): the ones that end it without success.
+REFRESH_FAILED = frozenset({"Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed"})
+
+# moto answers unimplemented calls with an HTML 500 that botocore cannot parse: not a BotoCoreError subclass.
+AWS_ERRORS = (ClientError, BotoCoreError, ResponseParserError)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _aws_errors(action: str) -> Callable[[F], F]:
+    """Turn an AWS API failure inside ``action`` into a DeploymentError that says what was being done."""
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except AWS_ERRORS as exc:
+                raise DeploymentError(f"aws {action} failed: {exc}") from exc
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def render_user_data(image: str, bento: str, workers: int, host_port: int) -> str:
+    """The boot script of a pool's instances: run the bento's container with ``workers`` BentoML workers.
+
+    An ECR image is pulled with the instance role's credentials (the stack's launch template gives the role and
+    IMDSv2 with hop limit 2 so the container can reach them too).
+    """
+    override = workers_override(bento, workers)
+    registry = image.split("/", 1)[0] if "/" in image else ""
+    ecr = re.fullmatch(r"\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com", registry)
+    lines = [
+        "#!/bin/bash",
+        f"# modelops: serve {bento} with {workers} worker(s) from {image}",
+        "set -euo pipefail",
+        "command -v docker >/dev/null || dnf install -y docker",
+        "systemctl enable --now docker",
+    ]
+    if ecr:
+        lines.append(
+            f"aws ecr get-login-password --region {ecr[1]} | docker login --username AWS --password-stdin {registry}"
+        )
+    lines += [
+        f"docker pull {shlex.quote(image)}",
+        f"docker run -d --restart unless-stopped --name bento -p {host_port}:{BENTO_PORT} "
+        f"-e {BENTOML_OVERRIDES_ENV}={shlex.quote(override)} {shlex.quote(image)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def start_and_wait_instance_refresh(
+    autoscaling: Any,
+    asg_name: str,
+    launch_template_id: str,
+    version: int,
+    timeout_s: float,
+    poll_s: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
+    """Replace the ASG's instances with ``version`` of its launch template; block until AWS says it succeeded.
+
+    DesiredConfiguration makes the switch atomic: AWS pins the ASG to the new version only when the refresh
+    succeeds, so a failed or cancelled refresh leaves the group as it was. There is no boto3 waiter for instance
+    refreshes, hence the poll with a deadline. Returns the refresh id.
+    """
+    started = autoscaling.start_instance_refresh(
+        AutoScalingGroupName=asg_name,
+        Strategy="Rolling",
+        DesiredConfiguration={
+            # Pin the number, never $Latest: a refresh compares versions, and $Latest hides which one runs.
+            "LaunchTemplate": {"LaunchTemplateId": launch_template_id, "Version": str(version)}
+        },
+        # Launch before terminate (max 200 %): the pool never drops below its capacity while being resized.
+        Preferences={"MinHealthyPercentage": 100, "MaxHealthyPercentage": 200, "SkipMatching": True},
+    )
+    refresh_id = started["InstanceRefreshId"]
+    deadline = clock() + timeout_s
+    while True:
+        refreshes = autoscaling.describe_instance_refreshes(
+            AutoScalingGroupName=asg_name, InstanceRefreshIds=[refresh_id]
+        )["InstanceRefreshes"]
+        refresh = refreshes[0] if refreshes else {"Status": "Unknown"}
+        status = refresh["Status"]
+        if status == "Successful":
+            return refresh_id
+        if status in REFRESH_FAILED:
+            reason = refresh.get("StatusReason", "no reason given")
+            raise DeploymentError(
+                f"instance refresh {refresh_id} of {asg_name} ended {status}: {reason}. The group keeps its "
+                f"previous launch template version; see `aws autoscaling describe-instance-refreshes "
+                f"--auto-scaling-group-name {asg_name}`"
+            )
+        if clock() >= deadline:
+            raise DeploymentError(
+                f"instance refresh {refresh_id} of {asg_name} still {status} "
+                f"({refresh.get('PercentageComplete', 0)} % done) after {timeout_s:g} s: follow it with "
+                f"`aws autoscaling describe-instance-refreshes --auto-scaling-group-name {asg_name}`, "
+                f"or cancel it with `aws autoscaling cancel-instance-refresh --auto-scaling-group-name {asg_name}`"
+            )
+        sleep(poll_s)
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """What a pool's pinned launch template version runs."""
+
+    launch_template_id: str
+    version: int
+    data: dict[str, Any]
+    bento: str
+    image: str
+    workers: int  # 0: unknown (a version not made by modelops and no stack output to fall back on)
+
+
+@dataclass(frozen=True)
+class ListenerState:
+    weights: dict[Colour, int]
+    live: Colour
+    previous: Colour | None
+    stickiness: dict[str, Any] | None
+
+
+class AwsTarget:
+    """The Target interface over an ALB with blue/green target groups and one ASG per colour."""
+
+    name = "aws"
+
+    def __init__(
+        self,
+        outputs: dict[str, Any],
+        session: Any,
+        *,
+        endpoint_url: str | None = None,
+        client_config: Config | None = None,
+        timeout_s: float = 900.0,
+        poll_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.outputs = check_outputs(outputs, REQUIRED_OUTPUTS, source="the aws stack outputs", stack="aws")
+        self.target_groups = _by_colour(outputs, keys.TARGET_GROUP_ARNS)
+        self.asg_names = _by_colour(outputs, keys.ASG_NAMES)
+        self.listener_arn: str = outputs[keys.LISTENER_ARN]
+        self.timeout_s = timeout_s
+        self.poll_s = poll_s
+        self._clock = clock
+        self._sleep = sleep
+        config = client_config or Config(retries={"mode": "standard", "max_attempts": 5})
+        self.ec2 = session.client("ec2", endpoint_url=endpoint_url, config=config)
+        self.elbv2 = session.client("elbv2", endpoint_url=endpoint_url, config=config)
+        self.autoscaling = session.client("autoscaling", endpoint_url=endpoint_url, config=config)
+        self.cloudwatch = session.client("cloudwatch", endpoint_url=endpoint_url, config=config)
+        self._ports: dict[Colour, int] = {}
+
+    # ---------------------------------------------------------------- reading
+
+    @_aws_errors("status")
+    def status(self) -> TargetStatus:
+        state = self._listener_state()
+        pools = {colour: self._pool_status(colour, state) for colour in COLOURS}
+        return TargetStatus(
+            target=self.name,
+            url=self.outputs[keys.ENDPOINT_URL],
+            bento=pools[state.live].bento,
+            live=state.live,
+            pools=pools,
+        )
+
+    @_aws_errors("reading alarms")
+    def alarms(self) -> dict[str, str]:
+        """{alarm name: OK | ALARM | INSUFFICIENT_DATA} for the stack's alarms; MISSING when one does not exist.
+
+        An alarm in ALARM state (5xx from targets, p95 latency, unhealthy hosts) is a rollback signal."""
+        names = list(dict(self.outputs.get(keys.ALARM_NAMES) or {}).values())
+        if not names:
+            return {}
+        found: dict[str, str] = {}
+        for page in self.cloudwatch.get_paginator("describe_alarms").paginate(AlarmNames=names):
+            for alarm in page.get("MetricAlarms", []) + page.get("CompositeAlarms", []):
+                found[alarm["AlarmName"]] = alarm["StateValue"]
+        return {name: found.get(name, "MISSING") for name in names}
+
+    def firing_alarms(self) -> list[str]:
+        return sorted(name for name, state in self.alarms().items() if state == "ALARM")
+
+    # ---------------------------------------------------------------- the Target operations
+
+    @_aws_errors("up")
+    def up(self, bento: str, replicas: int, workers: int) -> TargetStatus:
+        """Run ``bento`` in the live pool. The infrastructure itself comes from `pulumi up -s aws`.
+
+        Refuses to swap the bento of a live pool that is serving: that would skip the gate. Use
+        deploy_candidate + shift for a new bento, resize for other workers."""
+        live = self._listener_state().live
+        spec = self._pool_spec(live)
+        if (spec.bento, spec.workers) != (bento, workers):
+            running = self._members(self._asg(live))
+            if running:
+                raise DeploymentError(
+                    f"the live {live} pool already serves {spec.bento or 'an unknown bento'} with "
+                    f"{spec.workers or '?'} worker(s) on {len(running)} instance(s): put {bento} live with "
+                    "deploy_candidate then shift(100), or change workers with resize"
+                )
+            image = image_for(bento, self.outputs, repository=self.outputs.get(keys.REPOSITORY_URL))
+            version = self._new_version(live, spec, bento=bento, image=image, workers=workers)
+            self._pin(live, spec.launch_template_id, version)
+        self._scale(live, replicas)
+        return self.status()
+
+    @_aws_errors("down")
+    def down(self) -> None:
+        """Both pools to zero instances. The ALB, target groups and ASGs stay: `pulumi destroy -s aws` removes
+        them (and stops their cost)."""
+        for colour in COLOURS:
+            self._set_capacity(colour, 0)
+        for colour in COLOURS:
+            self._wait_capacity(colour, 0)
+
+    @_aws_errors("scale")
+    def scale(self, replicas: int, pool: Pool = "candidate") -> PoolStatus:
+        colour = self._colour_of(pool)
+        self._scale(colour, replicas)
+        return self._pool_status(colour)
+
+    @_aws_errors("resize")
+    def resize(
+        self, workers: int, cpu: float | None = None, pool: Pool = "candidate", instance_type: str | None = None
+    ) -> PoolStatus:
+        """Vertical: ``workers`` BentoML workers per instance, on an instance type with at least ``cpu`` vCPUs
+        (the smallest such size in the current family) or on ``instance_type``.
+
+        A new launch template version carries the change; an instance refresh rolls it out (launch before
+        terminate) and the call returns once the refresh succeeded and the pool's targets are healthy again."""
+        colour = self._colour_of(pool)
+        spec = self._pool_spec(colour)
+        current_type = spec.data.get("InstanceType", "")
+        if instance_type is None and cpu is not None:
+            instance_type = self.instance_type_for(cpu, current_type)
+        if not spec.image or not spec.bento:
+            raise DeploymentError(
+                f"the {colour} pool's launch template version {spec.version} does not say which image it runs "
+                f"(no {IMAGE_TAG} instance tag): deploy a bento onto it with deploy_candidate first"
+            )
+        version = self._new_version(
+            colour, spec, bento=spec.bento, image=spec.image, workers=workers, instance_type=instance_type
+        )
+        asg = self.asg_names[colour]
+        try:
+            start_and_wait_instance_refresh(
+                self.autoscaling,
+                asg,
+                spec.launch_template_id,
+                version,
+                timeout_s=self.timeout_s,
+                poll_s=self.poll_s,
+                clock=self._clock,
+                sleep=self._sleep,
+            )
+        except AWS_ERRORS as exc:
+            raise DeploymentError(
+                f"aws resize: launch template {spec.launch_template_id} version {version} "
+                f"({workers} worker(s), {instance_type or current_type}) was created, but the instance refresh "
+                f"of {asg} failed: {exc}. Its instances still run version {spec.version}"
+            ) from exc
+        self._wait_capacity(colour, int(self._asg(colour)["DesiredCapacity"]))
+        return self._pool_status(colour)
+
+    @_aws_errors("deploy_candidate")
+    def deploy_candidate(self, bento: str, replicas: int, workers: int, image: str | None = None) -> PoolStatus:
+        """Run ``bento`` on ``replicas`` fresh instances of the colour that is not live; live traffic untouched."""
+        state = self._listener_state()
+        colour = other(state.live)
+        if state.weights[colour] > 0:
+            raise DeploymentError(
+                f"the {colour} pool takes {state.weights[colour]} % of live traffic: finish that shift with "
+                "shift(100) or undo it with rollback() before deploying another candidate onto it"
+            )
+        image = image or image_for(bento, self.outputs, repository=self.outputs.get(keys.REPOSITORY_URL))
+        spec = self._pool_spec(colour)
+        version = self._new_version(colour, spec, bento=bento, image=image, workers=workers)
+        # Drain to zero, then scale up on the new version, instead of an instance refresh: the candidate takes no
+        # traffic, so there is nothing to keep up while it is replaced, and the gate never measures a pool that
+        # mixes the old and the new bento.
+        if self._members(self._asg(colour)):
+            self._set_capacity(colour, 0)
+            self._wait_capacity(colour, 0)
+        self._pin(colour, spec.launch_template_id, version)
+        self._scale(colour, replicas)
+        return self._pool_status(colour)
+
+    @_aws_errors("remove_candidate")
+    def remove_candidate(self) -> None:
+        state = self._listener_state()
+        colour = other(state.live)
+        if state.weights[colour] > 0:
+            raise DeploymentError(
+                f"the {colour} candidate takes {state.weights[colour]} % of live traffic: rollback() first, "
+                "or its share of requests would fail"
+            )
+        self._set_capacity(colour, 0)
+        self._wait_capacity(colour, 0)
+
+    @_aws_errors("shift")
+    def shift(self, weight: int) -> TargetStatus:
+        """Send ``weight`` % of the listener's traffic to the candidate colour; 100 makes it live."""
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+            raise UsageError(f"weight must be an integer percentage from 0 to 100, got {weight!r}")
+        state = self._listener_state()
+        candidate = other(state.live)
+        if weight > 0:
+            self._require_healthy(candidate, "shift traffic to it")
+        self._set_weights({candidate: weight, state.live: 100 - weight}, state.stickiness)
+        tags = {LIVE_TAG: candidate if weight == 100 else state.live}
+        if weight == 100:
+            tags[PREVIOUS_TAG] = state.live
+        self._tag_listener(tags)
+        return self.status()
+
+    @_aws_errors("rollback")
+    def rollback(self) -> TargetStatus:
+        """Undo a partial shift (live back to 100 %), or after a full shift give the previous colour 100 % again."""
+        state = self._listener_state()
+        candidate = other(state.live)
+        if state.weights[candidate] > 0:
+            self._set_weights({state.live: 100, candidate: 0}, state.stickiness)
+            return self.status()
+        previous = state.previous
+        if previous is None or previous == state.live:
+            raise DeploymentError(
+                f"nothing to roll back: {state.live} takes all traffic and the listener records no earlier live "
+                f"colour (tag {PREVIOUS_TAG} is set by a full shift)"
+            )
+        self._require_healthy(previous, "roll back to it")
+        self._set_weights({previous: 100, state.live: 0}, state.stickiness)
+        self._tag_listener({LIVE_TAG: previous, PREVIOUS_TAG: state.live})
+        return self.status()
+
+    @_aws_errors("kill_replica")
+    def kill_replica(self, pool: Pool = "candidate") -> ReplicaStatus:
+        """Terminate one in-service instance of the pool; the ASG keeps its desired capacity and replaces it."""
+        colour = self._colour_of(pool)
+        replicas = self._replicas(colour, self._asg(colour))
+        if not replicas:
+            raise NotDeployedError(f"the {colour} pool ({self.asg_names[colour]}) has no instance to kill")
+        victim = next((r for r in replicas if r.healthy), replicas[0])
+        self.autoscaling.terminate_instance_in_auto_scaling_group(
+            InstanceId=victim.name, ShouldDecrementDesiredCapacity=False
+        )
+        return ReplicaStatus(name=victim.name, url=victim.url, healthy=False)
+
+    # ---------------------------------------------------------------- sizing
+
+    def instance_type_for(self, cpu: float, current_type: str) -> str:
+        """The smallest non-metal size of ``current_type``'s family with at least ``cpu`` vCPUs."""
+        if cpu <= 0:
+            raise UsageError(f"cpu must be a positive number of vCPUs, got {cpu!r}")
+        family = current_type.partition(".")[0]
+        if not family:
+            raise UsageError(f"cannot pick an instance size without a current instance type, got {current_type!r}")
+        sizes: list[tuple[int, int, str]] = []
+        paginator = self.ec2.get_paginator("describe_instance_types")
+        for page in paginator.paginate(Filters=[{"Name": "instance-type", "Values": [f"{family}.*"]}]):
+            for info in page["InstanceTypes"]:
+                if info.get("BareMetal") or ".metal" in info["InstanceType"]:
+                    continue
+                sizes.append(
+                    (
+                        info["VCpuInfo"]["DefaultVCpus"],
+                        info.get("MemoryInfo", {}).get("SizeInMiB", 0),
+                        info["InstanceType"],
+                    )
+                )
+        fitting = sorted(s for s in sizes if s[0] >= cpu)
+        if not fitting:
+            largest = max(sizes, default=(0, 0, "none"))
+            raise UsageError(
+                f"no {family} instance type has {cpu:g} vCPUs (largest: {largest[2]} with {largest[0]}): "
+                "pass a smaller cpu or an explicit instance_type"
+            )
+        return fitting[0][2]
+
+    # ---------------------------------------------------------------- internals: listener
+
+    def _listener_state(self) -> ListenerState:
+        listeners = self.elbv2.describe_listeners(ListenerArns=[self.listener_arn])["Listeners"]
+        actions = [a for a in listeners[0]["DefaultActions"] if a["Type"] == "forward"]
+        if not actions:
+            raise DeploymentError(f"listener {self.listener_arn} has no forward default action: run `pulumi up -s aws`")
+        action = actions[0]
+        by_arn = {arn: colour for colour, arn in self.target_groups.items()}
+        weights: dict[Colour, int] = dict.fromkeys(COLOURS, 0)
+        forward = action.get("ForwardConfig")
+        groups = forward["TargetGroups"] if forward else [{"TargetGroupArn": action["TargetGroupArn"], "Weight": 100}]
+        for group in groups:
+            colour = by_arn.get(group["TargetGroupArn"])
+            if colour is None:
+                raise DeploymentError(
+                    f"listener {self.listener_arn} forwards to {group['TargetGroupArn']}, which is neither the blue "
+                    f"nor the green target group of these outputs: are the outputs from this stack?"
+                )
+            # A single target group without ForwardConfig weight takes everything (AWS's default weight is 1).
+            weights[colour] = int(group.get("Weight", 100 if len(groups) == 1 else 1))
+        tags = self._listener_tags()
+        live = tags.get(LIVE_TAG)
+        if live not in COLOURS:
+            # No tag yet (as Pulumi made it): the colour with the larger share, ties to the stack's live colour.
+            stack_live = self.outputs.get(keys.LIVE_COLOUR, "blue")
+            live = max(COLOURS, key=lambda c: (weights[c], c == stack_live))
+        previous = tags.get(PREVIOUS_TAG)
+        return ListenerState(
+            weights=weights,
+            live=live,
+            previous=previous if previous in COLOURS else None,
+            stickiness=(forward or {}).get("TargetGroupStickinessConfig"),
+        )
+
+    def _listener_tags(self) -> dict[str, str]:
+        described = self.elbv2.describe_tags(ResourceArns=[self.listener_arn])["TagDescriptions"]
+        return {t["Key"]: t["Value"] for d in described for t in d.get("Tags", [])}
+
+    def _tag_listener(self, tags: dict[str, str]) -> None:
+        self.elbv2.add_tags(ResourceArns=[self.listener_arn], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+
+    def _set_weights(self, weights: dict[Colour, int], stickiness: dict[str, Any] | None) -> None:
+        forward: dict[str, Any] = {
+            "TargetGroups": [
+                {"TargetGroupArn": self.target_groups[colour], "Weight": weights[colour]} for colour in COLOURS
+            ]
+        }
+        if stickiness is not None:
+            forward["TargetGroupStickinessConfig"] = stickiness
+        self.elbv2.modify_listener(
+            ListenerArn=self.listener_arn, DefaultActions=[{"Type": "forward", "ForwardConfig": forward}]
+        )
+
+    def _colour_of(self, pool: Pool) -> Colour:
+        if pool not in ("live", "candidate"):
+            raise UsageError(f"pool must be 'live' or 'candidate', got {pool!r}")
+        live = self._listener_state().live
+        return live if pool == "live" else other(live)
+
+    # ---------------------------------------------------------------- internals: pools
+
+    def _asg(self, colour: Colour) -> dict[str, Any]:
+        name = self.asg_names[colour]
+        groups = self.autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+        if not groups:
+            raise NotDeployedError(f"Auto Scaling Group {name} ({colour}) does not exist: run `pulumi up -s aws`")
+        return groups[0]
+
+    @staticmethod
+    def _members(asg: dict[str, Any]) -> list[dict[str, Any]]:
+        """The group's instances that are, or are becoming, part of the pool (not leaving it)."""
+        leaving = ("Terminating", "Terminated", "Detaching", "Detached", "EnteringStandby", "Standby")
+        return [i for i in asg.get("Instances", []) if not i["LifecycleState"].startswith(leaving)]
+
+    def _port(self, colour: Colour) -> int:
+        if colour not in self._ports:
+            groups = self.elbv2.describe_target_groups(TargetGroupArns=[self.target_groups[colour]])["TargetGroups"]
+            self._ports[colour] = int(groups[0].get("Port") or BENTO_PORT)
+        return self._ports[colour]
+
+    def _target_health(self, colour: Colour) -> dict[str, dict[str, Any]]:
+        described = self.elbv2.describe_target_health(TargetGroupArn=self.target_groups[colour])
+        return {d["Target"]["Id"]: d["TargetHealth"] for d in described["TargetHealthDescriptions"]}
+
+    def _replicas(self, colour: Colour, asg: dict[str, Any]) -> list[ReplicaStatus]:
+        # The ASG says which instances belong to the pool; the target group only says how healthy they are. A
+        # target group can still list instances that left the group (draining on AWS), which are not replicas.
+        members = self._members(asg)
+        if not members:
+            return []
+        ids = sorted(i["InstanceId"] for i in members)
+        health = self._target_health(colour)
+        ips: dict[str, str] = {}
+        for page in self.ec2.get_paginator("describe_instances").paginate(InstanceIds=ids):
+            for reservation in page["Reservations"]:
+                for instance in reservation["Instances"]:
+                    if instance.get("PrivateIpAddress"):
+                        ips[instance["InstanceId"]] = instance["PrivateIpAddress"]
+        port = self._port(colour)
+        return [
+            ReplicaStatus(
+                name=iid,
+                url=f"http://{ips[iid]}:{port}" if iid in ips else "",
+                healthy=health.get(iid, {}).get("State") == "healthy",
+            )
+            for iid in ids
+        ]
+
+    def _pool_spec(self, colour: Colour) -> PoolSpec:
+        pinned = self._asg(colour).get("LaunchTemplate")
+        if not pinned:
+            raise DeploymentError(
+                f"Auto Scaling Group {self.asg_names[colour]} has no launch template (a launch configuration or "
+                "mixed instances policy?): the aws stack gives each colour one launch template"
+            )
+        versions = self.ec2.describe_launch_template_versions(
+            LaunchTemplateId=pinned["LaunchTemplateId"], Versions=[str(pinned["Version"])]
+        )["LaunchTemplateVersions"]
+        found = versions[0]
+        data = found.get("LaunchTemplateData", {})
+        tags = {
+            t["Key"]: t["Value"]
+            for spec in data.get("TagSpecifications", [])
+            if spec.get("ResourceType") == "instance"
+            for t in spec.get("Tags", [])
+        }
+        stack_pool = colour == self.outputs.get(keys.LIVE_COLOUR, "blue")
+        bento = tags.get(BENTO_TAG) or (self.outputs.get(keys.BENTO, "") if stack_pool else "")
+        image = tags.get(IMAGE_TAG) or (self.outputs.get(keys.IMAGE, "") if stack_pool else "")
+        workers = int(tags[WORKERS_TAG]) if tags.get(WORKERS_TAG, "").isdigit() else 0
+        return PoolSpec(
+            launch_template_id=found["LaunchTemplateId"],
+            version=int(found["VersionNumber"]),
+            data=data,
+            bento=bento,
+            image=image,
+            workers=workers,
+        )
+
+    def _pool_status(self, colour: Colour, state: ListenerState | None = None) -> PoolStatus:
+        state = state or self._listener_state()
+        spec = self._pool_spec(colour)
+        return PoolStatus(
+            colour=colour,
+            bento=spec.bento,
+            # The listener is the only way in: the live pool is reachable there, a candidate has no URL of its own
+            # (each replica's private-IP URL is reachable from inside the VPC only).
+            url=self.outputs[keys.ENDPOINT_URL] if colour == state.live else "",
+            replicas=self._replicas(colour, self._asg(colour)),
+            workers=spec.workers,
+            weight=state.weights[colour],
+        )
+
+    def _require_healthy(self, colour: Colour, purpose: str) -> None:
+        if not any(r.healthy for r in self._replicas(colour, self._asg(colour))):
+            raise DeploymentError(
+                f"the {colour} pool ({self.asg_names[colour]}) has no healthy target, so it cannot {purpose}: "
+                "deploy_candidate or scale it up first"
+            )
+
+    def _new_version(
+        self,
+        colour: Colour,
+        source: PoolSpec,
+        *,
+        bento: str,
+        image: str,
+        workers: int,
+        instance_type: str | None = None,
+    ) -> int:
+        """A new launch template version: ``source`` with this bento/workers boot script, tags and instance type."""
+        user_data = render_user_data(image, bento, workers, self._port(colour))
+        modelops_tags = {BENTO_TAG: bento, IMAGE_TAG: image, WORKERS_TAG: str(workers)}
+        tag_specs = [s for s in source.data.get("TagSpecifications", []) if s.get("ResourceType") != "instance"]
+        instance_tags = [
+            t
+            for s in source.data.get("TagSpecifications", [])
+            if s.get("ResourceType") == "instance"
+            for t in s.get("Tags", [])
+            if t["Key"] not in modelops_tags
+        ]
+        tag_specs.append(
+            {
+                "ResourceType": "instance",
+                "Tags": instance_tags + [{"Key": k, "Value": v} for k, v in modelops_tags.items()],
+            }
+        )
+        # SourceVersion alone would inherit the rest on AWS; the full source data is passed too so that the new
+        # version is complete wherever inheritance is not implemented (moto 5.2 keeps only the given fields).
+        data = _as_request(self.ec2, source.data)
+        data.update(UserData=base64.b64encode(user_data.encode()).decode(), TagSpecifications=tag_specs)
+        if instance_type:
+            data["InstanceType"] = instance_type
+        created = self.ec2.create_launch_template_version(
+            LaunchTemplateId=source.launch_template_id,
+            SourceVersion=str(source.version),
+            VersionDescription=f"modelops {colour}: {bento}, {workers} worker(s)"[:255],
+            LaunchTemplateData=data,
+        )
+        return int(created["LaunchTemplateVersion"]["VersionNumber"])
+
+    def _pin(self, colour: Colour, launch_template_id: str, version: int) -> None:
+        # Pin the number, not $Latest: the ASG then says exactly which version its instances run.
+        self.autoscaling.update_auto_scaling_group(
+            AutoScalingGroupName=self.asg_names[colour],
+            LaunchTemplate={"LaunchTemplateId": launch_template_id, "Version": str(version)},
+        )
+
+    def _scale(self, colour: Colour, replicas: int) -> None:
+        self._set_capacity(colour, replicas)
+        self._wait_capacity(colour, replicas)
+
+    def _set_capacity(self, colour: Colour, replicas: int) -> None:
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
+            raise UsageError(f"replicas must be a whole number >= 0, got {replicas!r}")
+        asg = self._asg(colour)
+        name = self.asg_names[colour]
+        if replicas > asg["MaxSize"]:
+            raise UsageError(
+                f"{replicas} replicas exceed the {colour} group's MaxSize {asg['MaxSize']} ({name}), the spending "
+                "ceiling: raise modelops:aws.max_size in stacks/Pulumi.aws.yaml and run `pulumi up -s aws`"
+            )
+        if replicas < asg["MinSize"]:
+            # MinSize only stops the autoscaler from going lower; an explicit request for fewer lowers it.
+            self.autoscaling.update_auto_scaling_group(
+                AutoScalingGroupName=name, MinSize=replicas, DesiredCapacity=replicas
+            )
+        else:
+            self.autoscaling.set_desired_capacity(
+                AutoScalingGroupName=name, DesiredCapacity=replicas, HonorCooldown=False
+            )
+
+    def _wait_capacity(self, colour: Colour, replicas: int) -> None:
+        """Block until the ASG has exactly ``replicas`` in-service instances and all of them are healthy targets.
+
+        The autoscaling API has no waiter, so the group is polled with a deadline; target health then uses the
+        elbv2 ``target_in_service`` waiter on exactly those instances."""
+        name = self.asg_names[colour]
+        deadline = self._clock() + self.timeout_s
+        while True:
+            members = self._members(self._asg(colour))
+            if len(members) == replicas and all(m["LifecycleState"] == "InService" for m in members):
+                break
+            if self._clock() >= deadline:
+                states = ", ".join(f"{m['InstanceId']} {m['LifecycleState']}" for m in members) or "no instances"
+                raise DeploymentError(
+                    f"{name} did not reach {replicas} in-service instance(s) within {self.timeout_s:g} s ({states}): "
+                    f"see `aws autoscaling describe-scaling-activities --auto-scaling-group-name {name}`"
+                )
+            self._sleep(self.poll_s)
+        if replicas == 0:
+            return
+        port = self._port(colour)
+        remaining = max(deadline - self._clock(), self.poll_s)
+        try:
+            self.elbv2.get_waiter("target_in_service").wait(
+                TargetGroupArn=self.target_groups[colour],
+                Targets=[{"Id": m["InstanceId"], "Port": port} for m in members],
+                WaiterConfig={"Delay": self.poll_s, "MaxAttempts": max(1, math.ceil(remaining / self.poll_s))},
+            )
+        except WaiterError as exc:
+            health = self._target_health(colour)
+            unhealthy = ", ".join(
+                f"{m['InstanceId']} {health.get(m['InstanceId'], {}).get('State', 'not registered')}"
+                f" ({health.get(m['InstanceId'], {}).get('Reason', '-')})"
+                for m in members
+                if health.get(m["InstanceId"], {}).get("State") != "healthy"
+            )
+            raise DeploymentError(
+                f"the {colour} target group did not report {replicas} healthy target(s) within "
+                f"{self.timeout_s:g} s: {unhealthy or exc}. Check the instances' boot logs and /readyz"
+            ) from exc
+
+
+def _by_colour(outputs: dict[str, Any], key: str) -> dict[Colour, str]:
+    value = outputs.get(key)
+    if not isinstance(value, dict) or any(not value.get(colour) for colour in COLOURS):
+        raise UsageError(f"stack output {key!r} must map 'blue' and 'green' to names/ARNs, got {value!r}")
+    return {colour: str(value[colour]) for colour in COLOURS}
+
+
+def _as_request(ec2: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """Launch template data as DescribeLaunchTemplateVersions returns it, reduced to what
+    CreateLaunchTemplateVersion accepts (the response shape has a few read-only members)."""
+    shape = ec2.meta.service_model.operation_model("CreateLaunchTemplateVersion").input_shape
+    return _fit(data, shape.members["LaunchTemplateData"]) or {}
+
+
+def _fit(value: Any, shape: Any) -> Any:
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(value, dict):
+            return None
+        fitted = {k: _fit(v, shape.members[k]) for k, v in value.items() if k in shape.members}
+        return {k: v for k, v in fitted.items() if v is not None}
+    if kind == "list":
+        if not isinstance(value, list):
+            return None
+        return [f for f in (_fit(v, shape.member) for v in value) if f is not None]
+    if kind == "map":
+        return {k: _fit(v, shape.value) for k, v in value.items()} if isinstance(value, dict) else None
+    return value

@@ -1,0 +1,424 @@
+"""The AWS driver against a real moto server: each test changes something through the driver, then reads the
+resources back over the AWS API (listener weights, ASG capacity, launch template versions, target health).
+
+Instance refresh is the one call moto 5.2 does not implement (it answers 500): resize is checked against moto up
+to the refresh, and the refresh loop itself with botocore's Stubber, which validates requests against the API model.
+"""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from modelops.errors import DeploymentError, NotDeployedError, UsageError
+from modelops.targets.aws import (
+    BENTO_TAG,
+    IMAGE_TAG,
+    LIVE_TAG,
+    PREVIOUS_TAG,
+    WORKERS_TAG,
+    AwsTarget,
+    start_and_wait_instance_refresh,
+)
+from modelops.targets.base import Target
+from stacks import outputs as keys
+
+from .conftest import BENTO_PORT_ON_HOST, REPOSITORY, STACK_BENTO, AwsStack
+
+NEW_BENTO = "wine_classifier_service:v2"
+
+
+def instance_tags(stack: AwsStack, colour: str, version: str) -> dict[str, str]:
+    data = stack.launch_template_version(colour, version)["LaunchTemplateData"]
+    return {
+        t["Key"]: t["Value"] for s in data["TagSpecifications"] if s["ResourceType"] == "instance" for t in s["Tags"]
+    }
+
+
+@pytest.fixture
+def with_candidate(aws_target: AwsTarget) -> AwsTarget:
+    aws_target.deploy_candidate(NEW_BENTO, replicas=2, workers=2)
+    return aws_target
+
+
+def test_driver_implements_the_target_interface(aws_target: AwsTarget) -> None:
+    assert isinstance(aws_target, Target)
+
+
+def test_status_reads_blue_live_and_its_healthy_instances(aws_target: AwsTarget, aws_stack: AwsStack) -> None:
+    status = aws_target.status()
+
+    assert (status.live, status.bento, status.url) == ("blue", STACK_BENTO, aws_stack.outputs[keys.ENDPOINT_URL])
+    blue, green = status.pools["blue"], status.pools["green"]
+    assert (blue.weight, green.weight) == (100, 0)
+    assert [r.name for r in blue.replicas] == aws_stack.in_service("blue")
+    assert all(r.healthy for r in blue.replicas), blue.replicas
+    private_ips = {
+        i["InstanceId"]: i["PrivateIpAddress"]
+        for r in aws_stack.ec2.describe_instances(InstanceIds=aws_stack.in_service("blue"))["Reservations"]
+        for i in r["Instances"]
+    }
+    assert {r.name: r.url for r in blue.replicas} == {
+        iid: f"http://{ip}:{BENTO_PORT_ON_HOST}" for iid, ip in private_ips.items()
+    }
+    assert green.replicas == [] and green.url == ""
+
+
+def test_scale_sets_desired_capacity_and_waits_for_healthy_targets(aws_target: AwsTarget, aws_stack: AwsStack) -> None:
+    pool = aws_target.scale(3, pool="live")
+
+    assert aws_stack.asg("blue")["DesiredCapacity"] == 3
+    in_service = aws_stack.in_service("blue")
+    assert len(in_service) == 3
+    states = aws_stack.target_states("blue")
+    assert all(states[iid] == "healthy" for iid in in_service), states
+    assert [r.name for r in pool.replicas] == in_service and all(r.healthy for r in pool.replicas)
+
+
+def test_scale_below_min_size_lowers_min_size(aws_target: AwsTarget, aws_stack: AwsStack) -> None:
+    aws_target.scale(1, pool="live")
+
+    blue = aws_stack.asg("blue")
+    assert (blue["MinSize"], blue["DesiredCapacity"], len(aws_stack.in_service("blue"))) == (1, 1, 1)
+
+
+def test_scale_above_max_size_is_refused_and_changes_nothing(aws_target: AwsTarget, aws_stack: AwsStack) -> None:
+    with pytest.raises(UsageError, match=r"MaxSize 4 .*modelops:aws.max_size"):
+        aws_target.scale(5, pool="live")
+
+    assert aws_stack.asg("blue")["DesiredCapacity"] == 2
+
+
+def test_scale_times_out_naming_targets_that_never_become_healthy(aws_target: AwsTarget, aws_stack: AwsStack) -> None:
+    # An ASG detached from its target group (a hand edit in the console, say): its instances are never registered,
+    # so they never turn healthy. (moto cannot keep a registered target unhealthy: it re-registers on every scale.)
+    blue_group = aws_stack.outputs[keys.TARGET_GROUP_ARNS]["blue"]
+    aws_stack.autoscaling.detach_load_balancer_target_groups(
+        AutoScalingGroupName=aws_stack.outputs[keys.ASG_NAMES]["blue"], TargetGroupARNs=[blue_group]
+    )
+    instances = aws_stack.in_service("blue")
+    assert aws_stack.target_states("blue") == {}  # detaching deregistered them
+    aws_target.timeout_s = 0.5
+
+    with pytest.raises(DeploymentError, match=rf"did not report 2 healthy target.*{instances[0]} not registered"):
+        aws_target.scale(2, pool="live")
+    assert [r.healthy for r in aws_target.status().pools["blue"].replicas] == [False, False]
+
+
+def test_deploy_candidate_runs_the_bento_on_green_from_a_new_pinned_launch_template_version(
+    with_candidate: AwsTarget, aws_stack: AwsStack
+) -> None:
+    green = aws_stack.asg("green")
+    assert green["LaunchTemplate"]["Version"] == "2"
+    assert green["DesiredCapacity"] == 2 and len(aws_stack.in_service("green")) == 2
+    assert set(aws_stack.target_states("green").values()) == {"healthy"}
+    user_data = aws_stack.user_data("green", "2")
+    assert f"{REPOSITORY}:v2" in user_data
+    assert json.dumps({"services": {"wine_classifier_service": {"workers": 2}}}, separators=(",", ":")) in user_data
+    assert f"-p {BENTO_PORT_ON_HOST}:3000" in user_data
+    tags = instance_tags(aws_stack, "green", "2")
+    assert (tags[BENTO_TAG], tags[IMAGE_TAG], tags[WORKERS_TAG]) == (NEW_BENTO, f"{REPOSITORY}:v2", "2")
+    # The new version keeps the stack's settings (AMI, IMDSv2) instead of only the changed fields.
+    data = aws_stack.launch_template_version("green", "2")["LaunchTemplateData"]
+    assert (data["ImageId"], data["MetadataOptions"]["HttpTokens"]) == ("ami-12c6146b", "required")
+    # Live traffic untouched.
+    assert aws_stack.listener_weights() == {"blue": 100, "green": 0}
+    candidate = with_candidate.status().candidate
+    assert candidate is not None and (candidate.bento, candidate.workers) == (NEW_BENTO, 2)
+
+
+def test_deploy_candidate_replaces_the_previous_candidate_instances(
+    with_candidate: AwsTarget, aws_stack: AwsStack
+) -> None:
+    before = set(aws_stack.in_service("green"))
+
+    with_candidate.deploy_candidate("wine_classifier_service:v3", replicas=1, workers=1)
+
+    after = set(aws_stack.in_service("green"))
+    assert len(after) == 1 and not after & before
+    assert aws_stack.asg("green")["LaunchTemplate"]["Version"] == "3"
+
+
+def test_deploy_candidate_is_refused_while_the_candidate_takes_traffic(
+    with_candidate: AwsTarget, aws_stack: AwsStack
+) -> None:
+    with_candidate.shift(10)
+
+    with pytest.raises(DeploymentError, match="takes 10 % of live traffic"):
+        with_candidate.deploy_candidate("wine_classifier_service:v3", replicas=1, workers=1)
+    assert aws_stack.asg("green")["LaunchTemplate"]["Version"] == "2"
+
+
+def test_shift_partial_weight_splits_traffic_and_keeps_blue_live(
+    with_candidate: AwsTarget, aws_stack: AwsStack
+) -> None:
+    status = with_candidate.shift(10)
+
+    assert aws_stack.listener_weights() == {"blue": 90, "green": 10}
+    assert status.live == "blue" and aws_stack.listener_tags()[LIVE_TAG] == "blue"
+
+
+def test_shift_full_weight_makes_green_live(with_candidate: AwsTarget, aws_stack: AwsStack) -> None:
+    status = with_candidate.shift(100)
+
+    assert aws_stack.listener_weights() == {"blue": 0, "green": 100}
+    assert aws_stack.listener_tags() == {LIVE_TAG: "green", PREVIOUS_TAG: "blue"}
+    assert (status.live, status.bento) == ("green", NEW_BENTO)
+
+
+def test_shift_keeps_the_listener_stickiness_setting(with_candidate: AwsTarget, aws_stack: AwsStack) -> None:
+    with_candidate.shift(50)
+
+    listener = aws_stack.elbv2.describe_listeners(ListenerArns=[aws_stack.outputs[keys.LISTENER_ARN]])["Listeners"]
+    assert listener[0]["DefaultActions"][0]["ForwardConfig"]["TargetGroupStickinessConfig"] == {"Enabled": False}
+
+
+def test_shift_to_a_candidate_without_healthy_targets_is_refused(aws_target: AwsTarget, aws_stack: AwsStack) -> None:
+    with pytest.raises(DeploymentError, match=r"green pool .* has no healthy target"):
+        aws_target.shift(10)
+
+    assert aws_stack.listener_weights() == {"blue": 100, "green": 0}
+
+
+@pytest.mark.parametrize("weight", [-1, 101, 12.5, True])
+def test_shift_rejects_weights_that_are_not_a_percentage(aws_target: AwsTarget, weight: object) -> None:
+    with pytest.raises(UsageError, match="integer percentage from 0 to 100"):
+        aws_target.shift(weight)  # type: ignore[arg-type]
+
+
+def test_rollback_after_a_full_shift_makes_blue_live_again(with_candidate: AwsTarget, aws_stack: AwsStack) -> None:
+    with_candidate.shift(100)
+
+    status = with_candidate.rollback()
+
+    assert aws_stack.listener_weights() == {"blue": 100, "green": 0}
+    assert aws_stack.listener_tags() == {LIVE_TAG: "blue", PREVIOUS_TAG: "green"}
+    assert (status.live, status.bento) == ("blue", STACK_BENTO)
+
+
+def test_rollback_during_a_partial_shift_gives_live_all_traffic(with_candidate: AwsTarget, aws_stack: AwsStack) -> None:
+    with_candidate.shift(30)
+
+    assert with_candidate.rollback().live == "blue"
+    assert aws_stack.listener_weights() == {"blue": 100, "green": 0}
+
+
+def test_rollback_without_an_earlier_live_colour_is_refused(with_candidate: AwsTarget, aws_stack: AwsStack) -> None:
+    # A deployed candidate is not "the previous version": rollback must never promote it.
+    with pytest.raises(DeploymentError, match="nothing to roll back"):
+        with_candidate.rollback()
+
+    assert aws_stack.listener_weights() == {"blue": 100, "green": 0}
+
+
+def test_rollback_to_a_pool_that_was_scaled_away_is_refused(with_candidate: AwsTarget, aws_stack: AwsStack) -> None:
+    with_candidate.shift(100)
+    with_candidate.remove_candidate()  # blue, now the candidate, goes to zero
+
+    with pytest.raises(DeploymentError, match=r"blue pool .* has no healthy target"):
+        with_candidate.rollback()
+    assert aws_stack.listener_weights() == {"blue": 0, "green": 100}
+
+
+def test_kill_replica_terminates_one_instance_and_keeps_desired_capacity(
+    aws_target: AwsTarget, aws_stack: AwsStack
+) -> None:
+    before = aws_stack.in_service("blue")
+
+    killed = aws_target.kill_replica(pool="live")
+
+    assert killed.name in before and killed.healthy is False
+    reservations = aws_stack.ec2.describe_instances(InstanceIds=[killed.name])["Reservations"]
+    assert reservations[0]["Instances"][0]["State"]["Name"] in {"shutting-down", "terminated"}
+    assert aws_stack.asg("blue")["DesiredCapacity"] == 2
+    # moto launches the replacement at once (AWS would after its health check) ...
+    after = aws_stack.in_service("blue")
+    assert len(after) == 2 and killed.name not in after
+    # ... and, unlike AWS, keeps the terminated instance registered as "healthy": status must not count it.
+    assert aws_stack.target_states("blue")[killed.name] == "healthy"
+    assert [r.name for r in aws_target.status().pools["blue"].replicas] == after
+
+
+def test_kill_replica_of_an_empty_pool_says_so(aws_target: AwsTarget) -> None:
+    with pytest.raises(NotDeployedError, match=r"green pool .* has no instance"):
+        aws_target.kill_replica(pool="candidate")
+
+
+def test_remove_candidate_scales_green_to_zero(with_candidate: AwsTarget, aws_stack: AwsStack) -> None:
+    with_candidate.remove_candidate()
+
+    green = aws_stack.asg("green")
+    assert (green["DesiredCapacity"], green["Instances"]) == (0, [])
+    assert len(aws_stack.in_service("blue")) == 2
+
+
+def test_remove_candidate_is_refused_while_it_takes_traffic(with_candidate: AwsTarget, aws_stack: AwsStack) -> None:
+    with_candidate.shift(20)
+
+    with pytest.raises(DeploymentError, match="rollback"):
+        with_candidate.remove_candidate()
+    assert aws_stack.asg("green")["DesiredCapacity"] == 2
+
+
+def test_down_scales_both_pools_to_zero(with_candidate: AwsTarget, aws_stack: AwsStack) -> None:
+    blue_instances = aws_stack.in_service("blue")
+
+    with_candidate.down()
+
+    for colour in ("blue", "green"):
+        asg = aws_stack.asg(colour)
+        assert (asg["MinSize"], asg["DesiredCapacity"], asg["Instances"]) == (0, 0, []), colour
+    reservations = aws_stack.ec2.describe_instances(InstanceIds=blue_instances)["Reservations"]
+    assert {i["State"]["Name"] for r in reservations for i in r["Instances"]} <= {"shutting-down", "terminated"}
+
+
+def test_up_after_down_brings_the_live_pool_back(aws_target: AwsTarget, aws_stack: AwsStack) -> None:
+    aws_target.down()
+
+    status = aws_target.up(NEW_BENTO, replicas=2, workers=3)
+
+    assert status.live == "blue" and status.bento == NEW_BENTO
+    assert len(status.replicas) == 2 and all(r.healthy for r in status.replicas)
+    assert instance_tags(aws_stack, "blue", "2")[WORKERS_TAG] == "3"
+
+
+def test_up_refuses_to_swap_the_bento_of_a_serving_live_pool(aws_target: AwsTarget, aws_stack: AwsStack) -> None:
+    with pytest.raises(DeploymentError, match="deploy_candidate then shift"):
+        aws_target.up(NEW_BENTO, replicas=2, workers=1)
+
+    assert aws_stack.asg("blue")["LaunchTemplate"]["Version"] == "1"
+
+
+def test_alarms_report_each_alarm_state(aws_target: AwsTarget, aws_stack: AwsStack) -> None:
+    aws_stack.cloudwatch.set_alarm_state(AlarmName="modelops-target-5xx", StateValue="ALARM", StateReason="test")
+
+    alarms = aws_target.alarms()
+
+    assert alarms["modelops-target-5xx"] == "ALARM"
+    assert set(alarms) == set(aws_stack.outputs[keys.ALARM_NAMES].values())
+    assert aws_target.firing_alarms() == ["modelops-target-5xx"]
+
+
+def test_alarms_report_a_missing_alarm_as_missing(aws_target: AwsTarget, aws_stack: AwsStack) -> None:
+    aws_stack.cloudwatch.delete_alarms(AlarmNames=["mo-unh"])
+
+    assert aws_target.alarms()["mo-unh"] == "MISSING"
+
+
+@pytest.mark.parametrize(("cpu", "expected"), [(0.5, "c7i.large"), (3, "c7i.xlarge"), (8, "c7i.2xlarge")])
+def test_instance_type_for_picks_the_smallest_family_size_with_enough_vcpus(
+    aws_target: AwsTarget, cpu: float, expected: str
+) -> None:
+    assert aws_target.instance_type_for(cpu, "c7i.large") == expected
+
+
+def test_instance_type_for_more_vcpus_than_the_family_has_is_refused(aws_target: AwsTarget) -> None:
+    with pytest.raises(UsageError, match=r"no c7i instance type has 1000 vCPUs \(largest: c7i.48xlarge"):
+        aws_target.instance_type_for(1000, "c7i.large")
+
+
+def test_resize_stages_a_version_and_leaves_the_group_alone_when_the_refresh_cannot_start(
+    with_candidate: AwsTarget, aws_stack: AwsStack
+) -> None:
+    # moto 5.2 has no instance refresh (HTTP 500): everything up to it is real, and the failure path is honest.
+    with pytest.raises(DeploymentError, match=r"version 3 .*instance refresh of modelops-green failed"):
+        with_candidate.resize(workers=4, cpu=3)
+
+    staged = aws_stack.launch_template_version("green", "3")["LaunchTemplateData"]
+    assert staged["InstanceType"] == "c7i.xlarge"
+    assert '"workers":4' in aws_stack.user_data("green", "3")
+    assert instance_tags(aws_stack, "green", "3")[BENTO_TAG] == NEW_BENTO
+    assert aws_stack.asg("green")["LaunchTemplate"]["Version"] == "2"
+
+
+# ------------------------------------------------------------------ instance refresh (not in moto): botocore Stubber
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def stubbed_autoscaling() -> tuple[object, Stubber]:
+    client = boto3.Session(aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1").client(
+        "autoscaling"
+    )
+    with Stubber(client) as stubber:
+        yield client, stubber
+
+
+def expect_start(stubber: Stubber) -> None:
+    stubber.add_response(
+        "start_instance_refresh",
+        {"InstanceRefreshId": "r-1"},
+        {
+            "AutoScalingGroupName": "modelops-green",
+            "Strategy": "Rolling",
+            "DesiredConfiguration": {"LaunchTemplate": {"LaunchTemplateId": "lt-0abc", "Version": "3"}},
+            "Preferences": {"MinHealthyPercentage": 100, "MaxHealthyPercentage": 200, "SkipMatching": True},
+        },
+    )
+
+
+def expect_refresh_status(stubber: Stubber, status: str, **extra: object) -> None:
+    stubber.add_response(
+        "describe_instance_refreshes",
+        {
+            "InstanceRefreshes": [
+                {"InstanceRefreshId": "r-1", "AutoScalingGroupName": "modelops-green", "Status": status, **extra}
+            ]
+        },
+        {"AutoScalingGroupName": "modelops-green", "InstanceRefreshIds": ["r-1"]},
+    )
+
+
+def test_instance_refresh_pins_the_version_and_waits_until_it_succeeds(stubbed_autoscaling) -> None:
+    client, stubber = stubbed_autoscaling
+    clock = FakeClock()
+    expect_start(stubber)
+    for status in ("Pending", "InProgress", "Successful"):
+        expect_refresh_status(stubber, status)
+
+    refresh_id = start_and_wait_instance_refresh(
+        client, "modelops-green", "lt-0abc", 3, timeout_s=60, poll_s=5, clock=clock, sleep=clock.sleep
+    )
+
+    assert refresh_id == "r-1" and clock.now == 10
+    stubber.assert_no_pending_responses()
+
+
+def test_instance_refresh_that_fails_raises_with_the_reason(stubbed_autoscaling) -> None:
+    client, stubber = stubbed_autoscaling
+    clock = FakeClock()
+    expect_start(stubber)
+    expect_refresh_status(stubber, "Failed", StatusReason="instances failed ELB health checks")
+
+    with pytest.raises(DeploymentError, match="ended Failed: instances failed ELB health checks"):
+        start_and_wait_instance_refresh(
+            client, "modelops-green", "lt-0abc", 3, timeout_s=60, poll_s=5, clock=clock, sleep=clock.sleep
+        )
+
+
+def test_instance_refresh_that_outlasts_the_timeout_says_how_to_follow_it(stubbed_autoscaling) -> None:
+    client, stubber = stubbed_autoscaling
+    clock = FakeClock()
+    expect_start(stubber)
+    for _ in range(3):
+        expect_refresh_status(stubber, "InProgress", PercentageComplete=40)
+
+    with pytest.raises(
+        DeploymentError, match=r"still InProgress \(40 % done\) after 10 s.*describe-instance-refreshes"
+    ):
+        start_and_wait_instance_refresh(
+            client, "modelops-green", "lt-0abc", 3, timeout_s=10, poll_s=5, clock=clock, sleep=clock.sleep
+        )
