@@ -14,6 +14,7 @@ from pathlib import Path
 
 from modelops.errors import BentoNotFoundError, DeploymentError
 from stacks.config import PROJECT_ROOT
+
 BENTO_DIR = PROJECT_ROOT / "bento"
 REFERENCE_MODEL = "wine_classifier"
 BUILD_HINT = "build one with `modelops build` (the reference model) or `bentoml build` in your service's folder"
@@ -86,10 +87,10 @@ def has_reference_model() -> bool:
     return True
 
 
-def build(bento_dir: Path = BENTO_DIR) -> str:
-    """``bentoml build`` the service in ``bento_dir``; returns the new bento's tag and records it as the last."""
+def build(bento_dir: Path = BENTO_DIR, bentofile: str = "bentofile.yaml", record: bool = True) -> str:
+    """``bentoml build`` the service in ``bento_dir``; returns the new bento's tag (recorded as the last build)."""
     result = subprocess.run(
-        [sys.executable, "-m", "bentoml", "build", ".", "--output", "tag"],
+        [sys.executable, "-m", "bentoml", "build", ".", "--bentofile", bentofile, "--output", "tag"],
         cwd=bento_dir,  # bentoml refuses a bentofile outside its working directory
         capture_output=True,
         text=True,
@@ -98,6 +99,8 @@ def build(bento_dir: Path = BENTO_DIR) -> str:
     if result.returncode != 0:
         raise DeploymentError(f"bentoml build failed in {bento_dir}:\n{(result.stderr or result.stdout)[-3000:]}")
     tag = _parse_tag(result.stdout)
+    if not record:
+        return tag
     path = last_build_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(tag + "\n")

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-PERIOD_US = 100_000
+PERIOD_US = 10_000  # short period: throttling in 10 ms slices keeps tail latency low (100 ms adds spikes)
 V1_ROOT = Path("/sys/fs/cgroup/cpu")
 V2_ROOT = Path("/sys/fs/cgroup")
 GROUP = "modelops"

@@ -153,6 +153,39 @@ def demo(stack: StackOpt = "local") -> None:
     raise typer.Exit(int(run_demo(_settings(stack), Steps(err), out)))
 
 
+@app.command()
+@handled
+def bench(
+    stack: StackOpt = "local",
+    users: Annotated[int, typer.Option(help="concurrent Locust users")] = 64,
+    duration: Annotated[float, typer.Option(help="measured seconds per variant and round")] = 15.0,
+    rounds: Annotated[int, typer.Option(help="interleaved rounds (figures are medians)")] = 2,
+    cpu: Annotated[float, typer.Option(help="CPU budget of the replica, cores (where cgroups allow)")] = 1.0,
+) -> None:
+    """Benchmark (not a test): batched vs naive vs no-op predict paths, and one replica direct vs via HAProxy."""
+    from modelops.bench import BenchOptions, run_bench
+
+    options = BenchOptions(users=users, duration_s=duration, rounds=rounds, cpu=cpu)
+    summary = run_bench(_settings(stack), options, Steps(err))
+    table = Table("variant", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "requests", "rounds req/s")
+    for name, v in summary["variants"].items():
+        warn = " [yellow](locust CPU-bound)[/]" if v["cpu_warning"] else ""
+        table.add_row(name + warn, f"{v['rps']:.0f}", f"{v['p50_ms']:.0f}", f"{v['p95_ms']:.0f}",
+                      f"{v['p99_ms']:.0f}", str(v["errors"]), str(v["requests"]), str(v["rounds_rps"]))  # fmt: skip
+    out.print(table)
+    r, goals, met = summary["ratios"], summary["goals"], summary["goals_met"]
+    mark = {True: "[green]met[/]", False: "[red]missed[/]"}
+    out.print(f"batched / no-op floor: {r['batched_vs_noop']:.1%}  (goal >= {goals['batched_vs_noop']:.0%}, "
+              f"0 errors) {mark[met['batched_vs_noop']]}")  # fmt: skip
+    out.print(f"batched p95: {summary['variants']['batched']['p95_ms']:.0f} ms  (goal <= "
+              f"{goals['batched_p95_ms']:.0f} ms) {mark[met['batched_p95_ms']]}")  # fmt: skip
+    out.print(f"batched / naive: {r['batched_vs_naive']:.2f}x")
+    out.print(f"HAProxy overhead: {r['haproxy_overhead']:.1%}  (goal <= {goals['haproxy_overhead']:.0%}) "
+              f"{mark[met['haproxy_overhead']]}")  # fmt: skip
+    out.print(f"CPU budgets: {summary['cpu_budgets']}")
+    out.print(f"results: {summary['path']}")
+
+
 def _print_status(data: dict) -> None:
     out.print(f"[bold]{data['target']}[/] load balancer: [cyan]{data['url']}[/]   live: {data['live']} {data['bento']}")
     if data.get("admin_url"):

@@ -60,8 +60,9 @@ def test_golden_rows_recorded_at_training_are_reproduced(urls, reference_bento) 
 
 
 def _row(n: int, first: object = 1.0) -> str:
-    return "[" + ", ".join([json.dumps(first) if not isinstance(first, str) or first[0] != "!" else first[1:]] +
-                           ["1.0"] * (n - 1)) + "]"  # fmt: skip
+    """A JSON row of n values; a first value written "!literal" goes in verbatim (NaN, Infinity, 1e400)."""
+    literal = first[1:] if isinstance(first, str) and first.startswith("!") else json.dumps(first)
+    return "[" + ", ".join([literal] + ["1.0"] * (n - 1)) + "]"
 
 
 BAD_INPUTS = {
@@ -80,8 +81,12 @@ BAD_INPUTS = {
     "missing rows": (lambda a: "{}", None, 400, "Field required"),
     "empty body": (lambda a: "", None, 400, "rows"),
     "not an object": (lambda a: "[1, 2, 3]", None, 400, "object"),
-    "too many rows": (lambda a: json.dumps({"rows": [[1.0] * a["features"]] * (a["max_rows"] + 1)}), None, 400,
-                      "at most"),  # fmt: skip
+    "too many rows": (
+        lambda a: json.dumps({"rows": [[1.0] * a["features"]] * (a["max_rows"] + 1)}),
+        None,
+        400,
+        "at most",
+    ),
     "wrong content type": (lambda a: json.dumps({"rows": [a["example"][0]]}), "text/plain", 415, "content type"),
     "form content type": (lambda a: "rows=1", "application/x-www-form-urlencoded", 415, "content type"),
 }

@@ -36,7 +36,9 @@ def test_console_script_runs() -> None:
 def test_invalid_setting_exits_with_usage_status_naming_key_allowed_values_and_file(tmp_path, monkeypatch) -> None:
     stacks = tmp_path / "stacks"
     stacks.mkdir()
-    (stacks / "Pulumi.local.yaml").write_text("config:\n  modelops:target: local\n  modelops:deploy:\n    replicas: 0\n")
+    (stacks / "Pulumi.local.yaml").write_text(
+        "config:\n  modelops:target: local\n  modelops:deploy:\n    replicas: 0\n"
+    )
     monkeypatch.setattr("stacks.config.STACKS_DIR", stacks)
     result = CliRunner().invoke(app, ["config", "--stack", "local"], catch_exceptions=False)
     assert result.exit_code == ExitStatus.USAGE

@@ -51,5 +51,5 @@ def test_a_file_without_config_mapping_says_what_shape_it_needs(tmp_path) -> Non
 def test_overrides_are_validated_like_the_file() -> None:
     settings = load_stack_config("local")
     assert settings.with_overrides(deploy={"replicas": 3}).deploy.replicas == 3
-    with pytest.raises(ConfigError, match="modelops:deploy.workers"):
+    with pytest.raises(ConfigError, match=r"modelops:deploy\.workers"):
         settings.with_overrides(deploy={"workers": 0})

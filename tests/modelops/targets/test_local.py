@@ -131,7 +131,7 @@ def test_unknown_bento_says_how_to_build_one(make_target) -> None:
 
 
 FAULTY_SERVICE = textwrap.dedent(
-    '''
+    """
     import os
     import time
 
@@ -151,7 +151,7 @@ FAULTY_SERVICE = textwrap.dedent(
         @bentoml.api
         def predict(self, rows: list[list[float]]) -> list[int]:
             return [0 for _ in rows]
-    '''
+    """
 )
 
 

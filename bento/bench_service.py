@@ -1,0 +1,38 @@
+"""Benchmark-only service: the production predict path beside its unbatched twin and a no-op floor.
+
+Built into its own bento (bentofile.bench.yaml) by `modelops bench`; the production service stays clean.
+  /predict        the production code path: adaptive batching (same settings as service.py)
+  /predict_naive  the same model call, one request at a time (no batching)
+  /noop           same input validation, no model: the framework's floor for this payload
+"""
+
+from __future__ import annotations
+
+import bentoml
+from service import BATCH, MAX_BODY_BYTES, MODEL, Classifier, Prediction, RequestGuard, Rows
+
+
+@bentoml.service(name="wine_bench", workers=1, traffic={"timeout": 30}, logging={"access": {"enabled": False}})
+class WineBench:
+    model_ref = MODEL
+
+    def __init__(self) -> None:
+        self.classifier = Classifier()
+
+    @bentoml.api(**BATCH)
+    def predict(self, rows: Rows) -> list[Prediction]:
+        return self.classifier.predict(rows)
+
+    @bentoml.api
+    def predict_naive(self, rows: Rows) -> list[Prediction]:
+        return self.classifier.predict(rows)
+
+    @bentoml.api
+    def noop(self, rows: Rows) -> list[Prediction]:
+        return [NOOP] * len(rows)  # same response shape, no model: what the framework costs on its own
+
+
+NOOP = Prediction(label="none", probabilities={})
+
+
+WineBench.add_asgi_middleware(RequestGuard, max_body_bytes=MAX_BODY_BYTES)

@@ -1,0 +1,122 @@
+"""`make bench`: throughput and latency, measured side by side in one run on the local target.
+
+One replica of the benchmark bento (bento/bench_service.py) behind HAProxy. At the same concurrency, in
+interleaved rounds (so drift in machine load hits every variant alike):
+  noop      the framework floor: same validation and response shape, no model
+  naive     the model called once per request (no batching)
+  batched   the production path (adaptive batching)
+  haproxy   the production path through HAProxy instead of straight to the replica
+Each variant's figures are the median over rounds. Goals are printed beside the ratios; they are not asserted:
+timings are the benchmark's business, not the test suite's.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelops import bentos, loadgen
+from modelops.targets.local import LocalTarget
+from modelops.ui import Steps
+from stacks.config import PROJECT_ROOT, StackConfig
+
+VARIANTS = {  # name: (endpoint, through HAProxy?)
+    "noop": ("/noop", False),
+    "naive": ("/predict_naive", False),
+    "batched": ("/predict", False),
+    "haproxy": ("/predict", True),
+}
+GOALS = {"batched_vs_noop": 0.90, "batched_p95_ms": 100.0, "haproxy_overhead": 0.03}
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    users: int = 64
+    duration_s: float = 15.0
+    warmup_s: float = 3.0
+    rounds: int = 2
+    cpu: float = 1.0  # CPU budget of the replica (cores), when budgets are available
+    workers: int = 1
+
+
+def run_bench(settings: StackConfig, options: BenchOptions, steps: Steps, out_dir: Path | None = None) -> dict:
+    out_dir = out_dir or PROJECT_ROOT / "reports" / time.strftime("bench-%Y%m%d-%H%M%S")
+    with steps.step("building the benchmark bento"):
+        if not bentos.has_reference_model():
+            from bento import train
+
+            train.save(seed=1)
+        tag = bentos.build(bentofile="bentofile.bench.yaml", record=False)
+    settings = settings.with_overrides(
+        deploy={"cpu_per_replica": options.cpu / options.workers},
+        local={"state_dir": str(PROJECT_ROOT / ".work" / "bench")},
+    )
+    target = LocalTarget(settings)
+    results: dict[str, list[loadgen.LoadResult]] = {name: [] for name in VARIANTS}
+    try:
+        with steps.step(f"deploying 1 replica of {tag}") as note:
+            target.progress = note
+            status = target.up(tag, replicas=1, workers=options.workers)
+        urls = {False: status.replicas[0].url, True: status.url}
+        for round_no in range(1, options.rounds + 1):
+            for name, (endpoint, via_lb) in VARIANTS.items():
+                spec = loadgen.LoadSpec(
+                    users=options.users,
+                    spawn_rate=options.users,
+                    duration_s=options.duration_s,
+                    warmup_s=options.warmup_s,
+                    endpoint=endpoint,
+                )
+                title = f"round {round_no}/{options.rounds}: {name} ({options.users} users, {options.duration_s:g} s)"
+                with steps.step(title):
+                    results[name].append(loadgen.run(urls[via_lb], spec, out_dir, prefix=f"{name}-{round_no}"))
+    finally:
+        with steps.step("stopping the benchmark deployment"):
+            target.down()
+    summary = summarise(results, options, status.to_dict(), target.budgets.reason)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "bench.json").write_text(json.dumps(summary, indent=2))
+    summary["path"] = str(out_dir / "bench.json")
+    return summary
+
+
+def summarise(results: dict[str, list[loadgen.LoadResult]], options: BenchOptions, status: dict, budgets: str) -> dict:
+    def median(name: str, field: str) -> float:
+        return statistics.median(getattr(r, field) for r in results[name])
+
+    variants = {
+        name: {
+            "rps": median(name, "rps"),
+            "p50_ms": median(name, "p50_ms"),
+            "p95_ms": median(name, "p95_ms"),
+            "p99_ms": median(name, "p99_ms"),
+            "errors": sum(r.failures for r in runs),
+            "requests": sum(r.requests for r in runs),
+            "cpu_warning": any(r.cpu_warning for r in runs),
+            "rounds_rps": [round(r.rps, 1) for r in runs],
+        }
+        for name, runs in results.items()
+    }
+    rps = {name: v["rps"] for name, v in variants.items()}
+    ratios = {
+        "batched_vs_noop": rps["batched"] / rps["noop"] if rps["noop"] else 0.0,
+        "batched_vs_naive": rps["batched"] / rps["naive"] if rps["naive"] else 0.0,
+        "haproxy_overhead": 1 - rps["haproxy"] / rps["batched"] if rps["batched"] else 0.0,
+    }
+    met = {
+        "batched_vs_noop": ratios["batched_vs_noop"] >= GOALS["batched_vs_noop"] and variants["batched"]["errors"] == 0,
+        "batched_p95_ms": variants["batched"]["p95_ms"] <= GOALS["batched_p95_ms"],
+        "haproxy_overhead": ratios["haproxy_overhead"] <= GOALS["haproxy_overhead"],
+    }
+    return {
+        "options": options.__dict__,
+        "cpu_budgets": budgets,
+        "variants": variants,
+        "ratios": ratios,
+        "goals": GOALS,
+        "goals_met": met,
+        "bento": status["bento"],
+    }
