@@ -10,8 +10,9 @@ State kept on AWS itself, so every command can run on a fresh machine:
 - which colour is live, and which was live before the last full shift: tags on the listener
   (:data:`LIVE_TAG`, :data:`PREVIOUS_TAG`). Weights alone cannot say it: blue 40 / green 60 is either "green live,
   blue a 40 % candidate" or "blue live, green a 60 % canary".
-- which bento, image and worker count a pool runs: instance tags in its pinned launch template version
-  (:data:`BENTO_TAG`, :data:`IMAGE_TAG`, :data:`WORKERS_TAG`).
+- what a pool runs: its pinned launch template version. The image and the workers are settings of the stack's
+  boot script (stacks/aws/user_data.sh), which new versions keep, changing only those; the bento tag is an
+  instance tag (:data:`BENTO_TAG`) because an image digest cannot name it.
 
 Capacity limits: an ASG's MaxSize is a spending ceiling set in stacks/Pulumi.aws.yaml, so :meth:`AwsTarget.scale`
 refuses to go above it (the fix is to raise ``modelops:aws.max_size`` and `pulumi up`). MinSize is only the floor
@@ -39,9 +40,10 @@ from modelops.targets.base import Colour, Pool, PoolStatus, ReplicaStatus, Targe
 from modelops.targets.outputs import (
     BENTO_PORT,
     BENTOML_OVERRIDES_ENV,
+    bento_name,
     check_outputs,
-    image_for,
-    workers_override,
+    with_workers,
+    workers_from_override,
 )
 from stacks import outputs as keys
 
@@ -50,9 +52,7 @@ REQUIRED_OUTPUTS = (keys.ENDPOINT_URL, keys.LISTENER_ARN, keys.TARGET_GROUP_ARNS
 
 LIVE_TAG = "modelops:live-colour"  # listener tag: the colour taking live traffic
 PREVIOUS_TAG = "modelops:previous-colour"  # listener tag: the colour that was live before the last full shift
-BENTO_TAG = "modelops:bento"  # launch template instance tags: what a pool's instances serve
-IMAGE_TAG = "modelops:image"
-WORKERS_TAG = "modelops:workers"
+BENTO_TAG = "modelops:bento"  # launch template instance tag: the bento a pool's instances serve
 
 # Instance refresh states (DescribeInstanceRefreshes): the ones that end it without success.
 REFRESH_FAILED = frozenset({"Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed"})
@@ -79,32 +79,39 @@ def _aws_errors(action: str) -> Callable[[F], F]:
     return decorate
 
 
-def render_user_data(image: str, bento: str, workers: int, host_port: int) -> str:
-    """The boot script of a pool's instances: run the bento's container with ``workers`` BentoML workers.
+# stacks/aws/fleet.py renders the boot script with one shell-quoted `readonly KEY=value` line per setting.
+_ASSIGNMENT = re.compile(r"^readonly ([A-Z_][A-Z0-9_]*)=(.*)$", re.MULTILINE)
 
-    An ECR image is pulled with the instance role's credentials (the stack's launch template gives the role and
-    IMDSv2 with hop limit 2 so the container can reach them too).
-    """
-    override = workers_override(bento, workers)
-    registry = image.split("/", 1)[0] if "/" in image else ""
-    ecr = re.fullmatch(r"\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com", registry)
-    lines = [
-        "#!/bin/bash",
-        f"# modelops: serve {bento} with {workers} worker(s) from {image}",
-        "set -euo pipefail",
-        "command -v docker >/dev/null || dnf install -y docker",
-        "systemctl enable --now docker",
-    ]
-    if ecr:
-        lines.append(
-            f"aws ecr get-login-password --region {ecr[1]} | docker login --username AWS --password-stdin {registry}"
+
+def boot_settings(script: str) -> dict[str, str]:
+    """The settings of a boot script rendered by stacks/aws/fleet.py (IMAGE, BENTOML_CONFIG_OVERRIDES, ...)."""
+    settings = {}
+    for key, quoted in _ASSIGNMENT.findall(script):
+        words = shlex.split(quoted)
+        settings[key] = words[0] if words else ""
+    return settings
+
+
+def retarget_boot_script(script: str, image: str, bento: str, workers: int) -> str:
+    """The stack's boot script, running ``image`` with ``workers`` workers; every other setting and line stays as
+    the stack rendered it (region, log group, drain timeout, the hardened `docker run`)."""
+    settings = boot_settings(script)
+    if "IMAGE" not in settings:
+        raise DeploymentError(
+            "the launch template's user data is not the stack's boot script (no `readonly IMAGE=` line from "
+            "stacks/aws/user_data.sh): run `pulumi up -s aws` so the stack owns the launch template again"
         )
-    lines += [
-        f"docker pull {shlex.quote(image)}",
-        f"docker run -d --restart unless-stopped --name bento -p {host_port}:{BENTO_PORT} "
-        f"-e {BENTOML_OVERRIDES_ENV}={shlex.quote(override)} {shlex.quote(image)}",
-    ]
-    return "\n".join(lines) + "\n"
+    changes = {
+        "IMAGE": image,
+        "REGISTRY": image.split("/", 1)[0],
+        BENTOML_OVERRIDES_ENV: with_workers(settings.get(BENTOML_OVERRIDES_ENV), bento, workers),
+    }
+
+    def replace(match: re.Match[str]) -> str:
+        key = match[1]
+        return f"readonly {key}={shlex.quote(changes[key])}" if key in changes else match[0]
+
+    return _ASSIGNMENT.sub(replace, script)
 
 
 def start_and_wait_instance_refresh(
@@ -130,8 +137,14 @@ def start_and_wait_instance_refresh(
             # Pin the number, never $Latest: a refresh compares versions, and $Latest hides which one runs.
             "LaunchTemplate": {"LaunchTemplateId": launch_template_id, "Version": str(version)}
         },
-        # Launch before terminate (max 200 %): the pool never drops below its capacity while being resized.
-        Preferences={"MinHealthyPercentage": 100, "MaxHealthyPercentage": 200, "SkipMatching": True},
+        # Launch before terminate (max 200 %): the pool never drops below its capacity while being resized; a
+        # refresh whose new instances fail their health checks rolls back by itself.
+        Preferences={
+            "MinHealthyPercentage": 100,
+            "MaxHealthyPercentage": 200,
+            "SkipMatching": True,
+            "AutoRollback": True,
+        },
     )
     refresh_id = started["InstanceRefreshId"]
     deadline = clock() + timeout_s
@@ -167,9 +180,10 @@ class PoolSpec:
     launch_template_id: str
     version: int
     data: dict[str, Any]
+    script: str  # the decoded user data
     bento: str
     image: str
-    workers: int  # 0: unknown (a version not made by modelops and no stack output to fall back on)
+    workers: int  # 0: unknown (the boot script sets no BENTOML_CONFIG_OVERRIDES workers)
 
 
 @dataclass(frozen=True)
@@ -210,6 +224,7 @@ class AwsTarget:
         self.elbv2 = session.client("elbv2", endpoint_url=endpoint_url, config=config)
         self.autoscaling = session.client("autoscaling", endpoint_url=endpoint_url, config=config)
         self.cloudwatch = session.client("cloudwatch", endpoint_url=endpoint_url, config=config)
+        self.ecr = session.client("ecr", endpoint_url=endpoint_url, config=config)
         self._ports: dict[Colour, int] = {}
 
     # ---------------------------------------------------------------- reading
@@ -261,8 +276,7 @@ class AwsTarget:
                     f"{spec.workers or '?'} worker(s) on {len(running)} instance(s): put {bento} live with "
                     "deploy_candidate then shift(100), or change workers with resize"
                 )
-            image = image_for(bento, self.outputs, repository=self.outputs.get(keys.REPOSITORY_URL))
-            version = self._new_version(live, spec, bento=bento, image=image, workers=workers)
+            version = self._new_version(live, spec, bento=bento, image=self.image_for(bento), workers=workers)
             self._pin(live, spec.launch_template_id, version)
         self._scale(live, replicas)
         return self.status()
@@ -296,10 +310,10 @@ class AwsTarget:
         current_type = spec.data.get("InstanceType", "")
         if instance_type is None and cpu is not None:
             instance_type = self.instance_type_for(cpu, current_type)
-        if not spec.image or not spec.bento:
+        if not spec.image:
             raise DeploymentError(
-                f"the {colour} pool's launch template version {spec.version} does not say which image it runs "
-                f"(no {IMAGE_TAG} instance tag): deploy a bento onto it with deploy_candidate first"
+                f"the {colour} pool's launch template version {spec.version} does not say which image it runs: "
+                "deploy a bento onto it with deploy_candidate first"
             )
         version = self._new_version(
             colour, spec, bento=spec.bento, image=spec.image, workers=workers, instance_type=instance_type
@@ -335,7 +349,7 @@ class AwsTarget:
                 f"the {colour} pool takes {state.weights[colour]} % of live traffic: finish that shift with "
                 "shift(100) or undo it with rollback() before deploying another candidate onto it"
             )
-        image = image or image_for(bento, self.outputs, repository=self.outputs.get(keys.REPOSITORY_URL))
+        image = image or self.image_for(bento)
         spec = self._pool_spec(colour)
         version = self._new_version(colour, spec, bento=bento, image=image, workers=workers)
         # Drain to zero, then scale up on the new version, instead of an instance refresh: the candidate takes no
@@ -408,7 +422,34 @@ class AwsTarget:
         )
         return ReplicaStatus(name=victim.name, url=victim.url, healthy=False)
 
-    # ---------------------------------------------------------------- sizing
+    # ---------------------------------------------------------------- images and sizing
+
+    @_aws_errors("finding the bento's image")
+    def image_for(self, bento: str) -> str:
+        """The image reference, by digest, that runs ``bento``: the stack's own image for the stack's bento, else
+        ``<repository>:<bento version>`` as stacks/aws/image.sh pushes it (tags there are immutable)."""
+        if bento == self.outputs.get(keys.BENTO) and self.outputs.get(keys.IMAGE):
+            return str(self.outputs[keys.IMAGE])
+        repository_url = self.outputs.get(keys.REPOSITORY_URL)
+        if not repository_url:
+            raise UsageError(f"the stack outputs have no {keys.REPOSITORY_URL!r}: pass the image of {bento} explicitly")
+        bento_name(bento)  # a tag with a version, or a clear error
+        version = bento.partition(":")[2]
+        try:
+            images = self.ecr.describe_images(
+                repositoryName=repository_url.split("/", 1)[1], imageIds=[{"imageTag": version}]
+            )["imageDetails"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ImageNotFoundException":
+                raise
+            images = []
+        if not images:
+            raise DeploymentError(
+                f"{repository_url}:{version} is not in ECR: build and push {bento} first (BENTO={bento} "
+                "stacks/aws/image.sh does, with REPOSITORY_URL, REGION and PLATFORM set), or pass its image"
+            )
+        # By digest, as the stack runs its own image: what was scanned on push is exactly what runs.
+        return f"{repository_url}@{images[0]['imageDigest']}"
 
     def instance_type_for(self, cpu: float, current_type: str) -> str:
         """The smallest non-metal size of ``current_type``'s family with at least ``cpu`` vCPUs."""
@@ -560,23 +601,28 @@ class AwsTarget:
         )["LaunchTemplateVersions"]
         found = versions[0]
         data = found.get("LaunchTemplateData", {})
+        script = base64.b64decode(data.get("UserData") or "").decode(errors="replace")
+        settings = boot_settings(script)
+        image = settings.get("IMAGE", "")
         tags = {
             t["Key"]: t["Value"]
             for spec in data.get("TagSpecifications", [])
             if spec.get("ResourceType") == "instance"
             for t in spec.get("Tags", [])
         }
-        stack_pool = colour == self.outputs.get(keys.LIVE_COLOUR, "blue")
-        bento = tags.get(BENTO_TAG) or (self.outputs.get(keys.BENTO, "") if stack_pool else "")
-        image = tags.get(IMAGE_TAG) or (self.outputs.get(keys.IMAGE, "") if stack_pool else "")
-        workers = int(tags[WORKERS_TAG]) if tags.get(WORKERS_TAG, "").isdigit() else 0
+        # The boot script says what runs; a digest cannot say which bento it was built from, so versions made
+        # here carry a tag, and the stack's own versions run the stack's image.
+        bento = tags.get(BENTO_TAG) or (
+            self.outputs.get(keys.BENTO, "") if image == self.outputs.get(keys.IMAGE) else ""
+        )
         return PoolSpec(
             launch_template_id=found["LaunchTemplateId"],
             version=int(found["VersionNumber"]),
             data=data,
+            script=script,
             bento=bento,
             image=image,
-            workers=workers,
+            workers=workers_from_override(settings.get(BENTOML_OVERRIDES_ENV)) or 0,
         )
 
     def _pool_status(self, colour: Colour, state: ListenerState | None = None) -> PoolStatus:
@@ -610,23 +656,18 @@ class AwsTarget:
         workers: int,
         instance_type: str | None = None,
     ) -> int:
-        """A new launch template version: ``source`` with this bento/workers boot script, tags and instance type."""
-        user_data = render_user_data(image, bento, workers, self._port(colour))
-        modelops_tags = {BENTO_TAG: bento, IMAGE_TAG: image, WORKERS_TAG: str(workers)}
+        """A new launch template version: ``source`` with the boot script retargeted, the bento tag and the
+        instance type."""
+        user_data = retarget_boot_script(source.script, image, bento, workers)
         tag_specs = [s for s in source.data.get("TagSpecifications", []) if s.get("ResourceType") != "instance"]
         instance_tags = [
             t
             for s in source.data.get("TagSpecifications", [])
             if s.get("ResourceType") == "instance"
             for t in s.get("Tags", [])
-            if t["Key"] not in modelops_tags
+            if t["Key"] != BENTO_TAG
         ]
-        tag_specs.append(
-            {
-                "ResourceType": "instance",
-                "Tags": instance_tags + [{"Key": k, "Value": v} for k, v in modelops_tags.items()],
-            }
-        )
+        tag_specs.append({"ResourceType": "instance", "Tags": [*instance_tags, {"Key": BENTO_TAG, "Value": bento}]})
         # SourceVersion alone would inherit the rest on AWS; the full source data is passed too so that the new
         # version is complete wherever inheritance is not implemented (moto 5.2 keeps only the given fields).
         data = _as_request(self.ec2, source.data)

@@ -103,15 +103,29 @@ def bento_name(bento: str) -> str:
     return name
 
 
-def workers_override(bento: str, workers: int) -> str:
-    """The BENTOML_CONFIG_OVERRIDES value that runs the bento's service with ``workers`` worker processes."""
-    if not 1 <= workers <= 64:
-        raise UsageError(f"workers must be between 1 and 64, got {workers!r}")
-    return json.dumps({"services": {bento_name(bento): {"workers": workers}}}, separators=(",", ":"))
+def with_workers(overrides: str | None, bento: str, workers: int) -> str:
+    """A BENTOML_CONFIG_OVERRIDES value: ``overrides`` with every service in it set to ``workers`` workers.
+
+    The other settings in it (the stack's request timeout) stay. Without any, the service named after the bento
+    (bento/bentofile.yaml names the bento after its service) gets the workers."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 64:
+        raise UsageError(f"workers must be a whole number from 1 to 64, got {workers!r}")
+    try:
+        document = json.loads(overrides) if overrides else {}
+    except json.JSONDecodeError:
+        raise DeploymentError(f"{BENTOML_OVERRIDES_ENV} is not JSON: {overrides!r}") from None
+    services = document.setdefault("services", {}) if isinstance(document, dict) else None
+    if not isinstance(services, dict):
+        raise DeploymentError(f"{BENTOML_OVERRIDES_ENV} has no 'services' mapping: {overrides!r}")
+    if not services:
+        services[bento_name(bento)] = {}
+    for settings in services.values():
+        settings["workers"] = workers
+    return json.dumps(document, separators=(",", ":"))
 
 
 def workers_from_override(value: str | None) -> int | None:
-    """Read back the worker count a :func:`workers_override` value sets; None when it sets none."""
+    """Read back the worker count a BENTOML_CONFIG_OVERRIDES value sets; None when it sets none."""
     try:
         services = json.loads(value or "")["services"]
         return next(int(s["workers"]) for s in services.values() if "workers" in s)

@@ -25,13 +25,17 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from modelops.targets.aws import AwsTarget, render_user_data
+from modelops.targets.aws import AwsTarget
 from stacks import outputs as keys
+from stacks.aws.fleet import UserData, encode_user_data, render_user_data
+from stacks.images import bentoml_overrides
 
 REGION = "us-east-1"
 STACK_BENTO = "wine_classifier_service:v1"
+SERVICE = "wine_classifier_service"  # the bento's entry service, as stacks/images.py resolves it
 REPOSITORY = "123456789012.dkr.ecr.us-east-1.amazonaws.com/modelops"
 BENTO_PORT_ON_HOST = 3000
+PUSHED_VERSIONS = ("v2", "v3")  # bento versions whose images are in the ECR repository
 
 # `moto_server` (moto.server.main), with one fix of moto 5.2.5: CreateLaunchTemplateVersion stores UserData as a
 # plain string where CreateLaunchTemplate wraps it (parse_user_data), and any instance launched from such a version
@@ -132,7 +136,7 @@ def _boto_session(moto_url: str) -> boto3.Session:
 
 @pytest.fixture(scope="session")
 def _clients(_boto_session: boto3.Session, moto_url: str) -> Iterator[dict[str, Any]]:
-    names = ("ec2", "elbv2", "autoscaling", "cloudwatch")
+    names = ("ec2", "elbv2", "autoscaling", "cloudwatch", "ecr")
     clients = {name: _boto_session.client(name, endpoint_url=moto_url) for name in names}
     yield clients
     for client in clients.values():
@@ -158,6 +162,7 @@ class AwsStack:
     autoscaling: Any
     cloudwatch: Any
     launch_templates: dict[str, str] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)  # bento version -> image digest in ECR
 
     def listener_weights(self) -> dict[str, int]:
         listener = self.elbv2.describe_listeners(ListenerArns=[self.outputs[keys.LISTENER_ARN]])["Listeners"][0]
@@ -193,9 +198,23 @@ class AwsStack:
 
 @pytest.fixture
 def aws_stack(aws_session: boto3.Session, _clients: dict[str, Any]) -> AwsStack:
-    """VPC with two subnets in two AZs, an ALB whose listener forwards blue 100 / green 0, a launch template and
-    an ASG per colour attached to its target group (blue: 2 instances, green: none), and the stack's alarms."""
-    ec2, elbv2, autoscaling, cloudwatch = (_clients[n] for n in ("ec2", "elbv2", "autoscaling", "cloudwatch"))
+    """VPC with two subnets in two AZs, an ALB whose listener forwards blue 100 / green 0, a launch template (with
+    the stack's own boot script) and an ASG per colour attached to its target group (blue: 2 instances, green:
+    none), the stack's alarms, and an ECR repository holding the images of two more bento versions."""
+    ec2, elbv2, autoscaling, cloudwatch, ecr = (
+        _clients[n] for n in ("ec2", "elbv2", "autoscaling", "cloudwatch", "ecr")
+    )
+    ecr.create_repository(repositoryName="modelops")
+    digests = {}
+    for version in PUSHED_VERSIONS:
+        manifest = json.dumps({"schemaVersion": 2, "config": {"digest": f"sha256:{version}"}, "layers": []})
+        pushed = ecr.put_image(
+            repositoryName="modelops",
+            imageManifest=manifest,
+            imageManifestMediaType="application/vnd.docker.distribution.manifest.v2+json",
+            imageTag=version,
+        )
+        digests[version] = pushed["image"]["imageId"]["imageDigest"]
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     subnets = [
         ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"{REGION}{az}")["Subnet"][
@@ -232,19 +251,32 @@ def aws_stack(aws_session: boto3.Session, _clients: dict[str, Any]) -> AwsStack:
             }
         ],
     )["Listeners"][0]
-    stack_image = f"{REPOSITORY}:v1"
+    stack_image = f"{REPOSITORY}@sha256:{'1' * 64}"
     launch_templates: dict[str, str] = {}
     asg_names: dict[str, str] = {}
     for colour, (minimum, desired) in {"blue": (2, 2), "green": (0, 0)}.items():
-        # As a stack that knows nothing of modelops' tags would make it: the driver must cope with that.
+        # As stacks/aws/fleet.py makes it: its boot script, its tags, IMDSv2 with hop limit 2.
+        boot_script = render_user_data(
+            UserData(
+                region=REGION,
+                image=stack_image,
+                service=SERVICE,
+                port=BENTO_PORT_ON_HOST,
+                colour=colour,
+                log_group="/modelops/instances",
+                stop_timeout_s=30,
+                bentoml_overrides=bentoml_overrides(SERVICE, 1, 10.0),
+            )
+        )
         launch_templates[colour] = ec2.create_launch_template(
             LaunchTemplateName=f"modelops-{colour}",
             LaunchTemplateData={
                 "ImageId": "ami-12c6146b",
                 "InstanceType": "c7i.large",
-                "UserData": base64.b64encode(
-                    render_user_data(stack_image, STACK_BENTO, 1, BENTO_PORT_ON_HOST).encode()
-                ).decode(),
+                "UserData": encode_user_data(boot_script),
+                "TagSpecifications": [
+                    {"ResourceType": "instance", "Tags": [{"Key": "modelops:colour", "Value": colour}]}
+                ],
                 "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 2},
             },
         )["LaunchTemplate"]["LaunchTemplateId"]
@@ -285,7 +317,7 @@ def aws_stack(aws_session: boto3.Session, _clients: dict[str, Any]) -> AwsStack:
         keys.ALARM_NAMES: alarm_names,
         keys.REPOSITORY_URL: REPOSITORY,
     }
-    return AwsStack(outputs, ec2, elbv2, autoscaling, cloudwatch, launch_templates)
+    return AwsStack(outputs, ec2, elbv2, autoscaling, cloudwatch, launch_templates, digests)
 
 
 @pytest.fixture

@@ -16,19 +16,28 @@ from botocore.stub import Stubber
 from modelops.errors import DeploymentError, NotDeployedError, UsageError
 from modelops.targets.aws import (
     BENTO_TAG,
-    IMAGE_TAG,
     LIVE_TAG,
     PREVIOUS_TAG,
-    WORKERS_TAG,
     AwsTarget,
+    boot_settings,
     start_and_wait_instance_refresh,
 )
 from modelops.targets.base import Target
 from stacks import outputs as keys
 
-from .conftest import BENTO_PORT_ON_HOST, REPOSITORY, STACK_BENTO, AwsStack
+from .conftest import BENTO_PORT_ON_HOST, REPOSITORY, SERVICE, STACK_BENTO, AwsStack
 
 NEW_BENTO = "wine_classifier_service:v2"
+
+
+def boot(stack: AwsStack, colour: str, version: str) -> dict[str, str]:
+    """The settings of the boot script in a launch template version."""
+    return boot_settings(stack.user_data(colour, version))
+
+
+def workers_and_timeout(settings: dict[str, str]) -> tuple[int, float]:
+    service = json.loads(settings["BENTOML_CONFIG_OVERRIDES"])["services"][SERVICE]
+    return service["workers"], service["traffic"]["timeout"]
 
 
 def instance_tags(stack: AwsStack, colour: str, version: str) -> dict[str, str]:
@@ -115,12 +124,15 @@ def test_deploy_candidate_runs_the_bento_on_green_from_a_new_pinned_launch_templ
     assert green["LaunchTemplate"]["Version"] == "2"
     assert green["DesiredCapacity"] == 2 and len(aws_stack.in_service("green")) == 2
     assert set(aws_stack.target_states("green").values()) == {"healthy"}
-    user_data = aws_stack.user_data("green", "2")
-    assert f"{REPOSITORY}:v2" in user_data
-    assert json.dumps({"services": {"wine_classifier_service": {"workers": 2}}}, separators=(",", ":")) in user_data
-    assert f"-p {BENTO_PORT_ON_HOST}:3000" in user_data
+    before, after = boot(aws_stack, "green", "1"), boot(aws_stack, "green", "2")
+    assert after["IMAGE"] == f"{REPOSITORY}@{aws_stack.digests['v2']}"  # the pushed tag, pinned by digest
+    assert workers_and_timeout(after) == (2, 10)  # workers changed, the stack's request timeout kept
+    unchanged = {k: v for k, v in before.items() if k not in {"IMAGE", "BENTOML_CONFIG_OVERRIDES"}}
+    assert {k: after[k] for k in unchanged} == unchanged  # region, registry, port, colour, log group, drain
+    # The rest of the stack's boot script is kept word for word.
+    assert aws_stack.user_data("green", "2").splitlines()[-14:] == aws_stack.user_data("green", "1").splitlines()[-14:]
     tags = instance_tags(aws_stack, "green", "2")
-    assert (tags[BENTO_TAG], tags[IMAGE_TAG], tags[WORKERS_TAG]) == (NEW_BENTO, f"{REPOSITORY}:v2", "2")
+    assert (tags[BENTO_TAG], tags["modelops:colour"]) == (NEW_BENTO, "green")
     # The new version keeps the stack's settings (AMI, IMDSv2) instead of only the changed fields.
     data = aws_stack.launch_template_version("green", "2")["LaunchTemplateData"]
     assert (data["ImageId"], data["MetadataOptions"]["HttpTokens"]) == ("ami-12c6146b", "required")
@@ -140,6 +152,23 @@ def test_deploy_candidate_replaces_the_previous_candidate_instances(
     after = set(aws_stack.in_service("green"))
     assert len(after) == 1 and not after & before
     assert aws_stack.asg("green")["LaunchTemplate"]["Version"] == "3"
+
+
+def test_deploy_candidate_of_a_bento_whose_image_was_never_pushed_says_how_to_push_it(
+    aws_target: AwsTarget, aws_stack: AwsStack
+) -> None:
+    with pytest.raises(DeploymentError, match=r"modelops:v9 is not in ECR: build and push .*stacks/aws/image.sh"):
+        aws_target.deploy_candidate("wine_classifier_service:v9", replicas=1, workers=1)
+
+    assert aws_stack.asg("green")["LaunchTemplate"]["Version"] == "1" and aws_stack.in_service("green") == []
+
+
+def test_status_of_the_stack_s_own_pools_reads_bento_and_workers_from_its_boot_script(
+    aws_target: AwsTarget,
+) -> None:
+    pools = aws_target.status().pools
+
+    assert {c: (p.bento, p.workers) for c, p in pools.items()} == {"blue": (STACK_BENTO, 1), "green": (STACK_BENTO, 1)}
 
 
 def test_deploy_candidate_is_refused_while_the_candidate_takes_traffic(
@@ -282,7 +311,7 @@ def test_up_after_down_brings_the_live_pool_back(aws_target: AwsTarget, aws_stac
 
     assert status.live == "blue" and status.bento == NEW_BENTO
     assert len(status.replicas) == 2 and all(r.healthy for r in status.replicas)
-    assert instance_tags(aws_stack, "blue", "2")[WORKERS_TAG] == "3"
+    assert workers_and_timeout(boot(aws_stack, "blue", "2")) == (3, 10)
 
 
 def test_up_refuses_to_swap_the_bento_of_a_serving_live_pool(aws_target: AwsTarget, aws_stack: AwsStack) -> None:
@@ -329,7 +358,7 @@ def test_resize_stages_a_version_and_leaves_the_group_alone_when_the_refresh_can
 
     staged = aws_stack.launch_template_version("green", "3")["LaunchTemplateData"]
     assert staged["InstanceType"] == "c7i.xlarge"
-    assert '"workers":4' in aws_stack.user_data("green", "3")
+    assert workers_and_timeout(boot(aws_stack, "green", "3")) == (4, 10)
     assert instance_tags(aws_stack, "green", "3")[BENTO_TAG] == NEW_BENTO
     assert aws_stack.asg("green")["LaunchTemplate"]["Version"] == "2"
 
@@ -365,7 +394,13 @@ def expect_start(stubber: Stubber) -> None:
             "AutoScalingGroupName": "modelops-green",
             "Strategy": "Rolling",
             "DesiredConfiguration": {"LaunchTemplate": {"LaunchTemplateId": "lt-0abc", "Version": "3"}},
-            "Preferences": {"MinHealthyPercentage": 100, "MaxHealthyPercentage": 200, "SkipMatching": True},
+            # launch before terminate, roll back by itself when the new instances fail their health checks
+            "Preferences": {
+                "MinHealthyPercentage": 100,
+                "MaxHealthyPercentage": 200,
+                "SkipMatching": True,
+                "AutoRollback": True,
+            },
         },
     )
 

@@ -14,8 +14,8 @@ from modelops.targets.outputs import (
     image_for,
     load_outputs,
     pulumi_outputs,
+    with_workers,
     workers_from_override,
-    workers_override,
 )
 from stacks import outputs as keys
 
@@ -90,18 +90,32 @@ def test_pulumi_outputs_failure_carries_pulumi_s_message(tmp_path: Path) -> None
         pulumi_outputs("aws", which=lambda _: str(pulumi), cwd=tmp_path)
 
 
-def test_workers_override_addresses_the_service_the_bento_is_named_after() -> None:
-    value = workers_override("wine_classifier_service:abc123", 3)
+def test_with_workers_changes_only_the_workers_of_the_stack_s_overrides() -> None:
+    stack = json.dumps({"services": {"wine_classifier_service": {"workers": 1, "traffic": {"timeout": 10}}}})
 
-    assert json.loads(value) == {"services": {"wine_classifier_service": {"workers": 3}}}
+    value = with_workers(stack, "other_name:abc123", 3)
+
+    assert json.loads(value) == {"services": {"wine_classifier_service": {"workers": 3, "traffic": {"timeout": 10}}}}
     assert workers_from_override(value) == 3
+
+
+def test_with_workers_and_no_overrides_addresses_the_service_the_bento_is_named_after() -> None:
+    value = with_workers(None, "wine_classifier_service:abc123", 2)
+
+    assert json.loads(value) == {"services": {"wine_classifier_service": {"workers": 2}}}
     assert workers_from_override("") is None
+
+
+@pytest.mark.parametrize("workers", [0, 65, True, 1.5])
+def test_with_workers_refuses_a_worker_count_out_of_range(workers: object) -> None:
+    with pytest.raises(UsageError, match="workers must be a whole number from 1 to 64"):
+        with_workers(None, "svc:v1", workers)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("bento", ["wine_classifier_service", ":abc", ""])
 def test_a_bento_tag_needs_name_and_version(bento: str) -> None:
     with pytest.raises(UsageError, match="name:version"):
-        workers_override(bento, 1)
+        with_workers(None, bento, 1)
 
 
 @pytest.mark.parametrize(
