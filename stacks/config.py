@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -104,17 +106,53 @@ class GateSettings(_Section):
         return steps
 
 
+Colour = Literal["blue", "green"]
+DEFAULT_CAPACITY_SUMMARY = "reports/latest/summary.json"
+# kind v0.29.0's node image for Kubernetes 1.33 (digest from the kind release notes): a pinned cluster version.
+DEFAULT_KIND_NODE_IMAGE = "kindest/node:v1.33.1@sha256:050072256b9a903bd914c0b2866828150cb229cea0efe5892e2b644d5dd3b34f"
+# The values CloudWatch Logs accepts for retention_in_days.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                      3288, 3653)  # fmt: skip
+# ALB subnets need at least a /27 (AWS requires 8 free addresses per subnet for the load balancer to scale).
+LARGEST_SUBNET_PREFIX = 27
+
+
 class KindSettings(_Section):
-    cluster_name: str = Field("modelops", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)
+    cluster_name: str = Field(
+        "modelops", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40, description="kind cluster name"
+    )
     create_cluster: bool = Field(True, description="create the kind cluster; false uses kubeconfig/context")
     kubeconfig: str | None = Field(None, description="path of an existing kubeconfig (create_cluster: false)")
     context: str | None = Field(None, description="kubeconfig context to use (create_cluster: false)")
-    namespace: str = Field("modelops", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    node_image: str = Field(
+        DEFAULT_KIND_NODE_IMAGE,
+        pattern=r"^[^\s]+:[^\s]+$",
+        description="kind node image (name:tag, ideally @sha256 pinned) when the stack creates the cluster",
+    )
+    namespace: str = Field(
+        "modelops",
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length=63,
+        description="namespace of the model service (labelled for the restricted Pod Security Standard)",
+    )
     node_port: int = Field(30080, ge=30000, le=32767, description="NodePort of the model Service")
     host_port: int = Field(8080, ge=1, le=65535, description="host port kind maps to the NodePort")
-    hpa_min_replicas: int = Field(2, ge=1, le=100)
-    hpa_max_replicas: int = Field(6, ge=1, le=100)
-    hpa_cpu_target: int = Field(70, ge=10, le=100, description="HPA CPU utilization target, %")
+    live_colour: Colour = Field(
+        "blue", description="pool the Service selects when created; promotion switches it afterwards"
+    )
+    hpa_min_replicas: int = Field(2, ge=1, le=100, description="HPA minimum replicas per colour")
+    hpa_max_replicas: int = Field(6, ge=1, le=100, description="HPA maximum replicas per colour")
+    hpa_cpu_target: int = Field(
+        70, ge=10, le=100, description="HPA CPU utilization target, %, when the gate left no capacity plan"
+    )
+    install_metrics_server: bool = Field(
+        True, description="install metrics-server (the HPA needs it); false when the cluster already has one"
+    )
+    capacity_summary: str = Field(
+        DEFAULT_CAPACITY_SUMMARY,
+        min_length=1,
+        description="gate summary whose capacity_plan sets the HPA CPU target (relative to the project root)",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> KindSettings:
@@ -128,19 +166,54 @@ class KindSettings(_Section):
 
 
 class AwsSettings(_Section):
-    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-gov)?-[a-z]+-\d$", description="AWS region of every resource")
     vpc_cidr: str = Field("10.20.0.0/16", description="VPC CIDR block, /16 to /24")
     az_count: int = Field(2, ge=2, le=6, description="availability zones (the ALB needs at least 2)")
     nat_per_az: bool = Field(False, description="one NAT gateway per AZ (resilient) instead of one (cheaper)")
-    instance_type: str = Field("c7i.large", pattern=r"^[a-z0-9]+[.][a-z0-9]+$")
-    min_size: int = Field(2, ge=0, le=100)
-    max_size: int = Field(6, ge=1, le=100)
-    desired_capacity: int = Field(2, ge=0, le=100)
-    certificate_arn: str | None = Field(None, pattern=r"^arn:aws[-a-z]*:acm:")
-    deletion_protection: bool = Field(True)
+    instance_type: str = Field(
+        "c7i.large", pattern=r"^[a-z0-9-]+[.][a-z0-9]+$", description="EC2 instance type of both pools"
+    )
+    root_volume_gb: int = Field(30, ge=8, le=1024, description="encrypted gp3 root volume per instance, GiB")
+    min_size: int = Field(2, ge=0, le=100, description="ASG minimum instances per colour")
+    max_size: int = Field(6, ge=1, le=100, description="ASG maximum instances per colour")
+    desired_capacity: int = Field(2, ge=0, le=100, description="ASG instances per colour at creation")
+    health_check_grace_s: int = Field(
+        300,
+        ge=0,
+        le=7200,
+        description="seconds a new instance has to pass /readyz (boot + image pull + model load)",
+    )
+    instance_refresh_min_healthy: int = Field(
+        100,
+        ge=0,
+        le=100,
+        description="% of capacity kept healthy while an instance refresh replaces instances",
+    )
+    live_colour: Colour = Field(
+        "blue",
+        description="target group the listener sends traffic to when created; promotion shifts it afterwards",
+    )
+    certificate_arn: str | None = Field(
+        None, pattern=r"^arn:aws[-a-z]*:acm:", description="ACM certificate for HTTPS; none serves plain HTTP"
+    )
+    deletion_protection: bool = Field(True, description="ALB deletion protection")
+    access_logs: bool = Field(True, description="ALB access logs to an S3 bucket of this stack")
+    log_retention_days: int = Field(365, description="CloudWatch Logs retention (flow logs, container logs)")
     requests_per_target_per_minute: float = Field(
         600.0, gt=0, description="ASG target tracking value when no gate capacity plan exists"
     )
+    capacity_summary: str = Field(
+        DEFAULT_CAPACITY_SUMMARY,
+        min_length=1,
+        description="gate summary whose capacity_plan sets the ASG target tracking value (relative to project root)",
+    )
+
+    @property
+    def architecture(self) -> Literal["x86_64", "arm64"]:
+        """CPU architecture of instance_type: a "g" among the letters after the generation digit means Graviton."""
+        family = self.instance_type.split(".", 1)[0]
+        match = re.match(r"^[a-z-]+\d+([a-z-]*)$", family)
+        return "arm64" if match and "g" in match.group(1) else "x86_64"
 
     @field_validator("vpc_cidr")
     @classmethod
@@ -153,6 +226,15 @@ class AwsSettings(_Section):
             raise ValueError(f"prefix length must be /16 to /24, got /{net.prefixlen}")
         return value
 
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            raise ValueError(
+                f"must be one of the values CloudWatch Logs accepts: {', '.join(map(str, LOG_RETENTION_DAYS))}"
+            )
+        return value
+
     @model_validator(mode="after")
     def _sizes(self) -> AwsSettings:
         if not self.min_size <= self.desired_capacity <= self.max_size:
@@ -160,7 +242,19 @@ class AwsSettings(_Section):
                 f"need min_size <= desired_capacity <= max_size, got "
                 f"{self.min_size} <= {self.desired_capacity} <= {self.max_size}"
             )
+        prefix = subnet_prefix(self.vpc_cidr, self.az_count)
+        if prefix > LARGEST_SUBNET_PREFIX:
+            raise ValueError(
+                f"vpc_cidr {self.vpc_cidr} is too small for az_count {self.az_count}: {2 * self.az_count} subnets "
+                f"would be /{prefix}, the ALB needs /{LARGEST_SUBNET_PREFIX} or larger; use a larger vpc_cidr "
+                "or fewer AZs"
+            )
         return self
+
+
+def subnet_prefix(vpc_cidr: str, az_count: int) -> int:
+    """Prefix length of each of the 2 * az_count subnets (one public, one private per AZ) carved from vpc_cidr."""
+    return ipaddress.IPv4Network(vpc_cidr).prefixlen + math.ceil(math.log2(2 * az_count))
 
 
 class StackConfig(_Section):
@@ -186,15 +280,16 @@ class StackConfig(_Section):
         return validate_settings(data, source="the command line")
 
 
-def stack_file(stack: str, stacks_dir: Path = STACKS_DIR) -> Path:
-    return stacks_dir / f"Pulumi.{stack}.yaml"
+def stack_file(stack: str, stacks_dir: Path | None = None) -> Path:
+    return (stacks_dir or STACKS_DIR) / f"Pulumi.{stack}.yaml"
 
 
-def available_stacks(stacks_dir: Path = STACKS_DIR) -> list[str]:
-    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in stacks_dir.glob("Pulumi.*.yaml"))
+def available_stacks(stacks_dir: Path | None = None) -> list[str]:
+    found = (stacks_dir or STACKS_DIR).glob("Pulumi.*.yaml")
+    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in found)
 
 
-def load_stack_config(stack: str, stacks_dir: Path = STACKS_DIR) -> StackConfig:
+def load_stack_config(stack: str, stacks_dir: Path | None = None) -> StackConfig:
     """Read and validate ``stacks/Pulumi.<stack>.yaml``. Raises :class:`ConfigError` naming the key and the fix."""
     path = stack_file(stack, stacks_dir)
     if not path.is_file():
@@ -315,7 +410,12 @@ def _describe(node: dict) -> str:
     if "enum" in node:
         return "one of " + ", ".join(repr(v) for v in node["enum"])
     bounds = []
-    for key, sign in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
+    for key, sign in (
+        ("minimum", ">="),
+        ("exclusiveMinimum", ">"),
+        ("maximum", "<="),
+        ("exclusiveMaximum", "<"),
+    ):
         if key in node:
             bounds.append(f"{sign} {node[key]}")
     if "pattern" in node:
@@ -328,5 +428,14 @@ def _describe(node: dict) -> str:
         return "null"
     if kind == "object":
         return ""
-    return " ".join([{"integer": "an integer", "number": "a number", "string": "a string",
-                      "boolean": "true or false"}.get(kind, kind), ", ".join(bounds)]).strip()
+    return " ".join(
+        [
+            {
+                "integer": "an integer",
+                "number": "a number",
+                "string": "a string",
+                "boolean": "true or false",
+            }.get(kind, kind),
+            ", ".join(bounds),
+        ]
+    ).strip()

@@ -1,0 +1,179 @@
+"""The aws target: a VPC, an internet-facing ALB with blue and green target groups, one Auto Scaling group per
+colour running the bento image from ECR, and the alarms promotion watches. ``build(settings)`` makes it all."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from stacks import images, outputs
+from stacks.aws.access_logs import AccessLogBucket, AccessLogBucketArgs
+from stacks.aws.alarms import Alarms, AlarmsArgs
+from stacks.aws.fleet import Fleet, FleetArgs, UserData, encode_user_data, render_user_data
+from stacks.aws.iam import InstanceIdentity, InstanceIdentityArgs
+from stacks.aws.keys import Account, EncryptionKey, EncryptionKeyArgs
+from stacks.aws.load_balancer import (
+    APP_PORT,
+    COLOURS,
+    LoadBalancer,
+    LoadBalancerArgs,
+    deregistration_delay_s,
+)
+from stacks.aws.network import Network, NetworkArgs
+from stacks.aws.registry import BentoImage, BentoImageArgs, Registry, RegistryArgs
+from stacks.capacity import ASG_TARGET_REQUESTS, capacity_plan_value
+from stacks.config import StackConfig
+
+AMI_OWNERS = ["amazon"]  # explicit owner: a name pattern alone would match anyone's public AMI
+AMI_NAME = "al2023-ami-2023.*-kernel-*-{arch}"  # Amazon Linux 2023, standard (not minimal) images
+
+
+def requests_per_target_per_minute(settings: StackConfig) -> float:
+    """ASG target tracking value: the gate's capacity plan when it left one, else the stack setting."""
+    planned = capacity_plan_value(settings.aws.capacity_summary, ASG_TARGET_REQUESTS)
+    if planned is None:
+        pulumi.log.info(
+            f"no capacity plan in {settings.aws.capacity_summary}: target tracking uses "
+            f"modelops:aws.requests_per_target_per_minute = {settings.aws.requests_per_target_per_minute}"
+        )
+        return settings.aws.requests_per_target_per_minute
+    pulumi.log.info(f"target tracking uses the gate's capacity plan: {planned} requests/target/minute")
+    return planned
+
+
+def build(settings: StackConfig) -> dict[str, Any]:
+    """Every AWS resource of the stack; returns the stack outputs keyed by the names in stacks/outputs.py."""
+    cfg = settings.aws
+    # The region comes from modelops:aws.region only: one explicit provider, inherited by every component.
+    provider = aws.Provider("aws", region=cfg.region, default_tags={"tags": {"project": "modelops"}})
+    top = pulumi.ResourceOptions(providers={"aws": provider})
+    via = pulumi.InvokeOutputOptions(provider=provider)
+    identity = aws.get_caller_identity_output(opts=via)
+    partition = aws.get_partition_output(opts=via).partition
+    account = Account(account_id=identity.account_id, partition=partition, region=cfg.region)
+
+    logs_key = EncryptionKey(
+        "logs-key", EncryptionKeyArgs("modelops: CloudWatch Logs", account, for_cloudwatch_logs=True), opts=top
+    )
+    network = Network(
+        "net",
+        NetworkArgs(cfg.vpc_cidr, cfg.az_count, cfg.nat_per_az, cfg.log_retention_days, logs_key.arn),
+        opts=top,
+    )
+    registry_key = EncryptionKey("ecr-key", EncryptionKeyArgs("modelops: ECR images", account), opts=top)
+    registry = Registry("bento", RegistryArgs(registry_key.arn, force_delete=not cfg.deletion_protection), opts=top)
+    platform = "linux/arm64" if cfg.architecture == "arm64" else "linux/amd64"
+    image = BentoImage("image", BentoImageArgs(settings.bento, registry.url, cfg.region, platform), opts=top)
+    instances = InstanceIdentity(
+        "instance",
+        InstanceIdentityArgs(registry.arn, partition, logs_key.arn, cfg.log_retention_days),
+        opts=top,
+    )
+
+    access_logs = None
+    if cfg.access_logs:
+        elb_account = aws.elb.get_service_account_output(region=cfg.region, opts=via).arn
+        access_logs = AccessLogBucket(
+            "lb-logs",
+            AccessLogBucketArgs(
+                identity.account_id, partition, elb_account, cfg.log_retention_days, not cfg.deletion_protection
+            ),
+            opts=top,
+        )
+    timeout = settings.limits.request_timeout_s
+    drain_s = deregistration_delay_s(settings.slo.p99_ms, timeout)
+    lb = LoadBalancer(
+        "lb",
+        LoadBalancerArgs(
+            vpc_id=network.vpc_id,
+            public_subnet_ids=network.public_subnet_ids,
+            live_colour=cfg.live_colour,
+            deregistration_delay_s=drain_s,
+            # The ALB must not close a connection while the server may still answer it.
+            idle_timeout_s=max(60, math.ceil(timeout) + 5),
+            deletion_protection=cfg.deletion_protection,
+            certificate_arn=cfg.certificate_arn,
+            access_log_bucket=access_logs.name if access_logs else None,
+            access_log_ready=access_logs.policy if access_logs else None,
+        ),
+        opts=top,
+    )
+
+    ami = aws.ec2.get_ami_output(
+        most_recent=True,
+        owners=AMI_OWNERS,
+        filters=[
+            {"name": "name", "values": [AMI_NAME.format(arch=cfg.architecture)]},
+            {"name": "architecture", "values": [cfg.architecture]},
+            {"name": "virtualization-type", "values": ["hvm"]},
+        ],
+        opts=via,
+    )
+    target_value = requests_per_target_per_minute(settings)
+    fleets = {}
+    for colour in COLOURS:
+        user_data = pulumi.Output.all(image.image, image.service, instances.log_group.name).apply(
+            lambda v, colour=colour: encode_user_data(
+                render_user_data(
+                    UserData(
+                        region=cfg.region,
+                        image=v[0],
+                        service=v[1],
+                        port=APP_PORT,
+                        colour=colour,
+                        log_group=v[2],
+                        stop_timeout_s=drain_s,
+                        bentoml_overrides=images.bentoml_overrides(v[1], settings.deploy.workers, timeout),
+                    )
+                )
+            )
+        )
+        fleets[colour] = Fleet(
+            colour,
+            FleetArgs(
+                colour=colour,
+                ami_id=ami.id,
+                instance_type=cfg.instance_type,
+                root_volume_gb=cfg.root_volume_gb,
+                instance_profile_arn=instances.profile.arn,
+                security_group_id=lb.instance_security_group.id,
+                subnet_ids=network.private_subnet_ids,
+                target_group_arn=lb.target_groups[colour].arn,
+                target_group_arn_suffix=lb.target_groups[colour].arn_suffix,
+                load_balancer_arn_suffix=lb.alb.arn_suffix,
+                listener=lb.listener,
+                user_data=user_data,
+                min_size=cfg.min_size,
+                max_size=cfg.max_size,
+                desired_capacity=cfg.desired_capacity,
+                health_check_grace_s=cfg.health_check_grace_s,
+                min_healthy_percentage=cfg.instance_refresh_min_healthy,
+                requests_per_target_per_minute=target_value,
+            ),
+            opts=top,
+        )
+    alarms = Alarms(
+        "alarms",
+        AlarmsArgs(
+            load_balancer_arn_suffix=lb.alb.arn_suffix,
+            target_group_arn_suffixes={c: tg.arn_suffix for c, tg in lb.target_groups.items()},
+            max_error_ratio=settings.slo.max_error_ratio,
+            p95_ms=settings.slo.p95_ms,
+        ),
+        opts=top,
+    )
+    return {
+        outputs.ENDPOINT_URL: lb.url,
+        outputs.LIVE_COLOUR: cfg.live_colour,
+        outputs.IMAGE: image.image,
+        outputs.BENTO: image.bento,
+        outputs.LOAD_BALANCER_ARN: lb.alb.arn,
+        outputs.LISTENER_ARN: lb.listener.arn,
+        outputs.TARGET_GROUP_ARNS: {c: tg.arn for c, tg in lb.target_groups.items()},
+        outputs.ASG_NAMES: {c: f.asg.name for c, f in fleets.items()},
+        outputs.ALARM_NAMES: alarms.names,
+        outputs.REPOSITORY_URL: registry.url,
+    }

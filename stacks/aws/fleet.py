@@ -1,0 +1,175 @@
+"""One colour's fleet: launch template, Auto Scaling group in the private subnets, request-count target tracking."""
+
+from __future__ import annotations
+
+import base64
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+USER_DATA_TEMPLATE = Path(__file__).with_name("user_data.sh")
+SETTINGS_MARKER = "#@settings@\n"
+ROOT_DEVICE = "/dev/xvda"  # Amazon Linux 2023's root device name
+GROUP_METRICS = ["GroupDesiredCapacity", "GroupInServiceInstances", "GroupPendingInstances", "GroupTotalInstances"]
+
+
+@dataclass(frozen=True)
+class UserData:
+    region: str
+    image: str  # repository@sha256:digest
+    service: str
+    port: int
+    colour: str
+    log_group: str
+    stop_timeout_s: int
+    bentoml_overrides: str  # BENTOML_CONFIG_OVERRIDES: workers and request timeout of the service
+
+
+def render_user_data(values: UserData, template: Path = USER_DATA_TEMPLATE) -> str:
+    """The boot script with the settings filled in (every value shell-quoted)."""
+    text = template.read_text()
+    if text.count(SETTINGS_MARKER) != 1:
+        raise ValueError(f"{template} must contain the line {SETTINGS_MARKER.strip()!r} exactly once")
+    assignments = {
+        "REGION": values.region,
+        "REGISTRY": values.image.split("/", 1)[0],
+        "IMAGE": values.image,
+        "PORT": str(values.port),
+        "COLOUR": values.colour,
+        "LOG_GROUP": values.log_group,
+        "STOP_TIMEOUT": str(values.stop_timeout_s),
+        "BENTOML_CONFIG_OVERRIDES": values.bentoml_overrides,
+    }
+    block = "".join(f"readonly {key}={shlex.quote(value)}\n" for key, value in assignments.items())
+    return text.replace(SETTINGS_MARKER, block)
+
+
+def encode_user_data(script: str) -> str:
+    """Launch templates take user data base64-encoded (unlike aws_instance, which encodes it for you)."""
+    return base64.b64encode(script.encode()).decode()
+
+
+def max_healthy_percentage(min_healthy: int) -> int:
+    """Instance refresh may run up to this % of capacity: launch before terminating, within AWS's 100-point span."""
+    return min(200, max(100, min_healthy + 100))
+
+
+@dataclass(frozen=True)
+class FleetArgs:
+    colour: str
+    ami_id: pulumi.Input[str]
+    instance_type: str
+    root_volume_gb: int
+    instance_profile_arn: pulumi.Input[str]
+    security_group_id: pulumi.Input[str]
+    subnet_ids: list[pulumi.Input[str]]
+    target_group_arn: pulumi.Input[str]
+    target_group_arn_suffix: pulumi.Input[str]
+    load_balancer_arn_suffix: pulumi.Input[str]
+    listener: pulumi.Resource  # the target group must be behind a listener before ALBRequestCountPerTarget exists
+    user_data: pulumi.Input[str]  # base64
+    min_size: int
+    max_size: int
+    desired_capacity: int
+    health_check_grace_s: int
+    min_healthy_percentage: int
+    requests_per_target_per_minute: float
+
+
+class Fleet(pulumi.ComponentResource):
+    def __init__(self, name: str, args: FleetArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("modelops:aws:Fleet", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = {"Name": f"modelops-{args.colour}", "modelops:colour": args.colour}
+        self.launch_template = aws.ec2.LaunchTemplate(
+            f"{name}-lt",
+            image_id=args.ami_id,
+            instance_type=args.instance_type,
+            iam_instance_profile={"arn": args.instance_profile_arn},
+            # Private subnets, no public address: the instances reach out through the NAT only.
+            network_interfaces=[
+                {
+                    "associate_public_ip_address": "false",
+                    "delete_on_termination": "true",
+                    "security_groups": [args.security_group_id],
+                }
+            ],
+            # IMDSv2 only (session tokens defeat SSRF credential theft). Hop limit 2: a process inside a Docker
+            # container is one network hop further from the metadata service than the host.
+            metadata_options={
+                "http_endpoint": "enabled",
+                "http_tokens": "required",
+                "http_put_response_hop_limit": 2,
+                "instance_metadata_tags": "disabled",
+            },
+            block_device_mappings=[
+                {
+                    "device_name": ROOT_DEVICE,
+                    "ebs": {
+                        "volume_size": args.root_volume_gb,
+                        "volume_type": "gp3",
+                        "encrypted": "true",
+                        "delete_on_termination": "true",
+                    },
+                }
+            ],
+            ebs_optimized="true",
+            monitoring={"enabled": True},
+            user_data=args.user_data,
+            update_default_version=True,
+            tag_specifications=[
+                {"resource_type": "instance", "tags": tags},
+                {"resource_type": "volume", "tags": tags},
+            ],
+            opts=child,
+        )
+        self.asg = aws.autoscaling.Group(
+            f"{name}-asg",
+            vpc_zone_identifiers=args.subnet_ids,
+            target_group_arns=[args.target_group_arn],
+            min_size=args.min_size,
+            max_size=args.max_size,
+            desired_capacity=args.desired_capacity,
+            # ELB health: an instance whose bento stops answering /readyz is replaced, not just one whose VM died.
+            health_check_type="ELB",
+            health_check_grace_period=args.health_check_grace_s,
+            default_instance_warmup=args.health_check_grace_s,
+            # Pin the version: instance refresh never fires on $Latest, so a new AMI or image would never roll out.
+            launch_template={
+                "id": self.launch_template.id,
+                "version": self.launch_template.latest_version.apply(lambda v: str(int(v))),
+            },
+            instance_refresh={
+                "strategy": "Rolling",
+                "preferences": {
+                    "min_healthy_percentage": args.min_healthy_percentage,
+                    "max_healthy_percentage": max_healthy_percentage(args.min_healthy_percentage),
+                    "instance_warmup": str(args.health_check_grace_s),
+                    "auto_rollback": True,
+                },
+            },
+            enabled_metrics=GROUP_METRICS,
+            tags=[{"key": k, "value": v, "propagate_at_launch": True} for k, v in tags.items()],
+            # Target tracking and modelops (scale, promotion) own the running capacity once the group exists.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity"]),
+        )
+        self.scaling_policy = aws.autoscaling.Policy(
+            f"{name}-requests",
+            autoscaling_group_name=self.asg.name,
+            policy_type="TargetTrackingScaling",
+            target_tracking_configuration={
+                "predefined_metric_specification": {
+                    "predefined_metric_type": "ALBRequestCountPerTarget",
+                    # app/<alb>/<id>/targetgroup/<tg>/<id>: the metric exists only for this pair.
+                    "resource_label": pulumi.Output.concat(
+                        args.load_balancer_arn_suffix, "/", args.target_group_arn_suffix
+                    ),
+                },
+                "target_value": args.requests_per_target_per_minute,
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.listener]),
+        )
+        self.register_outputs({"asg_name": self.asg.name, "launch_template_id": self.launch_template.id})

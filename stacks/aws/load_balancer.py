@@ -1,0 +1,212 @@
+"""The internet-facing ALB: blue and green target groups behind one weighted forward action."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+COLOURS = ("blue", "green")
+APP_PORT = 3000  # `bentoml serve` in a containerized bento listens here; instances publish it on the same port
+HEALTH_PATH = "/readyz"  # BentoML answers 500 until the service is ready, so a loading replica gets no traffic
+# TLS 1.3 with TLS 1.2 as the floor (AWS's recommended policy for new listeners).
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+DRAIN_MARGIN_S = 5
+
+
+def deregistration_delay_s(p99_ms: float, request_timeout_s: float) -> int:
+    """Seconds a deregistering target keeps serving the requests it already has.
+
+    BentoML cuts every request off at the server-side timeout (traffic.timeout = limits.request_timeout_s), so no
+    in-flight request outlives it; the p99 SLO bounds the usual case in case someone sets the timeout below it.
+    A few seconds of margin cover the ALB's own bookkeeping. AWS's default of 300 s would make every blue/green
+    switch and scale-in wait five minutes for requests that finished long ago.
+    """
+    return min(3600, math.ceil(max(request_timeout_s, p99_ms / 1000.0)) + DRAIN_MARGIN_S)
+
+
+def weighted_forward(target_group_arns: dict[str, pulumi.Input[str]], live_colour: str) -> dict:
+    """The listener action that splits traffic by weight: the live colour 100, the other 0."""
+    return {
+        "type": "forward",
+        "forward": {
+            "target_groups": [
+                {"arn": arn, "weight": 100 if colour == live_colour else 0} for colour, arn in target_group_arns.items()
+            ],
+            # Stickiness off: a weight change must move new requests at once, not after a cookie expires.
+            "stickiness": {"enabled": False, "duration": 1},
+        },
+    }
+
+
+@dataclass(frozen=True)
+class LoadBalancerArgs:
+    vpc_id: pulumi.Input[str]
+    public_subnet_ids: list[pulumi.Input[str]]
+    live_colour: str
+    deregistration_delay_s: int
+    idle_timeout_s: int
+    deletion_protection: bool
+    certificate_arn: str | None = None
+    access_log_bucket: pulumi.Input[str] | None = None
+    access_log_ready: pulumi.Resource | None = None  # the bucket policy the ALB must see before it is created
+
+
+class LoadBalancer(pulumi.ComponentResource):
+    def __init__(self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("modelops:aws:LoadBalancer", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        https = args.certificate_arn is not None
+
+        # The ALB's group is the only one in the stack open to the internet, and only on the listener ports.
+        self.alb_security_group = aws.ec2.SecurityGroup(
+            f"{name}-alb", description="modelops ALB: HTTP(S) from the internet", vpc_id=args.vpc_id, opts=child
+        )
+        self.instance_security_group = aws.ec2.SecurityGroup(
+            f"{name}-instances",
+            description="modelops instances: the model port from the ALB only",
+            vpc_id=args.vpc_id,
+            opts=child,
+        )
+        for port in (80, 443) if https else (80,):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-alb-in-{port}",
+                security_group_id=self.alb_security_group.id,
+                description=f"HTTP{'S' if port == 443 else ''} from the internet",
+                ip_protocol="tcp",
+                from_port=port,
+                to_port=port,
+                cidr_ipv4="0.0.0.0/0",
+                opts=child,
+            )
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-alb-out-model",
+            security_group_id=self.alb_security_group.id,
+            description="to the model port of the instances",
+            ip_protocol="tcp",
+            from_port=APP_PORT,
+            to_port=APP_PORT,
+            referenced_security_group_id=self.instance_security_group.id,
+            opts=child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-instances-in-model",
+            security_group_id=self.instance_security_group.id,
+            description="model port from the ALB",
+            ip_protocol="tcp",
+            from_port=APP_PORT,
+            to_port=APP_PORT,
+            referenced_security_group_id=self.alb_security_group.id,
+            opts=child,
+        )
+        # HTTPS only, through the NAT: ECR (API + S3 layers), SSM, CloudWatch Logs, the OS package mirror.
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-instances-out-https",
+            security_group_id=self.instance_security_group.id,
+            description="HTTPS to AWS APIs, ECR and package mirrors via NAT",
+            ip_protocol="tcp",
+            from_port=443,
+            to_port=443,
+            cidr_ipv4="0.0.0.0/0",
+            opts=child,
+        )
+
+        access_logs = (
+            {"bucket": args.access_log_bucket, "enabled": True, "prefix": "alb"} if args.access_log_bucket else None
+        )
+        self.alb = aws.lb.LoadBalancer(
+            f"{name}-alb",
+            load_balancer_type="application",
+            internal=False,
+            security_groups=[self.alb_security_group.id],
+            subnets=args.public_subnet_ids,
+            drop_invalid_header_fields=True,
+            enable_deletion_protection=args.deletion_protection,
+            idle_timeout=args.idle_timeout_s,
+            access_logs=access_logs,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[args.access_log_ready] if args.access_log_ready else None
+            ),
+        )
+
+        self.target_groups = {
+            colour: aws.lb.TargetGroup(
+                f"{name}-{colour}",
+                vpc_id=args.vpc_id,
+                port=APP_PORT,
+                # TLS ends at the ALB; the instances sit in private subnets that only the ALB's group reaches.
+                protocol="HTTP",
+                target_type="instance",
+                # Inference times vary with batch size: send new requests to the least busy replica.
+                load_balancing_algorithm_type="least_outstanding_requests",
+                deregistration_delay=str(args.deregistration_delay_s),
+                health_check={
+                    "enabled": True,
+                    "path": HEALTH_PATH,
+                    "matcher": "200",
+                    "protocol": "HTTP",
+                    "port": "traffic-port",
+                    "interval": 10,
+                    "timeout": 5,
+                    "healthy_threshold": 2,
+                    "unhealthy_threshold": 2,
+                },
+                tags={"modelops:colour": colour},
+                opts=child,
+            )
+            for colour in COLOURS
+        }
+        forward = weighted_forward({c: tg.arn for c, tg in self.target_groups.items()}, args.live_colour)
+        # Promotion (modelops, through the AWS API) owns the weights once the stack exists: `pulumi up` must not
+        # undo a promotion or a rollback. live_colour therefore only decides the weights at creation.
+        runtime_owned = pulumi.ResourceOptions(parent=self, ignore_changes=["defaultActions[0].forward"])
+        if https:
+            self.listener = aws.lb.Listener(
+                f"{name}-https",
+                load_balancer_arn=self.alb.arn,
+                port=443,
+                protocol="HTTPS",
+                ssl_policy=TLS_POLICY,
+                certificate_arn=args.certificate_arn,
+                default_actions=[forward],
+                opts=runtime_owned,
+            )
+            self.http_listener = aws.lb.Listener(
+                f"{name}-http",
+                load_balancer_arn=self.alb.arn,
+                port=80,
+                protocol="HTTP",
+                default_actions=[
+                    {"type": "redirect", "redirect": {"port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"}}
+                ],
+                opts=child,
+            )
+            self.url = pulumi.Output.concat("https://", self.alb.dns_name)
+        else:
+            # No certificate configured (modelops:aws.certificate_arn): a listener cannot serve HTTPS without one,
+            # and a self-signed certificate would only teach clients to skip verification. Plain HTTP lets a first
+            # deployment be tried end to end; set certificate_arn before real traffic.
+            pulumi.log.warn(
+                "modelops:aws.certificate_arn is not set: the ALB serves plain HTTP on port 80. Set an ACM "
+                "certificate ARN in stacks/Pulumi.aws.yaml to serve HTTPS (TLS >= 1.2) with an HTTP->HTTPS redirect."
+            )
+            self.listener = aws.lb.Listener(
+                f"{name}-http",
+                load_balancer_arn=self.alb.arn,
+                port=80,
+                protocol="HTTP",
+                default_actions=[forward],
+                opts=runtime_owned,
+            )
+            self.http_listener = self.listener
+            self.url = pulumi.Output.concat("http://", self.alb.dns_name)
+
+        self.register_outputs(
+            {
+                "url": self.url,
+                "listener_arn": self.listener.arn,
+                "target_group_arns": {c: tg.arn for c, tg in self.target_groups.items()},
+            }
+        )
