@@ -374,6 +374,11 @@ class AwsTarget:
         self._set_capacity(colour, 0)
         self._wait_capacity(colour, 0)
 
+    def retire_previous(self) -> None:
+        """After a full shift: the pool that lost the traffic goes to zero instances. Scale-in deregisters each
+        instance first and waits out the target group's deregistration delay, so requests in flight finish."""
+        self.remove_candidate()
+
     @_aws_errors("shift")
     def shift(self, weight: int) -> TargetStatus:
         """Send ``weight`` % of the listener's traffic to the candidate colour; 100 makes it live."""
@@ -565,7 +570,7 @@ class AwsTarget:
         described = self.elbv2.describe_target_health(TargetGroupArn=self.target_groups[colour])
         return {d["Target"]["Id"]: d["TargetHealth"] for d in described["TargetHealthDescriptions"]}
 
-    def _replicas(self, colour: Colour, asg: dict[str, Any]) -> list[ReplicaStatus]:
+    def _replicas(self, colour: Colour, asg: dict[str, Any], weight: int | None = None) -> list[ReplicaStatus]:
         # The ASG says which instances belong to the pool; the target group only says how healthy they are. A
         # target group can still list instances that left the group (draining on AWS), which are not replicas.
         members = self._members(asg)
@@ -585,6 +590,8 @@ class AwsTarget:
                 name=iid,
                 url=f"http://{ips[iid]}:{port}" if iid in ips else "",
                 healthy=health.get(iid, {}).get("State") == "healthy",
+                # The ALB sends requests to healthy targets of the target groups the listener weights above 0.
+                in_rotation=None if weight is None else weight > 0 and health.get(iid, {}).get("State") == "healthy",
             )
             for iid in ids
         ]
@@ -631,10 +638,10 @@ class AwsTarget:
         return PoolStatus(
             colour=colour,
             bento=spec.bento,
-            # The listener is the only way in: the live pool is reachable there, a candidate has no URL of its own
-            # (each replica's private-IP URL is reachable from inside the VPC only).
-            url=self.outputs[keys.ENDPOINT_URL] if colour == state.live else "",
-            replicas=self._replicas(colour, self._asg(colour)),
+            # The listener is the only way in: it reaches this pool alone only while the pool has all the weight.
+            # Otherwise the pool has no URL of its own (each replica's private-IP URL works inside the VPC only).
+            url=self.outputs[keys.ENDPOINT_URL] if state.weights[colour] == 100 else "",
+            replicas=self._replicas(colour, self._asg(colour), state.weights[colour]),
             workers=spec.workers,
             weight=state.weights[colour],
         )

@@ -133,17 +133,10 @@ def workers_from_override(value: str | None) -> int | None:
         return None
 
 
-def image_for(bento: str, outputs: dict[str, Any], repository: str | None = None) -> str:
-    """The container image that serves ``bento``.
-
-    The stack's own bento uses the image the stack built (``image`` output). Any other bento is expected where
-    `bentoml containerize` + push put it: ``<repository>:<bento version>`` when a registry is known (ECR on aws),
-    else the containerize default ``<name>:<version>`` (loaded into kind with `kind load docker-image`).
-    """
+def image_for(bento: str, outputs: dict[str, Any]) -> str:
+    """The container image that serves ``bento`` on kind: the image the stack built for the stack's bento, else
+    the tag `bentoml containerize` gives it (``<name>:<version>``), which stacks/kind/image.sh loads into kind."""
     if bento == outputs.get(keys.BENTO) and outputs.get(keys.IMAGE):
         return str(outputs[keys.IMAGE])
-    name = bento_name(bento)
-    version = bento.partition(":")[2]
-    if repository:
-        return f"{repository}:{version}"
-    return f"{name}:{version}"
+    bento_name(bento)  # name:version, or a clear error
+    return bento

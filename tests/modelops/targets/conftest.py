@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -347,8 +348,9 @@ class Recorded:
 class FakeKubeApi:
     """Answers Kubernetes API requests with canned JSON and records each request.
 
-    ``routes[(method, path)]`` is one JSON document, or a list of them served in turn (the last one repeats), so
-    a test can script a rollout that becomes ready on the third poll. Unknown routes get a 404 Status.
+    ``routes[(method, path)]`` is a list of JSON documents served in turn (the last one repeats), so a test can
+    script a rollout that becomes ready on the third poll. A route's path may carry a query string (decoded, e.g.
+    ``?labelSelector=a=b``); a request matches it first, then its path alone. Unknown routes get a 404 Status.
     """
 
     def __init__(self) -> None:
@@ -364,7 +366,8 @@ class FakeKubeApi:
         with self._lock:
             body = json.loads(raw) if raw else None
             self.requests.append(Recorded(method, path, content_type, body))
-            route = (method, path.split("?", 1)[0])
+            full = (method, urllib.parse.unquote(path))
+            route = full if full in self.routes else (method, full[1].split("?", 1)[0])
             if route not in self.routes:
                 return 404, {
                     "kind": "Status",
@@ -406,7 +409,10 @@ def kube_api() -> Iterator[tuple[FakeKubeApi, str]]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, name="fake-kube-api", daemon=True)
+    # A short poll interval: shutdown() waits up to one interval for the serving loop to notice.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-kube-api", daemon=True
+    )
     thread.start()
     try:
         yield api, f"http://127.0.0.1:{server.server_address[1]}"

@@ -64,7 +64,8 @@ def test_status_reads_blue_live_and_its_healthy_instances(aws_target: AwsTarget,
     blue, green = status.pools["blue"], status.pools["green"]
     assert (blue.weight, green.weight) == (100, 0)
     assert [r.name for r in blue.replicas] == aws_stack.in_service("blue")
-    assert all(r.healthy for r in blue.replicas), blue.replicas
+    assert all(r.healthy and r.in_rotation for r in blue.replicas), blue.replicas
+    assert blue.url == aws_stack.outputs[keys.ENDPOINT_URL]
     private_ips = {
         i["InstanceId"]: i["PrivateIpAddress"]
         for r in aws_stack.ec2.describe_instances(InstanceIds=aws_stack.in_service("blue"))["Reservations"]
@@ -140,6 +141,7 @@ def test_deploy_candidate_runs_the_bento_on_green_from_a_new_pinned_launch_templ
     assert aws_stack.listener_weights() == {"blue": 100, "green": 0}
     candidate = with_candidate.status().candidate
     assert candidate is not None and (candidate.bento, candidate.workers) == (NEW_BENTO, 2)
+    assert not any(r.in_rotation for r in candidate.replicas)  # healthy, but the listener gives it no weight
 
 
 def test_deploy_candidate_replaces_the_previous_candidate_instances(
@@ -188,6 +190,9 @@ def test_shift_partial_weight_splits_traffic_and_keeps_blue_live(
 
     assert aws_stack.listener_weights() == {"blue": 90, "green": 10}
     assert status.live == "blue" and aws_stack.listener_tags()[LIVE_TAG] == "blue"
+    # Both pools now take requests, and the listener reaches neither alone.
+    green = status.pools["green"]
+    assert all(r.in_rotation for r in green.replicas) and (green.url, status.pools["blue"].url) == ("", "")
 
 
 def test_shift_full_weight_makes_green_live(with_candidate: AwsTarget, aws_stack: AwsStack) -> None:
@@ -290,6 +295,16 @@ def test_remove_candidate_is_refused_while_it_takes_traffic(with_candidate: AwsT
     with pytest.raises(DeploymentError, match="rollback"):
         with_candidate.remove_candidate()
     assert aws_stack.asg("green")["DesiredCapacity"] == 2
+
+
+def test_retire_previous_after_a_full_shift_scales_blue_to_zero(with_candidate: AwsTarget, aws_stack: AwsStack) -> None:
+    with_candidate.shift(100)
+
+    with_candidate.retire_previous()
+
+    blue = aws_stack.asg("blue")
+    assert (blue["DesiredCapacity"], blue["Instances"]) == (0, [])
+    assert len(aws_stack.in_service("green")) == 2 and aws_stack.listener_weights() == {"blue": 0, "green": 100}
 
 
 def test_down_scales_both_pools_to_zero(with_candidate: AwsTarget, aws_stack: AwsStack) -> None:

@@ -1,0 +1,497 @@
+"""The Kubernetes target driver (kind, or any cluster): the official client against what `pulumi up -s kind` made.
+
+The stack makes, per colour, a Deployment (no ``replicas``: its HPA owns the count), an HPA, a PDB and a ClusterIP
+Service named like the Deployment; and one NodePort Service whose selector's colour label picks the live pool.
+This driver patches those objects and reads them back; `pulumi destroy -s kind` removes them.
+
+Traffic cannot be split by weight: a Service selects pods, and kube-proxy balances over all of them. So
+:meth:`KubernetesTarget.shift` accepts 0 (nothing moves) or 100 (the candidate becomes live) and refuses the rest.
+Weighted canaries need a mesh or a Gateway API HTTPRoute with backend weights, which the kind stack does not run.
+
+Patch types: strategic merge for Deployments (the containers list merges by container name, so one container's
+env and resources change without restating the others), JSON merge patch for the rest (Service selector and
+annotations, HPA range, the scale subresource). The client is always told which: left to itself it picks
+``application/json-patch+json`` or strategic merge depending on its version.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from modelops.errors import DeploymentError, NotDeployedError, UsageError
+from modelops.targets.base import Colour, Pool, PoolStatus, ReplicaStatus, TargetStatus, other
+from modelops.targets.outputs import (
+    BENTOML_OVERRIDES_ENV,
+    check_outputs,
+    image_for,
+    with_workers,
+    workers_from_override,
+)
+from stacks import outputs as keys
+from stacks.kind.model_service import APP, COLOUR_LABEL, CONTAINER_PORT, SERVICE_PORT, cpu_quantity
+
+COLOURS: tuple[Colour, Colour] = ("blue", "green")
+REQUIRED_OUTPUTS = (keys.ENDPOINT_URL, keys.NAMESPACE, keys.SERVICE_NAME, keys.DEPLOYMENT_NAMES)
+
+PREVIOUS_ANNOTATION = "modelops/previous-colour"  # on the live Service: the colour it selected before the last switch
+BENTO_ANNOTATION = "modelops/bento"  # on a Deployment's pod template: the bento its pods serve
+
+STRATEGIC_MERGE = "application/strategic-merge-patch+json"
+MERGE_PATCH = "application/merge-patch+json"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _kube_errors(action: str) -> Callable[[F], F]:
+    """Turn a failed Kubernetes API call inside ``action`` into a DeploymentError that says what was being done."""
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except ApiException as exc:
+                raise DeploymentError(
+                    f"kubernetes {action} failed: {exc.status} {exc.reason}: {_api_message(exc)}"
+                ) from exc
+            except HTTPError as exc:
+                raise DeploymentError(
+                    f"kubernetes {action} failed, the API server is unreachable ({exc}): is the cluster running "
+                    "and the kubeconfig context right?"
+                ) from exc
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _api_message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "")["message"])
+    except (ValueError, KeyError, TypeError):
+        return str(exc.body or "")
+
+
+def _count(value: int | None) -> int:
+    return value or 0
+
+
+class KubernetesTarget:
+    """The Target interface over blue/green Deployments behind one Service whose selector picks the live colour."""
+
+    name = "kind"
+
+    def __init__(
+        self,
+        outputs: dict[str, Any],
+        api_client: k8s.ApiClient,
+        *,
+        timeout_s: float = 300.0,
+        poll_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.outputs = check_outputs(outputs, REQUIRED_OUTPUTS, source="the kind stack outputs", stack="kind")
+        self.namespace: str = outputs[keys.NAMESPACE]
+        self.service_name: str = outputs[keys.SERVICE_NAME]
+        self.deployments = _by_colour(outputs, keys.DEPLOYMENT_NAMES)
+        hpas = outputs.get(keys.HPA_NAMES) or {}
+        self.hpas: dict[Colour, str] = {c: str(hpas[c]) for c in COLOURS if hpas.get(c)}
+        self.timeout_s = timeout_s
+        self.poll_s = poll_s
+        self._clock = clock
+        self._sleep = sleep
+        self.apps = k8s.AppsV1Api(api_client)
+        self.core = k8s.CoreV1Api(api_client)
+        self.autoscaling = k8s.AutoscalingV2Api(api_client)
+        self.discovery = k8s.DiscoveryV1Api(api_client)
+
+    @classmethod
+    def from_kubeconfig(
+        cls, outputs: dict[str, Any], kubeconfig: str | None = None, **options: Any
+    ) -> KubernetesTarget:
+        """A driver on the cluster of the stack's kubeconfig context (``kube_context`` output)."""
+        from kubernetes import config
+
+        try:
+            api_client = config.new_client_from_config(config_file=kubeconfig, context=outputs.get(keys.KUBE_CONTEXT))
+        except (config.ConfigException, OSError) as exc:
+            raise DeploymentError(
+                f"cannot load the kubeconfig for context {outputs.get(keys.KUBE_CONTEXT)!r}: {exc}. Run "
+                "`pulumi up -s kind` (it writes the context), or pass --kubeconfig"
+            ) from exc
+        return cls(outputs, api_client, **options)
+
+    # ---------------------------------------------------------------- reading
+
+    @_kube_errors("status")
+    def status(self) -> TargetStatus:
+        live = self._live(self._service())
+        serving = self._ready_endpoints()
+        pools = {colour: self._pool_status(colour, live, serving) for colour in COLOURS}
+        return TargetStatus(
+            target=self.name,
+            url=self.outputs[keys.ENDPOINT_URL],
+            bento=pools[live].bento,
+            live=live,
+            pools=pools,
+        )
+
+    # ---------------------------------------------------------------- the Target operations
+
+    @_kube_errors("up")
+    def up(self, bento: str, replicas: int, workers: int) -> TargetStatus:
+        """Run ``bento`` in the live pool. Refuses to swap the bento of a live pool that is serving (that would
+        skip the gate): use deploy_candidate + shift(100) for a new bento, resize for other workers."""
+        live = self._live(self._service())
+        current = self._pool_status(live, live)
+        if (current.bento, current.workers) != (bento, workers) and current.replicas:
+            raise DeploymentError(
+                f"the live {live} pool already serves {current.bento or 'an unknown bento'} with "
+                f"{current.workers or '?'} worker(s) in {len(current.replicas)} pod(s): put {bento} live with "
+                "deploy_candidate then shift(100), or change workers with resize"
+            )
+        if (current.bento, current.workers) != (bento, workers):
+            self._set_bento(live, bento, workers, image_for(bento, self.outputs))
+        self._scale(live, replicas)
+        return self.status()
+
+    @_kube_errors("down")
+    def down(self) -> None:
+        """Both pools to zero pods. The Deployments, Services and HPAs stay: `pulumi destroy -s kind` removes them."""
+        for colour in COLOURS:
+            self._set_replicas(colour, 0)
+        for colour in COLOURS:
+            self._wait_rollout(colour, 0)
+
+    @_kube_errors("scale")
+    def scale(self, replicas: int, pool: Pool = "candidate") -> PoolStatus:
+        """Run exactly ``replicas`` pods in the pool.
+
+        With an HPA, the Deployment's replica count is the HPA's to set: patching the Deployment alone would be
+        undone at the HPA's next sync. So the HPA's range is pinned to [replicas, replicas] (what a measurement
+        needs: a fixed count; `pulumi up -s kind` restores the autoscaling range) and the scale subresource set
+        too, because an HPA never scales a Deployment up from 0. Scaling to 0 leaves the HPA alone: its
+        minReplicas cannot be 0, and it does nothing while the Deployment has 0 replicas."""
+        colour = self._colour_of(pool)
+        self._scale(colour, replicas)
+        return self._pool_status(colour, self._live(self._service()))
+
+    @_kube_errors("resize")
+    def resize(self, workers: int, cpu: float | None = None, pool: Pool = "candidate") -> PoolStatus:
+        """Vertical: ``workers`` BentoML workers per pod and, when given, ``cpu`` cores as request = limit.
+
+        Other settings in the container's BENTOML_CONFIG_OVERRIDES (the request timeout) stay; memory stays. The
+        Deployment rolls its pods (the stack allows one extra pod, none unavailable) and the call returns when
+        every pod runs the new template and is ready."""
+        if cpu is not None and not 0 < cpu <= 64:
+            raise UsageError(f"cpu must be between 0 and 64 cores, got {cpu!r}")
+        colour = self._colour_of(pool)
+        deployment = self._deployment(colour)
+        container = self._container(deployment)
+        bento = self._bento_of(deployment) or str(self.outputs.get(keys.BENTO) or "")
+        overrides = with_workers(_env(container, BENTOML_OVERRIDES_ENV), bento, workers)
+        patch: dict[str, Any] = {"name": container.name, "env": [{"name": BENTOML_OVERRIDES_ENV, "value": overrides}]}
+        if cpu is not None:
+            quantity = cpu_quantity(cpu)
+            patch["resources"] = {"requests": {"cpu": quantity}, "limits": {"cpu": quantity}}
+        self._patch_template(colour, {"spec": {"containers": [patch]}})
+        self._wait_rollout(colour, _count(deployment.spec.replicas))
+        return self._pool_status(colour, self._live(self._service()))
+
+    @_kube_errors("deploy_candidate")
+    def deploy_candidate(self, bento: str, replicas: int, workers: int, image: str | None = None) -> PoolStatus:
+        """Run ``bento`` in ``replicas`` pods of the colour that is not live; the live Service is untouched.
+
+        ``image`` defaults to what `bentoml containerize` tags it (``<name>:<version>``, loaded into the kind node
+        by stacks/kind/image.sh)."""
+        live = self._live(self._service())
+        colour = other(live)
+        self._set_bento(colour, bento, workers, image or image_for(bento, self.outputs))
+        self._scale(colour, replicas)
+        return self._pool_status(colour, live)
+
+    @_kube_errors("remove_candidate")
+    def remove_candidate(self) -> None:
+        colour = other(self._live(self._service()))
+        self._set_replicas(colour, 0)
+        self._wait_rollout(colour, 0)
+
+    def retire_previous(self) -> None:
+        """After a switch: the pool that lost the traffic goes to zero pods. Each pod drains first (preStop
+        sleep, then BentoML's graceful shutdown within the stack's termination grace period)."""
+        self.remove_candidate()
+
+    @_kube_errors("shift")
+    def shift(self, weight: int) -> TargetStatus:
+        """0: nothing moves. 100: the Service selects the candidate colour, which becomes live. A Service cannot
+        weight its pods, so anything between is refused rather than rounded (a "10 % canary" rounded to 0 or 100
+        would make the gate believe it tested something it did not)."""
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+            raise UsageError(f"weight must be an integer percentage from 0 to 100, got {weight!r}")
+        if weight not in (0, 100):
+            raise UsageError(
+                f"a Kubernetes Service cannot send {weight} % of traffic to one pool: it selects pods, and "
+                "kube-proxy balances over all of them. Use shift(100) to switch, shift(0) to stay (weighted "
+                "canaries need a service mesh or Gateway API HTTPRoute weights)"
+            )
+        service = self._service()
+        live = self._live(service)
+        if weight == 100:
+            self._switch(live, other(live), "shift traffic to it")
+        return self.status()
+
+    @_kube_errors("rollback")
+    def rollback(self) -> TargetStatus:
+        """Select the colour that was live before the last switch again."""
+        service = self._service()
+        live = self._live(service)
+        previous = (service.metadata.annotations or {}).get(PREVIOUS_ANNOTATION)
+        if previous not in COLOURS or previous == live:
+            raise DeploymentError(
+                f"nothing to roll back: Service {self.service_name} selects {live} and records no earlier live colour "
+                f"(annotation {PREVIOUS_ANNOTATION} is set by a switch)"
+            )
+        self._switch(live, previous, "roll back to it")
+        return self.status()
+
+    @_kube_errors("kill_replica")
+    def kill_replica(self, pool: Pool = "candidate") -> ReplicaStatus:
+        """Delete one pod of the pool at once (grace period 0: the process is killed, as a crashed node would);
+        the Deployment starts a replacement. A plain delete, not an eviction: the PDB does not stop a crash."""
+        colour = self._colour_of(pool)
+        replicas = self._replicas(colour, self._deployment(colour))
+        if not replicas:
+            raise NotDeployedError(f"the {colour} pool (Deployment {self.deployments[colour]}) has no pod to kill")
+        victim = next((r for r in replicas if r.healthy), replicas[0])
+        self.core.delete_namespaced_pod(victim.name, self.namespace, grace_period_seconds=0)
+        return ReplicaStatus(name=victim.name, url=victim.url, healthy=False)
+
+    # ---------------------------------------------------------------- internals: the Service
+
+    def _service(self) -> k8s.V1Service:
+        return self.core.read_namespaced_service(self.service_name, self.namespace)
+
+    def _live(self, service: k8s.V1Service) -> Colour:
+        colour = (service.spec.selector or {}).get(COLOUR_LABEL)
+        if colour not in COLOURS:
+            raise DeploymentError(
+                f"Service {self.namespace}/{self.service_name} does not select a colour (selector "
+                f"{service.spec.selector}, expected {COLOUR_LABEL}: blue or green): run `pulumi up -s kind`"
+            )
+        return colour
+
+    def _colour_of(self, pool: Pool) -> Colour:
+        if pool not in ("live", "candidate"):
+            raise UsageError(f"pool must be 'live' or 'candidate', got {pool!r}")
+        live = self._live(self._service())
+        return live if pool == "live" else other(live)
+
+    def _switch(self, live: Colour, to: Colour, purpose: str) -> None:
+        if not _count(self._deployment(to).status.ready_replicas):
+            raise DeploymentError(
+                f"the {to} pool (Deployment {self.deployments[to]}) has no ready pod, so it cannot {purpose}: "
+                "deploy_candidate or scale it up first"
+            )
+        # Merge patch: only the colour key of the selector changes, the app labels stay.
+        self.core.patch_namespaced_service(
+            self.service_name,
+            self.namespace,
+            {"metadata": {"annotations": {PREVIOUS_ANNOTATION: live}}, "spec": {"selector": {COLOUR_LABEL: to}}},
+            _content_type=MERGE_PATCH,
+        )
+        self._wait_endpoints(to)
+
+    def _wait_endpoints(self, colour: Colour) -> None:
+        """Block until the Service's EndpointSlices list ready pods of ``colour`` only: then kube-proxy routes to
+        them, and the switch has taken effect."""
+        wanted = {r.name for r in self._replicas(colour, self._deployment(colour))}
+        deadline = self._clock() + self.timeout_s
+        while True:
+            ready = self._ready_endpoints()
+            if ready and ready <= wanted:
+                return
+            if self._clock() >= deadline:
+                raise DeploymentError(
+                    f"Service {self.service_name} still routes to {sorted(ready - wanted) or 'no pod'} "
+                    f"{self.timeout_s:g} s after selecting {colour}: see `kubectl -n {self.namespace} get "
+                    f"endpointslices -l kubernetes.io/service-name={self.service_name}`"
+                )
+            self._sleep(self.poll_s)
+
+    def _ready_endpoints(self) -> set[str]:
+        """Names of the pods the live Service routes to: the ready endpoints of its EndpointSlices."""
+        slices = self.discovery.list_namespaced_endpoint_slice(
+            self.namespace, label_selector=f"kubernetes.io/service-name={self.service_name}"
+        ).items
+        return {
+            endpoint.target_ref.name
+            for piece in slices
+            for endpoint in piece.endpoints or []
+            if endpoint.target_ref is not None and (endpoint.conditions is None or endpoint.conditions.ready)
+        }
+
+    # ---------------------------------------------------------------- internals: Deployments
+
+    def _deployment(self, colour: Colour) -> k8s.V1Deployment:
+        return self.apps.read_namespaced_deployment(self.deployments[colour], self.namespace)
+
+    def _container(self, deployment: k8s.V1Deployment) -> k8s.V1Container:
+        containers = deployment.spec.template.spec.containers
+        found = next((c for c in containers if c.name == APP), None)
+        if found is None:
+            names = ", ".join(c.name for c in containers)
+            raise DeploymentError(
+                f"Deployment {deployment.metadata.name} has no container named {APP!r} (it has {names}): "
+                "run `pulumi up -s kind`"
+            )
+        return found
+
+    def _bento_of(self, deployment: k8s.V1Deployment) -> str:
+        annotations = deployment.spec.template.metadata.annotations if deployment.spec.template.metadata else None
+        bento = (annotations or {}).get(BENTO_ANNOTATION)
+        if bento:
+            return bento
+        # A Deployment as the stack made it runs the stack's image: that is the stack's bento.
+        stack_image = self.outputs.get(keys.IMAGE)
+        return self.outputs.get(keys.BENTO, "") if self._container(deployment).image == stack_image else ""
+
+    def _pool_status(self, colour: Colour, live: Colour, serving: set[str] | None = None) -> PoolStatus:
+        deployment = self._deployment(colour)
+        container = self._container(deployment)
+        return PoolStatus(
+            colour=colour,
+            bento=self._bento_of(deployment),
+            # Each colour's own ClusterIP Service (named like its Deployment): this pool alone, from inside the
+            # cluster. From this machine: `kubectl -n <namespace> port-forward svc/<name> <port>:80`.
+            url=f"http://{self.deployments[colour]}.{self.namespace}.svc:{SERVICE_PORT}",
+            replicas=self._replicas(colour, deployment, serving),
+            workers=workers_from_override(_env(container, BENTOML_OVERRIDES_ENV)) or 0,
+            weight=100 if colour == live else 0,
+        )
+
+    def _replicas(
+        self, colour: Colour, deployment: k8s.V1Deployment, serving: set[str] | None = None
+    ) -> list[ReplicaStatus]:
+        labels = deployment.spec.selector.match_labels or {}
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        port = next((p.container_port for p in self._container(deployment).ports or []), CONTAINER_PORT)
+        return [
+            ReplicaStatus(
+                name=pod.metadata.name,
+                url=f"http://{pod.status.pod_ip}:{port}" if pod.status and pod.status.pod_ip else "",
+                healthy=_ready(pod),
+                # The live Service's own view: kube-proxy sends requests to its ready endpoints.
+                in_rotation=None if serving is None else pod.metadata.name in serving,
+            )
+            for pod in sorted(pods, key=lambda p: p.metadata.name)
+            if pod.metadata.deletion_timestamp is None  # a terminating pod is leaving the pool
+        ]
+
+    def _patch_template(self, colour: Colour, template: dict[str, Any]) -> None:
+        self.apps.patch_namespaced_deployment(
+            self.deployments[colour], self.namespace, {"spec": {"template": template}}, _content_type=STRATEGIC_MERGE
+        )
+
+    def _set_bento(self, colour: Colour, bento: str, workers: int, image: str) -> None:
+        container = self._container(self._deployment(colour))
+        overrides = with_workers(_env(container, BENTOML_OVERRIDES_ENV), bento, workers)
+        self._patch_template(
+            colour,
+            {
+                "metadata": {"annotations": {BENTO_ANNOTATION: bento}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": container.name,
+                            "image": image,
+                            "env": [{"name": BENTOML_OVERRIDES_ENV, "value": overrides}],
+                        }
+                    ]
+                },
+            },
+        )
+
+    def _scale(self, colour: Colour, replicas: int) -> None:
+        self._set_replicas(colour, replicas)
+        self._wait_rollout(colour, replicas)
+
+    def _set_replicas(self, colour: Colour, replicas: int) -> None:
+        if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= 1000:
+            raise UsageError(f"replicas must be a whole number from 0 to 1000, got {replicas!r}")
+        hpa = self.hpas.get(colour)
+        if hpa and replicas > 0:
+            try:
+                self.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+                    hpa,
+                    self.namespace,
+                    {"spec": {"minReplicas": replicas, "maxReplicas": replicas}},
+                    _content_type=MERGE_PATCH,
+                )
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                # The HPA was removed: the Deployment's own count is then the only one.
+        self.apps.patch_namespaced_deployment_scale(
+            self.deployments[colour], self.namespace, {"spec": {"replicas": replicas}}, _content_type=MERGE_PATCH
+        )
+
+    def _wait_rollout(self, colour: Colour, replicas: int) -> None:
+        """Block until the Deployment has exactly ``replicas`` pods, all from its current template and ready (the
+        condition `kubectl rollout status` waits for), polling with a deadline."""
+        name = self.deployments[colour]
+        deadline = self._clock() + self.timeout_s
+        while True:
+            deployment = self._deployment(colour)
+            status = deployment.status or k8s.V1DeploymentStatus()
+            counts = {
+                "updated": _count(status.updated_replicas),
+                "ready": _count(status.ready_replicas),
+                "available": _count(status.available_replicas),
+                "total": _count(status.replicas),
+            }
+            observed = _count(status.observed_generation) >= _count(deployment.metadata.generation)
+            if observed and _count(deployment.spec.replicas) == replicas and set(counts.values()) == {replicas}:
+                return
+            stalled = next(
+                (
+                    c
+                    for c in status.conditions or []
+                    if c.type == "Progressing" and c.reason == "ProgressDeadlineExceeded"
+                ),
+                None,
+            )
+            if stalled is not None or self._clock() >= deadline:
+                why = f"its progress deadline passed ({stalled.message})" if stalled else f"{self.timeout_s:g} s passed"
+                shown = ", ".join(f"{k} {v}" for k, v in counts.items())
+                raise DeploymentError(
+                    f"Deployment {self.namespace}/{name} did not reach {replicas} ready pod(s) ({shown}): {why}. "
+                    f"See `kubectl -n {self.namespace} rollout status deployment/{name}` and "
+                    f"`kubectl -n {self.namespace} describe pods -l {COLOUR_LABEL}={colour}`"
+                )
+            self._sleep(self.poll_s)
+
+
+def _by_colour(outputs: dict[str, Any], key: str) -> dict[Colour, str]:
+    value = outputs.get(key)
+    if not isinstance(value, dict) or any(not value.get(colour) for colour in COLOURS):
+        raise UsageError(f"stack output {key!r} must map 'blue' and 'green' to names, got {value!r}")
+    return {colour: str(value[colour]) for colour in COLOURS}
+
+
+def _env(container: k8s.V1Container, name: str) -> str | None:
+    return next((e.value for e in container.env or [] if e.name == name), None)
+
+
+def _ready(pod: k8s.V1Pod) -> bool:
+    conditions = pod.status.conditions if pod.status else None
+    return any(c.type == "Ready" and c.status == "True" for c in conditions or [])
