@@ -54,6 +54,11 @@ LIVE_TAG = "modelops:live-colour"  # listener tag: the colour taking live traffi
 PREVIOUS_TAG = "modelops:previous-colour"  # listener tag: the colour that was live before the last full shift
 BENTO_TAG = "modelops:bento"  # launch template instance tag: the bento a pool's instances serve
 
+# ASG lifecycle states (prefixes) of instances leaving the pool (AWS deregisters them from the target group as they
+# enter these) and of instances gone from it.
+LEAVING = ("Terminating", "Detaching", "EnteringStandby", "Standby")
+GONE = ("Terminated", "Detached", "Warmed")
+
 # Instance refresh states (DescribeInstanceRefreshes): the ones that end it without success.
 REFRESH_FAILED = frozenset({"Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed"})
 
@@ -418,7 +423,9 @@ class AwsTarget:
     def kill_replica(self, pool: Pool = "candidate") -> ReplicaStatus:
         """Terminate one in-service instance of the pool; the ASG keeps its desired capacity and replaces it."""
         colour = self._colour_of(pool)
-        replicas = self._replicas(colour, self._asg(colour))
+        asg = self._asg(colour)
+        members = {i["InstanceId"] for i in self._members(asg)}
+        replicas = [r for r in self._replicas(colour, asg) if r.name in members]
         if not replicas:
             raise NotDeployedError(f"the {colour} pool ({self.asg_names[colour]}) has no instance to kill")
         victim = next((r for r in replicas if r.healthy), replicas[0])
@@ -557,8 +564,7 @@ class AwsTarget:
     @staticmethod
     def _members(asg: dict[str, Any]) -> list[dict[str, Any]]:
         """The group's instances that are, or are becoming, part of the pool (not leaving it)."""
-        leaving = ("Terminating", "Terminated", "Detaching", "Detached", "EnteringStandby", "Standby")
-        return [i for i in asg.get("Instances", []) if not i["LifecycleState"].startswith(leaving)]
+        return [i for i in asg.get("Instances", []) if not i["LifecycleState"].startswith(LEAVING + GONE)]
 
     def _port(self, colour: Colour) -> int:
         if colour not in self._ports:
@@ -571,12 +577,17 @@ class AwsTarget:
         return {d["Target"]["Id"]: d["TargetHealth"] for d in described["TargetHealthDescriptions"]}
 
     def _replicas(self, colour: Colour, asg: dict[str, Any], weight: int | None = None) -> list[ReplicaStatus]:
-        # The ASG says which instances belong to the pool; the target group only says how healthy they are. A
-        # target group can still list instances that left the group (draining on AWS), which are not replicas.
-        members = self._members(asg)
-        if not members:
+        """The pool's instances, with those leaving it (terminating, standby) until they are gone: a killed
+        replica stays visible, unhealthy and out of rotation, while it drains.
+
+        The ASG says which instances belong to the pool; the target group only says how healthy they are. It can
+        still list instances that left the group (draining on AWS; moto keeps them "healthy"), which are not
+        replicas."""
+        instances = [i for i in asg.get("Instances", []) if not i["LifecycleState"].startswith(GONE)]
+        if not instances:
             return []
-        ids = sorted(i["InstanceId"] for i in members)
+        members = {i["InstanceId"] for i in self._members(asg)}
+        ids = sorted(i["InstanceId"] for i in instances)
         health = self._target_health(colour)
         ips: dict[str, str] = {}
         for page in self.ec2.get_paginator("describe_instances").paginate(InstanceIds=ids):
@@ -585,16 +596,19 @@ class AwsTarget:
                     if instance.get("PrivateIpAddress"):
                         ips[instance["InstanceId"]] = instance["PrivateIpAddress"]
         port = self._port(colour)
-        return [
-            ReplicaStatus(
-                name=iid,
-                url=f"http://{ips[iid]}:{port}" if iid in ips else "",
-                healthy=health.get(iid, {}).get("State") == "healthy",
-                # The ALB sends requests to healthy targets of the target groups the listener weights above 0.
-                in_rotation=None if weight is None else weight > 0 and health.get(iid, {}).get("State") == "healthy",
+        replicas = []
+        for iid in ids:
+            healthy = iid in members and health.get(iid, {}).get("State") == "healthy"
+            replicas.append(
+                ReplicaStatus(
+                    name=iid,
+                    url=f"http://{ips[iid]}:{port}" if iid in ips else "",
+                    healthy=healthy,
+                    # The ALB sends requests to healthy targets of the target groups the listener weights above 0.
+                    in_rotation=None if weight is None else healthy and weight > 0,
+                )
             )
-            for iid in ids
-        ]
+        return replicas
 
     def _pool_spec(self, colour: Colour) -> PoolSpec:
         pinned = self._asg(colour).get("LaunchTemplate")

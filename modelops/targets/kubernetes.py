@@ -389,12 +389,13 @@ class KubernetesTarget:
             ReplicaStatus(
                 name=pod.metadata.name,
                 url=f"http://{pod.status.pod_ip}:{port}" if pod.status and pod.status.pod_ip else "",
-                healthy=_ready(pod),
+                # A terminating pod stays listed, not healthy, until it is gone: a killed replica is visible while
+                # it leaves the Service's endpoints.
+                healthy=_ready(pod) and pod.metadata.deletion_timestamp is None,
                 # The live Service's own view: kube-proxy sends requests to its ready endpoints.
                 in_rotation=None if serving is None else pod.metadata.name in serving,
             )
             for pod in sorted(pods, key=lambda p: p.metadata.name)
-            if pod.metadata.deletion_timestamp is None  # a terminating pod is leaving the pool
         ]
 
     def _patch_template(self, colour: Colour, template: dict[str, Any]) -> None:

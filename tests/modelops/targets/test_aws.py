@@ -276,6 +276,23 @@ def test_kill_replica_terminates_one_instance_and_keeps_desired_capacity(
     assert [r.name for r in aws_target.status().pools["blue"].replicas] == after
 
 
+def test_an_instance_leaving_the_pool_stays_listed_but_neither_healthy_nor_in_rotation(
+    aws_target: AwsTarget, aws_stack: AwsStack
+) -> None:
+    # Standby is the leaving state moto has (AWS also has Terminating*, for a killed instance while it drains).
+    leaving, staying = aws_stack.in_service("blue")
+    aws_stack.autoscaling.enter_standby(
+        AutoScalingGroupName=aws_stack.outputs[keys.ASG_NAMES]["blue"],
+        InstanceIds=[leaving],
+        ShouldDecrementDesiredCapacity=True,
+    )
+
+    replicas = {r.name: (r.healthy, r.in_rotation) for r in aws_target.status().pools["blue"].replicas}
+
+    assert replicas == {leaving: (False, False), staying: (True, True)}
+    assert aws_target.kill_replica(pool="live").name == staying  # never the one already leaving
+
+
 def test_kill_replica_of_an_empty_pool_says_so(aws_target: AwsTarget) -> None:
     with pytest.raises(NotDeployedError, match=r"green pool .* has no instance"):
         aws_target.kill_replica(pool="candidate")

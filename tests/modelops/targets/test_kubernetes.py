@@ -132,10 +132,15 @@ def pods_query(colour: str) -> str:
     return f"{PODS}?labelSelector=" + ",".join(f"{k}={v}" for k, v in sorted(labels(colour).items()))
 
 
-def pods(colour: str, count: int, ready: bool = True) -> dict[str, Any]:
+def pods(colour: str, count: int, ready: bool = True, deleting: tuple[int, ...] = ()) -> dict[str, Any]:
     items = [
         {
-            "metadata": {"name": pod_name(colour, i), "namespace": NS, "labels": labels(colour)},
+            "metadata": {
+                "name": pod_name(colour, i),
+                "namespace": NS,
+                "labels": labels(colour),
+                **({"deletionTimestamp": "2026-01-01T00:00:00Z"} if i in deleting else {}),
+            },
             "spec": {"containers": [{"name": APP, "image": STACK_IMAGE}]},
             "status": {
                 "podIP": f"10.244.{0 if colour == 'blue' else 1}.{10 + i}",
@@ -268,6 +273,20 @@ def test_status_reports_a_pod_that_is_not_ready_as_unhealthy(driver: KubernetesT
     cluster.api.route("GET", pods_query("blue"), pods("blue", 1, ready=False))
 
     assert [r.healthy for r in driver.status().pools["blue"].replicas] == [False]
+
+
+def test_status_keeps_a_terminating_pod_listed_as_unhealthy_and_out_of_rotation(
+    driver: KubernetesTarget, cluster: Cluster
+) -> None:
+    cluster.live("blue")
+    cluster.pool("blue", deployment("blue", replicas=2))
+    cluster.pool("green", deployment("green", replicas=0))
+    cluster.api.route("GET", pods_query("blue"), pods("blue", 2, deleting=(0,)))
+    cluster.api.route("GET", SLICES, endpoint_slices(pod_name("blue", 1)))
+
+    replicas = [(r.name, r.healthy, r.in_rotation) for r in driver.status().pools["blue"].replicas]
+
+    assert replicas == [(pod_name("blue", 0), False, False), (pod_name("blue", 1), True, True)]
 
 
 def test_scale_pins_the_hpa_range_then_sets_the_deployment_scale(driver: KubernetesTarget, cluster: Cluster) -> None:
