@@ -406,8 +406,13 @@ def _record_child(stack: str, stacks_dir: Path) -> dict:
                 return aws_state(args.typ, args.name, inputs, region)
             raise RenderError(f"no mock for resource type {args.typ} ({args.name}): add one in modelops/render.py")
 
+        def __init__(self) -> None:
+            self.invokes: list[dict] = []
+
         def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
-            return aws_call(args.token, unwrap(args.args), region)
+            arguments = _normalise(unwrap(args.args))
+            self.invokes.append({"token": args.token, "args": arguments, "provider": args.provider})
+            return aws_call(args.token, arguments, region)
 
     class RecordingMonitor(mocks.MockMonitor):
         def __init__(self, m: pulumi.runtime.Mocks):
@@ -449,7 +454,8 @@ def _record_child(stack: str, stacks_dir: Path) -> dict:
     logger.propagate = False
     collect = Collect()
     logger.addHandler(collect)
-    monitor = RecordingMonitor(RecordingMocks())
+    recording = RecordingMocks()
+    monitor = RecordingMonitor(recording)
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, logger=logger, monitor=monitor)
     pulumi.runtime.set_all_config(pulumi_config(stack, stacks_dir))
 
@@ -464,6 +470,7 @@ def _record_child(stack: str, stacks_dir: Path) -> dict:
         "region": region,
         "resources": sorted(monitor.records, key=lambda r: r["urn"]),
         "outputs": _normalise(unwrap(outputs)),
+        "invokes": sorted(recording.invokes, key=lambda i: json.dumps(i, sort_keys=True)),
         "logs": collect.messages,
         "mocked": {
             "invokes": "AZs, caller identity, partition, AMI and ELB account are canned values (render.aws_call)",

@@ -1,0 +1,200 @@
+"""stacks/aws/fleet.py: per colour a launch template, an ASG in the private subnets, request-count tracking."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shlex
+
+import pytest
+
+from stacks.aws import requests_per_target_per_minute
+from stacks.aws.fleet import SETTINGS_MARKER, UserData, max_healthy_percentage, render_user_data
+from stacks.aws.load_balancer import APP_PORT, COLOURS
+from stacks.capacity import ASG_TARGET_REQUESTS, capacity_plan_value
+from tests.stacks.aws.types import ASG, INSTANCE_PROFILE, LB, LISTENER, LT, SCALING_POLICY, SG, SUBNET, TG
+from tests.stacks.conftest import PLAN
+
+colours = pytest.mark.parametrize("colour", COLOURS)
+
+
+def boot_script(rendering, colour: str) -> str:
+    return base64.b64decode(rendering.inputs(LT, f"{colour}-lt")["userData"], validate=True).decode()
+
+
+@colours
+def test_launch_template_requires_imdsv2(aws_rendering, colour) -> None:
+    metadata = aws_rendering.inputs(LT, f"{colour}-lt")["metadataOptions"]
+    assert metadata["httpTokens"] == "required" and metadata["httpEndpoint"] == "enabled"
+    assert metadata["httpPutResponseHopLimit"] == 2, "containers are one hop further from IMDS than the host"
+
+
+@colours
+def test_launch_template_encrypts_the_root_volume(aws_rendering, aws_settings, colour) -> None:
+    (device,) = aws_rendering.inputs(LT, f"{colour}-lt")["blockDeviceMappings"]
+    assert device["deviceName"] == "/dev/xvda"
+    assert device["ebs"] == {**device["ebs"], "encrypted": "true", "volumeType": "gp3"}
+    assert device["ebs"]["volumeSize"] == aws_settings.aws.root_volume_gb
+
+
+@colours
+def test_launch_template_gives_no_public_ip_and_uses_the_instance_group(aws_rendering, colour) -> None:
+    (nic,) = aws_rendering.inputs(LT, f"{colour}-lt")["networkInterfaces"]
+    assert nic["associatePublicIpAddress"] == "false"
+    assert nic["securityGroups"] == [aws_rendering.one(SG, "lb-instances")["id"]]
+
+
+@colours
+def test_launch_template_runs_as_the_instance_profile(aws_rendering, colour) -> None:
+    profile = aws_rendering.one(INSTANCE_PROFILE, "instance-profile")["outputs"]["arn"]
+    assert aws_rendering.inputs(LT, f"{colour}-lt")["iamInstanceProfile"] == {"arn": profile}
+
+
+def test_ami_is_looked_up_with_explicit_owners(aws_rendering, aws_settings) -> None:
+    (lookup,) = [i for i in aws_rendering.record["invokes"] if i["token"] == "aws:ec2/getAmi:getAmi"]
+    assert lookup["args"]["owners"] == ["amazon"] and lookup["args"]["mostRecent"] is True
+    filters = {f["name"]: f["values"] for f in lookup["args"]["filters"]}
+    assert filters["architecture"] == [aws_settings.aws.architecture]
+    assert filters["name"][0].startswith("al2023-ami-2023.")
+    for colour in COLOURS:
+        assert aws_rendering.inputs(LT, f"{colour}-lt")["imageId"] == "ami-0123456789abcdef0"  # the canned lookup
+
+
+@colours
+def test_user_data_is_base64_of_a_boot_script_that_pulls_and_runs_the_image(aws_rendering, aws_settings, colour):
+    script = boot_script(aws_rendering, colour)
+    image = aws_rendering.outputs["image"]
+    assert script.startswith("#!/bin/bash\n") and SETTINGS_MARKER not in script
+    assert f"readonly IMAGE={image}\n" in script and "@sha256:" in image
+    for step in ("systemctl enable --now docker", "aws ecr get-login-password", 'docker pull "$IMAGE"', "docker run"):
+        assert step in script, f"{colour} boot script lacks {step!r}"
+    assert f'--publish "${{PORT}}:{APP_PORT}"' in script and f"readonly PORT={APP_PORT}\n" in script
+    overrides = shlex.split(script.split("readonly BENTOML_CONFIG_OVERRIDES=", 1)[1].splitlines()[0])[0]
+    service = json.loads(overrides)["services"]["wine_classifier_service"]
+    assert service == {"workers": aws_settings.deploy.workers, "traffic": {"timeout": 10}}
+
+
+@colours
+def test_asg_pins_launch_template_version(aws_rendering, colour) -> None:
+    template = aws_rendering.one(LT, f"{colour}-lt")
+    pinned = aws_rendering.inputs(ASG, f"{colour}-asg")["launchTemplate"]
+    assert pinned["id"] == template["id"]
+    assert pinned["version"] == str(template["outputs"]["latestVersion"]) != "$Latest"
+
+
+@colours
+def test_asg_replaces_instances_that_fail_the_load_balancer_health_check(aws_rendering, aws_settings, colour):
+    asg = aws_rendering.inputs(ASG, f"{colour}-asg")
+    assert asg["healthCheckType"] == "ELB"
+    assert asg["healthCheckGracePeriod"] == aws_settings.aws.health_check_grace_s > 0
+
+
+@colours
+def test_asg_instance_refresh_keeps_min_healthy_percentage(aws_rendering, aws_settings, colour) -> None:
+    refresh = aws_rendering.inputs(ASG, f"{colour}-asg")["instanceRefresh"]
+    minimum = aws_settings.aws.instance_refresh_min_healthy
+    assert refresh["strategy"] == "Rolling"
+    assert refresh["preferences"]["minHealthyPercentage"] == minimum
+    assert refresh["preferences"]["maxHealthyPercentage"] == max_healthy_percentage(minimum)
+
+
+@colours
+def test_asg_runs_in_the_private_subnets(aws_rendering, colour) -> None:
+    private = {s["id"] for s in aws_rendering.of_type(SUBNET) if s["inputs"]["tags"]["tier"] == "private"}
+    assert set(aws_rendering.inputs(ASG, f"{colour}-asg")["vpcZoneIdentifiers"]) == private
+
+
+@colours
+def test_asg_sizes_come_from_the_settings(aws_rendering, aws_settings, colour) -> None:
+    asg = aws_rendering.inputs(ASG, f"{colour}-asg")
+    cfg = aws_settings.aws
+    assert (asg["minSize"], asg["maxSize"]) == (cfg.min_size, cfg.max_size)
+    assert asg["desiredCapacity"] == cfg.desired_capacity
+
+
+@colours
+def test_asg_registers_with_its_own_colour_target_group(aws_rendering, colour) -> None:
+    tg = aws_rendering.one(TG, f"lb-{colour}")["outputs"]["arn"]
+    assert aws_rendering.inputs(ASG, f"{colour}-asg")["targetGroupArns"] == [tg]
+
+
+@colours
+def test_asg_desired_capacity_is_left_to_autoscaling(aws_rendering, colour) -> None:
+    assert aws_rendering.one(ASG, f"{colour}-asg")["ignore_changes"] == ["desiredCapacity"]
+
+
+@colours
+def test_target_tracking_resource_label_joins_alb_and_tg_suffixes(aws_rendering, colour) -> None:
+    policy = aws_rendering.inputs(SCALING_POLICY, f"{colour}-requests")
+    metric = policy["targetTrackingConfiguration"]["predefinedMetricSpecification"]
+    alb = aws_rendering.one(LB, "lb-alb")["outputs"]["arnSuffix"]
+    tg = aws_rendering.one(TG, f"lb-{colour}")["outputs"]["arnSuffix"]
+    assert policy["policyType"] == "TargetTrackingScaling"
+    assert metric["predefinedMetricType"] == "ALBRequestCountPerTarget"
+    assert metric["resourceLabel"] == f"{alb}/{tg}"
+    assert alb.startswith("app/") and tg.startswith("targetgroup/")
+
+
+@colours
+def test_target_tracking_depends_on_the_listener(aws_rendering, colour) -> None:
+    listener = aws_rendering.one(LISTENER, "lb-http")["urn"]
+    assert listener in aws_rendering.one(SCALING_POLICY, f"{colour}-requests")["dependencies"]
+
+
+@colours
+def test_target_tracking_value_comes_from_the_gate_capacity_plan(aws_planned, colour) -> None:
+    tracking = aws_planned.inputs(SCALING_POLICY, f"{colour}-requests")["targetTrackingConfiguration"]
+    assert tracking["targetValue"] == PLAN[ASG_TARGET_REQUESTS]
+
+
+@colours
+def test_target_tracking_value_of_the_shipped_stack(aws_rendering, aws_settings, colour) -> None:
+    planned = capacity_plan_value(aws_settings.aws.capacity_summary, ASG_TARGET_REQUESTS)
+    expected = planned if planned is not None else aws_settings.aws.requests_per_target_per_minute
+    tracking = aws_rendering.inputs(SCALING_POLICY, f"{colour}-requests")["targetTrackingConfiguration"]
+    assert tracking["targetValue"] == expected
+
+
+def test_target_tracking_falls_back_to_the_setting_without_a_gate_run(aws_settings, tmp_path) -> None:
+    settings = aws_settings.with_overrides(aws={"capacity_summary": str(tmp_path / "none.json")})
+    assert requests_per_target_per_minute(settings) == aws_settings.aws.requests_per_target_per_minute
+
+
+def test_target_tracking_uses_the_plan_when_the_summary_has_one(aws_settings, tmp_path) -> None:
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"capacity_plan": {ASG_TARGET_REQUESTS: 321}}))
+    settings = aws_settings.with_overrides(aws={"capacity_summary": str(summary)})
+    assert requests_per_target_per_minute(settings) == 321.0
+
+
+def values(**changes: str) -> UserData:
+    base = {
+        "region": "eu-west-1",
+        "image": "1.dkr.ecr.eu-west-1.amazonaws.com/r@sha256:ab",
+        "service": "svc",
+        "port": APP_PORT,
+        "colour": "green",
+        "log_group": "g",
+        "stop_timeout_s": 15,
+        "bentoml_overrides": '{"services":{}}',
+    }
+    return UserData(**{**base, **changes})
+
+
+def test_user_data_values_are_shell_quoted() -> None:
+    script = render_user_data(values(log_group="x'; reboot; echo '"))
+    line = next(line for line in script.splitlines() if line.startswith("readonly LOG_GROUP="))
+    assert shlex.split(line.removeprefix("readonly LOG_GROUP=")) == ["x'; reboot; echo '"]
+    assert "readonly REGISTRY=1.dkr.ecr.eu-west-1.amazonaws.com\n" in script
+
+
+def test_a_template_without_the_settings_marker_is_refused(tmp_path) -> None:
+    template = tmp_path / "user_data.sh"
+    template.write_text("#!/bin/bash\necho no marker\n")
+    with pytest.raises(ValueError, match="exactly once"):
+        render_user_data(values(), template)
+
+
+@pytest.mark.parametrize(("minimum", "maximum"), [(100, 200), (90, 190), (0, 100)])
+def test_instance_refresh_may_launch_before_terminating(minimum, maximum) -> None:
+    assert max_healthy_percentage(minimum) == maximum

@@ -1,0 +1,78 @@
+"""stacks/kind/cluster.py and image.py: kind create/delete through pulumi_command, one provider for every object,
+and the bento image built, tagged by its version and loaded into the node."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from stacks import images, outputs
+from stacks.kind.cluster import kind_config
+from tests.stacks.rendering import Rendering
+
+COMMAND = "command:local:Command"
+PROVIDER = "pulumi:providers:kubernetes"
+
+
+def test_cluster_is_created_and_deleted_by_kind(kind_rendering) -> None:
+    cluster = kind_rendering.one(COMMAND, "kind-cluster")
+    assert "kind create cluster" in cluster["inputs"]["create"] and "--config -" in cluster["inputs"]["create"]
+    assert "kind delete cluster" in cluster["inputs"]["delete"]
+    assert cluster["additional_secret_outputs"] == ["stdout"], "the kubeconfig it prints is a credential"
+
+
+def test_kind_config_maps_the_node_port_to_the_host_port(kind_rendering, kind_settings) -> None:
+    config = yaml.safe_load(kind_rendering.inputs(COMMAND, "kind-cluster")["environment"]["KIND_CONFIG"])
+    assert config == kind_config(kind_settings.kind)
+    (node,) = config["nodes"]
+    assert node["extraPortMappings"] == [
+        {
+            "containerPort": kind_settings.kind.node_port,
+            "hostPort": kind_settings.kind.host_port,
+            "listenAddress": "127.0.0.1",
+            "protocol": "TCP",
+        }
+    ]
+    assert "@sha256:" in node["image"], "the node image (the Kubernetes version) is pinned by digest"
+
+
+def test_the_provider_uses_the_kubeconfig_kind_printed(kind_rendering) -> None:
+    provider = kind_rendering.one(PROVIDER, "kind-k8s")
+    assert provider["inputs"]["kubeconfig"] == kind_rendering.one(COMMAND, "kind-cluster")["outputs"]["stdout"]
+    assert kind_rendering.outputs[outputs.KUBE_CONTEXT] == "kind-modelops"
+
+
+@pytest.mark.parametrize("rendering", ["kind_rendering", "kind_planned"])
+def test_every_kubernetes_object_goes_through_the_stack_provider(request, rendering) -> None:
+    stack: Rendering = request.getfixturevalue(rendering)
+    provider = stack.one(PROVIDER, "kind-k8s")
+    objects = [r for r in stack.resources if r["type"].startswith("kubernetes:") and r["custom"]]
+    assert len(objects) > 10
+    for obj in objects:
+        assert obj["provider"] == f"{provider['urn']}::{provider['id']}", f"{obj['name']} uses {obj['provider']}"
+
+
+def test_an_existing_cluster_is_used_through_kubeconfig_and_context(kind_planned) -> None:
+    assert not kind_planned.of_type(COMMAND) or all(c["name"] != "kind-cluster" for c in kind_planned.of_type(COMMAND))
+    provider = kind_planned.inputs(PROVIDER, "kind-k8s")
+    assert provider["context"] == "kind-existing" and provider["kubeconfig"].endswith("/.kube/config")
+    assert "~" not in provider["kubeconfig"]
+    assert kind_planned.outputs[outputs.KUBE_CONTEXT] == "kind-existing"
+
+
+def test_image_is_containerized_and_loaded_into_kind(kind_rendering, kind_settings) -> None:
+    build = kind_rendering.inputs(COMMAND, "kind-image-build")
+    assert build["create"] == images.script("kind")
+    assert "containerize" in build["create"] and "kind load docker-image" in build["create"]
+    assert build["environment"] == {"BENTO": kind_settings.bento, "CLUSTER": kind_settings.kind.cluster_name}
+
+
+def test_image_load_waits_for_the_cluster(kind_rendering) -> None:
+    cluster = kind_rendering.one(COMMAND, "kind-cluster")["urn"]
+    assert cluster in kind_rendering.one(COMMAND, "kind-image-build")["dependencies"]
+
+
+def test_image_is_tagged_by_the_bento_version(kind_rendering) -> None:
+    image, bento = kind_rendering.outputs[outputs.IMAGE], kind_rendering.outputs[outputs.BENTO]
+    name, _, version = image.partition(":")
+    assert image == bento and name and version and version != "latest"

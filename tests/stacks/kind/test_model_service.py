@@ -1,0 +1,198 @@
+"""stacks/kind/model_service.py: restricted namespace, blue/green Deployments, live Service, HPA, PDB, policy."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stacks import outputs
+from stacks.capacity import HPA_TARGET_CPU, capacity_plan_value
+from stacks.kind import hpa_cpu_target
+from stacks.kind.model_service import (
+    COLOUR_LABEL,
+    COLOURS,
+    CONTAINER_PORT,
+    PRESTOP_S,
+    deployment_name,
+)
+from tests.stacks.conftest import PLAN
+
+colours = pytest.mark.parametrize("colour", COLOURS)
+
+
+def deployment(rendering, settings, colour: str) -> dict:
+    return rendering.kubernetes("Deployment", deployment_name(colour), settings.kind.namespace)
+
+
+def container(rendering, settings, colour: str) -> dict:
+    (only,) = deployment(rendering, settings, colour)["spec"]["template"]["spec"]["containers"]
+    return only
+
+
+def test_namespace_enforces_restricted_pss(kind_rendering, kind_settings) -> None:
+    labels = kind_rendering.kubernetes("Namespace", kind_settings.kind.namespace)["metadata"]["labels"]
+    for mode in ("enforce", "audit", "warn"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted", labels
+
+
+def test_nothing_lands_in_the_default_namespace(kind_rendering) -> None:
+    for path in (kind_rendering.directory / "kubernetes").glob("*.yaml"):
+        assert "namespace: default" not in path.read_text(), path.name
+
+
+@colours
+def test_deployment_has_no_replicas_field(kind_rendering, kind_settings, colour) -> None:
+    assert "replicas" not in deployment(kind_rendering, kind_settings, colour)["spec"], "the HPA owns replicas"
+
+
+@colours
+def test_deployment_probes_livez_and_readyz(kind_rendering, kind_settings, colour) -> None:
+    probes = container(kind_rendering, kind_settings, colour)
+    assert probes["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert probes["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert probes["startupProbe"]["httpGet"]["path"] == "/readyz"
+    assert all(probes[p]["httpGet"]["port"] == "http" for p in ("livenessProbe", "readinessProbe", "startupProbe"))
+
+
+@colours
+def test_requests_equal_limits_from_the_deploy_settings(kind_rendering, kind_settings, colour) -> None:
+    resources = container(kind_rendering, kind_settings, colour)["resources"]
+    expected = {"cpu": f"{round(kind_settings.deploy.cpu_per_replica * 1000)}m", "memory": "1024Mi"}
+    assert resources == {"requests": expected, "limits": expected}
+
+
+@colours
+def test_container_runs_restricted(kind_rendering, kind_settings, colour) -> None:
+    ctx = container(kind_rendering, kind_settings, colour)["securityContext"]
+    assert ctx["runAsNonRoot"] is True and ctx["readOnlyRootFilesystem"] is True
+    assert ctx["allowPrivilegeEscalation"] is False and ctx["capabilities"] == {"drop": ["ALL"]}
+    pod = deployment(kind_rendering, kind_settings, colour)["spec"]["template"]["spec"]
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+@colours
+def test_bentoml_writes_only_to_an_emptydir(kind_rendering, kind_settings, colour) -> None:
+    pod = deployment(kind_rendering, kind_settings, colour)["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in pod["containers"][0]["env"]}
+    (mount,) = pod["containers"][0]["volumeMounts"]
+    (volume,) = pod["volumes"]
+    assert volume["name"] == mount["name"] and "emptyDir" in volume
+    assert env["BENTOML_HOME"].startswith(mount["mountPath"] + "/") and env["HOME"] == mount["mountPath"]
+
+
+@colours
+def test_pod_does_not_mount_a_service_account_token(kind_rendering, kind_settings, colour) -> None:
+    pod = deployment(kind_rendering, kind_settings, colour)["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False and pod["serviceAccountName"] != "default"
+
+
+@colours
+def test_rolling_update_never_lowers_capacity(kind_rendering, kind_settings, colour) -> None:
+    strategy = deployment(kind_rendering, kind_settings, colour)["spec"]["strategy"]
+    assert strategy["type"] == "RollingUpdate" and strategy["rollingUpdate"]["maxUnavailable"] == 0
+
+
+@colours
+def test_prestop_drains_before_termination(kind_rendering, kind_settings, colour) -> None:
+    pod = deployment(kind_rendering, kind_settings, colour)["spec"]["template"]["spec"]
+    assert pod["containers"][0]["lifecycle"]["preStop"] == {"sleep": {"seconds": PRESTOP_S}}
+    assert pod["terminationGracePeriodSeconds"] > PRESTOP_S + kind_settings.limits.request_timeout_s
+
+
+@colours
+def test_replicas_spread_across_nodes(kind_rendering, kind_settings, colour) -> None:
+    dep = deployment(kind_rendering, kind_settings, colour)
+    (spread,) = dep["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname" and spread["maxSkew"] == 1
+    assert spread["labelSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+
+
+@colours
+def test_image_is_used_if_present_and_workers_and_timeout_reach_bentoml(kind_rendering, kind_settings, colour):
+    c = container(kind_rendering, kind_settings, colour)
+    assert c["image"] == kind_rendering.outputs[outputs.IMAGE] and c["imagePullPolicy"] == "IfNotPresent"
+    assert c["ports"] == [{"containerPort": CONTAINER_PORT, "name": "http", "protocol": "TCP"}]
+    env = {e["name"]: e["value"] for e in c["env"]}
+    (service,) = json.loads(env["BENTOML_CONFIG_OVERRIDES"])["services"].values()
+    assert service == {"workers": kind_settings.deploy.workers, "traffic": {"timeout": 10}}
+
+
+def test_live_service_is_a_nodeport_that_selects_the_live_colour(kind_rendering, kind_settings) -> None:
+    name = kind_rendering.outputs[outputs.SERVICE_NAME]
+    service = kind_rendering.kubernetes("Service", name, kind_settings.kind.namespace)
+    (port,) = service["spec"]["ports"]
+    assert service["spec"]["type"] == "NodePort" and port["nodePort"] == kind_settings.kind.node_port
+    assert port["targetPort"] == "http"
+    assert service["spec"]["selector"][COLOUR_LABEL] == kind_settings.kind.live_colour
+
+
+def test_service_selector_belongs_to_promotion_after_creation(kind_rendering) -> None:
+    assert kind_rendering.one("kubernetes:core/v1:Service", "model-live")["ignore_changes"] == ["spec.selector"]
+
+
+@colours
+def test_each_colour_is_reachable_on_its_own_service(kind_rendering, kind_settings, colour) -> None:
+    service = kind_rendering.kubernetes("Service", deployment_name(colour), kind_settings.kind.namespace)
+    assert service["spec"]["type"] == "ClusterIP" and service["spec"]["selector"][COLOUR_LABEL] == colour
+
+
+@colours
+def test_hpa_scales_its_colour_within_the_settings(kind_rendering, kind_settings, colour) -> None:
+    name = kind_rendering.outputs[outputs.HPA_NAMES][colour]
+    hpa = kind_rendering.kubernetes("HorizontalPodAutoscaler", name, kind_settings.kind.namespace)
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+    assert name == kind_rendering.outputs[outputs.DEPLOYMENT_NAMES][colour]
+    spec = hpa["spec"]
+    cfg = kind_settings.kind
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (cfg.hpa_min_replicas, cfg.hpa_max_replicas)
+    (metric,) = spec["metrics"]
+    assert metric["resource"]["name"] == "cpu" and metric["resource"]["target"]["type"] == "Utilization"
+
+
+@colours
+def test_hpa_cpu_target_comes_from_the_gate_capacity_plan(kind_planned, kind_settings, colour) -> None:
+    hpa = kind_planned.kubernetes("HorizontalPodAutoscaler", deployment_name(colour), kind_settings.kind.namespace)
+    assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == PLAN[HPA_TARGET_CPU]
+
+
+@colours
+def test_hpa_cpu_target_of_the_shipped_stack(kind_rendering, kind_settings, colour) -> None:
+    planned = capacity_plan_value(kind_settings.kind.capacity_summary, HPA_TARGET_CPU)
+    expected = round(planned) if planned is not None else kind_settings.kind.hpa_cpu_target
+    hpa = kind_rendering.kubernetes("HorizontalPodAutoscaler", deployment_name(colour), kind_settings.kind.namespace)
+    assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == expected
+
+
+def test_hpa_cpu_target_falls_back_to_the_setting_without_a_gate_run(kind_settings, tmp_path) -> None:
+    settings = kind_settings.with_overrides(kind={"capacity_summary": str(tmp_path / "none.json")})
+    assert hpa_cpu_target(settings) == kind_settings.kind.hpa_cpu_target
+
+
+def test_an_impossible_planned_cpu_target_is_an_error(kind_settings, tmp_path) -> None:
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"capacity_plan": {HPA_TARGET_CPU: 250}}))
+    settings = kind_settings.with_overrides(kind={"capacity_summary": str(summary)})
+    with pytest.raises(ValueError, match=r"outside 10\.\.100"):
+        hpa_cpu_target(settings)
+
+
+@colours
+def test_disruption_budget_keeps_all_but_one_pod(kind_rendering, kind_settings, colour) -> None:
+    pdb = kind_rendering.kubernetes("PodDisruptionBudget", deployment_name(colour), kind_settings.kind.namespace)
+    dep = deployment(kind_rendering, kind_settings, colour)
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"] == dep["spec"]["selector"]
+
+
+def test_network_policy_admits_the_model_port_and_lets_out_only_dns(kind_rendering, kind_settings) -> None:
+    policy = kind_rendering.kubernetes("NetworkPolicy", "bento", kind_settings.kind.namespace)["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["ingress"] == [{"ports": [{"port": CONTAINER_PORT, "protocol": "TCP"}]}]
+    (egress,) = policy["egress"]
+    assert {p["port"] for p in egress["ports"]} == {53}
+    assert egress["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    pod_labels = deployment(kind_rendering, kind_settings, "blue")["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= pod_labels.items()

@@ -1,0 +1,63 @@
+"""__main__.py and the shape of both programs: exports, parents, providers; the local target has no resources."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from modelops.render import RenderError, record_in_subprocess
+from stacks import outputs
+from stacks.config import STACKS_DIR
+
+COMMON = {outputs.ENDPOINT_URL, outputs.LIVE_COLOUR, outputs.IMAGE, outputs.BENTO}
+EXPORTS = {
+    "aws": COMMON | {outputs.LOAD_BALANCER_ARN, outputs.LISTENER_ARN, outputs.TARGET_GROUP_ARNS, outputs.ASG_NAMES,
+                     outputs.ALARM_NAMES, outputs.REPOSITORY_URL},
+    "kind": COMMON | {outputs.KUBE_CONTEXT, outputs.NAMESPACE, outputs.SERVICE_NAME, outputs.DEPLOYMENT_NAMES,
+                      outputs.HPA_NAMES},
+}  # fmt: skip
+PER_COLOUR = {outputs.TARGET_GROUP_ARNS, outputs.ASG_NAMES, outputs.DEPLOYMENT_NAMES, outputs.HPA_NAMES}
+stacks = pytest.mark.parametrize("stack", ["kind", "aws"])
+
+
+def rendering_of(request, stack: str):
+    return request.getfixturevalue(f"{stack}_rendering")
+
+
+@stacks
+def test_exports_are_the_shared_output_keys(request, stack) -> None:
+    exported = rendering_of(request, stack).outputs
+    assert set(exported) == EXPORTS[stack]
+    for key in PER_COLOUR & set(exported):
+        assert set(exported[key]) == {"blue", "green"}, key
+    assert exported[outputs.LIVE_COLOUR] == "blue"
+
+
+@stacks
+def test_every_resource_belongs_to_a_component(request, stack) -> None:
+    rendering = rendering_of(request, stack)
+    root = f"urn:pulumi:{stack}::modelops::pulumi:pulumi:Stack::modelops-{stack}"
+    components = {r["urn"] for r in rendering.resources if not r["custom"]}
+    assert len(components) >= 4
+    for resource in rendering.resources:
+        if resource["custom"] and not resource["type"].startswith("pulumi:providers:"):
+            assert resource["parent"] in components, f"{resource['type']} {resource['name']}: parent=self missing"
+        if not resource["custom"]:
+            assert resource["parent"] in components | {root}, f"component {resource['name']} has a stray parent"
+
+
+def test_every_aws_resource_and_lookup_uses_the_provider_of_the_settings_region(aws_rendering, aws_settings):
+    provider = aws_rendering.one("pulumi:providers:aws", "aws")
+    assert provider["inputs"]["region"] == aws_settings.aws.region
+    reference = f"{provider['urn']}::{provider['id']}"
+    for resource in aws_rendering.resources:
+        if resource["type"].startswith("aws:"):
+            assert resource["provider"] == reference, f"{resource['name']} uses {resource['provider'] or 'default'}"
+    assert {i["provider"] for i in aws_rendering.record["invokes"]} == {reference}
+
+
+def test_the_local_target_has_no_pulumi_resources() -> None:
+    """__main__.py itself refuses the local stack and says what to run instead."""
+    with pytest.raises(RenderError, match=r"run `modelops up --stack local` instead"):
+        record_in_subprocess("local", STACKS_DIR, sys.executable, timeout_s=120)

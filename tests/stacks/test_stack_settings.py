@@ -1,0 +1,63 @@
+"""The kind and aws sections of StackConfig: a wrong value stops early, naming the key, what is allowed, the file."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from stacks.config import AwsSettings, ConfigError, load_stack_config
+
+
+def write(tmp_path, target: str, section: str, values: dict):
+    document = {"config": {"modelops:target": target, f"modelops:{section}": values}}
+    (tmp_path / "Pulumi.t.yaml").write_text(yaml.safe_dump(document))
+    return tmp_path
+
+
+CASES = [
+    ("aws", {"min_size": 5, "max_size": 3, "desired_capacity": 4},
+     ["modelops:aws", "min_size <= desired_capacity <= max_size", "5 <= 4 <= 3"]),
+    ("aws", {"vpc_cidr": "10.0.0.300/16"}, ["modelops:aws.vpc_cidr", "not an IPv4 CIDR block like 10.20.0.0/16"]),
+    ("aws", {"vpc_cidr": "10.0.0.0/8"}, ["modelops:aws.vpc_cidr", "/16 to /24", "got /8"]),
+    ("aws", {"vpc_cidr": "10.0.0.0/24", "az_count": 6},
+     ["modelops:aws", "too small for az_count 6", "/27 or larger", "larger vpc_cidr or fewer AZs"]),
+    ("aws", {"az_count": 1}, ["modelops:aws.az_count", ">= 2", "the ALB needs at least 2"]),
+    ("aws", {"log_retention_days": 100}, ["modelops:aws.log_retention_days", "365, 400"]),
+    ("aws", {"live_colour": "red"}, ["modelops:aws.live_colour", "'blue', 'green'"]),
+    ("aws", {"certificate_arn": "arn:aws:iam::1:server-certificate/x"}, ["modelops:aws.certificate_arn", ":acm:"]),
+    ("aws", {"instance_tpye": "c7i.large"}, ["modelops:aws.instance_tpye", "unknown key", "instance_type"]),
+    ("kind", {"hpa_min_replicas": 4, "hpa_max_replicas": 2},
+     ["modelops:kind", "hpa_min_replicas (4) must be <= hpa_max_replicas (2)"]),
+    ("kind", {"node_port": 8080}, ["modelops:kind.node_port", ">= 30000, <= 32767", "NodePort"]),
+    ("kind", {"create_cluster": False}, ["modelops:kind", "set kubeconfig or context"]),
+    ("kind", {"hpa_cpu_target": 5}, ["modelops:kind.hpa_cpu_target", ">= 10"]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("target", "values", "words"), CASES, ids=[f"{c[0]}-{'-'.join(c[1])}" for c in CASES])
+def test_invalid_section_values_name_key_allowed_values_and_file(tmp_path, target, values, words) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_stack_config("t", write(tmp_path, target, target, values))
+    message = str(caught.value)
+    for word in [*words, "Pulumi.t.yaml"]:
+        assert word in message, f"{word!r} missing from: {message}"
+
+
+def test_unknown_target_lists_the_targets(tmp_path) -> None:
+    (tmp_path / "Pulumi.t.yaml").write_text("config:\n  modelops:target: gke\n")
+    with pytest.raises(ConfigError, match=r"(?s)modelops:target.*'local', 'kind' or 'aws'.*Pulumi\.t\.yaml"):
+        load_stack_config("t", tmp_path)
+
+
+@pytest.mark.parametrize("stack", ["kind", "aws"])
+def test_shipped_stack_files_target_their_stack(stack) -> None:
+    assert load_stack_config(stack).target == stack
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "architecture"),
+    [("c7i.large", "x86_64"), ("c7g.large", "arm64"), ("m6gd.xlarge", "arm64"), ("g5.xlarge", "x86_64"),
+     ("c7gn.medium", "arm64"), ("t3a.small", "x86_64")],
+)  # fmt: skip
+def test_architecture_follows_the_instance_family(instance_type, architecture) -> None:
+    assert AwsSettings(instance_type=instance_type).architecture == architecture
