@@ -320,6 +320,9 @@ class AwsTarget:
                 f"the {colour} pool's launch template version {spec.version} does not say which image it runs: "
                 "deploy a bento onto it with deploy_candidate first"
             )
+        if workers == spec.workers and instance_type in (None, current_type):
+            # Nothing to change: a new version would make the refresh replace every instance for nothing.
+            return self._pool_status(colour)
         version = self._new_version(
             colour, spec, bento=spec.bento, image=spec.image, workers=workers, instance_type=instance_type
         )

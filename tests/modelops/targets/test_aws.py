@@ -395,6 +395,14 @@ def test_resize_stages_a_version_and_leaves_the_group_alone_when_the_refresh_can
     assert aws_stack.asg("green")["LaunchTemplate"]["Version"] == "2"
 
 
+def test_resize_to_what_the_pool_already_runs_changes_nothing(aws_target: AwsTarget, aws_stack: AwsStack) -> None:
+    pool = aws_target.resize(workers=1, cpu=2, pool="live")  # c7i.large has 2 vCPUs; the stack runs 1 worker
+
+    assert (pool.workers, len(pool.replicas)) == (1, 2)
+    versions = aws_stack.ec2.describe_launch_template_versions(LaunchTemplateId=aws_stack.launch_templates["blue"])
+    assert [v["VersionNumber"] for v in versions["LaunchTemplateVersions"]] == [1]
+
+
 # ------------------------------------------------------------------ instance refresh (not in moto): botocore Stubber
 
 

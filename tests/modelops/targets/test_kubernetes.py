@@ -540,6 +540,49 @@ def test_api_errors_name_the_operation_and_the_server_s_message(driver: Kubernet
         driver.status()
 
 
+def test_from_kubeconfig_talks_to_the_cluster_of_the_stack_s_context(
+    kube_api: tuple[FakeKubeApi, str], cluster: Cluster, tmp_path: Path
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(  # JSON is YAML: a kubeconfig with a decoy current context and the stack's context
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "elsewhere",
+                "clusters": [
+                    {"name": "kind", "cluster": {"server": kube_api[1]}},
+                    {"name": "other", "cluster": {"server": "http://127.0.0.1:9"}},
+                ],
+                "users": [{"name": "kind", "user": {"token": "t0ken"}}],
+                "contexts": [
+                    {"name": "kind-modelops", "context": {"cluster": "kind", "user": "kind"}},
+                    {"name": "elsewhere", "context": {"cluster": "other", "user": "kind"}},
+                ],
+            }
+        )
+    )
+    cluster.live("green")
+    cluster.pool("blue", deployment("blue", replicas=0))
+    cluster.pool("green", deployment("green", replicas=1))
+
+    target = KubernetesTarget.from_kubeconfig(OUTPUTS, kubeconfig=str(kubeconfig))
+    try:
+        status = target.status()
+    finally:
+        target.apps.api_client.close()
+
+    assert status.live == "green" and len(status.pools["green"].replicas) == 1
+    assert cluster.api.requests[0].path == SERVICE_PATH
+
+
+def test_from_kubeconfig_without_a_kubeconfig_says_how_to_get_one(tmp_path: Path) -> None:
+    with pytest.raises(
+        DeploymentError, match=r"cannot load the kubeconfig for context 'kind-modelops'.*pulumi up -s kind"
+    ):
+        KubernetesTarget.from_kubeconfig(OUTPUTS, kubeconfig=str(tmp_path / "missing"))
+
+
 def test_an_unreachable_api_server_is_a_deployment_error() -> None:
     api_client = k8s.ApiClient(k8s.Configuration(host="http://127.0.0.1:9"))  # discard port: nothing listens
     api_client.configuration.retries = 0
