@@ -127,6 +127,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
                         log_group=v[2],
                         stop_timeout_s=drain_s,
                         bentoml_overrides=images.bentoml_overrides(v[1], settings.deploy.workers, timeout),
+                        max_body_bytes=settings.limits.max_body_bytes,
                     )
                 )
             )

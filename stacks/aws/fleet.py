@@ -26,6 +26,7 @@ class UserData:
     log_group: str
     stop_timeout_s: int
     bentoml_overrides: str  # BENTOML_CONFIG_OVERRIDES: workers and request timeout of the service
+    max_body_bytes: int  # the service answers 413 above it (bento/service.py reads MODELOPS_MAX_BODY_BYTES)
 
 
 def render_user_data(values: UserData, template: Path = USER_DATA_TEMPLATE) -> str:
@@ -42,6 +43,7 @@ def render_user_data(values: UserData, template: Path = USER_DATA_TEMPLATE) -> s
         "LOG_GROUP": values.log_group,
         "STOP_TIMEOUT": str(values.stop_timeout_s),
         "BENTOML_CONFIG_OVERRIDES": values.bentoml_overrides,
+        "MAX_BODY_BYTES": str(values.max_body_bytes),
     }
     block = "".join(f"readonly {key}={shlex.quote(value)}\n" for key, value in assignments.items())
     return text.replace(SETTINGS_MARKER, block)

@@ -37,6 +37,7 @@ docker run --detach --name bento --restart unless-stopped \
   --env HOME=/tmp --env BENTOML_HOME=/tmp/bentoml --env BENTOML_DO_NOT_TRACK=true \
   --env PYTHONDONTWRITEBYTECODE=1 \
   --env "BENTOML_CONFIG_OVERRIDES=${BENTOML_CONFIG_OVERRIDES}" \
+  --env "MODELOPS_MAX_BODY_BYTES=${MAX_BODY_BYTES}" \
   --log-driver awslogs --log-opt "awslogs-region=${REGION}" --log-opt "awslogs-group=${LOG_GROUP}" \
   --log-opt "awslogs-stream=${COLOUR}/${instance_id}" \
   "$IMAGE"

@@ -53,6 +53,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
             namespace=cfg.namespace,
             image=image.image,
             bentoml_overrides=overrides,
+            max_body_bytes=settings.limits.max_body_bytes,
             cpu=settings.deploy.cpu_per_replica,
             memory_mb=settings.deploy.memory_mb,
             request_timeout_s=settings.limits.request_timeout_s,

@@ -38,6 +38,7 @@ class ModelServiceArgs:
     namespace: str
     image: pulumi.Input[str]
     bentoml_overrides: pulumi.Input[str]  # BENTOML_CONFIG_OVERRIDES: workers and request timeout
+    max_body_bytes: int  # the service answers 413 above it (bento/service.py reads MODELOPS_MAX_BODY_BYTES)
     cpu: float  # cores, request = limit
     memory_mb: int  # request = limit
     request_timeout_s: float
@@ -233,6 +234,7 @@ class ModelService(pulumi.ComponentResource):
                         {"name": "BENTOML_DO_NOT_TRACK", "value": "true"},
                         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
                         {"name": "BENTOML_CONFIG_OVERRIDES", "value": args.bentoml_overrides},
+                        {"name": "MODELOPS_MAX_BODY_BYTES", "value": str(args.max_body_bytes)},
                     ],
                     # Requests = limits: a replica gets exactly the CPU budget the gate measured it with.
                     "resources": {"requests": resources, "limits": resources},

@@ -72,6 +72,8 @@ def test_user_data_is_base64_of_a_boot_script_that_pulls_and_runs_the_image(aws_
     overrides = shlex.split(script.split("readonly BENTOML_CONFIG_OVERRIDES=", 1)[1].splitlines()[0])[0]
     service = json.loads(overrides)["services"]["wine_classifier_service"]
     assert service == {"workers": aws_settings.deploy.workers, "traffic": {"timeout": 10}}
+    assert f"readonly MAX_BODY_BYTES={aws_settings.limits.max_body_bytes}\n" in script
+    assert '--env "MODELOPS_MAX_BODY_BYTES=${MAX_BODY_BYTES}"' in script
 
 
 @colours
@@ -177,6 +179,7 @@ def values(**changes: str) -> UserData:
         "log_group": "g",
         "stop_timeout_s": 15,
         "bentoml_overrides": '{"services":{}}',
+        "max_body_bytes": 1024,
     }
     return UserData(**{**base, **changes})
 

@@ -110,13 +110,14 @@ def test_replicas_spread_across_nodes(kind_rendering, kind_settings, colour) -> 
 
 
 @colours
-def test_image_is_used_if_present_and_workers_and_timeout_reach_bentoml(kind_rendering, kind_settings, colour):
+def test_image_is_used_if_present_and_workers_timeout_body_limit_reach_bentoml(kind_rendering, kind_settings, colour):
     c = container(kind_rendering, kind_settings, colour)
     assert c["image"] == kind_rendering.outputs[outputs.IMAGE] and c["imagePullPolicy"] == "IfNotPresent"
     assert c["ports"] == [{"containerPort": CONTAINER_PORT, "name": "http", "protocol": "TCP"}]
     env = {e["name"]: e["value"] for e in c["env"]}
     (service,) = json.loads(env["BENTOML_CONFIG_OVERRIDES"])["services"].values()
     assert service == {"workers": kind_settings.deploy.workers, "traffic": {"timeout": 10}}
+    assert env["MODELOPS_MAX_BODY_BYTES"] == str(kind_settings.limits.max_body_bytes)
 
 
 def test_live_service_is_a_nodeport_that_selects_the_live_colour(kind_rendering, kind_settings) -> None:
