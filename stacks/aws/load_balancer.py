@@ -141,7 +141,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 target_type="instance",
                 # Inference times vary with batch size: send new requests to the least busy replica.
                 load_balancing_algorithm_type="least_outstanding_requests",
-                deregistration_delay=str(args.deregistration_delay_s),
+                deregistration_delay=args.deregistration_delay_s,
                 health_check={
                     "enabled": True,
                     "path": HEALTH_PATH,

@@ -66,7 +66,7 @@ def test_target_group_health_check_is_readyz_200(aws_rendering, colour) -> None:
 
 @pytest.mark.parametrize("colour", COLOURS)
 def test_deregistration_delay_is_sized_from_the_latency_slo(aws_rendering, aws_settings, colour) -> None:
-    delay = int(aws_rendering.inputs(TG, f"lb-{colour}")["deregistrationDelay"])
+    delay = aws_rendering.inputs(TG, f"lb-{colour}")["deregistrationDelay"]
     expected = deregistration_delay_s(aws_settings.slo.p99_ms, aws_settings.limits.request_timeout_s)
     assert delay == expected
     assert aws_settings.limits.request_timeout_s < delay < 300, "drains past the timeout, not AWS's 300 s default"
