@@ -21,6 +21,7 @@ import base64
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -89,8 +90,18 @@ def record_in_subprocess(stack: str, stacks_dir: Path, python: str, timeout_s: f
     return record
 
 
+OWN_DIRS = ("kubernetes", "aws", "scripts")
+OWN_FILES = ("resources.json", "outputs.json", "terraform-plan.json")
+
+
 def write_rendering(record: dict, out_dir: Path) -> list[Path]:
+    """Write the files; what an earlier rendering left in ``out_dir`` (and only that) is removed first, so a
+    scanner never sees a stale object."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    for name in OWN_DIRS:
+        shutil.rmtree(out_dir / name, ignore_errors=True)
+    for name in OWN_FILES:
+        (out_dir / name).unlink(missing_ok=True)
     written: list[Path] = []
 
     def write(relative: str, text: str) -> None:

@@ -48,6 +48,16 @@ def test_render_stack_returns_every_file_it_wrote_including_the_terraform_plan(t
     assert len(list((tmp_path / "aws").glob("*.json"))) == len(plan["planned_values"]["root_module"]["resources"])
 
 
+def test_rendering_again_into_the_same_directory_leaves_nothing_stale(tmp_path) -> None:
+    (tmp_path / "kubernetes").mkdir()
+    (tmp_path / "kubernetes" / "old.yaml").write_text("kind: Stale\n")
+    (tmp_path / "notes.txt").write_text("mine")
+    written = render_stack("kind", tmp_path)
+    assert not (tmp_path / "kubernetes" / "old.yaml").exists() and not (tmp_path / "terraform-plan.json").exists()
+    assert (tmp_path / "notes.txt").read_text() == "mine", "files the rendering did not write are left alone"
+    assert (tmp_path / "notes.txt") not in written
+
+
 def test_unknown_stack_exits_with_usage_status_and_lists_the_stacks(tmp_path) -> None:
     command = [MODELOPS, "render", "--stack", "gcp", "--out", str(tmp_path)]
     done = subprocess.run(command, capture_output=True, text=True)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
 from modelops.render import RenderError, record_in_subprocess
 from stacks import outputs
-from stacks.config import STACKS_DIR
+from stacks.config import PROJECT, STACKS_DIR, StackConfig
 
 COMMON = {outputs.ENDPOINT_URL, outputs.LIVE_COLOUR, outputs.IMAGE, outputs.BENTO}
 EXPORTS = {
@@ -61,3 +63,27 @@ def test_the_local_target_has_no_pulumi_resources() -> None:
     """__main__.py itself refuses the local stack and says what to run instead."""
     with pytest.raises(RenderError, match=r"run `modelops up --stack local` instead"):
         record_in_subprocess("local", STACKS_DIR, sys.executable, timeout_s=120)
+
+
+PROJECT_FILE = Path(__file__).resolve().parents[2] / "Pulumi.yaml"
+PULUMI_YAML_TYPES = {"string", "integer", "boolean", "array"}  # all a project config schema can declare
+
+
+def test_pulumi_project_runs_python_from_the_venv_with_stack_files_in_stacks() -> None:
+    project = yaml.safe_load(PROJECT_FILE.read_text())
+    assert project["name"] == PROJECT
+    assert project["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": ".venv"}}
+    assert project["stackConfigDir"] == "stacks"
+
+
+def test_pulumi_project_config_is_typed_described_and_known_to_stack_config() -> None:
+    declared = yaml.safe_load(PROJECT_FILE.read_text())["config"]
+    assert declared
+    for key, schema in declared.items():
+        assert schema["type"] in PULUMI_YAML_TYPES, f"{key}: {schema['type']}"
+        assert len(schema.get("description", "")) > 20, f"{key} needs a description"
+        assert key in StackConfig.model_fields, f"{key} is not a StackConfig setting"
+
+
+def test_entry_point_is_thin() -> None:
+    assert len(PROJECT_FILE.with_name("__main__.py").read_text().splitlines()) <= 40
