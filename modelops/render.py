@@ -82,7 +82,10 @@ def record_in_subprocess(stack: str, stacks_dir: Path, python: str, timeout_s: f
         error = record["error"]
         kind = {"ConfigError": ConfigError, "UsageError": UsageError}.get(error["type"])
         if kind is None:
-            raise RenderError(f"the {stack!r} stack program failed under mocks: {error['type']}: {error['message']}")
+            where = "\n".join(proc.stderr.strip().splitlines()[-15:])
+            raise RenderError(
+                f"the {stack!r} stack program failed under mocks: {error['type']}: {error['message']}\n{where}"
+            )
         raise kind(error["message"])
     if proc.returncode != 0 or record is None:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-25:])
@@ -154,7 +157,7 @@ def kubernetes_objects(resources: list[dict]) -> list[dict]:
     """Every Kubernetes object, as the provider would send it to the API server."""
     objects = []
     for resource in resources:
-        if not resource["type"].startswith("kubernetes:") or resource["type"].startswith("pulumi:providers:"):
+        if not resource["type"].startswith("kubernetes:"):  # the provider itself is pulumi:providers:kubernetes
             continue
         body = dict(resource["inputs"])
         head = {key: body.pop(key) for key in ("apiVersion", "kind", "metadata") if key in body}
