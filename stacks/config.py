@@ -11,8 +11,8 @@ Importing this module creates no resources and needs no Pulumi engine.
 from __future__ import annotations
 
 import ipaddress
-import os
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
