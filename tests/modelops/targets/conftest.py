@@ -267,6 +267,7 @@ def aws_stack(aws_session: boto3.Session, _clients: dict[str, Any]) -> AwsStack:
                 log_group="/modelops/instances",
                 stop_timeout_s=30,
                 bentoml_overrides=bentoml_overrides(SERVICE, 1, 10.0),
+                max_body_bytes=1_048_576,
             )
         )
         launch_templates[colour] = ec2.create_launch_template(
