@@ -14,15 +14,25 @@ the warm-up, and whether the load generator itself ran out of CPU).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 import gevent
-from locust import FastHttpUser, constant, events, task
+import locust.stats
+from locust import FastHttpUser, constant, constant_throughput, events, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from payloads import batch_size, fetch_openapi, find_endpoint, make_payloads
+from payloads import batch_size, body_with_rows, fetch_openapi, find_endpoint, make_payloads
+
+# MODELOPS_SHAPE names a LoadTestShape in shapes.py; Locust uses a shape class it finds in the locustfile.
+if os.environ.get("MODELOPS_SHAPE"):
+    import shapes
+
+    Shape = getattr(shapes, os.environ["MODELOPS_SHAPE"])
+    # Steps are a few seconds long: take the "current" percentiles over 2 s, not Locust's default 10 s window.
+    locust.stats.CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW = 2
 
 STATE: dict = {}
 
@@ -34,8 +44,16 @@ def _options(parser) -> None:
     parser.add_argument("--batch-rows", type=int, default=32, help="rows per batch-user request")
     parser.add_argument("--batch-weight", type=int, default=0, help="batch users per 10 single users (0: none)")
     parser.add_argument("--warmup", type=float, default=0.0, help="seconds of load excluded from statistics")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="offered load in req/s shared by all users (0: as fast as answered)"
+    )
     parser.add_argument("--payload-file", default=None, help="JSON list of request bodies to send")
     parser.add_argument("--meta-file", default=None, help="write run metadata (JSON) here")
+    parser.add_argument(
+        "--golden-file",
+        default=None,
+        help='JSON {"rows": [...], "labels": [...]}: one extra user checks the served labels against these',
+    )
 
 
 @events.init.add_listener
@@ -53,8 +71,23 @@ def _prepare(environment, **_kwargs) -> None:
         for name, rows, seed in (("single", options.rows_per_request, 1), ("batch", options.batch_rows, 2)):
             n = batch_size(openapi, endpoint, rows)
             STATE[name] = [(body, n) for body in make_payloads(openapi, endpoint, rows, seed=seed)]
-    BatchUser.weight = max(0, options.batch_weight)
-    SingleRowUser.weight = 10
+    # Locust drops zero-weight classes when it builds the environment, before options are known: choose the
+    # user classes here instead.
+    if options.rate > 0:
+        # Open-ish loop: each user paces itself so all of them together offer --rate req/s.
+        pace = constant_throughput(options.rate / max(1, options.num_users))
+        SingleRowUser.wait_time = BatchUser.wait_time = pace
+    classes: list[type] = [SingleRowUser]
+    if options.batch_weight > 0:
+        BatchUser.weight = options.batch_weight
+        classes.append(BatchUser)
+    if options.golden_file:
+        golden = json.loads(Path(options.golden_file).read_text())
+        STATE["golden"] = (body_with_rows(openapi, endpoint, golden["rows"]), golden["labels"])
+        STATE["golden_checks"] = 0
+        GoldenUser.fixed_count = 1
+        classes.append(GoldenUser)
+    environment.user_classes = classes
     STATE["started"] = time.time()
 
 
@@ -82,6 +115,7 @@ def _write_meta(environment, **_kwargs) -> None:
         "started": STATE.get("started"),
         "stats_reset_at": STATE.get("reset_at"),
         "cpu_warning": bool(getattr(environment.runner, "cpu_warning_emitted", False)),
+        "golden_checks": STATE.get("golden_checks", 0),
     }
     Path(options.meta_file).write_text(json.dumps(meta, indent=2))
 
@@ -117,6 +151,7 @@ class SingleRowUser(_PredictionUser):
     """Interactive traffic: one (or --rows-per-request) rows per request."""
 
     kind = "single"
+    weight = 10
 
     @task
     def predict(self) -> None:
@@ -132,3 +167,29 @@ class BatchUser(_PredictionUser):
     @task
     def predict(self) -> None:
         self._post()
+
+
+class GoldenUser(FastHttpUser):
+    """Checks that the service answers the golden rows with the model's own labels (enabled by --golden-file)."""
+
+    wait_time = constant(0.2)
+    weight = 0
+    fixed_count = 0
+
+    @task
+    def check(self) -> None:
+        body, labels = STATE["golden"]
+        path = STATE["endpoint"].path
+        with self.client.post(path, json=body, name=f"{path} [golden]", catch_response=True) as response:
+            if response.status_code != 200:
+                response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
+                return
+            served = [item.get("label") if isinstance(item, dict) else item for item in response.json()]
+            for i, (got, want) in enumerate(zip(served, labels, strict=False)):
+                if got != want:
+                    response.failure(f"golden row {i}: served {got!r}, the model's own prediction is {want!r}")
+                    return
+            if len(served) != len(labels):
+                response.failure(f"{len(served)} predictions for {len(labels)} golden rows")
+                return
+            STATE["golden_checks"] += 1

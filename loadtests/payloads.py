@@ -71,6 +71,12 @@ def make_payloads(openapi: dict, endpoint: Endpoint, rows: int, count: int = 64,
     return [_Builder(openapi, rng, rows).build(endpoint.request_schema) for _ in range(count)]
 
 
+def body_with_rows(openapi: dict, endpoint: Endpoint, rows: list) -> dict[str, Any]:
+    """A request body whose batch holds exactly ``rows``, unaltered (for golden checks)."""
+    builder = _Builder(openapi, random.Random(0), len(rows), batch=rows)
+    return builder.build(endpoint.request_schema)
+
+
 def batch_size(openapi: dict, endpoint: Endpoint, rows: int) -> int:
     """How many rows a payload built for ``rows`` actually carries (the schema may clamp it)."""
     builder = _Builder(openapi, random.Random(0), rows)
@@ -79,10 +85,11 @@ def batch_size(openapi: dict, endpoint: Endpoint, rows: int) -> int:
 
 
 class _Builder:
-    def __init__(self, openapi: dict, rng: random.Random, rows: int) -> None:
+    def __init__(self, openapi: dict, rng: random.Random, rows: int, batch: list | None = None) -> None:
         self.openapi = openapi
         self.rng = rng
         self.rows = rows
+        self.batch = batch  # exact rows for the batch array (no synthesis, no variation)
         self.batch_rows: int | None = None
 
     def build(self, schema: dict, example: Any = None) -> Any:
@@ -109,6 +116,9 @@ class _Builder:
     def _array(self, schema: dict, example: Any) -> list:
         low, high = schema.get("minItems", 1), schema.get("maxItems", max(1, schema.get("minItems", 1)))
         if self.batch_rows is None:  # the outermost array is the batch
+            if self.batch is not None:
+                self.batch_rows = len(self.batch)
+                return list(self.batch)
             n = min(max(self.rows, low), high)
             self.batch_rows = n
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -12,9 +13,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from modelops.errors import ExitStatus, ModelopsError
+from modelops.errors import ExitStatus, ModelopsError, NotDeployedError, UsageError
+from modelops.summary import SUITES
 from modelops.ui import Steps
-from stacks.config import ConfigError, StackConfig, load_stack_config
+from stacks.config import PROJECT_ROOT, ConfigError, StackConfig, load_stack_config
 
 app = typer.Typer(
     help="Take a BentoML model from prototype to production: build, deploy, load-test, promote.",
@@ -88,12 +90,16 @@ def up(
 ) -> None:
     """Deploy a bento: N replicas behind the load balancer. Waits until every replica is healthy."""
     from modelops import bentos
+    from modelops.gate import history_file
+    from modelops.promotion import record_up
     from modelops.targets import open_target
 
     settings = _settings(stack, deploy={"replicas": replicas, "workers": workers})
     tag = bentos.resolve_default(bento, settings.bento)
     with Steps(err).step(f"deploying {tag} ({settings.deploy.replicas} replicas)") as note:
-        status = open_target(settings, progress=note).up(tag, settings.deploy.replicas, settings.deploy.workers)
+        target = open_target(settings, progress=note)
+        status = target.up(tag, settings.deploy.replicas, settings.deploy.workers)
+    record_up(history_file(target, settings), status.bento)
     _print_status(status.to_dict())
 
 
@@ -146,6 +152,80 @@ def render(
 
 @app.command()
 @handled
+def gate(
+    stack: StackOpt = "local",
+    candidate: Annotated[
+        str | None, typer.Option("--candidate", "-c", help="bento tag to prove (default: the last build)")
+    ] = None,
+    suites: Annotated[
+        str, typer.Option(help="comma-separated suites to run, in this order: " + ", ".join(SUITES))
+    ] = ",".join(SUITES),
+    promote: Annotated[bool, typer.Option(help="promote when every suite passes")] = True,
+) -> None:
+    """Prove a candidate beside the live version: smoke, slo, horizontal, vertical, failover, regression.
+    Promotes it on success (blue/green switch, zero failed requests); exits with a code per failed gate."""
+    from modelops import bentos
+    from modelops.gate import run_gate
+    from modelops.targets import open_target
+
+    chosen = tuple(s.strip() for s in suites.split(",") if s.strip())
+    unknown = [s for s in chosen if s not in SUITES]
+    if unknown:
+        raise UsageError(f"unknown suite(s) {', '.join(unknown)}: choose from {', '.join(SUITES)}")
+    settings = _settings(stack)
+    tag = bentos.resolve_default(candidate, "")
+    steps = Steps(err)
+    summary = run_gate(open_target(settings), settings, tag, steps, suites=chosen, promote=promote)
+    _print_verdict(summary)
+    raise typer.Exit(summary.exit_status)
+
+
+@app.command()
+@handled
+def rollback(stack: StackOpt = "local") -> None:
+    """Bring the previously live version back (deployed beside, then switched: zero failed requests)."""
+    from modelops.gate import history_file
+    from modelops.promotion import rollback as do_rollback
+    from modelops.targets import open_target
+
+    settings = _settings(stack)
+    with Steps(err).step("rolling back") as note:
+        target = open_target(settings, progress=note)
+        status = do_rollback(target, history_file(target, settings), note)
+    out.print(f"live again: {status.bento} at {status.url}")
+
+
+@app.command()
+@handled
+def history(
+    stack: StackOpt = "local",
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """What went live when, and from which gate summary."""
+    from modelops.gate import history_file
+    from modelops.promotion import reconcile
+    from modelops.targets import open_target
+
+    settings = _settings(stack)
+    target = open_target(settings)
+    try:
+        live = target.status().bento
+    except NotDeployedError:
+        live = None
+    records = reconcile(history_file(target, settings), live)
+    if as_json:
+        out.print_json(records.model_dump_json())
+        return
+    table = Table("#", "when", "action", "bento", "previous", "state", "summary")
+    for e in records.entries:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
+        table.add_row(str(e.id), when, e.action, e.bento, e.previous or "", e.state, e.summary or "")
+    out.print(table)
+    out.print(f"live now: {live or 'nothing (not up)'}")
+
+
+@app.command()
+@handled
 def demo(stack: StackOpt = "local") -> None:
     """The main job on the local target, end to end (what `make demo` runs)."""
     from modelops.demo import run_demo
@@ -184,6 +264,22 @@ def bench(
               f"{mark[met['haproxy_overhead']]}")  # fmt: skip
     out.print(f"CPU budgets: {summary['cpu_budgets']}")
     out.print(f"results: {summary['path']}")
+
+
+def _print_verdict(summary) -> None:
+    colour = {"promote": "green", "reject": "red"}.get(summary.verdict, "yellow")
+    out.print(f"[bold {colour}]verdict: {summary.verdict}[/] (exit {summary.exit_status}) — {summary.reason}")
+    plan = summary.capacity_plan
+    if plan.rps_per_replica_at_slo:
+        out.print(
+            f"capacity plan: {plan.rps_per_replica_at_slo:.0f} req/s per replica at the SLO; for {plan.target_rps:g} "
+            f"req/s run {plan.recommended_min_replicas}..{plan.recommended_max_replicas} replicas; ASG target "
+            f"{plan.asg_target_requests_per_target_per_minute:g} req/target/min; HPA CPU target "
+            f"{plan.hpa_target_cpu_utilization if plan.hpa_target_cpu_utilization is not None else 'n/a'}%"
+        )
+    for note in plan.notes:
+        out.print(f"  note: {note}")
+    out.print(f"report: {PROJECT_ROOT / 'reports' / summary.run_id / 'report.html'}")
 
 
 def _print_status(data: dict) -> None:

@@ -73,7 +73,9 @@ def render_config(layout: Layout) -> str:
         # A replica that dies takes in-flight and new requests with it: retry those on another replica.
         # Predictions are idempotent, so resending a request whose response never started is safe.
         "    retries 3",
-        "    retry-on conn-failure empty-response response-timeout",
+        "    retry-on conn-failure empty-response junk-response response-timeout",
+        # L7 retries resend the request from HAProxy's buffer: it must hold the whole body (they are small).
+        "    option http-buffer-request",
         # Redispatch on every retry (the default only redispatches on the last one).
         "    option redispatch 1",
         "",
@@ -170,6 +172,14 @@ class RuntimeAPI:
 
     def set_green_weight(self, map_path: Path, weight: int) -> None:
         self.command(f"set map {map_path} green_weight {weight}")
+
+    def green_weight(self, map_path: Path) -> int | None:
+        """The weight HAProxy applies right now (``show map``), None if the entry is missing."""
+        for line in self.command(f"show map {map_path}").splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[1] == "green_weight":
+                return int(parts[2])
+        return None
 
     def stats(self) -> list[dict[str, str]]:
         """``show stat`` as rows (pxname, svname, status, scur, …)."""

@@ -11,8 +11,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from stacks.config import PROJECT_ROOT
 from modelops.errors import DeploymentError
+from stacks.config import PROJECT_ROOT
 
 LOCUSTFILE = PROJECT_ROOT / "loadtests" / "locustfile.py"
 PERCENTILES = {"p50_ms": "50%", "p95_ms": "95%", "p99_ms": "99%"}
@@ -24,11 +24,13 @@ class LoadSpec:
     spawn_rate: float
     duration_s: float
     warmup_s: float = 0.0
+    rate: float = 0.0  # offered req/s in total (paced users); 0 = closed loop, as fast as the service answers
     rows_per_request: int = 1
     batch_rows: int = 32
     batch_weight: int = 0
     endpoint: str | None = None
     payload_file: Path | None = None
+    golden_file: Path | None = None  # rows + expected labels, checked by one extra user
     shape: str | None = None  # a LoadTestShape in loadtests/shapes.py (MODELOPS_SHAPE); -u/-r/-t then unused
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -41,6 +43,8 @@ class Sample:
     fail_rps: float
     p50_ms: float | None
     p95_ms: float | None
+    total_requests: int
+    total_failures: int
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class LoadResult:
     p99_ms: float
     max_ms: float
     cpu_warning: bool
+    golden_checks: int
     exit_code: int
     out_dir: str
     prefix: str
@@ -88,7 +93,7 @@ def command(url: str, spec: LoadSpec, out_dir: Path, prefix: str) -> list[str]:
         "--only-summary", "--csv", str(base), "--html", f"{base}.html", "--json-file", str(base),
         "--logfile", f"{base}.log", "--meta-file", f"{base}.meta.json",
         "--rows-per-request", str(spec.rows_per_request), "--batch-rows", str(spec.batch_rows),
-        "--batch-weight", str(spec.batch_weight), "--warmup", str(spec.warmup_s),
+        "--batch-weight", str(spec.batch_weight), "--warmup", str(spec.warmup_s), "--rate", str(spec.rate),
         "--stop-timeout", "5",
     ]  # fmt: skip
     if not spec.shape:
@@ -104,6 +109,8 @@ def command(url: str, spec: LoadSpec, out_dir: Path, prefix: str) -> list[str]:
         argv += ["--endpoint", spec.endpoint]
     if spec.payload_file:
         argv += ["--payload-file", str(spec.payload_file)]
+    if spec.golden_file:
+        argv += ["--golden-file", str(spec.golden_file)]
     return argv
 
 
@@ -154,6 +161,7 @@ def parse(url: str, out_dir: Path, prefix: str, exit_code: int = 0) -> LoadResul
         p99_ms=_ms(total["99%"]),
         max_ms=_ms(total["Max Response Time"]),
         cpu_warning=bool(meta.get("cpu_warning")),
+        golden_checks=int(meta.get("golden_checks", 0)),
         exit_code=exit_code,
         out_dir=str(out_dir),
         prefix=prefix,
@@ -187,6 +195,8 @@ def _timeline(path: Path) -> list[Sample]:
                 fail_rps=float(row["Failures/s"]),
                 p50_ms=None if row["50%"] == "N/A" else float(row["50%"]),
                 p95_ms=None if row["95%"] == "N/A" else float(row["95%"]),
+                total_requests=int(row["Total Request Count"]),
+                total_failures=int(row["Total Failure Count"]),
             )
         )
     return samples

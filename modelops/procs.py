@@ -1,8 +1,11 @@
 """Child processes that must never outlive a deployment: start, find, wait for, and stop them.
 
-Every process modelops starts for a deployment carries an environment marker (``MODELOPS_DEPLOYMENT=<id>``) and
-leads its own process group. ``stop`` kills whole groups; ``marked_processes`` finds stragglers by their marker
-even when the state file never learnt their pid (an ``up`` killed between spawn and write).
+A process modelops starts (HAProxy, a `bentoml serve` replica) may start workers of its own, and BentoML puts its
+workers in sessions of their own, so neither a process group nor the parent-child tree reaches all of them once
+the parent is gone. Every process therefore carries two environment markers that its descendants inherit:
+``MODELOPS_DEPLOYMENT=<deployment id>`` and ``MODELOPS_PROCESS=<process id in the deployment>``. Stopping a process
+stops everything carrying its marker; ``down`` stops everything carrying the deployment's, including processes an
+interrupted ``up`` never got to record.
 """
 
 from __future__ import annotations
@@ -13,51 +16,42 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 MARKER = "MODELOPS_DEPLOYMENT"
+PROCESS_MARKER = "MODELOPS_PROCESS"
 
 
 @dataclass(frozen=True)
 class Proc:
     pid: int
-    started: float | None  # kernel start time (clock ticks since boot) — tells a recycled pid from ours
+    started: float | None  # the kernel's start time: tells a recycled pid from ours
+    tag: str = ""  # the MODELOPS_PROCESS marker its descendants carry too
 
     def alive(self) -> bool:
         return is_alive(self.pid, self.started)
 
 
 def start_time(pid: int) -> float | None:
-    """The process's start time from /proc (None where there is no /proc or the pid is gone)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
         return None
-    # The command name (field 2) may hold spaces and parentheses: split after its closing parenthesis.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return float(fields[19])
 
 
 def is_alive(pid: int, started: float | None = None) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started is None or process.create_time() == started
+    except psutil.Error:
         return False
-    except PermissionError:
-        return True
-    if _is_zombie(pid):
-        return False
-    return started is None or start_time(pid) in (None, started)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2 :].startswith("Z")
 
 
 def spawn(
@@ -68,9 +62,10 @@ def spawn(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Proc:
-    """Start ``argv`` in a new session (its own process group), output to ``log``, marked with the deployment id."""
+    """Start ``argv`` in a new session, output to ``log``, marked with the deployment and a process tag."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    child_env = {**os.environ, **(env or {}), MARKER: deployment}
+    tag = uuid.uuid4().hex[:12]
+    child_env = {**os.environ, **(env or {}), MARKER: deployment, PROCESS_MARKER: tag}
     with open(log, "ab") as out:
         process = subprocess.Popen(
             list(argv),
@@ -82,7 +77,7 @@ def spawn(
             start_new_session=True,
         )
     _REAPABLE[process.pid] = process
-    return Proc(pid=process.pid, started=start_time(process.pid))
+    return Proc(pid=process.pid, started=start_time(process.pid), tag=tag)
 
 
 # Popen objects of children started by this process: polled so that a dead child does not linger as a zombie.
@@ -101,91 +96,85 @@ def exit_code(pid: int) -> int | None:
     return process.poll() if process is not None else None
 
 
-def stop(procs: Sequence[Proc], grace: float = 10.0) -> None:
-    """SIGTERM each process group, wait up to ``grace`` seconds, then SIGKILL what is left."""
-    targets = [p for p in procs if p.alive()]
-    for proc in targets:
-        _signal_group(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_group_alive(p.pid) for p in targets):
-        reap()
-        time.sleep(0.05)
-    for proc in targets:
-        _signal_group(proc.pid, signal.SIGKILL)
-    wait_until(lambda: not any(_group_alive(p.pid) for p in targets), timeout=5.0, interval=0.02, reaper=True)
-
-
-def kill_now(proc: Proc) -> None:
-    """SIGKILL the whole group at once: fault injection, not shutdown."""
-    if proc.alive():
-        _signal_group(proc.pid, signal.SIGKILL)
-    wait_until(lambda: not _group_alive(proc.pid), timeout=5.0, interval=0.01, reaper=True)
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return any(not _is_zombie(pid) for pid in _group_members(pgid))
-
-
-def _group_members(pgid: int) -> list[int]:
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return [pgid]
-    members = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
-
-
-def marked_processes(deployment: str) -> list[int]:
-    """Pids of live processes whose environment carries this deployment's marker (Linux; [] elsewhere)."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return []
-    needle = f"{MARKER}={deployment}".encode()
+def marked(name: str, value: str) -> list[psutil.Process]:
+    """Live processes whose environment has ``name=value`` (never this process)."""
     found = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for process in psutil.process_iter():
+        if process.pid == os.getpid():
             continue
         try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
+            if process.status() != psutil.STATUS_ZOMBIE and process.environ().get(name) == value:
+                found.append(process)
+        except psutil.Error:
             continue
-        if needle in environ.split(b"\0") and not _is_zombie(int(entry.name)):
-            found.append(int(entry.name))
     return found
 
 
+def members(proc: Proc) -> list[psutil.Process]:
+    """The process, its descendants, and anything else carrying its marker (reparented workers)."""
+    found: dict[int, psutil.Process] = {}
+    if proc.alive():
+        leader = psutil.Process(proc.pid)
+        found[leader.pid] = leader
+        with contextlib.suppress(psutil.Error):
+            found |= {child.pid: child for child in leader.children(recursive=True)}
+    if proc.tag:
+        found |= {p.pid: p for p in marked(PROCESS_MARKER, proc.tag)}
+    return list(found.values())
+
+
+def _signal(processes: Iterable[psutil.Process], sig: signal.Signals) -> None:
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.send_signal(sig)
+
+
+def _wait_gone(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    reap()
+    _gone, alive = psutil.wait_procs(processes, timeout=timeout)
+    reap()
+    return [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def stop(procs: Sequence[Proc], grace: float = 10.0) -> None:
+    """SIGTERM each process (its own shutdown stops its workers), wait up to ``grace`` s, then SIGKILL every
+    process still carrying its marker."""
+    everyone = [m for proc in procs for m in members(proc)]
+    _signal([psutil.Process(p.pid) for p in procs if p.alive()], signal.SIGTERM)
+    left = _wait_gone(everyone, grace)
+    _signal(left, signal.SIGKILL)
+    _wait_gone(left, 5.0)
+
+
+def kill_now(proc: Proc) -> None:
+    """SIGKILL the process and all its workers at once: fault injection, not shutdown."""
+    everyone = members(proc)
+    _signal(everyone, signal.SIGKILL)
+    _wait_gone(everyone, 5.0)
+
+
+def cpu_seconds(proc: Proc) -> float:
+    """User + system CPU seconds of the process and its workers, so far."""
+    total = 0.0
+    for process in members(proc):
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def marked_processes(deployment: str) -> list[int]:
+    """Pids of live processes carrying this deployment's marker."""
+    return [p.pid for p in marked(MARKER, deployment)]
+
+
 def kill_marked(deployment: str, grace: float = 5.0) -> list[int]:
-    """Stop every process carrying the marker (and its group). Returns the pids found."""
-    pids = marked_processes(deployment)
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGTERM)
-    wait_until(lambda: not marked_processes(deployment), timeout=grace, interval=0.05, reaper=True)
-    for pid in marked_processes(deployment):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not marked_processes(deployment), timeout=5.0, interval=0.02, reaper=True)
-    return pids
+    """Stop every process carrying the deployment's marker. Returns the pids found."""
+    found = marked(MARKER, deployment)
+    _signal(found, signal.SIGTERM)
+    _signal(_wait_gone(found, grace), signal.SIGKILL)
+    _wait_gone(found, 5.0)
+    return [p.pid for p in found]
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.1, reaper: bool = False) -> bool:

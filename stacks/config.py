@@ -97,8 +97,14 @@ class GateSettings(_Section):
         0.3, ge=0, le=10, description="largest rise of p95 vs the live baseline (fraction)"
     )
     target_rps: float = Field(100.0, gt=0, description="the load production must carry (capacity planning)")
+    step_users: list[int] = Field(
+        [8, 16, 32, 64], min_length=2, description="users per step of the step load that finds each knee"
+    )
+    step_seconds: float = Field(5.0, ge=2, le=600, description="seconds each step of the step load holds")
+    smoke_users: int = Field(4, ge=1, le=100, description="users of the light smoke load")
+    smoke_seconds: float = Field(5.0, ge=1, le=600, description="seconds of smoke load")
 
-    @field_validator("horizontal_replicas", "vertical_workers")
+    @field_validator("horizontal_replicas", "vertical_workers", "step_users")
     @classmethod
     def _increasing_positive(cls, steps: list[int]) -> list[int]:
         if any(s < 1 for s in steps) or sorted(set(steps)) != steps:

@@ -24,6 +24,7 @@ class ReplicaStatus:
     url: str
     healthy: bool
     pid: int | None = None  # local processes only; None on kind/aws
+    in_rotation: bool | None = None  # the load balancer's own view: it sends this replica requests
 
 
 @dataclass(frozen=True)
@@ -94,3 +95,13 @@ class Target(Protocol):
     def kill_replica(self, pool: Pool = "candidate") -> ReplicaStatus:
         """Fault injection for the failover suite: abruptly lose one replica of the pool."""
         ...
+
+    def retire_previous(self) -> None:
+        """After a switch: drain and stop the pool that no longer takes traffic."""
+        ...
+
+
+def cpu_seconds(target: Target, pool: Pool) -> float | None:
+    """CPU time used so far by a pool's replicas, where the target can measure it (the local one can)."""
+    measure = getattr(target, "cpu_seconds", None)
+    return measure(pool) if measure else None

@@ -37,12 +37,13 @@ class ReplicaRecord(BaseModel):
     port: int
     pid: int
     started: float | None
+    tag: str = ""
     log: str
     cgroup: str | None = None
 
     @property
     def proc(self) -> procs.Proc:
-        return procs.Proc(self.pid, self.started)
+        return procs.Proc(self.pid, self.started, self.tag)
 
     @property
     def url(self) -> str:
@@ -66,6 +67,7 @@ class LocalState(BaseModel):
     pool_ports: dict[str, int]
     haproxy_pid: int | None = None
     haproxy_started: float | None = None
+    haproxy_tag: str = ""
     live: Colour = "blue"
     green_weight: int = 0
     budgets: str = ""
@@ -109,6 +111,8 @@ class LocalTarget:
 
     def _require(self) -> LocalState:
         state = self.load()
+        if state is not None:
+            state = self._observe(state)
         if state is None:
             raise NotDeployedError(
                 f"stack {self.settings.stack!r} is not up (no state in {self.dir}): "
@@ -168,7 +172,7 @@ class LocalTarget:
                 self._stop_replicas(pool.replicas)
                 stopped += [f"{pool.colour} replica on port {r.port} (pid {r.pid})" for r in pool.replicas]
             if state.haproxy_pid:
-                procs.stop([procs.Proc(state.haproxy_pid, state.haproxy_started)], grace=5)
+                procs.stop([procs.Proc(state.haproxy_pid, state.haproxy_started, state.haproxy_tag)], grace=5)
                 stopped.append(f"haproxy on port {state.lb_port} (pid {state.haproxy_pid})")
         leftovers = procs.kill_marked(self.deployment)
         stopped += [f"leftover process {pid}" for pid in leftovers]
@@ -221,7 +225,7 @@ class LocalTarget:
         log = self.dir / "logs" / "haproxy.log"
         self.progress(f"starting haproxy on 127.0.0.1:{lb_port}")
         proc = procs.spawn([binary, "-db", "-f", str(config)], deployment=self.deployment, log=log)
-        state.haproxy_pid, state.haproxy_started = proc.pid, proc.started
+        state.haproxy_pid, state.haproxy_started, state.haproxy_tag = proc.pid, proc.started, proc.tag
         self._save(state)
         if not procs.wait_until(lambda: self.api.ready() or not proc.alive(), timeout=15, reaper=True):
             raise DeploymentError(f"haproxy did not open its runtime API within 15 s:\n{procs.log_tail(log)}")
@@ -274,6 +278,7 @@ class LocalTarget:
             port=port,
             pid=proc.pid,
             started=proc.started,
+            tag=proc.tag,
             log=str(log),
             cgroup=name if procs_file else None,
         )
@@ -370,8 +375,22 @@ class LocalTarget:
         return pool
 
     # ----------------------------------------------------------------------------------------- operations
+    def _observe(self, state: LocalState) -> LocalState:
+        """Align the recorded weight and live colour with what HAProxy actually does: after a crash between the
+        runtime-API call and the state write, HAProxy is the truth about where traffic goes."""
+        if not self._haproxy_alive(state):
+            return state
+        try:
+            actual = self.api.green_weight(self.map_path)
+        except DeploymentError:
+            return state
+        if actual is not None and actual != state.green_weight:
+            state.green_weight = actual
+            state.live = "green" if actual >= 50 else "blue"
+        return state
+
     def status(self) -> TargetStatus:
-        state = self._require()
+        state = self._observe(self._require())
         servers: dict[str, dict[str, dict[str, str]]] = {}
         if self._haproxy_alive(state):
             try:
@@ -384,8 +403,17 @@ class LocalTarget:
             replicas = []
             for r in pool.replicas:
                 row = servers.get(colour, {}).get(haproxy.slot_name(colour, r.slot), {})
-                healthy = r.proc.alive() and row.get("status") == "UP"
-                replicas.append(ReplicaStatus(name=f"{colour}-{r.slot}", url=r.url, healthy=healthy, pid=r.pid))
+                # "UP", or "UP 1/2" while checks start failing: either way HAProxy still sends it requests.
+                in_rotation = row.get("status", "").startswith("UP") if row else None
+                replicas.append(
+                    ReplicaStatus(
+                        name=f"{colour}-{r.slot}",
+                        url=r.url,
+                        healthy=r.proc.alive() and bool(in_rotation),
+                        pid=r.pid,
+                        in_rotation=in_rotation,
+                    )
+                )
             pools[colour] = PoolStatus(
                 colour=pool.colour,
                 bento=pool.bento,
@@ -417,6 +445,14 @@ class LocalTarget:
         with self._locked():
             state = self._require()
             record = self._pool(state, pool)
+            dead = [r for r in record.replicas if not r.proc.alive()]
+            if dead:  # replace lost replicas rather than count them
+                self.progress(f"removing {len(dead)} dead {record.colour} replica(s)")
+                for replica in dead:
+                    self.api.server_state(record.colour, replica.slot, "maint")
+                self._stop_replicas(dead)
+                record.replicas = [r for r in record.replicas if r not in dead]
+                self._save(state)
             current = len(record.replicas)
             if replicas > current:
                 self._add_replicas(state, record, replicas - current)
@@ -504,6 +540,12 @@ class LocalTarget:
             if other(state.live) not in state.pools:
                 raise UsageError("no previous pool is running: `modelops rollback` redeploys the previous version")
         return self.shift(100)
+
+    def cpu_seconds(self, pool: Pool = "candidate") -> float | None:
+        """CPU time (user + system) used so far by the pool's replica processes and their workers."""
+        state = self._require()
+        record = self._pool(state, pool)
+        return sum(procs.cpu_seconds(r.proc) for r in record.replicas if r.proc.alive())
 
     def kill_replica(self, pool: Pool = "candidate") -> ReplicaStatus:
         with self._locked():

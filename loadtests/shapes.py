@@ -1,0 +1,57 @@
+"""Load shapes for Locust, configured through environment variables so they work headless and from modelops.
+
+StepLoad   users rise in equal steps and hold each step; the step where req/s stops growing is the knee
+           (MODELOPS_STEP_USERS=8,16,32,64  MODELOPS_STEP_SECONDS=5)
+Spike      a base load, a spike, and back (MODELOPS_SPIKE=base,peak,seconds_each)
+
+Select one with MODELOPS_SHAPE=StepLoad (loadtests/locustfile.py imports it then). Run alone:
+    MODELOPS_SHAPE=StepLoad locust -f loadtests/locustfile.py -H URL --headless
+"""
+
+from __future__ import annotations
+
+import os
+
+from locust import LoadTestShape
+
+
+def step_plan(users: list[int], seconds: float) -> list[tuple[float, int]]:
+    """[(end_time, users)] for each step."""
+    return [((i + 1) * seconds, u) for i, u in enumerate(users)]
+
+
+def _ints(name: str, default: str) -> list[int]:
+    return [int(v) for v in os.environ.get(name, default).split(",") if v.strip()]
+
+
+class StepLoad(LoadTestShape):
+    """Hold each user count for MODELOPS_STEP_SECONDS, then stop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plan = step_plan(
+            _ints("MODELOPS_STEP_USERS", "8,16,32,64"), float(os.environ.get("MODELOPS_STEP_SECONDS", "5"))
+        )
+
+    def tick(self) -> tuple[int, float] | None:
+        now = self.get_run_time()
+        for end, users in self.plan:
+            if now < end:
+                return users, float(users)  # spawn a whole step at once: steps are short
+        return None
+
+
+class Spike(LoadTestShape):
+    """base users, then peak users, then base again, each for the same number of seconds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        base, peak, seconds = _ints("MODELOPS_SPIKE", "8,64,10")
+        self.plan = step_plan([base, peak, base], float(seconds))
+
+    def tick(self) -> tuple[int, float] | None:
+        now = self.get_run_time()
+        for end, users in self.plan:
+            if now < end:
+                return users, float(max(users, 1))
+        return None
