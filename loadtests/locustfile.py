@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sys
 import time
 from pathlib import Path
@@ -74,9 +75,12 @@ def _prepare(environment, **_kwargs) -> None:
     # Locust drops zero-weight classes when it builds the environment, before options are known: choose the
     # user classes here instead.
     if options.rate > 0:
-        # Open-ish loop: each user paces itself so all of them together offer --rate req/s.
-        pace = constant_throughput(options.rate / max(1, options.num_users))
-        SingleRowUser.wait_time = BatchUser.wait_time = pace
+        # Paced: each user sends at rate/users req/s, so all of them together offer --rate req/s. Each starts at a
+        # random phase of its period: users started together would otherwise fire in synchronised bursts and
+        # measure queueing that real, independent clients do not cause.
+        per_user = options.rate / max(1, options.num_users)
+        STATE["phase"] = 1.0 / per_user
+        SingleRowUser.wait_time = BatchUser.wait_time = constant_throughput(per_user)
     classes: list[type] = [SingleRowUser]
     if options.batch_weight > 0:
         BatchUser.weight = options.batch_weight
@@ -127,6 +131,8 @@ class _PredictionUser(FastHttpUser):
 
     def on_start(self) -> None:
         self._i = 0
+        if STATE.get("phase"):
+            gevent.sleep(random.uniform(0, STATE["phase"]))
 
     def _post(self) -> None:
         bodies = STATE[self.kind]
