@@ -113,6 +113,24 @@ class GateSettings(_Section):
 
 
 Colour = Literal["blue", "green"]
+
+
+class ColourPorts(_Section):
+    """One port per colour: each pool reachable on its own, beside the live entry point."""
+
+    blue: int = Field(ge=1, le=65535, description="port of the blue pool")
+    green: int = Field(ge=1, le=65535, description="port of the green pool")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ColourPorts:
+        if self.blue == self.green:
+            raise ValueError(f"blue and green need different ports, both are {self.blue}")
+        return self
+
+    def ports(self) -> tuple[int, int]:
+        return self.blue, self.green
+
+
 DEFAULT_CAPACITY_SUMMARY = "reports/latest/summary.json"
 # kind v0.29.0's node image for Kubernetes 1.33 (digest from the kind release notes): a pinned cluster version.
 DEFAULT_KIND_NODE_IMAGE = "kindest/node:v1.33.1@sha256:050072256b9a903bd914c0b2866828150cb229cea0efe5892e2b644d5dd3b34f"
@@ -143,6 +161,14 @@ class KindSettings(_Section):
     )
     node_port: int = Field(30080, ge=30000, le=32767, description="NodePort of the model Service")
     host_port: int = Field(8080, ge=1, le=65535, description="host port kind maps to the NodePort")
+    pool_node_ports: ColourPorts = Field(
+        ColourPorts(blue=30081, green=30082),
+        description="NodePorts of the per-colour Services (30000-32767): each pool alone, for the gate",
+    )
+    pool_host_ports: ColourPorts = Field(
+        ColourPorts(blue=8081, green=8082),
+        description="host ports kind maps to the per-colour NodePorts (http://127.0.0.1:<port>)",
+    )
     live_colour: Colour = Field(
         "blue", description="pool the Service selects when created; promotion switches it afterwards"
     )
@@ -168,6 +194,13 @@ class KindSettings(_Section):
             )
         if not self.create_cluster and not (self.kubeconfig or self.context):
             raise ValueError("create_cluster is false: set kubeconfig or context to the cluster to use")
+        outside = [p for p in self.pool_node_ports.ports() if not 30000 <= p <= 32767]
+        if outside:
+            raise ValueError(f"pool_node_ports must be NodePorts (30000-32767), got {outside}")
+        if self.node_port in self.pool_node_ports.ports():
+            raise ValueError(f"pool_node_ports must not reuse node_port {self.node_port}")
+        if self.host_port in self.pool_host_ports.ports():
+            raise ValueError(f"pool_host_ports must not reuse host_port {self.host_port}")
         return self
 
 
@@ -202,6 +235,15 @@ class AwsSettings(_Section):
     certificate_arn: str | None = Field(
         None, pattern=r"^arn:aws[-a-z]*:acm:", description="ACM certificate for HTTPS; none serves plain HTTP"
     )
+    test_cidrs: list[str] = Field(
+        [],
+        description="IPv4 CIDR blocks (the gate's load generator) allowed to reach each colour's own test "
+        "listener; empty: no test listeners, and `modelops gate --stack aws` needs --url",
+    )
+    test_ports: ColourPorts = Field(
+        ColourPorts(blue=8081, green=8082),
+        description="ALB ports of the per-colour test listeners (only with test_cidrs)",
+    )
     deletion_protection: bool = Field(True, description="ALB deletion protection")
     access_logs: bool = Field(True, description="ALB access logs to an S3 bucket of this stack")
     log_retention_days: int = Field(365, description="CloudWatch Logs retention (flow logs, container logs)")
@@ -232,6 +274,19 @@ class AwsSettings(_Section):
             raise ValueError(f"prefix length must be /16 to /24, got /{net.prefixlen}")
         return value
 
+    @field_validator("test_cidrs")
+    @classmethod
+    def _test_cidrs(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                net = ipaddress.IPv4Network(value, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"{value!r} is not an IPv4 CIDR block like 203.0.113.7/32 ({exc})") from None
+            if net.prefixlen == 0:
+                # The test listeners reach a candidate that has not passed the gate: never the whole internet.
+                raise ValueError(f"{value} opens the candidate pool to the whole internet: list the gate's addresses")
+        return values
+
     @field_validator("log_retention_days")
     @classmethod
     def _retention(cls, value: int) -> int:
@@ -248,6 +303,9 @@ class AwsSettings(_Section):
                 f"need min_size <= desired_capacity <= max_size, got "
                 f"{self.min_size} <= {self.desired_capacity} <= {self.max_size}"
             )
+        taken = [p for p in self.test_ports.ports() if p in (80, 443)]
+        if taken:
+            raise ValueError(f"test_ports must not reuse the live listener ports 80/443, got {taken}")
         prefix = subnet_prefix(self.vpc_cidr, self.az_count)
         if prefix > LARGEST_SUBNET_PREFIX:
             raise ValueError(

@@ -7,6 +7,9 @@ ENDPOINT_URL = "endpoint_url"  # what clients call: the ALB (aws) or the kind ho
 IMAGE = "image"  # the bento's container image reference
 LIVE_COLOUR = "live_colour"  # "blue" or "green": which pool the listener/Service sends traffic to
 BENTO = "bento"  # the bento tag the image was built from
+# {"blue": url, "green": url}: each pool alone, bypassing the live switch, reachable from the machine that runs the
+# gate (kind: host ports; aws: the per-colour test listeners, {} when modelops:aws.test_cidrs is empty).
+POOL_URLS = "pool_urls"
 
 # aws
 LOAD_BALANCER_ARN = "load_balancer_arn"

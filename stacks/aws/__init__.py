@@ -98,6 +98,8 @@ def build(settings: StackConfig) -> dict[str, Any]:
             certificate_arn=cfg.certificate_arn,
             access_log_bucket=access_logs.name if access_logs else None,
             access_log_ready=access_logs.policy if access_logs else None,
+            test_cidrs=tuple(cfg.test_cidrs),
+            test_ports=cfg.test_ports.model_dump(),
         ),
         opts=top,
     )
@@ -168,6 +170,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
     )
     return {
         outputs.ENDPOINT_URL: lb.url,
+        outputs.POOL_URLS: lb.pool_urls,
         outputs.LIVE_COLOUR: cfg.live_colour,
         outputs.IMAGE: image.image,
         outputs.BENTO: image.bento,

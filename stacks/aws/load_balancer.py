@@ -1,4 +1,5 @@
-"""The internet-facing ALB: blue and green target groups behind one weighted forward action."""
+"""The internet-facing ALB: blue and green target groups behind one weighted forward action, and optionally one
+test listener per colour that reaches that colour alone, for the promotion gate."""
 
 from __future__ import annotations
 
@@ -52,6 +53,13 @@ class LoadBalancerArgs:
     certificate_arn: str | None = None
     access_log_bucket: pulumi.Input[str] | None = None
     access_log_ready: pulumi.Resource | None = None  # the bucket policy the ALB must see before it is created
+    test_cidrs: tuple[str, ...] = ()  # who may reach the per-colour test listeners; empty: no test listeners
+    test_ports: dict[str, int] | None = None  # {"blue": port, "green": port} of the test listeners
+
+
+def rule_suffix(cidr: str) -> str:
+    """A CIDR block as part of a logical name: stable when the list is reordered, unlike an index."""
+    return cidr.replace(".", "-").replace("/", "-")
 
 
 class LoadBalancer(pulumi.ComponentResource):
@@ -203,10 +211,52 @@ class LoadBalancer(pulumi.ComponentResource):
             self.http_listener = self.listener
             self.url = pulumi.Output.concat("http://", self.alb.dns_name)
 
+        self.test_listeners: dict[str, aws.lb.Listener] = {}
+        self.pool_urls: dict[str, pulumi.Output[str]] = {}
+        if args.test_cidrs and args.test_ports:
+            self._test_listeners(name, args, https)
+        else:
+            pulumi.log.info(
+                "modelops:aws.test_cidrs is empty: no per-colour test listeners, so a candidate pool has no URL of "
+                "its own and `modelops gate --stack aws` needs --url. List the gate machine's address(es) in "
+                "test_cidrs to get one listener per colour (pool_urls output)."
+            )
+
         self.register_outputs(
             {
                 "url": self.url,
+                "pool_urls": self.pool_urls,
                 "listener_arn": self.listener.arn,
                 "target_group_arns": {c: tg.arn for c, tg in self.target_groups.items()},
             }
         )
+
+    def _test_listeners(self, name: str, args: LoadBalancerArgs, https: bool) -> None:
+        """One listener per colour forwarding to that colour's target group only, so the gate can load a candidate
+        while the live listener gives it no traffic. A candidate has not passed the gate: these ports admit the
+        listed CIDR blocks only, never the internet."""
+        child = pulumi.ResourceOptions(parent=self)
+        scheme = "https://" if https else "http://"
+        for colour, port in (args.test_ports or {}).items():
+            for cidr in args.test_cidrs:
+                aws.vpc.SecurityGroupIngressRule(
+                    f"{name}-alb-in-test-{colour}-{rule_suffix(cidr)}",
+                    security_group_id=self.alb_security_group.id,
+                    description=f"{colour} pool test listener, from the promotion gate's addresses",
+                    ip_protocol="tcp",
+                    from_port=port,
+                    to_port=port,
+                    cidr_ipv4=cidr,
+                    opts=child,
+                )
+            self.test_listeners[colour] = aws.lb.Listener(
+                f"{name}-test-{colour}",
+                load_balancer_arn=self.alb.arn,
+                port=port,
+                protocol="HTTPS" if https else "HTTP",
+                ssl_policy=TLS_POLICY if https else None,
+                certificate_arn=args.certificate_arn,
+                default_actions=[{"type": "forward", "target_group_arn": self.target_groups[colour].arn}],
+                opts=child,
+            )
+            self.pool_urls[colour] = pulumi.Output.concat(scheme, self.alb.dns_name, f":{port}")

@@ -58,6 +58,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
             memory_mb=settings.deploy.memory_mb,
             request_timeout_s=settings.limits.request_timeout_s,
             node_port=cfg.node_port,
+            pool_node_ports=cfg.pool_node_ports.model_dump(),
             live_colour=cfg.live_colour,
             hpa_min_replicas=cfg.hpa_min_replicas,
             hpa_max_replicas=cfg.hpa_max_replicas,
@@ -67,6 +68,8 @@ def build(settings: StackConfig) -> dict[str, Any]:
     )
     return {
         outputs.ENDPOINT_URL: f"http://127.0.0.1:{cfg.host_port}",
+        # Each colour's own NodePort Service, mapped by kind to a host port: the candidate pool alone, from here.
+        outputs.POOL_URLS: {c: f"http://127.0.0.1:{port}" for c, port in cfg.pool_host_ports.model_dump().items()},
         outputs.LIVE_COLOUR: cfg.live_colour,
         outputs.IMAGE: image.image,
         outputs.BENTO: image.bento,
@@ -74,6 +77,5 @@ def build(settings: StackConfig) -> dict[str, Any]:
         outputs.NAMESPACE: service.namespace.metadata.name,
         outputs.SERVICE_NAME: service.service.metadata.name,
         outputs.DEPLOYMENT_NAMES: {c: d.metadata.name for c, d in service.deployments.items()},
-        # Each colour also has a ClusterIP Service named like its Deployment: a candidate is reachable on its own.
         outputs.HPA_NAMES: {c: h.metadata.name for c, h in service.hpas.items()},
     }

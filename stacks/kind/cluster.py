@@ -26,8 +26,15 @@ kind delete cluster --name "$CLUSTER" >&2
 """
 
 
+def port_mappings(settings: KindSettings) -> list[tuple[int, int]]:
+    """(NodePort, host port) pairs kind publishes: the live Service, then each colour's own Service."""
+    pools = [(getattr(settings.pool_node_ports, c), getattr(settings.pool_host_ports, c)) for c in ("blue", "green")]
+    return [(settings.node_port, settings.host_port), *pools]
+
+
 def kind_config(settings: KindSettings) -> dict:
-    """The kind cluster config: one node, the Service's NodePort published on 127.0.0.1:host_port."""
+    """The kind cluster config: one node, the live Service's NodePort published on 127.0.0.1:host_port and each
+    colour's own NodePort on 127.0.0.1:pool_host_ports[colour] (the gate loads a candidate pool there)."""
     return {
         "kind": "Cluster",
         "apiVersion": "kind.x-k8s.io/v1alpha4",
@@ -38,12 +45,8 @@ def kind_config(settings: KindSettings) -> dict:
                 "image": settings.node_image,
                 # kind has no cloud load balancer: a NodePort mapped to the host is how traffic gets in.
                 "extraPortMappings": [
-                    {
-                        "containerPort": settings.node_port,
-                        "hostPort": settings.host_port,
-                        "listenAddress": "127.0.0.1",
-                        "protocol": "TCP",
-                    }
+                    {"containerPort": node_port, "hostPort": host_port, "listenAddress": "127.0.0.1", "protocol": "TCP"}
+                    for node_port, host_port in port_mappings(settings)
                 ],
             }
         ],
@@ -67,8 +70,9 @@ class Cluster(pulumi.ComponentResource):
                 delete=DELETE,
                 interpreter=["/bin/bash", "-c"],
                 environment={"CLUSTER": s.cluster_name, "KIND_CONFIG": yaml.safe_dump(kind_config(s))},
-                # The cluster is replaced (deleted, then created) when its shape changes.
-                triggers=[s.cluster_name, s.node_image, s.node_port, s.host_port],
+                # The cluster is replaced (deleted, then created) when its shape changes: kind cannot add port
+                # mappings to a running cluster.
+                triggers=[s.cluster_name, s.node_image, *[port for pair in port_mappings(s) for port in pair]],
                 opts=pulumi.ResourceOptions(
                     parent=self, additional_secret_outputs=["stdout"], delete_before_replace=True
                 ),

@@ -1,5 +1,6 @@
 """The model service on Kubernetes: a restricted namespace, blue and green Deployments with an HPA and a PDB each,
-a NodePort Service that selects the live colour, one Service per colour, and a NetworkPolicy."""
+a NodePort Service that selects the live colour, one NodePort Service per colour (each pool alone, for the gate),
+and a NetworkPolicy."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ class ModelServiceArgs:
     memory_mb: int  # request = limit
     request_timeout_s: float
     node_port: int
+    pool_node_ports: dict[str, int]  # {"blue": NodePort, "green": NodePort} of the per-colour Services
     live_colour: str
     hpa_min_replicas: int
     hpa_max_replicas: int
@@ -108,13 +110,23 @@ class ModelService(pulumi.ComponentResource):
                 },
                 opts=in_ns,
             )
+            # This colour alone, whichever is live: the gate loads a candidate here (kind maps the NodePort to a
+            # host port) while the live Service keeps the traffic.
             self.colour_services[colour] = k8s.core.v1.Service(
                 f"{name}-{colour}-svc",
                 metadata={"name": deployment_name(colour), "namespace": ns, "labels": labels},
                 spec={
-                    "type": "ClusterIP",
+                    "type": "NodePort",
                     "selector": labels,
-                    "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+                    "ports": [
+                        {
+                            "name": "http",
+                            "port": SERVICE_PORT,
+                            "targetPort": "http",
+                            "nodePort": args.pool_node_ports[colour],
+                            "protocol": "TCP",
+                        }
+                    ],
                 },
                 opts=in_ns,
             )

@@ -5,8 +5,11 @@ kind and aws programs never share Pulumi's process-global mock state), then many
   `modelops render --stack kind --out DIR` (the autoscaling targets then depend on whether a gate run left
   reports/latest/summary.json, so tests of those values use the fixtures below).
 - ``kind_planned`` / ``aws_planned``: the shipped files with a gate summary that holds a capacity plan, plus the
-  other branches of the programs: aws with an ACM certificate (HTTPS listener + redirect), three AZs and a NAT per
-  AZ; kind on an existing cluster (kubeconfig/context instead of `kind create cluster`).
+  other branches of the programs: aws with an ACM certificate (HTTPS listener + redirect), three AZs, a NAT per
+  AZ and per-colour test listeners (HTTPS); kind on an existing cluster (kubeconfig/context instead of
+  `kind create cluster`).
+- ``aws_test_listeners``: the shipped aws file with ``test_cidrs`` set and no certificate: plain-HTTP per-colour
+  test listeners (the shipped file has none).
 """
 
 from __future__ import annotations
@@ -48,7 +51,8 @@ def aws_rendering(tmp_path_factory: pytest.TempPathFactory) -> Rendering:
 
 
 EXISTING_CLUSTER = {"create_cluster": False, "kubeconfig": "~/.kube/config", "context": "kind-existing"}
-AWS_VARIANT = {"certificate_arn": CERTIFICATE_ARN, "az_count": 3, "nat_per_az": True}
+TEST_CIDRS = ["203.0.113.7/32", "198.51.100.0/24"]  # documentation ranges (RFC 5737): the gate's addresses
+AWS_VARIANT = {"certificate_arn": CERTIFICATE_ARN, "az_count": 3, "nat_per_az": True, "test_cidrs": TEST_CIDRS}
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +63,11 @@ def kind_planned(tmp_path_factory: pytest.TempPathFactory, plan_summary: Path) -
 @pytest.fixture(scope="session")
 def aws_planned(tmp_path_factory: pytest.TempPathFactory, plan_summary: Path) -> Rendering:
     return _render(tmp_path_factory, "aws", aws={"capacity_summary": str(plan_summary), **AWS_VARIANT})
+
+
+@pytest.fixture(scope="session")
+def aws_test_listeners(tmp_path_factory: pytest.TempPathFactory) -> Rendering:
+    return _render(tmp_path_factory, "aws", aws={"test_cidrs": TEST_CIDRS})
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from modelops.render import RenderError, record_in_subprocess
 from stacks import outputs
 from stacks.config import PROJECT, STACKS_DIR, StackConfig
 
-COMMON = {outputs.ENDPOINT_URL, outputs.LIVE_COLOUR, outputs.IMAGE, outputs.BENTO}
+COMMON = {outputs.ENDPOINT_URL, outputs.POOL_URLS, outputs.LIVE_COLOUR, outputs.IMAGE, outputs.BENTO}
 EXPORTS = {
     "aws": COMMON | {outputs.LOAD_BALANCER_ARN, outputs.LISTENER_ARN, outputs.TARGET_GROUP_ARNS, outputs.ASG_NAMES,
                      outputs.ALARM_NAMES, outputs.REPOSITORY_URL},
@@ -34,6 +34,18 @@ def test_exports_are_the_shared_output_keys(request, stack) -> None:
     for key in PER_COLOUR & set(exported):
         assert set(exported[key]) == {"blue", "green"}, key
     assert exported[outputs.LIVE_COLOUR] == "blue"
+
+
+@pytest.mark.parametrize(
+    ("rendering", "colours"),
+    [("kind_rendering", {"blue", "green"}), ("aws_rendering", set()), ("aws_test_listeners", {"blue", "green"})],
+)
+def test_pool_urls_give_each_colour_its_own_url_where_the_stack_has_one(request, rendering, colours) -> None:
+    """aws has per-colour URLs only with test listeners (modelops:aws.test_cidrs); without, the gate needs --url."""
+    exported = request.getfixturevalue(rendering).outputs
+    pool_urls = exported[outputs.POOL_URLS]
+    assert set(pool_urls) == colours
+    assert len(set(pool_urls.values()) | {exported[outputs.ENDPOINT_URL]}) == len(colours) + 1, pool_urls
 
 
 @stacks

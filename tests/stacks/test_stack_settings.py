@@ -26,11 +26,19 @@ CASES = [
     ("aws", {"live_colour": "red"}, ["modelops:aws.live_colour", "'blue', 'green'"]),
     ("aws", {"certificate_arn": "arn:aws:iam::1:server-certificate/x"}, ["modelops:aws.certificate_arn", ":acm:"]),
     ("aws", {"instance_tpye": "c7i.large"}, ["modelops:aws.instance_tpye", "unknown key", "instance_type"]),
+    ("aws", {"test_cidrs": ["0.0.0.0/0"]}, ["modelops:aws.test_cidrs", "whole internet", "gate's addresses"]),
+    ("aws", {"test_cidrs": ["203.0.113.7/24"]}, ["modelops:aws.test_cidrs", "not an IPv4 CIDR block"]),
+    ("aws", {"test_ports": {"blue": 443, "green": 8082}}, ["modelops:aws", "test_ports", "80/443", "[443]"]),
+    ("aws", {"test_ports": {"blue": 8081, "green": 8081}}, ["modelops:aws.test_ports", "different ports"]),
     ("kind", {"hpa_min_replicas": 4, "hpa_max_replicas": 2},
      ["modelops:kind", "hpa_min_replicas (4) must be <= hpa_max_replicas (2)"]),
     ("kind", {"node_port": 8080}, ["modelops:kind.node_port", ">= 30000, <= 32767", "NodePort"]),
     ("kind", {"create_cluster": False}, ["modelops:kind", "set kubeconfig or context"]),
     ("kind", {"hpa_cpu_target": 5}, ["modelops:kind.hpa_cpu_target", ">= 10"]),
+    ("kind", {"pool_node_ports": {"blue": 8081, "green": 30082}}, ["modelops:kind", "NodePorts (30000-32767)"]),
+    ("kind", {"pool_node_ports": {"blue": 30080, "green": 30082}}, ["modelops:kind", "must not reuse node_port 30080"]),
+    ("kind", {"pool_host_ports": {"blue": 8080, "green": 8082}}, ["modelops:kind", "must not reuse host_port 8080"]),
+    ("kind", {"pool_host_ports": {"blue": 8081}}, ["modelops:kind.pool_host_ports.green", "Field required"]),
 ]  # fmt: skip
 
 
@@ -61,3 +69,8 @@ def test_shipped_stack_files_target_their_stack(stack) -> None:
 )  # fmt: skip
 def test_architecture_follows_the_instance_family(instance_type, architecture) -> None:
     assert AwsSettings(instance_type=instance_type).architecture == architecture
+
+
+def test_test_cidrs_accept_addresses_and_blocks(tmp_path) -> None:
+    values = {"test_cidrs": ["203.0.113.7/32", "198.51.100.0/24", "192.0.2.1"]}  # a bare address is a /32
+    assert load_stack_config("t", write(tmp_path, "aws", "aws", values)).aws.test_cidrs == values["test_cidrs"]

@@ -39,7 +39,7 @@ def matches(value: object, expected: type) -> bool:
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # importing pulumi_aws.s3 warns about its V2 aliases
-@pytest.mark.parametrize("rendering", ["aws_rendering", "aws_planned"])
+@pytest.mark.parametrize("rendering", ["aws_rendering", "aws_planned", "aws_test_listeners"])
 def test_scalar_inputs_have_the_declared_types(request, rendering) -> None:
     stack = request.getfixturevalue(rendering)
     checked, wrong = 0, []

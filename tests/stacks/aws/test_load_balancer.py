@@ -1,11 +1,14 @@
-"""stacks/aws/load_balancer.py: internet-facing ALB, blue/green target groups, weighted forward, TLS."""
+"""stacks/aws/load_balancer.py: internet-facing ALB, blue/green target groups, weighted forward, TLS, and the
+per-colour test listeners the promotion gate loads a candidate through."""
 
 from __future__ import annotations
 
 import pytest
 
+from stacks import outputs
 from stacks.aws.load_balancer import APP_PORT, COLOURS, TLS_POLICY, deregistration_delay_s
 from tests.stacks.aws.types import BUCKET, EGRESS, INGRESS, LB, LISTENER, SG, SUBNET, TG
+from tests.stacks.conftest import TEST_CIDRS
 
 AUTONAME_CHARS = 8  # Pulumi appends "-" and 7 random characters to a logical name
 WORLD = "0.0.0.0/0"
@@ -120,3 +123,58 @@ def test_with_certificate_https_requires_tls12_and_http_redirects(aws_planned) -
 def test_load_balancer_and_target_group_names_fit_the_32_character_limit(aws_rendering, type_) -> None:
     for resource in aws_rendering.of_type(type_):
         assert len(resource["name"]) + AUTONAME_CHARS <= 32, resource["name"]
+
+
+# ------------------------------------------------------------------------------------ per-colour test listeners
+with_test_listeners = pytest.mark.parametrize("rendering", ["aws_test_listeners", "aws_planned"])
+
+
+def test_without_test_cidrs_there_are_no_test_listeners_and_no_pool_urls(aws_rendering, aws_settings) -> None:
+    assert aws_settings.aws.test_cidrs == []
+    ports = set(aws_settings.aws.test_ports.ports())
+    assert not [r for r in aws_rendering.of_type(LISTENER) if r["inputs"]["port"] in ports]
+    assert not [r for r in aws_rendering.of_type(INGRESS) if r["inputs"]["fromPort"] in ports]
+    assert aws_rendering.outputs[outputs.POOL_URLS] == {}
+    infos = [m["message"] for m in aws_rendering.record["logs"] if m["severity"] == "info"]
+    assert any("test_cidrs is empty" in m and "needs --url" in m for m in infos), infos
+
+
+@with_test_listeners
+@pytest.mark.parametrize("colour", COLOURS)
+def test_test_listener_forwards_to_its_own_colour_only(request, aws_settings, rendering, colour) -> None:
+    stack = request.getfixturevalue(rendering)
+    listener = stack.inputs(LISTENER, f"lb-test-{colour}")
+    (action,) = listener["defaultActions"]
+    assert listener["port"] == getattr(aws_settings.aws.test_ports, colour)
+    assert listener["loadBalancerArn"] == stack.one(LB, "lb-alb")["outputs"]["arn"]
+    assert action == {"type": "forward", "targetGroupArn": stack.one(TG, f"lb-{colour}")["outputs"]["arn"]}
+
+
+@with_test_listeners
+@pytest.mark.parametrize("colour", COLOURS)
+def test_test_listener_admits_the_test_cidrs_only_on_its_port(request, aws_settings, rendering, colour) -> None:
+    stack = request.getfixturevalue(rendering)
+    port = getattr(aws_settings.aws.test_ports, colour)
+    rules = [r["inputs"] for r in stack.of_type(INGRESS) if r["inputs"]["fromPort"] == port]
+    assert sorted(r["cidrIpv4"] for r in rules) == sorted(TEST_CIDRS)
+    alb_sg = stack.one(SG, "lb-alb")["id"]
+    assert all(r["securityGroupId"] == alb_sg and r["toPort"] == port and r["ipProtocol"] == "tcp" for r in rules)
+
+
+def test_test_listeners_serve_https_with_the_certificate_and_http_without(aws_planned, aws_test_listeners) -> None:
+    for colour in COLOURS:
+        https = aws_planned.inputs(LISTENER, f"lb-test-{colour}")
+        assert (https["protocol"], https["sslPolicy"]) == ("HTTPS", TLS_POLICY)
+        assert https["certificateArn"] == aws_planned.inputs(LISTENER, "lb-https")["certificateArn"]
+        plain = aws_test_listeners.inputs(LISTENER, f"lb-test-{colour}")
+        assert plain["protocol"] == "HTTP" and "certificateArn" not in plain and "sslPolicy" not in plain
+
+
+@with_test_listeners
+def test_pool_urls_name_each_colour_s_test_listener(request, aws_settings, rendering) -> None:
+    stack = request.getfixturevalue(rendering)
+    dns = stack.one(LB, "lb-alb")["outputs"]["dnsName"]
+    scheme = "https" if rendering == "aws_planned" else "http"
+    assert stack.outputs[outputs.POOL_URLS] == {
+        colour: f"{scheme}://{dns}:{getattr(aws_settings.aws.test_ports, colour)}" for colour in COLOURS
+    }

@@ -25,9 +25,12 @@ SCANNED_TYPES = {
 }  # fmt: skip
 
 
-def accepted(with_certificate: bool) -> set[tuple[str, str]]:
+def accepted(with_certificate: bool, with_test_listeners: bool = False) -> set[tuple[str, str]]:
     return {
-        (s["check"], s["resource"]) for s in SKIPS if not (with_certificate and s.get("without_certificate", False))
+        (s["check"], s["resource"])
+        for s in SKIPS
+        if not (with_certificate and s.get("without_certificate", False))
+        and (with_test_listeners or not s.get("with_test_listeners", False))
     }
 
 
@@ -38,7 +41,14 @@ def report(aws_rendering) -> dict:
 
 @pytest.fixture(scope="module")
 def report_with_certificate(aws_planned) -> dict:
+    """With a certificate and per-colour test listeners."""
     return run_checkov(aws_planned.directory / "terraform-plan.json", "terraform_plan")
+
+
+@pytest.fixture(scope="module")
+def report_with_test_listeners(aws_test_listeners) -> dict:
+    """The shipped stack file plus test_cidrs: plain-HTTP per-colour test listeners."""
+    return run_checkov(aws_test_listeners.directory / "terraform-plan.json", "terraform_plan")
 
 
 def findings(report: dict) -> set[tuple[str, str]]:
@@ -48,7 +58,7 @@ def findings(report: dict) -> set[tuple[str, str]]:
 def test_every_skip_states_its_reason() -> None:
     assert SKIPS, "checkov_skips.yaml is empty"
     for skip in SKIPS:
-        assert set(skip) <= {"check", "resource", "reason", "without_certificate"}, skip
+        assert set(skip) <= {"check", "resource", "reason", "without_certificate", "with_test_listeners"}, skip
         assert len(skip.get("reason", "")) >= 20, f"{skip['check']} on {skip['resource']} needs a stated reason"
 
 
@@ -63,11 +73,19 @@ def test_every_accepted_finding_still_occurs(report) -> None:
 
 
 def test_with_a_certificate_no_tls_finding_remains(report_with_certificate) -> None:
-    unexpected = findings(report_with_certificate) - accepted(with_certificate=True)
+    unexpected = findings(report_with_certificate) - accepted(with_certificate=True, with_test_listeners=True)
     assert not unexpected, f"checkov findings with HTTPS configured: {sorted(unexpected)}"
 
 
-@pytest.mark.parametrize("fixture", ["report", "report_with_certificate"])
+def test_test_listeners_add_nothing_but_accepted_findings(report_with_test_listeners) -> None:
+    expected = accepted(with_certificate=False, with_test_listeners=True)
+    unexpected = findings(report_with_test_listeners) - expected
+    assert not unexpected, f"checkov findings on the test listeners without an accepted reason: {sorted(unexpected)}"
+    stale = expected - findings(report_with_test_listeners)
+    assert not stale, f"remove these entries from checkov_skips.yaml, checkov no longer reports them: {sorted(stale)}"
+
+
+@pytest.mark.parametrize("fixture", ["report", "report_with_certificate", "report_with_test_listeners"])
 def test_checkov_evaluated_every_important_resource_type(request, fixture) -> None:
     result = request.getfixturevalue(fixture)
     checks = result["results"]["passed_checks"] + result["results"]["failed_checks"]

@@ -21,19 +21,26 @@ def test_cluster_is_created_and_deleted_by_kind(kind_rendering) -> None:
     assert cluster["additional_secret_outputs"] == ["stdout"], "the kubeconfig it prints is a credential"
 
 
-def test_kind_config_maps_the_node_port_to_the_host_port(kind_rendering, kind_settings) -> None:
+def test_kind_config_maps_the_live_and_per_colour_node_ports_to_host_ports(kind_rendering, kind_settings) -> None:
     config = yaml.safe_load(kind_rendering.inputs(COMMAND, "kind-cluster")["environment"]["KIND_CONFIG"])
     assert config == kind_config(kind_settings.kind)
     (node,) = config["nodes"]
+    cfg = kind_settings.kind
+    expected = [(cfg.node_port, cfg.host_port), (cfg.pool_node_ports.blue, cfg.pool_host_ports.blue),
+                (cfg.pool_node_ports.green, cfg.pool_host_ports.green)]  # fmt: skip
     assert node["extraPortMappings"] == [
-        {
-            "containerPort": kind_settings.kind.node_port,
-            "hostPort": kind_settings.kind.host_port,
-            "listenAddress": "127.0.0.1",
-            "protocol": "TCP",
-        }
+        {"containerPort": node_port, "hostPort": host_port, "listenAddress": "127.0.0.1", "protocol": "TCP"}
+        for node_port, host_port in expected
     ]
     assert "@sha256:" in node["image"], "the node image (the Kubernetes version) is pinned by digest"
+
+
+def test_the_cluster_is_recreated_when_a_port_mapping_changes(kind_rendering, kind_settings) -> None:
+    """kind cannot add a port mapping to a running cluster: every mapped port is a replacement trigger."""
+    triggers = kind_rendering.inputs(COMMAND, "kind-cluster")["triggers"]
+    cfg = kind_settings.kind
+    for port in (cfg.node_port, cfg.host_port, *cfg.pool_node_ports.ports(), *cfg.pool_host_ports.ports()):
+        assert port in triggers, f"port {port} missing from the cluster's triggers {triggers}"
 
 
 def test_the_provider_uses_the_kubeconfig_kind_printed(kind_rendering) -> None:

@@ -9,6 +9,7 @@ import pytest
 from stacks import outputs
 from stacks.capacity import HPA_TARGET_CPU, capacity_plan_value
 from stacks.kind import hpa_cpu_target
+from stacks.kind.cluster import kind_config
 from stacks.kind.model_service import (
     COLOUR_LABEL,
     COLOURS,
@@ -134,9 +135,20 @@ def test_service_selector_belongs_to_promotion_after_creation(kind_rendering) ->
 
 
 @colours
-def test_each_colour_is_reachable_on_its_own_service(kind_rendering, kind_settings, colour) -> None:
+def test_each_colour_is_reachable_on_its_own_nodeport_service(kind_rendering, kind_settings, colour) -> None:
     service = kind_rendering.kubernetes("Service", deployment_name(colour), kind_settings.kind.namespace)
-    assert service["spec"]["type"] == "ClusterIP" and service["spec"]["selector"][COLOUR_LABEL] == colour
+    (port,) = service["spec"]["ports"]
+    assert service["spec"]["type"] == "NodePort" and service["spec"]["selector"][COLOUR_LABEL] == colour
+    assert port["nodePort"] == getattr(kind_settings.kind.pool_node_ports, colour) and port["targetPort"] == "http"
+
+
+@colours
+def test_pool_url_is_the_host_port_kind_maps_to_the_colour_s_node_port(kind_rendering, kind_settings, colour) -> None:
+    host_port = getattr(kind_settings.kind.pool_host_ports, colour)
+    assert kind_rendering.outputs[outputs.POOL_URLS][colour] == f"http://127.0.0.1:{host_port}"
+    (node,) = kind_config(kind_settings.kind)["nodes"]
+    mapped = {m["containerPort"]: m["hostPort"] for m in node["extraPortMappings"]}
+    assert mapped[getattr(kind_settings.kind.pool_node_ports, colour)] == host_port
 
 
 @colours
