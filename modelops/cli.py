@@ -230,7 +230,10 @@ def demo(stack: StackOpt = "local") -> None:
     """The main job on the local target, end to end (what `make demo` runs)."""
     from modelops.demo import run_demo
 
-    raise typer.Exit(int(run_demo(_settings(stack), Steps(err), out)))
+    status, summary = run_demo(_settings(stack), Steps(err), out)
+    if summary is not None:
+        _print_verdict(summary)
+    raise typer.Exit(int(status))
 
 
 @app.command()

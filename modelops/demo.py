@@ -1,46 +1,57 @@
-"""`make demo`: the main job on the local target, end to end, leaving nothing running."""
+"""`make demo`: the main job on the local target, end to end, leaving nothing running.
+
+train v1 → build → up (live) → train v2 (another seed) → build → gate v2 beside v1 → promote or reject → verdict,
+capacity plan, report → down. Exits with the verdict's code.
+"""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from rich.console import Console
 
-from modelops import bentos, loadgen
+from modelops import bentos
 from modelops.errors import ExitStatus
+from modelops.gate import history_file, run_gate
+from modelops.promotion import record_up
+from modelops.summary import Summary
 from modelops.targets.local import LocalTarget
 from modelops.ui import Steps
-from stacks.config import PROJECT_ROOT, StackConfig
-
-SMOKE = loadgen.LoadSpec(users=16, spawn_rate=16, duration_s=10, warmup_s=2)
+from stacks.config import StackConfig
 
 
-def run_demo(settings: StackConfig, steps: Steps, out: Console, reports: Path | None = None) -> ExitStatus:
+def _model(steps: Steps, out: Console, seed: int, label: str) -> str:
     from bento import train
 
-    started = time.monotonic()
-    reports = reports or PROJECT_ROOT / "reports" / time.strftime("demo-%Y%m%d-%H%M%S")
-    with steps.step("training the reference model (seed 1)"):
-        model = train.save(seed=1)
-    out.print(f"  model {model.tag}: accuracy {model.metrics['accuracy']:.3f}, f1 {model.metrics['f1_macro']:.3f}")
-    with steps.step("building the bento"):
+    with steps.step(f"training {label} (seed {seed})"):
+        model = train.save(seed=seed)
+    metrics = model.metrics
+    out.print(f"  {label} model {model.tag}: held-out accuracy {metrics['accuracy']:.3f}, f1 {metrics['f1_macro']:.3f}")
+    with steps.step(f"building the {label} bento"):
         tag = bentos.build()
-    out.print(f"  bento {tag}")
+    out.print(f"  {label} bento {tag}")
+    return tag
+
+
+def run_demo(settings: StackConfig, steps: Steps, out: Console) -> tuple[ExitStatus, Summary | None]:
+    started = time.monotonic()
+    v1 = _model(steps, out, seed=1, label="v1")
     target = LocalTarget(settings)
+    summary = None
     try:
-        with steps.step(f"deploying {settings.deploy.replicas} replicas behind HAProxy") as note:
+        with steps.step(f"deploying v1: {settings.deploy.replicas} replicas behind HAProxy") as note:
             target.progress = note
-            status = target.up(tag, settings.deploy.replicas, settings.deploy.workers)
-        out.print(f"  load balancer {status.url}  ({len(status.replicas)} healthy replicas)")
-        with steps.step(f"smoke load: {SMOKE.users} users for {SMOKE.duration_s:g} s through HAProxy"):
-            result = loadgen.run(status.url, SMOKE, reports, prefix="smoke")
+            status = target.up(v1, settings.deploy.replicas, settings.deploy.workers)
+        record_up(history_file(target, settings), status.bento)
+        out.print(f"  live: {status.url} serves {status.bento} ({len(status.replicas)} healthy replicas)")
+        v2 = _model(steps, out, seed=2, label="v2")
+        gate_started = time.monotonic()
+        summary = run_gate(target, settings, v2, steps)
+        out.print(f"  gate took {time.monotonic() - gate_started:.0f} s")
+        live = target.status()
+        out.print(f"  live now: {live.bento} ({'v2, promoted' if live.bento == v2 else 'v1, v2 rejected'})")
     finally:
         with steps.step("stopping the deployment"):
             target.down()
-    out.print(
-        f"[bold]smoke[/] {status.url}: {result.rps:.0f} req/s, p95 {result.p95_ms:.0f} ms, "
-        f"{result.failures} errors in {result.requests} requests"
-    )
-    out.print(f"Locust report: {reports / 'smoke.html'}   (demo took {time.monotonic() - started:.0f} s)")
-    return ExitStatus.OK if result.failures == 0 and result.requests > 0 else ExitStatus.SMOKE_FAILED
+    out.print(f"demo took {time.monotonic() - started:.0f} s")
+    return ExitStatus(summary.exit_status) if summary else ExitStatus.ERROR, summary

@@ -180,10 +180,13 @@ class GateRun:
             misses.append(f"{result.rps:.0f} req/s < {slo.min_rps:g} req/s")
         measured = {"utilization": self.utilization, "replicas": float(len(pool.replicas)) if pool else None}
         doubt = self._doubt(result)
-        if misses and not (doubt and result.cpu_warning):
+        too_slow = result.rps < slo.min_rps and not result.cpu_warning
+        if result.cpu_warning or (doubt and not too_slow):
+            # The generator, not the candidate, limited the run; or too few requests to judge. A candidate too slow
+            # to serve the minimum request count is no statistical fluke, though: that is a fail (min_rps).
+            status, reason = "inconclusive", doubt + (f" (it also measured: {'; '.join(misses)})" if misses else "")
+        elif misses:
             status, reason = "fail", "; ".join(misses)
-        elif doubt:
-            status, reason = "inconclusive", doubt
         else:
             status = "pass"
             reason = f"p95 {result.p95_ms:.0f} ms, p99 {result.p99_ms:.0f} ms, {result.rps:.0f} req/s, "
@@ -280,7 +283,9 @@ class GateRun:
         if victim is None:
             return SuiteResult(status="inconclusive", reason="the load ended before a replica could be killed",
                                thresholds=thresholds, **figures)  # fmt: skip
-        detected = f"balancer stopped sending to it after {detection:.1f} s" if detection else "never taken out"
+        detected = "never taken out of rotation"
+        if detection is not None:
+            detected = f"balancer stopped sending to it after {detection:.2f} s"
         text = f"killed {victim.name} mid-run: {result.failures} failed of {result.requests} "
         text += f"({result.error_ratio:.3%}); {detected}"
         common = {"thresholds": thresholds, "measured": measured, "timeline": timeline, **figures}

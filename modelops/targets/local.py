@@ -467,6 +467,9 @@ class LocalTarget:
         with self._locked():
             state = self._require()
             record = self._pool(state, pool)
+            wanted_cpu = (cpu if cpu is not None else self.settings.deploy.cpu_per_replica * workers) or None
+            if workers == record.workers and (not self.budgets.enabled or wanted_cpu == record.cpu):
+                return self._pool_status(record.colour)  # already this shape: no restart
             old = list(record.replicas)
             record.workers = workers
             if self.budgets.enabled:

@@ -14,10 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelops import bentos, procs
+from modelops import procs
 from modelops.errors import BentoNotFoundError, DeploymentError, MissingToolError, UsageError
 from modelops.targets.local import LocalTarget
 from tests.conftest import local_settings
+from tests.fixtures.faulty import build_faulty
 from tests.traffic import Traffic
 
 
@@ -86,6 +87,7 @@ UP_SCRIPT = textwrap.dedent(
     from pathlib import Path
     from modelops.targets.local import LocalTarget
     from tests.conftest import local_settings
+from tests.fixtures.faulty import build_faulty
     LocalTarget(local_settings(Path(sys.argv[1]))).up(sys.argv[2], replicas=2, workers=1)
     """
 )
@@ -136,37 +138,9 @@ def test_unknown_bento_says_how_to_build_one(make_target) -> None:
         make_target().up("no_such_bento:abc123", replicas=1, workers=1)
 
 
-FAULTY_SERVICE = textwrap.dedent(
-    """
-    import os
-    import time
-
-    import bentoml
-
-    FAULT = os.environ.get("MODELOPS_TEST_FAULT", "") if os.environ.get("MODELOPS_DEPLOYMENT") else ""
-    if FAULT == "exit":
-        raise SystemExit("boom: this replica refuses to start")
-
-
-    @bentoml.service(name="faulty")
-    class Faulty:
-        def __init__(self) -> None:
-            if FAULT == "hang":
-                time.sleep(3600)
-
-        @bentoml.api
-        def predict(self, rows: list[list[float]]) -> list[int]:
-            return [0 for _ in rows]
-    """
-)
-
-
 @pytest.fixture(scope="module")
 def faulty_bento(tmp_path_factory, bentoml_home) -> str:
-    folder = tmp_path_factory.mktemp("faulty")
-    (folder / "service.py").write_text(FAULTY_SERVICE)
-    (folder / "bentofile.yaml").write_text('service: "service:Faulty"\ninclude: ["service.py"]\n')
-    return bentos.build(folder)
+    return build_faulty(tmp_path_factory.mktemp("faulty"))
 
 
 def test_a_replica_that_exits_at_start_is_reported_with_its_log(make_target, faulty_bento, monkeypatch) -> None:
