@@ -1,0 +1,48 @@
+"""Request bodies built from a service's OpenAPI alone: no knowledge of the reference model."""
+
+from __future__ import annotations
+
+import pytest
+
+from loadtests.payloads import PayloadError, batch_size, body_with_rows, find_endpoint, make_payloads
+
+ROWS = {"type": "array", "minItems": 1, "maxItems": 50,
+        "items": {"type": "array", "minItems": 3, "maxItems": 3, "items": {"type": "number"}}}  # fmt: skip
+
+
+def openapi(rows_schema: dict, extra_paths: dict | None = None) -> dict:
+    body = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/In"}}}}
+    ok = {"200": {"content": {"application/json": {"schema": {"type": "array", "items": {}}}}}}
+    paths = {"/predict": {"post": {"requestBody": body, "responses": ok}}, "/readyz": {"get": {}}}
+    components = {"schemas": {"In": {"type": "object", "required": ["rows"], "properties": {"rows": rows_schema}}}}
+    return {"paths": {**paths, **(extra_paths or {})}, "components": components}
+
+
+def test_payloads_respect_feature_count_and_requested_rows() -> None:
+    doc = openapi(ROWS)
+    endpoint = find_endpoint(doc)
+    bodies = make_payloads(doc, endpoint, rows=5, count=3)
+    assert endpoint.path == "/predict" and endpoint.response_is_list
+    assert all(len(b["rows"]) == 5 and all(len(r) == 3 for r in b["rows"]) for b in bodies)
+    assert batch_size(doc, endpoint, rows=500) == 50, "clamped to the schema's maxItems"
+
+
+def test_declared_examples_are_used_with_small_variations() -> None:
+    doc = openapi({**ROWS, "examples": [[[10.0, 20.0, 30.0]]]})
+    rows = make_payloads(doc, find_endpoint(doc), rows=2, count=1)[0]["rows"]
+    assert all(abs(v - e) <= 0.02 * e for row in rows for v, e in zip(row, [10.0, 20.0, 30.0], strict=True))
+
+
+def test_golden_rows_go_in_unaltered() -> None:
+    doc = openapi({**ROWS, "examples": [[[10.0, 20.0, 30.0]]]})
+    golden = [[1.5, 2.5, 3.5], [4.0, 5.0, 6.0]]
+    assert body_with_rows(doc, find_endpoint(doc), golden) == {"rows": golden}
+
+
+def test_several_endpoints_without_predict_need_a_choice() -> None:
+    doc = openapi(ROWS)
+    doc["paths"]["/score"] = doc["paths"].pop("/predict")
+    doc["paths"]["/explain"] = doc["paths"]["/score"]
+    with pytest.raises(PayloadError, match="choose one with --endpoint"):
+        find_endpoint(doc)
+    assert find_endpoint(doc, "/explain").path == "/explain"
