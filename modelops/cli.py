@@ -161,12 +161,26 @@ def gate(
         str, typer.Option(help="comma-separated suites to run, in this order: " + ", ".join(SUITES))
     ] = ",".join(SUITES),
     promote: Annotated[bool, typer.Option(help="promote when every suite passes")] = True,
+    outputs: Annotated[
+        Path | None,
+        typer.Option(
+            help="kind/aws: file of `pulumi stack output --json -s STACK` (default: $MODELOPS_OUTPUTS, "
+            "else asks the Pulumi CLI)"
+        ),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help="load the candidate pool at this URL instead of the stack's pool_urls output (needed on "
+            "aws without modelops:aws.test_cidrs)"
+        ),
+    ] = None,
 ) -> None:
     """Prove a candidate beside the live version: smoke, slo, horizontal, vertical, failover, regression.
     Promotes it on success (blue/green switch, zero failed requests); exits with a code per failed gate."""
     from modelops import bentos
     from modelops.gate import run_gate
-    from modelops.targets import open_target
+    from modelops.targets import open_gate_target
 
     chosen = tuple(s.strip() for s in suites.split(",") if s.strip())
     unknown = [s for s in chosen if s not in SUITES]
@@ -175,7 +189,8 @@ def gate(
     settings = _settings(stack)
     tag = bentos.resolve_default(candidate, "")
     steps = Steps(err)
-    summary = run_gate(open_target(settings), settings, tag, steps, suites=chosen, promote=promote)
+    target = open_gate_target(settings, outputs_file=outputs, candidate_url=url)
+    summary = run_gate(target, settings, tag, steps, suites=chosen, promote=promote)
     _print_verdict(summary)
     raise typer.Exit(summary.exit_status)
 

@@ -655,13 +655,20 @@ class AwsTarget:
         return PoolStatus(
             colour=colour,
             bento=spec.bento,
-            # The listener is the only way in: it reaches this pool alone only while the pool has all the weight.
-            # Otherwise the pool has no URL of its own (each replica's private-IP URL works inside the VPC only).
-            url=self.outputs[keys.ENDPOINT_URL] if state.weights[colour] == 100 else "",
+            url=self._pool_url(colour, state.weights[colour]),
             replicas=self._replicas(colour, self._asg(colour), state.weights[colour]),
             workers=spec.workers,
             weight=state.weights[colour],
         )
+
+    def _pool_url(self, colour: Colour, weight: int) -> str:
+        """The colour's own test listener (stack output pool_urls, made when modelops:aws.test_cidrs is set).
+        Without one, the live listener is the only way in: it reaches this pool alone only while the pool has all
+        the weight; otherwise the pool has no URL (each replica's private-IP URL works inside the VPC only)."""
+        own = (self.outputs.get(keys.POOL_URLS) or {}).get(colour)
+        if own:
+            return str(own)
+        return self.outputs[keys.ENDPOINT_URL] if weight == 100 else ""
 
     def _require_healthy(self, colour: Colour, purpose: str) -> None:
         if not any(r.healthy for r in self._replicas(colour, self._asg(colour))):

@@ -1,7 +1,8 @@
 """The Kubernetes target driver (kind, or any cluster): the official client against what `pulumi up -s kind` made.
 
-The stack makes, per colour, a Deployment (no ``replicas``: its HPA owns the count), an HPA, a PDB and a ClusterIP
-Service named like the Deployment; and one NodePort Service whose selector's colour label picks the live pool.
+The stack makes, per colour, a Deployment (no ``replicas``: its HPA owns the count), an HPA, a PDB and a NodePort
+Service named like the Deployment (kind maps it to a host port: the stack output ``pool_urls``); and one NodePort
+Service whose selector's colour label picks the live pool.
 This driver patches those objects and reads them back; `pulumi destroy -s kind` removes them.
 
 Traffic cannot be split by weight: a Service selects pods, and kube-proxy balances over all of them. So
@@ -370,13 +371,20 @@ class KubernetesTarget:
         return PoolStatus(
             colour=colour,
             bento=self._bento_of(deployment),
-            # Each colour's own ClusterIP Service (named like its Deployment): this pool alone, from inside the
-            # cluster. From this machine: `kubectl -n <namespace> port-forward svc/<name> <port>:80`.
-            url=f"http://{self.deployments[colour]}.{self.namespace}.svc:{SERVICE_PORT}",
+            url=self._pool_url(colour),
             replicas=self._replicas(colour, deployment, serving),
             workers=workers_from_override(_env(container, BENTOML_OVERRIDES_ENV)) or 0,
             weight=100 if colour == live else 0,
         )
+
+    def _pool_url(self, colour: Colour) -> str:
+        """This pool alone: its own Service (named like its Deployment) through the host port kind maps to it
+        (stack output pool_urls). Outputs without pool_urls (a stack made before they existed) give the in-cluster
+        name, which this machine reaches only through `kubectl -n <namespace> port-forward svc/<name> <port>:80`."""
+        own = (self.outputs.get(keys.POOL_URLS) or {}).get(colour)
+        if own:
+            return str(own)
+        return f"http://{self.deployments[colour]}.{self.namespace}.svc:{SERVICE_PORT}"
 
     def _replicas(
         self, colour: Colour, deployment: k8s.V1Deployment, serving: set[str] | None = None

@@ -196,6 +196,20 @@ class AwsStack:
         data = self.launch_template_version(colour, version)["LaunchTemplateData"]
         return base64.b64decode(data["UserData"]).decode()
 
+    def add_test_listeners(self, ports: dict[str, int]) -> dict[str, str]:
+        """What the stack adds when modelops:aws.test_cidrs is set: per colour, a listener on its own port that
+        forwards to that colour's target group only. Returns the ``pool_urls`` output naming them."""
+        alb = self.outputs[keys.LOAD_BALANCER_ARN]
+        dns = self.elbv2.describe_load_balancers(LoadBalancerArns=[alb])["LoadBalancers"][0]["DNSName"]
+        for colour, port in ports.items():
+            self.elbv2.create_listener(
+                LoadBalancerArn=alb,
+                Protocol="HTTP",
+                Port=port,
+                DefaultActions=[{"Type": "forward", "TargetGroupArn": self.outputs[keys.TARGET_GROUP_ARNS][colour]}],
+            )
+        return {colour: f"http://{dns}:{port}" for colour, port in ports.items()}
+
 
 @pytest.fixture
 def aws_stack(aws_session: boto3.Session, _clients: dict[str, Any]) -> AwsStack:

@@ -77,6 +77,31 @@ def test_status_reads_blue_live_and_its_healthy_instances(aws_target: AwsTarget,
     assert green.replicas == [] and green.url == ""
 
 
+def test_status_gives_each_pool_the_url_of_its_own_test_listener_from_the_outputs(
+    aws_stack: AwsStack, aws_session: boto3.Session, moto_url: str
+) -> None:
+    pool_urls = aws_stack.add_test_listeners({"blue": 8081, "green": 8082})
+    target = AwsTarget(
+        {**aws_stack.outputs, keys.POOL_URLS: pool_urls}, aws_session, endpoint_url=moto_url, timeout_s=5, poll_s=0.05
+    )
+    target.deploy_candidate(NEW_BENTO, replicas=1, workers=1)
+
+    status = target.status()
+    assert {c: p.url for c, p in status.pools.items()} == pool_urls  # weights 100/0 do not matter any more
+    assert status.url == aws_stack.outputs[keys.ENDPOINT_URL] and status.candidate.url == pool_urls["green"]
+    after = target.shift(100)
+    assert (after.candidate.colour, after.candidate.url) == ("blue", pool_urls["blue"])
+
+
+def test_without_pool_urls_a_pool_has_a_url_only_while_it_has_all_the_weight(aws_target: AwsTarget) -> None:
+    """A stack without test listeners (modelops:aws.test_cidrs empty) exports pool_urls as {}."""
+    aws_target.outputs[keys.POOL_URLS] = {}
+
+    pools = aws_target.status().pools
+
+    assert (pools["blue"].url, pools["green"].url) == (aws_target.outputs[keys.ENDPOINT_URL], "")
+
+
 def test_scale_sets_desired_capacity_and_waits_for_healthy_targets(aws_target: AwsTarget, aws_stack: AwsStack) -> None:
     pool = aws_target.scale(3, pool="live")
 

@@ -266,6 +266,23 @@ def test_status_reads_the_live_colour_from_the_service_selector_and_pod_readines
     assert (green.weight, green.bento, green.replicas) == (0, NEW_BENTO, [])
 
 
+def test_status_gives_each_pool_the_host_port_url_of_its_own_service_from_the_outputs(
+    kube_api: tuple[FakeKubeApi, str], cluster: Cluster
+) -> None:
+    pool_urls = {"blue": "http://127.0.0.1:8081", "green": "http://127.0.0.1:8082"}
+    cluster.live("green")
+    cluster.pool("blue", deployment("blue", replicas=0))
+    cluster.pool("green", deployment("green", replicas=2))
+    api_client = k8s.ApiClient(k8s.Configuration(host=kube_api[1]))
+    try:
+        status = KubernetesTarget({**OUTPUTS, keys.POOL_URLS: pool_urls}, api_client).status()
+    finally:
+        api_client.close()
+
+    assert {c: p.url for c, p in status.pools.items()} == pool_urls
+    assert (status.candidate.colour, status.candidate.url) == ("blue", "http://127.0.0.1:8081")
+
+
 def test_status_reports_a_pod_that_is_not_ready_as_unhealthy(driver: KubernetesTarget, cluster: Cluster) -> None:
     cluster.live("blue")
     cluster.pool("blue", deployment("blue", replicas=1, ready=0))
