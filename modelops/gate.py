@@ -194,58 +194,58 @@ class GateRun:
         return SuiteResult(status=status, reason=reason, thresholds=thresholds, measured=measured, timeline=timeline,
                            **figures)  # fmt: skip
 
-    def horizontal(self) -> SuiteResult:
-        counts = self.gate.horizontal_replicas
+    def _sweep(self, name: str, unit: str, values: list[int], configure: Callable[[int], object]) -> dict:
+        """Run the step load once per configuration; return each curve, its plateau and any doubts."""
         curves, rps, reports, doubts = {}, [], [], []
-        for n in counts:
-            self.note(f"{n} replica(s)")
-            self.target.scale(n, "candidate")
-            result = self._load(f"horizontal-{n}", self._step_spec())
+        for value in values:
+            self.note(f"{value} {unit}")
+            configure(value)
+            result = self._load(f"{name}-{value}", self._step_spec())
             steps = capacity.steps_from(result, self._step_plan())
-            curves[f"replicas={n}"] = steps
+            curves[f"{unit}={value}"] = steps
             rps.append(capacity.plateau(steps))
             reports.append(f"{result.prefix}.html")
             if doubt := self._doubt(result):
-                doubts.append(f"{n} replicas: {doubt}")
+                doubts.append(f"{value} {unit}: {doubt}")
+        return {"curves": curves, "rps": rps, "reports": reports, "doubts": doubts}
+
+    def _judge(self, sweep: dict, text: str, ok: bool, threshold: dict, measured: dict) -> SuiteResult:
+        common = {"thresholds": threshold, "measured": measured, "steps": sweep["curves"],
+                  "locust_reports": sweep["reports"], "rps": sweep["rps"][-1]}  # fmt: skip
+        if sweep["doubts"]:
+            return SuiteResult(status="inconclusive", reason="; ".join(sweep["doubts"]), **common)
+        if not ok:
+            ((key, value),) = threshold.items()
+            return SuiteResult(status="fail", reason=f"{text}: below {key} {value:g}", **common)
+        return SuiteResult(status="pass", reason=text, **common)
+
+    def horizontal(self) -> SuiteResult:
+        counts = self.gate.horizontal_replicas
+        sweep = self._sweep("horizontal", "replicas", counts, lambda n: self.target.scale(n, "candidate"))
+        rps = sweep["rps"]
         efficiency = capacity.efficiencies(counts, rps)
         self.scaling.horizontal.replicas, self.scaling.horizontal.rps = counts, rps
         self.scaling.horizontal.efficiency = efficiency
-        worst = min(efficiency[1:])
         measured = {f"rps_{n}": r for n, r in zip(counts, rps, strict=True)}
         measured |= {f"efficiency_{n}": e for n, e in zip(counts, efficiency, strict=True)}
         text = ", ".join(f"E({n})={e:.2f}" for n, e in zip(counts, efficiency, strict=True))
-        common = {"thresholds": {"min_efficiency": self.gate.min_efficiency}, "measured": measured,
-                  "steps": curves, "locust_reports": reports, "rps": rps[-1]}  # fmt: skip
-        if doubts:
-            return SuiteResult(status="inconclusive", reason="; ".join(doubts), **common)
-        if worst < self.gate.min_efficiency:
-            return SuiteResult(status="fail", reason=f"{text}: below {self.gate.min_efficiency:g}", **common)
-        return SuiteResult(status="pass", reason=f"{text} (req/s {', '.join(f'{r:.0f}' for r in rps)})", **common)
+        text += f" (req/s {', '.join(f'{r:.0f}' for r in rps)})"
+        ok = min(efficiency[1:]) >= self.gate.min_efficiency
+        return self._judge(sweep, text, ok, {"min_efficiency": self.gate.min_efficiency}, measured)
 
     def vertical(self) -> SuiteResult:
         workers = self.gate.vertical_workers
         self.target.scale(1, "candidate")
-        curves, rps, reports, doubts = {}, [], [], []
-        for w in workers:
-            self.note(f"1 replica, {w} worker(s)")
-            self.target.resize(w, self.settings.deploy.cpu_per_replica * w, "candidate")
-            result = self._load(f"vertical-{w}", self._step_spec())
-            steps = capacity.steps_from(result, self._step_plan())
-            curves[f"workers={w}"] = steps
-            rps.append(capacity.plateau(steps))
-            reports.append(f"{result.prefix}.html")
-            if doubt := self._doubt(result):
-                doubts.append(f"{w} workers: {doubt}")
+        per_worker = self.settings.deploy.cpu_per_replica
+        sweep = self._sweep(
+            "vertical", "workers", workers, lambda w: self.target.resize(w, per_worker * w, "candidate")
+        )
+        rps = sweep["rps"]
         ratio = rps[-1] / rps[0] if rps[0] else 0.0
         self.scaling.vertical.workers, self.scaling.vertical.rps, self.scaling.vertical.ratio = workers, rps, ratio
-        common = {"thresholds": {"min_vertical_ratio": self.gate.min_vertical_ratio}, "measured": {"ratio": ratio},
-                  "steps": curves, "locust_reports": reports, "rps": rps[-1]}  # fmt: skip
         text = f"{workers[-1]} vs {workers[0]} workers: {ratio:.2f}x ({rps[0]:.0f} -> {rps[-1]:.0f} req/s)"
-        if doubts:
-            return SuiteResult(status="inconclusive", reason="; ".join(doubts), **common)
-        if ratio < self.gate.min_vertical_ratio:
-            return SuiteResult(status="fail", reason=f"{text}: below {self.gate.min_vertical_ratio:g}x", **common)
-        return SuiteResult(status="pass", reason=text, **common)
+        ok = ratio >= self.gate.min_vertical_ratio
+        return self._judge(sweep, text, ok, {"min_vertical_ratio": self.gate.min_vertical_ratio}, {"ratio": ratio})
 
     def failover(self) -> SuiteResult:
         replicas = max(2, self.settings.deploy.replicas)
