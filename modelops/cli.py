@@ -126,7 +126,10 @@ def down(stack: StackOpt = "local") -> None:
     from modelops.targets import open_target
 
     stopped = open_target(_settings(stack)).down()
-    out.print("stopped: " + "; ".join(stopped) if stopped else "nothing was running")
+    if stopped is None:  # kind/aws: both pools scaled to zero; the infrastructure stays until `pulumi destroy`
+        out.print(f"both pools scaled to 0; `pulumi destroy -s {stack}` removes the infrastructure")
+    else:
+        out.print("stopped: " + "; ".join(stopped) if stopped else "nothing was running")
 
 
 @app.command()

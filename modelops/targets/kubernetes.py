@@ -127,7 +127,7 @@ class KubernetesTarget:
         except (config.ConfigException, OSError) as exc:
             raise DeploymentError(
                 f"cannot load the kubeconfig for context {outputs.get(keys.KUBE_CONTEXT)!r}: {exc}. Run "
-                "`pulumi up -s kind` (it writes the context), or pass --kubeconfig"
+                "`pulumi up -s kind` (it writes the context), or set modelops:kind.kubeconfig"
             ) from exc
         return cls(outputs, api_client, **options)
 

@@ -145,7 +145,7 @@ class LocalTarget:
                 raise UsageError(
                     f"stack {self.settings.stack!r} is already up at http://127.0.0.1:{state.lb_port} "
                     f"(bento {live.bento if live else '?'}): run `modelops down --stack {self.settings.stack}` "
-                    "first, or change it with `modelops scale` / `modelops gate`"
+                    "first, or roll a new version out with `modelops gate`"
                 )
             if state is not None or procs.marked_processes(self.deployment):
                 self.progress("cleaning up what a previous run left behind")

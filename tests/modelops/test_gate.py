@@ -103,6 +103,12 @@ def test_a_good_candidate_passes_every_suite_and_is_promoted(live, candidate_ben
     assert (last.action, last.state, last.bento, last.previous) == ("promote", "done", candidate_bento, reference_bento)
     assert last.summary and Path(last.summary).name == SUMMARY_FILE
 
+    # The promoted version now has a baseline: the next candidate is compared with it.
+    again = gate(target, reference_bento, tmp_path, suites=("slo", "regression"), promote=False)
+    regression = again.suites["regression"]
+    assert regression.status in ("pass", "fail") and again.baseline_summary == last.summary
+    assert regression.measured["baseline_rps_per_replica"] == pytest.approx(summary.suites["slo"].rps)
+
 
 def test_summary_json_matches_its_schema_and_the_report_renders(live, candidate_bento, tmp_path):
     target = live()
