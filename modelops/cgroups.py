@@ -29,19 +29,26 @@ class Budgets:
     def path(self, name: str) -> Path | None:
         return self.root / name if self.root else None
 
-    def create(self, name: str, cpus: float) -> Path | None:
-        """Make (or update) the group ``name`` limited to ``cpus`` cores; returns its cgroup.procs path."""
+    def create(self, name: str, cpus: float | None) -> Path | None:
+        """Make the group ``name`` limited to ``cpus`` cores (None: no limit yet); returns its cgroup.procs path."""
         if not self.enabled or self.root is None:
             return None
         group = self.root / name
         group.mkdir(parents=True, exist_ok=True)
-        quota = max(1000, int(cpus * PERIOD_US))
+        self.limit(name, cpus)
+        return group / "cgroup.procs"
+
+    def limit(self, name: str, cpus: float | None) -> None:
+        """Set (or lift, with None) the group's CPU quota; processes already in it are held to it at once."""
+        if not self.enabled or self.root is None:
+            return
+        group = self.root / name
+        quota = max(1000, int(cpus * PERIOD_US)) if cpus else None
         if self.version == 1:
             (group / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-            (group / "cpu.cfs_quota_us").write_text(str(quota))
+            (group / "cpu.cfs_quota_us").write_text(str(quota or -1))
         else:
-            (group / "cpu.max").write_text(f"{quota} {PERIOD_US}")
-        return group / "cgroup.procs"
+            (group / "cpu.max").write_text(f"{quota or 'max'} {PERIOD_US}")
 
     def remove(self, name: str) -> None:
         if self.root is None:

@@ -404,7 +404,8 @@ def run_gate(
     )
     try:
         with steps.step(f"deploying candidate {candidate.tag} beside live {live.bento}") as note:
-            target.progress = note if hasattr(target, "progress") else None
+            if hasattr(target, "progress"):  # drivers that report progress take the spinner's callback
+                target.progress = note
             target.deploy_candidate(candidate.tag, deploy.replicas, deploy.workers)
 
         def on_suite(name: str, suite: Callable[[], SuiteResult]) -> SuiteResult:

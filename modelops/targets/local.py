@@ -253,7 +253,8 @@ class LocalTarget:
     def _spawn_replica(self, state: LocalState, pool: PoolRecord, slot: int) -> ReplicaRecord:
         port = procs.free_port()
         name = f"{self.deployment}-{pool.colour}-{slot}"
-        procs_file = self.budgets.create(name, pool.cpu) if pool.cpu else None
+        # Start unthrottled (imports and model loading are not what the budget is for), budget once ready.
+        procs_file = self.budgets.create(name, None) if pool.cpu else None
         log = self.dir / "logs" / f"{pool.colour}-{slot}.log"
         log.unlink(missing_ok=True)
         argv = [
@@ -335,6 +336,9 @@ class LocalTarget:
         self.progress(f"starting {count} {pool.colour} replica(s) of {pool.bento} ({pool.workers} worker(s) each)")
         added = [self._spawn_replica(state, pool, slot) for slot in free[:count]]
         self._wait_ready(added)
+        for replica in added:
+            if replica.cgroup:
+                self.budgets.limit(replica.cgroup, pool.cpu)
         self._register(pool.colour, added)
         return added
 

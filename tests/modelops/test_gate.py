@@ -57,30 +57,73 @@ def faulty_bento(tmp_path_factory, bentoml_home) -> str:
     return build_faulty(tmp_path_factory.mktemp("faulty"))
 
 
-@pytest.fixture
-def live(tmp_path, reference_bento):
-    """v1 live (one replica) in this test's own deployment; always torn down."""
-    made = []
-
-    def make(**changes: dict) -> LocalTarget:
-        target = LocalTarget(quick_settings(tmp_path / "state", **changes))
-        target.up(reference_bento, replicas=1, workers=1)
-        made.append(target)
-        return target
-
-    yield make
-    for target in made:
-        target.down()
-        assert procs.marked_processes(target.deployment) == []
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory, reference_bento):
+    """v1 live (one replica), shared by the module's gate runs; each test views it with its own settings."""
+    state = tmp_path_factory.mktemp("gate")
+    target = LocalTarget(quick_settings(state), state_dir=state / "local")
+    target.up(reference_bento, replicas=1, workers=1)
+    yield state
+    target.down()
+    assert procs.marked_processes(target.deployment) == []
 
 
-def gate(target: LocalTarget, candidate: str, tmp_path: Path, **kwargs) -> Summary:
-    return run_gate(target, target.settings, candidate, Steps(), reports=tmp_path / "reports", **kwargs)
+def view(state: Path, **changes: dict) -> LocalTarget:
+    """The shared deployment, seen with these settings (same state dir, so the same processes)."""
+    return LocalTarget(quick_settings(state, **changes), state_dir=state / "local")
 
 
-def test_a_good_candidate_passes_every_suite_and_is_promoted(live, candidate_bento, reference_bento, tmp_path):
-    target = live()
-    summary = gate(target, candidate_bento, tmp_path)
+def gate(target: LocalTarget, candidate: str, reports: Path, **kwargs) -> Summary:
+    return run_gate(target, target.settings, candidate, Steps(), reports=reports, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def rejected(deployment):
+    """Gate runs that must leave the live v1 untouched, each with the candidate and settings of its case."""
+
+    def run(candidate: str, suites: tuple[str, ...], fault: str = "", **changes: dict) -> tuple[Summary, LocalTarget]:
+        os.environ["MODELOPS_TEST_FAULT"] = fault  # read by the faulty bento's replicas when they start
+        try:
+            target = view(deployment, **changes)
+            return gate(target, candidate, deployment / "reports", suites=suites), target
+        finally:
+            os.environ.pop("MODELOPS_TEST_FAULT", None)
+
+    return run
+
+
+def test_a_slow_candidate_is_rejected_by_the_slo_gate_with_its_exit_code(rejected, faulty_bento, reference_bento):
+    summary, target = rejected(faulty_bento, ("smoke", "slo"), fault="slow", slo={"p95_ms": 100, "p99_ms": 200})
+    assert (summary.verdict, summary.exit_status) == ("reject", ExitStatus.SLO_FAILED), summary.reason
+    assert "p95" in summary.suites["slo"].reason
+    assert target.status().bento == reference_bento and target.status().candidate is None, "live untouched"
+
+
+def test_a_candidate_with_an_error_rate_is_rejected(rejected, faulty_bento, reference_bento) -> None:
+    summary, target = rejected(faulty_bento, ("slo",), fault="errors")
+    assert (summary.verdict, summary.exit_status) == ("reject", ExitStatus.SLO_FAILED), summary.reason
+    assert summary.suites["slo"].error_ratio > 0.1
+    assert "error ratio" in summary.suites["slo"].reason
+    assert target.status().bento == reference_bento and target.status().candidate is None
+
+
+def test_too_few_requests_make_the_suite_inconclusive(rejected, candidate_bento, reference_bento) -> None:
+    summary, target = rejected(candidate_bento, ("slo",), gate={"min_requests": 1_000_000})
+    assert summary.candidate == candidate_bento
+    assert (summary.verdict, summary.exit_status) == ("inconclusive", ExitStatus.INCONCLUSIVE)
+    assert "min_requests" in summary.suites["slo"].reason
+    assert target.status().bento == reference_bento and target.status().candidate is None, "not promoted"
+
+
+@pytest.fixture(scope="module")
+def promoted(deployment, rejected, candidate_bento) -> tuple[Summary, LocalTarget, Path]:
+    """The full gate on v2 (runs after the rejections above, which leave v1 live): every suite, then promotion."""
+    target = view(deployment)
+    return gate(target, candidate_bento, deployment / "reports"), target, deployment / "reports"
+
+
+def test_a_good_candidate_passes_every_suite_and_is_promoted(promoted, candidate_bento, reference_bento) -> None:
+    summary, target, _ = promoted
     assert summary.verdict == "promote", {n: (s.status, s.reason) for n, s in summary.suites.items()}
     assert summary.exit_status == ExitStatus.OK
     assert [n for n, s in summary.suites.items() if s.status == "pass"] == [
@@ -91,10 +134,6 @@ def test_a_good_candidate_passes_every_suite_and_is_promoted(live, candidate_ben
     assert summary.scaling.horizontal.replicas == [1, 2] and len(summary.scaling.horizontal.efficiency) == 2
     assert summary.scaling.vertical.workers == [1, 2] and summary.scaling.vertical.ratio > 0
     assert summary.suites["failover"].measured["detection_s"] is not None
-    plan = summary.capacity_plan
-    assert plan.rps_per_replica_at_slo > 0 and plan.recommended_min_replicas >= 2
-    assert plan.recommended_max_replicas >= plan.recommended_min_replicas
-    assert plan.asg_target_requests_per_target_per_minute == pytest.approx(plan.rps_per_replica_at_slo * 0.7 * 60, 0.01)
     status = target.status()
     assert status.bento == candidate_bento, "promoted: the candidate is live"
     assert status.candidate is None, "the old version was drained and stopped"
@@ -103,24 +142,26 @@ def test_a_good_candidate_passes_every_suite_and_is_promoted(live, candidate_ben
     assert (last.action, last.state, last.bento, last.previous) == ("promote", "done", candidate_bento, reference_bento)
     assert last.summary and Path(last.summary).name == SUMMARY_FILE
 
-    # The promoted version now has a baseline: the next candidate is compared with it.
-    again = gate(target, reference_bento, tmp_path, suites=("slo", "regression"), promote=False)
-    regression = again.suites["regression"]
-    assert regression.status in ("pass", "fail") and again.baseline_summary == last.summary
-    assert regression.measured["baseline_rps_per_replica"] == pytest.approx(summary.suites["slo"].rps)
+
+def test_the_capacity_plan_follows_from_the_measured_curve(promoted) -> None:
+    summary = promoted[0]
+    plan = summary.capacity_plan
+    assert plan.rps_per_replica_at_slo > 0 and plan.recommended_min_replicas >= 2
+    assert plan.recommended_max_replicas >= plan.recommended_min_replicas
+    assert plan.asg_target_requests_per_target_per_minute == pytest.approx(plan.rps_per_replica_at_slo * 0.7 * 60, 0.01)
+    assert plan.hpa_target_cpu_utilization is not None, "the local target measures CPU"
 
 
-def test_summary_json_matches_its_schema_and_the_report_renders(live, candidate_bento, tmp_path):
-    target = live()
-    summary = gate(target, candidate_bento, tmp_path, suites=("smoke", "slo", "horizontal"), promote=False)
-    run_dir = tmp_path / "reports" / summary.run_id
+def test_summary_json_matches_its_schema_and_the_report_renders(promoted) -> None:
+    summary, _, reports = promoted
+    run_dir = reports / summary.run_id
     data = json.loads((run_dir / SUMMARY_FILE).read_text())
     jsonschema.validate(data, Summary.model_json_schema())
     for key in ("verdict", "exit_status", "candidate", "baseline", "target", "suites", "scaling", "capacity_plan"):
         assert key in data, key
     for field in ("status", "rps", "p50_ms", "p95_ms", "p99_ms", "error_ratio", "requests", "thresholds", "reason"):
         assert field in data["suites"]["slo"], field
-    assert (tmp_path / "reports" / "latest").resolve() == run_dir.resolve()
+    assert (reports / "latest").resolve() == run_dir.resolve()
     page = BeautifulSoup((run_dir / REPORT_FILE).read_text(), "html.parser")
     assert summary.verdict.upper() in page.h1.text
     images = [img["src"] for img in page.find_all("img")]
@@ -128,37 +169,30 @@ def test_summary_json_matches_its_schema_and_the_report_renders(live, candidate_
     assert all((run_dir / src).stat().st_size > 1000 for src in images), "plots were written"
     links = [a["href"] for a in page.find_all("a") if a["href"].endswith(".html")]
     assert "slo.html" in links and all((run_dir / href).exists() for href in links), "Locust's own reports linked"
+
+
+def test_the_next_candidate_is_compared_with_the_promoted_baseline(promoted, reference_bento) -> None:
+    summary, target, reports = promoted
+    again = gate(target, reference_bento, reports, suites=("slo", "regression"), promote=False)
+    regression = again.suites["regression"]
+    assert regression.status in ("pass", "fail") and again.baseline == summary.candidate
+    assert again.baseline_summary == str(reports / summary.run_id / SUMMARY_FILE)
+    assert regression.measured["baseline_rps_per_replica"] == pytest.approx(summary.suites["slo"].rps)
     assert target.status().candidate is None, "not promoted (promote=False): the candidate was removed"
 
 
-def test_a_slow_candidate_is_rejected_by_the_slo_gate_with_its_exit_code(live, faulty_bento, reference_bento,
-                                                                          tmp_path, monkeypatch):  # fmt: skip
-    monkeypatch.setenv("MODELOPS_TEST_FAULT", "slow")
-    target = live(slo={"p95_ms": 100, "p99_ms": 200})
-    summary = gate(target, faulty_bento, tmp_path, suites=("smoke", "slo"))
-    assert (summary.verdict, summary.exit_status) == ("reject", ExitStatus.SLO_FAILED), summary.reason
-    assert "p95" in summary.suites["slo"].reason
-    assert target.status().bento == reference_bento and target.status().candidate is None, "live untouched"
-
-
-def test_a_candidate_with_an_error_rate_is_rejected(live, faulty_bento, tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("MODELOPS_TEST_FAULT", "errors")
-    summary = gate(live(), faulty_bento, tmp_path, suites=("slo",))
-    assert (summary.verdict, summary.exit_status) == ("reject", ExitStatus.SLO_FAILED), summary.reason
-    assert summary.suites["slo"].error_ratio > 0.1
-    assert "error ratio" in summary.suites["slo"].reason
-
-
-def test_too_few_requests_make_the_suite_inconclusive(live, candidate_bento, tmp_path) -> None:
-    target = live(gate={"min_requests": 1_000_000})
-    summary = gate(target, candidate_bento, tmp_path, suites=("slo",))
-    assert (summary.verdict, summary.exit_status) == ("inconclusive", ExitStatus.INCONCLUSIVE)
-    assert "min_requests" in summary.suites["slo"].reason
-    assert target.status().candidate is None, "an inconclusive candidate is not promoted"
+@pytest.fixture
+def live(tmp_path, reference_bento):
+    """v1 live (one replica) in this test's own deployment; always torn down."""
+    target = LocalTarget(quick_settings(tmp_path / "state"))
+    target.up(reference_bento, replicas=1, workers=1)
+    yield target
+    target.down()
+    assert procs.marked_processes(target.deployment) == []
 
 
 def test_promotion_and_rollback_under_load_fail_no_request(live, candidate_bento, reference_bento) -> None:
-    target = live()
+    target = live
     histories = history_file(target, target.settings)
     target.deploy_candidate(candidate_bento, replicas=1, workers=1)
     url = target.status().url

@@ -87,7 +87,6 @@ UP_SCRIPT = textwrap.dedent(
     from pathlib import Path
     from modelops.targets.local import LocalTarget
     from tests.conftest import local_settings
-from tests.fixtures.faulty import build_faulty
     LocalTarget(local_settings(Path(sys.argv[1]))).up(sys.argv[2], replicas=2, workers=1)
     """
 )
