@@ -9,7 +9,7 @@ Built into its own bento (bentofile.bench.yaml) by `modelops bench`; the product
 from __future__ import annotations
 
 import bentoml
-from service import BATCH, MAX_BODY_BYTES, MODEL, Classifier, Prediction, RequestGuard, Rows
+from service import BATCH, MAX_BODY_BYTES, MODEL, Classifier, Prediction, Predictions, RequestGuard, Rows
 
 
 @bentoml.service(name="wine_bench", workers=1, traffic={"timeout": 30}, logging={"access": {"enabled": False}})
@@ -20,15 +20,15 @@ class WineBench:
         self.classifier = Classifier()
 
     @bentoml.api(**BATCH)
-    def predict(self, rows: Rows) -> list[Prediction]:
+    def predict(self, rows: Rows) -> Predictions:
         return self.classifier.predict(rows)
 
     @bentoml.api
-    def predict_naive(self, rows: Rows) -> list[Prediction]:
+    def predict_naive(self, rows: Rows) -> Predictions:
         return self.classifier.predict(rows)
 
     @bentoml.api
-    def noop(self, rows: Rows) -> list[Prediction]:
+    def noop(self, rows: Rows) -> Predictions:
         return [NOOP] * len(rows)  # same response shape, no model: what the framework costs on its own
 
 

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import bentoml
 import numpy as np
+from bentoml.validators import ContentType
 from guard import RequestGuard
 from pydantic import BaseModel, Field
 
@@ -52,6 +53,11 @@ class Prediction(BaseModel):
     probabilities: dict[str, float] = Field(description="probability of each class")
 
 
+# The declared content type spares BentoML from deriving it from the output's JSON schema on every response
+# (profiled: a fifth of a worker's CPU went into regenerating that schema per request).
+Predictions = Annotated[list[Prediction], ContentType("application/json")]
+
+
 class Classifier:
     """The model and its prediction logic, shared by the production service and the benchmark service."""
 
@@ -85,7 +91,7 @@ class WineClassifier:
         self.classifier = Classifier()
 
     @bentoml.api(**BATCH)
-    def predict(self, rows: Rows) -> list[Prediction]:
+    def predict(self, rows: Rows) -> Predictions:
         """Predict the class of each row. The response holds one prediction per row, in order."""
         return self.classifier.predict(rows)
 
