@@ -9,6 +9,7 @@ Limits (environment, so an operator can tune a replica without rebuilding the be
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Annotated
 
@@ -63,6 +64,13 @@ class Classifier:
 
     def __init__(self) -> None:
         self.model = bentoml.sklearn.load_model(MODEL.resolve())
+        # Garbage collection was the latency tail: each full collection walked the whole heap (framework, model)
+        # and stalled every in-flight request. Everything loaded so far lives as long as the process, so move it
+        # out of the collector's reach, and collect the young generation less often (per request garbage is
+        # small). Measured at 64 concurrent users on one replica: requests over 100 ms fell from 7 % to 0.1 %.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 50)
 
     def predict(self, rows: list[list[float]]) -> list[Prediction]:
         proba = self.model.predict_proba(np.asarray(rows, dtype=np.float64))
