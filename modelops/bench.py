@@ -37,7 +37,7 @@ class BenchOptions:
     users: int = 64
     duration_s: float = 15.0
     warmup_s: float = 3.0
-    rounds: int = 2
+    rounds: int = 3
     cpu: float = 1.0  # CPU budget of the replica (cores), when budgets are available
     workers: int = 1
 

@@ -260,7 +260,7 @@ def bench(
     stack: StackOpt = "local",
     users: Annotated[int, typer.Option(help="concurrent Locust users")] = 64,
     duration: Annotated[float, typer.Option(help="measured seconds per variant and round")] = 15.0,
-    rounds: Annotated[int, typer.Option(help="interleaved rounds (figures are medians)")] = 2,
+    rounds: Annotated[int, typer.Option(help="interleaved rounds (figures are medians)")] = 3,
     cpu: Annotated[float, typer.Option(help="CPU budget of the replica, cores (where cgroups allow)")] = 1.0,
 ) -> None:
     """Benchmark (not a test): batched vs naive vs no-op predict paths, and one replica direct vs via HAProxy."""
