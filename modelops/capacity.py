@@ -53,6 +53,11 @@ def knee(steps: list[Step], tolerance: float = 0.05) -> Step | None:
     return next((s for s in steps if s.rps >= (1 - tolerance) * top), None) if top else None
 
 
+def saturated(steps: list[Step], tolerance: float = 0.05) -> bool:
+    """Whether the curve reached its knee: the last step gained less than ``tolerance`` over the one before."""
+    return len(steps) >= 2 and steps[-1].rps <= (1 + tolerance) * steps[-2].rps
+
+
 def within_slo(steps: list[Step], p95_ms: float) -> float:
     """The most req/s a curve carried while its p95 stayed within the SLO and nothing failed (0 if never)."""
     return max((s.rps for s in steps if s.p95_ms is not None and s.p95_ms <= p95_ms and s.errors == 0), default=0.0)

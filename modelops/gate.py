@@ -210,6 +210,10 @@ class GateRun:
         return {"curves": curves, "rps": rps, "reports": reports, "doubts": doubts}
 
     def _judge(self, sweep: dict, text: str, ok: bool, threshold: dict, measured: dict) -> SuiteResult:
+        rising = [name for name, steps in sweep["curves"].items() if not capacity.saturated(steps)]
+        if rising:
+            # Still climbing at the last step: the knee lies beyond the offered load, so capacity is a lower bound.
+            text += f"; still rising at {max(self.gate.step_users)} users ({', '.join(rising)}): a lower bound"
         common = {"thresholds": threshold, "measured": measured, "steps": sweep["curves"],
                   "locust_reports": sweep["reports"], "rps": sweep["rps"][-1]}  # fmt: skip
         if sweep["doubts"]:
@@ -265,7 +269,7 @@ class GateRun:
         victim = None
         if runner.is_alive():
             victim = self.target.kill_replica("candidate")
-            killed_at = time.monotonic()
+            killed_at, killed_wall = time.monotonic(), time.time()
             self.note(f"killed {victim.name}; waiting for the balancer to take it out")
 
             def out_of_rotation() -> bool:
@@ -278,6 +282,8 @@ class GateRun:
         result: loadgen.LoadResult = outcome["result"]
         thresholds = {"max_error_ratio": self.gate.failover_max_error_ratio}
         measured = {"detection_s": detection}
+        if victim is not None and result.timeline_start is not None:
+            measured["killed_at_s"] = killed_wall - result.timeline_start  # on the run's own clock, for the plot
         figures = self._figures(result)
         timeline = self._timeline(result, "failover")
         if victim is None:

@@ -64,6 +64,7 @@ class LoadResult:
     prefix: str
     timeline: list[Sample]
     failure_messages: dict[str, int]
+    timeline_start: float | None = None  # wall-clock time (epoch s) of the timeline's t = 0
 
     @property
     def error_ratio(self) -> float:
@@ -151,6 +152,7 @@ def parse(url: str, out_dir: Path, prefix: str, exit_code: int = 0) -> LoadResul
         for row in csv.DictReader(failures_csv.open()):
             failures[row["Error"][:300]] = failures.get(row["Error"][:300], 0) + int(row["Occurrences"])
     requests = int(total["Request Count"])
+    timeline, start = _timeline(out_dir / f"{prefix}_stats_history.csv")
     return LoadResult(
         url=url,
         requests=requests,
@@ -165,8 +167,9 @@ def parse(url: str, out_dir: Path, prefix: str, exit_code: int = 0) -> LoadResul
         exit_code=exit_code,
         out_dir=str(out_dir),
         prefix=prefix,
-        timeline=_timeline(out_dir / f"{prefix}_stats_history.csv"),
+        timeline=timeline,
         failure_messages=failures,
+        timeline_start=start,
     )
 
 
@@ -177,9 +180,9 @@ def _ms(value: str) -> float:
         return 0.0
 
 
-def _timeline(path: Path) -> list[Sample]:
+def _timeline(path: Path) -> tuple[list[Sample], float | None]:
     if not path.exists():
-        return []
+        return [], None
     samples = []
     start = None
     for row in csv.DictReader(path.open()):
@@ -199,4 +202,4 @@ def _timeline(path: Path) -> list[Sample]:
                 total_failures=int(row["Total Failure Count"]),
             )
         )
-    return samples
+    return samples, start

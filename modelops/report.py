@@ -73,6 +73,11 @@ def _timeline(summary: Summary, run_dir: Path) -> str | None:
     for name, points in series:
         top.plot([p["t"] for p in points], [p["rps"] for p in points], label=name)
         bottom.plot([p["t"] for p in points], [p["p95_ms"] for p in points], label=name)
+    failover = summary.suites.get("failover")
+    killed = failover.measured.get("killed_at_s") if failover else None
+    if killed is not None:
+        for axis in (top, bottom):
+            axis.axvline(killed, color="#c62828", linestyle=":", label="replica killed (failover)")
     top.set(title="req/s over time (each suite from its own start)", ylabel="req/s")
     bottom.set(title="p95 over time", xlabel="seconds", ylabel="ms")
     top.legend()

@@ -33,6 +33,12 @@ def test_the_knee_is_the_first_step_near_the_plateau() -> None:
     assert capacity.within_slo(steps, p95_ms=100) == 190, "the 200 req/s step broke the 100 ms SLO"
 
 
+def test_a_curve_still_rising_at_its_last_step_has_not_reached_its_knee() -> None:
+    rising = [Step(users=u, rps=r, p95_ms=10, errors=0) for u, r in [(8, 100), (16, 180), (32, 260)]]
+    flat = [*rising, Step(users=64, rps=265, p95_ms=30, errors=0)]
+    assert not capacity.saturated(rising) and capacity.saturated(flat)
+
+
 def test_efficiency_compares_each_count_with_linear_scaling_of_the_first() -> None:
     assert capacity.efficiencies([1, 2, 4], [100, 180, 300]) == pytest.approx([1.0, 0.9, 0.75])
 
