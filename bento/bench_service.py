@@ -9,10 +9,10 @@ Built into its own bento (bentofile.bench.yaml) by `modelops bench`; the product
 from __future__ import annotations
 
 import bentoml
-from service import BATCH, MAX_BODY_BYTES, MODEL, Classifier, Prediction, Predictions, RequestGuard, Rows
+from service import BATCH, MAX_BODY_BYTES, MODEL, SETTINGS, Classifier, Prediction, Predictions, RequestGuard, Rows
 
 
-@bentoml.service(name="wine_bench", workers=1, traffic={"timeout": 30}, logging={"access": {"enabled": False}})
+@bentoml.service(name="wine_bench", **SETTINGS)
 class WineBench:
     model_ref = MODEL
 

@@ -86,12 +86,12 @@ class Classifier:
 BATCH = {"batchable": True, "batch_dim": 0, "max_batch_size": 2 * MAX_ROWS, "max_latency_ms": 5000}
 
 
-@bentoml.service(
-    name="wine_classifier_service",
-    workers=1,
-    traffic={"timeout": 30},
-    logging={"access": {"enabled": False}},
-)
+# Service settings shared with the benchmark service, so that it measures this configuration. Access logs are off:
+# they cost throughput, and the load balancer in front sees every request anyway.
+SETTINGS = {"workers": 1, "traffic": {"timeout": 30}, "logging": {"access": {"enabled": False}}}
+
+
+@bentoml.service(name="wine_classifier_service", **SETTINGS)
 class WineClassifier:
     model_ref = MODEL
 
