@@ -466,18 +466,26 @@ class LocalTarget:
             return self._pool_status(record.colour)
 
     def resize(self, workers: int, cpu: float | None = None, pool: Pool = "candidate") -> PoolStatus:
-        """Replace every replica of the pool with one of ``workers`` workers (and ``cpu`` cores), rolling: the
-        new ones are healthy and registered before the old ones drain, so the pool never stops serving."""
+        """Give every replica of the pool ``workers`` workers and ``cpu`` cores (default: the per-worker budget
+        times workers). A CPU-only change is applied in place (the cgroup quota changes under the running
+        processes); a worker change replaces the replicas, rolling: the new ones are healthy and registered before
+        the old ones drain, so the pool never stops serving."""
         with self._locked():
             state = self._require()
             record = self._pool(state, pool)
             wanted_cpu = (cpu if cpu is not None else self.settings.deploy.cpu_per_replica * workers) or None
-            if workers == record.workers and (not self.budgets.enabled or wanted_cpu == record.cpu):
-                return self._pool_status(record.colour)  # already this shape: no restart
+            if not self.budgets.enabled:
+                wanted_cpu = None
+            if workers == record.workers:
+                if wanted_cpu != record.cpu:
+                    for replica in record.replicas:
+                        if replica.cgroup:
+                            self.budgets.limit(replica.cgroup, wanted_cpu)
+                    record.cpu = wanted_cpu
+                    self._save(state)
+                return self._pool_status(record.colour)
             old = list(record.replicas)
-            record.workers = workers
-            if self.budgets.enabled:
-                record.cpu = cpu if cpu is not None else self.settings.deploy.cpu_per_replica * workers
+            record.workers, record.cpu = workers, wanted_cpu
             self._add_replicas(state, record, len(old))
             self._retire_replicas(state, record, old)
             return self._pool_status(record.colour)
