@@ -26,9 +26,6 @@ class Budgets:
     root: Path | None = None
     version: int = 0
 
-    def path(self, name: str) -> Path | None:
-        return self.root / name if self.root else None
-
     def create(self, name: str, cpus: float | None) -> Path | None:
         """Make the group ``name`` limited to ``cpus`` cores (None: no limit yet); returns its cgroup.procs path."""
         if not self.enabled or self.root is None:
@@ -57,14 +54,6 @@ class Budgets:
         if group.is_dir():
             with contextlib.suppress(OSError):  # busy while a process still lives in it; down retries
                 group.rmdir()
-
-    def members(self, name: str) -> list[int]:
-        if self.root is None:
-            return []
-        try:
-            return [int(p) for p in (self.root / name / "cgroup.procs").read_text().split()]
-        except (OSError, ValueError):
-            return []
 
 
 def probe(wanted: bool = True) -> Budgets:

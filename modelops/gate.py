@@ -210,6 +210,9 @@ class GateRun:
         return {"curves": curves, "rps": rps, "reports": reports, "doubts": doubts}
 
     def _judge(self, sweep: dict, text: str, ok: bool, threshold: dict, measured: dict) -> SuiteResult:
+        for name, steps in sweep["curves"].items():  # the knee: the fewest users that reach the plateau
+            knee = capacity.knee(steps)
+            measured[f"knee_users_{name.split('=')[-1]}"] = float(knee.users) if knee else None
         rising = [name for name, steps in sweep["curves"].items() if not capacity.saturated(steps)]
         if rising:
             # Still climbing at the last step: the knee lies beyond the offered load, so capacity is a lower bound.
