@@ -8,7 +8,6 @@ that collected too few requests, is inconclusive — never silently a pass or a 
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -359,16 +358,13 @@ class GateRun:
             # CPU per request from the slo run, times the per-replica capacity, over the budget.
             per_request = self.utilization * budget / (slo.rps / slo.measured["replicas"])
             utilization_at_capacity = per_request * per_replica / budget
-        result = capacity.plan(
+        return capacity.plan(
             rps_per_replica_at_slo=per_replica,
             efficiency=efficiency,
             target_rps=self.gate.target_rps,
             cpu_budget=budget,
             utilization_at_slo=utilization_at_capacity,
         )
-        if not math.isfinite(result.rps_per_replica_at_slo or 0):
-            result.notes.append("non-finite capacity")
-        return result
 
 
 # ------------------------------------------------------------------------------------------------ the whole run

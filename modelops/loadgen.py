@@ -8,7 +8,7 @@ import csv
 import json
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelops.errors import DeploymentError
@@ -69,22 +69,6 @@ class LoadResult:
     @property
     def error_ratio(self) -> float:
         return self.failures / self.requests if self.requests else 0.0
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["error_ratio"] = self.error_ratio
-        return data
-
-    def files(self) -> dict[str, str]:
-        """Locust's own reports for this run, relative to the output folder."""
-        return {
-            "html": f"{self.prefix}.html",
-            "json": f"{self.prefix}.json",
-            "stats_csv": f"{self.prefix}_stats.csv",
-            "history_csv": f"{self.prefix}_stats_history.csv",
-            "failures_csv": f"{self.prefix}_failures.csv",
-            "log": f"{self.prefix}.log",
-        }
 
 
 def command(url: str, spec: LoadSpec, out_dir: Path, prefix: str) -> list[str]:
