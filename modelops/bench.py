@@ -19,7 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelops import bentos, loadgen
+from modelops import bentos
+from modelops.gate import loadgen
 from modelops.targets.local import LocalTarget
 from modelops.ui import Steps
 from stacks.config import PROJECT_ROOT, StackConfig

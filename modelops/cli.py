@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from modelops.errors import ExitStatus, ModelopsError, NotDeployedError, UsageError
-from modelops.summary import SUITES
+from modelops.gate.summary import SUITES
 from modelops.ui import Steps
 from stacks.config import PROJECT_ROOT, ConfigError, StackConfig, load_stack_config
 
@@ -90,7 +90,7 @@ def up(
 ) -> None:
     """Deploy a bento: N replicas behind the load balancer. Waits until every replica is healthy."""
     from modelops import bentos
-    from modelops.gate import history_file
+    from modelops.gate.run import history_file
     from modelops.promotion import record_up
     from modelops.targets import open_target
 
@@ -182,7 +182,7 @@ def gate(
     """Prove a candidate beside the live version: smoke, slo, horizontal, vertical, failover, regression.
     Promotes it on success (blue/green switch, zero failed requests); exits with a code per failed gate."""
     from modelops import bentos
-    from modelops.gate import run_gate
+    from modelops.gate.run import run_gate
     from modelops.targets import open_gate_target
 
     chosen = tuple(s.strip() for s in suites.split(",") if s.strip())
@@ -202,7 +202,7 @@ def gate(
 @handled
 def rollback(stack: StackOpt = "local") -> None:
     """Bring the previously live version back (deployed beside, then switched: zero failed requests)."""
-    from modelops.gate import history_file
+    from modelops.gate.run import history_file
     from modelops.promotion import rollback as do_rollback
     from modelops.targets import open_target
 
@@ -220,7 +220,7 @@ def history(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """What went live when, and from which gate summary."""
-    from modelops.gate import history_file
+    from modelops.gate.run import history_file
     from modelops.promotion import reconcile
     from modelops.targets import open_target
 

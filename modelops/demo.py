@@ -12,9 +12,9 @@ from rich.console import Console
 
 from modelops import bentos
 from modelops.errors import ExitStatus
-from modelops.gate import history_file, run_gate
+from modelops.gate.run import history_file, run_gate
+from modelops.gate.summary import Summary
 from modelops.promotion import record_up
-from modelops.summary import Summary
 from modelops.targets.local import LocalTarget
 from modelops.ui import Steps
 from stacks.config import StackConfig

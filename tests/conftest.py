@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from modelops import bentos, procs
-from modelops.targets.local import LocalTarget
+from modelops import bentos
+from modelops.targets.local import LocalTarget, procs
 from stacks.config import StackConfig, load_stack_config
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from modelops.procs import wait_until
+from modelops.waiting import wait_until
 
 
 @dataclass

@@ -15,9 +15,8 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,19 +174,6 @@ def kill_marked(deployment: str, grace: float = 5.0) -> list[int]:
     _signal(_wait_gone(found, grace), signal.SIGKILL)
     _wait_gone(found, 5.0)
     return [p.pid for p in found]
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.1, reaper: bool = False) -> bool:
-    """Poll ``condition`` until it holds or ``timeout`` passes. Returns whether it held."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if reaper:
-            reap()
-        if condition():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 # Ports handed out by this process. A port is free when picked but its server binds it only seconds later: without

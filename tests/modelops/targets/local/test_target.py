@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelops import procs
 from modelops.errors import BentoNotFoundError, DeploymentError, MissingToolError, UsageError
-from modelops.targets.local import LocalTarget
+from modelops.targets.local import LocalTarget, procs
+from modelops.waiting import wait_until
 from tests.conftest import local_settings
 from tests.fixtures.faulty import build_faulty
 from tests.traffic import Traffic
@@ -98,7 +98,7 @@ def test_down_after_an_up_killed_half_way_leaves_no_process_and_no_state(tmp_pat
     up = subprocess.Popen([sys.executable, "-c", UP_SCRIPT, str(state_dir), reference_bento], cwd=Path.cwd())
     try:
         # Kill `up` once HAProxy and at least one replica run, long before both replicas are ready.
-        started = procs.wait_until(lambda: len(procs.marked_processes(target.deployment)) >= 2, timeout=30)
+        started = wait_until(lambda: len(procs.marked_processes(target.deployment)) >= 2, timeout=30)
         assert started, "the up subprocess never started its processes"
     finally:
         up.send_signal(signal.SIGKILL)

@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
-from modelops.summary import REPORT_FILE, SUITES, Summary
+from modelops.gate.summary import REPORT_FILE, SUITES, Summary
 
 COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "inconclusive": "#ef6c00", "skipped": "#757575"}
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import math
 
-from modelops.loadgen import LoadResult
-from modelops.summary import CapacityPlan, Step
+from modelops.gate.loadgen import LoadResult
+from modelops.gate.summary import CapacityPlan, Step
 
 # Scale out before the SLO is at risk: plan for replicas running at 70 % of the capacity measured at the SLO.
 HEADROOM = 0.7

@@ -18,11 +18,12 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel
 
-from modelops import cgroups, haproxy, procs
 from modelops.bentos import describe
 from modelops.errors import DeploymentError, NotDeployedError, UsageError
 from modelops.state import exclusive, read_json, write_atomic, write_json
 from modelops.targets.base import Colour, Pool, PoolStatus, ReplicaStatus, TargetStatus, other
+from modelops.targets.local import cgroups, haproxy, procs
+from modelops.waiting import wait_until
 from stacks.config import PROJECT_ROOT, StackConfig
 
 Progress = Callable[[str], None]
@@ -227,7 +228,7 @@ class LocalTarget:
         proc = procs.spawn([binary, "-db", "-f", str(config)], deployment=self.deployment, log=log)
         state.haproxy_pid, state.haproxy_started, state.haproxy_tag = proc.pid, proc.started, proc.tag
         self._save(state)
-        if not procs.wait_until(lambda: self.api.ready() or not proc.alive(), timeout=15, reaper=True):
+        if not wait_until(lambda: procs.reap() or self.api.ready() or not proc.alive(), timeout=15):
             raise DeploymentError(f"haproxy did not open its runtime API within 15 s:\n{procs.log_tail(log)}")
         if not proc.alive():
             raise DeploymentError(f"haproxy exited at start:\n{procs.log_tail(log)}")
@@ -325,7 +326,7 @@ class LocalTarget:
             servers = self.api.servers(colour)
             return all(servers[haproxy.slot_name(colour, r.slot)]["status"] == "UP" for r in replicas)
 
-        if not procs.wait_until(all_up, timeout=15, interval=0.1):
+        if not wait_until(all_up, timeout=15, interval=0.1):
             raise DeploymentError(f"HAProxy did not see the {colour} replicas as healthy within 15 s")
 
     def _add_replicas(self, state: LocalState, pool: PoolRecord, count: int) -> list[ReplicaRecord]:
@@ -360,7 +361,7 @@ class LocalTarget:
             servers = self.api.servers(colour)
             return all(int(servers[n]["scur"] or 0) == 0 for n in names)
 
-        procs.wait_until(idle, timeout=timeout or self.settings.limits.request_timeout_s + 1, interval=0.05)
+        wait_until(idle, timeout=timeout or self.settings.limits.request_timeout_s + 1, interval=0.05)
 
     def _stop_replicas(self, replicas: list[ReplicaRecord]) -> None:
         procs.stop([r.proc for r in replicas])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from modelops import capacity
-from modelops.loadgen import LoadResult, Sample
-from modelops.summary import CapacityPlan, Step, Summary
+from modelops.gate import capacity
+from modelops.gate.loadgen import LoadResult, Sample
+from modelops.gate.summary import CapacityPlan, Step, Summary
 from stacks.capacity import ASG_TARGET_REQUESTS, CAPACITY_PLAN, HPA_TARGET_CPU
 
 

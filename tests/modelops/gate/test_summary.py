@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelops.errors import ExitStatus
-from modelops.summary import SuiteResult, decide
+from modelops.gate.summary import SuiteResult, decide
 
 
 def suites(**statuses: str) -> dict[str, SuiteResult]:

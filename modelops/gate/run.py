@@ -14,15 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelops import capacity, loadgen, procs
 from modelops.bentos import BentoInfo, describe
+from modelops.gate import capacity, loadgen
+from modelops.gate.report import render as render_report
+from modelops.gate.summary import SUITES, Scaling, SuiteResult, Summary, decide, point_latest
+from modelops.gate.summary import read as read_summary
+from modelops.gate.summary import write as write_summary
 from modelops.promotion import HistoryFile, baseline_summary, reconcile, switch
-from modelops.report import render as render_report
-from modelops.summary import SUITES, Scaling, SuiteResult, Summary, decide, point_latest
-from modelops.summary import read as read_summary
-from modelops.summary import write as write_summary
 from modelops.targets.base import Target, cpu_seconds
 from modelops.ui import Steps
+from modelops.waiting import wait_until
 from stacks.config import PROJECT_ROOT, StackConfig
 
 Note = Callable[[str], None]
@@ -265,8 +266,8 @@ class GateRun:
         runner.start()
         history = self.run_dir / "failover_stats_history.csv"
         # Kill once the measured part of the run is well under way: a third of it after warm-up.
-        procs.wait_until(history.exists, timeout=30)
-        procs.wait_until(lambda: not runner.is_alive(), timeout=self.gate.warmup_s + self.gate.duration_s / 3)
+        wait_until(history.exists, timeout=30)
+        wait_until(lambda: not runner.is_alive(), timeout=self.gate.warmup_s + self.gate.duration_s / 3)
         detection = None
         victim = None
         if runner.is_alive():
@@ -278,7 +279,7 @@ class GateRun:
                 pool = self.target.status().candidate
                 return any(r.name == victim.name and r.in_rotation is False for r in pool.replicas) if pool else False
 
-            if procs.wait_until(out_of_rotation, timeout=30, interval=0.05):
+            if wait_until(out_of_rotation, timeout=30, interval=0.05):
                 detection = time.monotonic() - killed_at
         runner.join()
         result: loadgen.LoadResult = outcome["result"]

@@ -14,12 +14,11 @@ import jsonschema
 import pytest
 from bs4 import BeautifulSoup
 
-from modelops import procs
 from modelops.errors import ExitStatus
-from modelops.gate import history_file, run_gate
+from modelops.gate.run import history_file, run_gate
+from modelops.gate.summary import REPORT_FILE, SUMMARY_FILE, Summary
 from modelops.promotion import reconcile, rollback, switch
-from modelops.summary import REPORT_FILE, SUMMARY_FILE, Summary
-from modelops.targets.local import LocalTarget
+from modelops.targets.local import LocalTarget, procs
 from modelops.ui import Steps
 from tests.conftest import local_settings
 from tests.fixtures.faulty import build_faulty
@@ -214,7 +213,7 @@ PROMOTE = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from modelops.gate import history_file
+    from modelops.gate.run import history_file
     from modelops.promotion import switch
     from modelops.targets.local import LocalTarget
     from tests.conftest import local_settings
