@@ -21,6 +21,7 @@ from modelops.gate.summary import SUITES, Scaling, SuiteResult, Summary, decide,
 from modelops.gate.summary import read as read_summary
 from modelops.gate.summary import write as write_summary
 from modelops.promotion import HistoryFile, baseline_summary, reconcile, switch
+from modelops.stackdir import stack_dir
 from modelops.targets.base import Target, cpu_seconds
 from modelops.ui import Steps
 from modelops.waiting import wait_until
@@ -371,7 +372,7 @@ class GateRun:
 # ------------------------------------------------------------------------------------------------ the whole run
 def history_file(target: Target, settings: StackConfig) -> HistoryFile:
     """Where the stack's promotion history lives: beside the local target's state, else under .work/<stack>."""
-    base = getattr(target, "dir", None) or PROJECT_ROOT / ".work" / settings.stack
+    base = getattr(target, "dir", None) or stack_dir(settings)
     return HistoryFile(Path(base) / "history.json")
 
 

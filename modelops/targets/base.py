@@ -7,6 +7,7 @@ promotion and monitoring code only ever talk to this interface.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -25,6 +26,25 @@ class ReplicaStatus:
     healthy: bool
     pid: int | None = None  # local processes only; None on kind/aws
     in_rotation: bool | None = None  # the load balancer's own view: it sends this replica requests
+
+
+@dataclass(frozen=True)
+class KilledReplica:
+    """What the failover suite's fault injection did: which replica, and when the kill signal left."""
+
+    name: str
+    url: str
+    killed_at: float  # epoch seconds, stamped right before the kill (SIGKILL, pod delete, instance terminate)
+
+
+@dataclass(frozen=True)
+class CpuBudgets:
+    """Whether each replica is held to a fixed CPU budget (a cgroup quota, a pod CPU limit, an instance size).
+    Without budgets, N replicas on one machine measure CPU contention, not the product: scaling figures are then
+    not judged."""
+
+    enforced: bool
+    note: str  # the mechanism, or why budgets are off
 
 
 @dataclass(frozen=True)
@@ -62,13 +82,17 @@ class TargetStatus:
 
 @runtime_checkable
 class Target(Protocol):
-    """What every target driver implements. Methods block until the change has taken effect or raise."""
+    """What every target driver implements: everything the gate, promotion and the CLI use, and nothing else.
+    Methods block until the change has taken effect or raise a ModelopsError."""
 
     name: str
+    progress: Callable[[str], None]  # long operations report what they are doing here (the CLI's spinner)
 
     def up(self, bento: str, replicas: int, workers: int) -> TargetStatus: ...
 
-    def down(self) -> None: ...
+    def down(self) -> list[str] | None:
+        """Stop the deployment; returns what was stopped (local), or None where the infrastructure stays."""
+        ...
 
     def status(self) -> TargetStatus: ...
 
@@ -88,20 +112,28 @@ class Target(Protocol):
         """Send ``weight`` % of live traffic to the candidate pool (100 makes it live)."""
         ...
 
-    def rollback(self) -> TargetStatus:
-        """Bring the previous version back as live."""
-        ...
-
-    def kill_replica(self, pool: Pool = "candidate") -> ReplicaStatus:
-        """Fault injection for the failover suite: abruptly lose one replica of the pool."""
-        ...
-
     def retire_previous(self) -> None:
         """After a switch: drain and stop the pool that no longer takes traffic."""
         ...
 
+    def kill_replica(self, pool: Pool = "candidate") -> KilledReplica:
+        """Fault injection for the failover suite: abruptly lose one replica of the pool."""
+        ...
 
-def cpu_seconds(target: Target, pool: Pool) -> float | None:
-    """CPU time used so far by a pool's replicas, where the target can measure it (the local one can)."""
-    measure = getattr(target, "cpu_seconds", None)
-    return measure(pool) if measure else None
+    def cpu_seconds(self, pool: Pool = "candidate") -> float | None:
+        """CPU time used so far by the pool's replicas, or None where the target cannot measure it."""
+        ...
+
+    def cpu_budgets(self) -> CpuBudgets:
+        """Whether replicas are held to a fixed CPU budget on this target, and how."""
+        ...
+
+    def hold_scaling(self) -> None:
+        """For the gate: keep the platform's autoscaling from changing the candidate pool while it is measured
+        (aws: suspend the group's scaling processes, scale-in protection; kind: pin the HPA). Local: nothing."""
+        ...
+
+    def release_scaling(self) -> None:
+        """Put both colours back to the stack's declared scaling range and processes. Idempotent: the gate calls it
+        when it ends, and before it starts (which settles what a crashed gate left held)."""
+        ...

@@ -20,11 +20,21 @@ from pydantic import BaseModel
 
 from modelops.bentos import describe
 from modelops.errors import DeploymentError, NotDeployedError, UsageError
+from modelops.stackdir import stack_dir
 from modelops.state import exclusive, read_json, write_atomic, write_json
-from modelops.targets.base import Colour, Pool, PoolStatus, ReplicaStatus, TargetStatus, other
+from modelops.targets.base import (
+    Colour,
+    CpuBudgets,
+    KilledReplica,
+    Pool,
+    PoolStatus,
+    ReplicaStatus,
+    TargetStatus,
+    other,
+)
 from modelops.targets.local import cgroups, haproxy, procs
 from modelops.waiting import wait_until
-from stacks.config import PROJECT_ROOT, StackConfig
+from stacks.config import StackConfig
 
 Progress = Callable[[str], None]
 
@@ -86,8 +96,7 @@ class LocalTarget:
         progress: Progress = _quiet,
     ) -> None:
         self.settings = settings
-        base = Path(settings.local.state_dir)
-        self.dir = (state_dir or (base if base.is_absolute() else PROJECT_ROOT / base) / settings.stack).resolve()
+        self.dir = state_dir.resolve() if state_dir else stack_dir(settings)
         self.deployment = "local-" + hashlib.sha256(str(self.dir).encode()).hexdigest()[:12]
         self._budgets = budgets
         self.progress = progress
@@ -548,22 +557,13 @@ class LocalTarget:
         """After a switch: drain and stop the pool that no longer takes traffic."""
         self.remove_candidate()
 
-    def rollback(self) -> TargetStatus:
-        """Shift live traffic back to the other pool, if it still runs (promotion retires it; then the
-        promotion module redeploys the previous bento as a candidate first)."""
-        with self._locked():
-            state = self._require()
-            if other(state.live) not in state.pools:
-                raise UsageError("no previous pool is running: `modelops rollback` redeploys the previous version")
-        return self.shift(100)
-
     def cpu_seconds(self, pool: Pool = "candidate") -> float | None:
         """CPU time (user + system) used so far by the pool's replica processes and their workers."""
         state = self._require()
         record = self._pool(state, pool)
         return sum(procs.cpu_seconds(r.proc) for r in record.replicas if r.proc.alive())
 
-    def kill_replica(self, pool: Pool = "candidate") -> ReplicaStatus:
+    def kill_replica(self, pool: Pool = "candidate") -> KilledReplica:
         with self._locked():
             state = self._require()
             record = self._pool(state, pool)
@@ -571,5 +571,15 @@ class LocalTarget:
             if not alive:
                 raise UsageError(f"the {pool} pool has no live replica to kill")
             victim = alive[-1]
+            killed_at = time.time()
             procs.kill_now(victim.proc)
-            return ReplicaStatus(name=f"{record.colour}-{victim.slot}", url=victim.url, healthy=False, pid=victim.pid)
+            return KilledReplica(name=f"{record.colour}-{victim.slot}", url=victim.url, killed_at=killed_at)
+
+    def cpu_budgets(self) -> CpuBudgets:
+        return CpuBudgets(enforced=self.budgets.enabled, note=self.budgets.reason)
+
+    def hold_scaling(self) -> None:
+        """Nothing scales the local pools on its own: the replica count changes only when modelops asks."""
+
+    def release_scaling(self) -> None:
+        """Nothing to restore: see hold_scaling."""
