@@ -8,7 +8,8 @@ Options (also as env vars LOCUST_<NAME>): --endpoint (default: the service's onl
 --rows-per-request (single-row user), --batch-rows and --batch-weight (the batch user; weight 0 disables it),
 --warmup SECONDS (statistics are reset once warm-up is over, so it never counts), --payload-file (a JSON list
 of request bodies to use instead of generated ones), --meta-file (where to write what the run saw: the endpoint,
-the warm-up, and whether the load generator itself ran out of CPU).
+the warm-up, when each step of a load shape began, and every request's outcome and latency in half-second windows,
+so that a step's figures come from its own window, not from Locust's cumulative percentiles).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 import gevent
 import locust.stats
 from locust import FastHttpUser, User, constant, events, task
+from locust.runners import WorkerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from payloads import batch_size, body_with_rows, fetch_openapi, find_endpoint, make_payloads
@@ -33,10 +35,51 @@ if os.environ.get("MODELOPS_SHAPE"):
     import shapes
 
     Shape = getattr(shapes, os.environ["MODELOPS_SHAPE"])
+    shapes.STEP_LISTENERS.append(lambda at, users: STATE.setdefault("steps", []).append([at, users]))
     # Steps are a few seconds long: take the "current" percentiles over 2 s, not Locust's default 10 s window.
     locust.stats.CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW = 2
 
 STATE: dict = {}
+
+# Every request's outcome, by half-second window and user kind: {(window, kind): [ok, failed, {rounded ms: count}]}.
+# Workers of a distributed run ship theirs to the master with each stats report; the master writes them all.
+WINDOW_S = 0.5
+WINDOWS: dict[tuple[int, str], list] = {}
+
+
+def _rounded_ms(ms: float) -> int:
+    """Latency buckets: 1 ms below 1 s, 10 ms above (enough for any SLO we judge; the counts stay small)."""
+    return int(ms) if ms < 1000 else int(ms) // 10 * 10
+
+
+@events.request.add_listener
+def _record(name: str, response_time: float, exception: BaseException | None, **_kwargs) -> None:
+    kind = name.rsplit("[", 1)[-1].rstrip("]") if name.endswith("]") else "other"
+    key = (int(time.time() / WINDOW_S), kind)
+    window = WINDOWS.get(key)
+    if window is None:
+        window = WINDOWS[key] = [0, 0, {}]
+    window[1 if exception else 0] += 1
+    ms = _rounded_ms(response_time)
+    window[2][ms] = window[2].get(ms, 0) + 1
+
+
+@events.report_to_master.add_listener
+def _ship_windows(data: dict, **_kwargs) -> None:
+    data["modelops_windows"] = [[w, kind, *counts] for (w, kind), counts in WINDOWS.items()]
+    data["modelops_golden_checks"] = STATE.pop("golden_checks_unsent", 0)
+    WINDOWS.clear()
+
+
+@events.worker_report.add_listener
+def _merge_windows(data: dict, **_kwargs) -> None:
+    for w, kind, ok, failed, latencies in data.get("modelops_windows", []):
+        window = WINDOWS.setdefault((w, kind), [0, 0, {}])
+        window[0] += ok
+        window[1] += failed
+        for ms, count in latencies.items():
+            window[2][int(ms)] = window[2].get(int(ms), 0) + count
+    STATE["golden_checks"] = STATE.get("golden_checks", 0) + data.get("modelops_golden_checks", 0)
 
 
 @events.init_command_line_parser.add_listener
@@ -89,7 +132,6 @@ def _prepare(environment, **_kwargs) -> None:
     if options.golden_file:
         golden = json.loads(Path(options.golden_file).read_text())
         STATE["golden"] = (body_with_rows(openapi, endpoint, golden["rows"]), golden["labels"])
-        STATE["golden_checks"] = 0
         GoldenUser.fixed_count = 1
         classes.append(GoldenUser)
     environment.user_classes = classes
@@ -120,6 +162,7 @@ def _paced(per_user: float) -> Callable[[User], float]:
 
 @events.test_start.add_listener
 def _schedule_reset(environment, **_kwargs) -> None:
+    STATE["test_start"] = time.time()
     warmup = getattr(environment.parsed_options, "warmup", 0.0) or 0.0
     if warmup > 0 and environment.runner is not None:
 
@@ -133,16 +176,20 @@ def _schedule_reset(environment, **_kwargs) -> None:
 @events.quitting.add_listener
 def _write_meta(environment, **_kwargs) -> None:
     options = environment.parsed_options
-    if options is None or not options.meta_file:
+    if options is None or not options.meta_file or isinstance(environment.runner, WorkerRunner):
         return
     endpoint = STATE.get("endpoint")
     meta = {
         "endpoint": endpoint.path if endpoint else None,
         "warmup_s": options.warmup,
         "started": STATE.get("started"),
+        "test_start": STATE.get("test_start"),
         "stats_reset_at": STATE.get("reset_at"),
         "cpu_warning": bool(getattr(environment.runner, "cpu_warning_emitted", False)),
         "golden_checks": STATE.get("golden_checks", 0),
+        "steps": STATE.get("steps", []),
+        "window_s": WINDOW_S,
+        "windows": [[w * WINDOW_S, kind, *counts] for (w, kind), counts in sorted(WINDOWS.items())],
     }
     Path(options.meta_file).write_text(json.dumps(meta, indent=2))
 
@@ -222,4 +269,5 @@ class GoldenUser(FastHttpUser):
             if len(served) != len(labels):
                 response.failure(f"{len(served)} predictions for {len(labels)} golden rows")
                 return
-            STATE["golden_checks"] += 1
+            STATE["golden_checks"] = STATE.get("golden_checks", 0) + 1
+            STATE["golden_checks_unsent"] = STATE.get("golden_checks_unsent", 0) + 1

@@ -11,8 +11,14 @@ Select one with MODELOPS_SHAPE=StepLoad (loadtests/locustfile.py imports it then
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Callable
 
 from locust import LoadTestShape
+
+# Called with (epoch seconds, users) when a step begins: the locustfile records when each step started, so that a
+# step's figures are computed over its own window.
+STEP_LISTENERS: list[Callable[[float, int], None]] = []
 
 
 def step_plan(users: list[int], seconds: float) -> list[tuple[float, int]]:
@@ -33,10 +39,16 @@ class StepLoad(LoadTestShape):
             _ints("MODELOPS_STEP_USERS", "8,16,32,64"), float(os.environ.get("MODELOPS_STEP_SECONDS", "5"))
         )
 
+        self._current = -1
+
     def tick(self) -> tuple[int, float] | None:
         now = self.get_run_time()
-        for end, users in self.plan:
+        for index, (end, users) in enumerate(self.plan):
             if now < end:
+                if index != self._current:
+                    self._current = index
+                    for listener in STEP_LISTENERS:
+                        listener(time.time(), users)
                 return users, float(users)  # spawn a whole step at once: steps are short
         return None
 

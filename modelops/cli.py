@@ -91,6 +91,7 @@ def up(
     """Deploy a bento: N replicas behind the load balancer. Waits until every replica is healthy."""
     from modelops import bentos
     from modelops.gate.run import history_file
+    from modelops.locking import stack_lock
     from modelops.promotion import record_up
     from modelops.targets import open_target
 
@@ -98,8 +99,10 @@ def up(
     tag = bentos.resolve_default(bento, settings.bento)
     with Steps(err).step(f"deploying {tag} ({settings.deploy.replicas} replicas)") as note:
         target = open_target(settings, progress=note)
-        status = target.up(tag, settings.deploy.replicas, settings.deploy.workers)
-    record_up(history_file(target, settings), status.bento)
+        histories = history_file(target, settings)
+        with stack_lock(histories.path.parent, "modelops up"):
+            status = target.up(tag, settings.deploy.replicas, settings.deploy.workers)
+            record_up(histories, status.bento)
     _print_status(status.to_dict())
 
 
@@ -180,12 +183,16 @@ def gate(
     ] = None,
 ) -> None:
     """Prove a candidate beside the live version: smoke, slo, horizontal, vertical, failover, regression.
-    Promotes it on success (blue/green switch, zero failed requests); exits with a code per failed gate."""
+    Promotes it only when every required suite (modelops:gate.required_suites, plus regression when the live
+    version came through the gate) passed: blue/green switch, zero failed requests. Exits with a code per failed
+    gate; 20 when the evidence is incomplete or was distorted (a partial run, a saturated load generator)."""
     from modelops import bentos
     from modelops.gate.run import run_gate
     from modelops.targets import open_gate_target
 
     chosen = tuple(s.strip() for s in suites.split(",") if s.strip())
+    if not chosen:
+        raise UsageError(f"no suite selected (--suites {suites!r}): choose from {', '.join(SUITES)}")
     unknown = [s for s in chosen if s not in SUITES]
     if unknown:
         raise UsageError(f"unknown suite(s) {', '.join(unknown)}: choose from {', '.join(SUITES)}")
@@ -193,7 +200,8 @@ def gate(
     tag = bentos.resolve_default(candidate, "")
     steps = Steps(err)
     target = open_gate_target(settings, outputs_file=outputs, candidate_url=url)
-    summary = run_gate(target, settings, tag, steps, suites=chosen, promote=promote)
+    command = "modelops gate --stack " + stack + " --candidate " + tag
+    summary = run_gate(target, settings, tag, steps, suites=chosen, promote=promote, command=command)
     _print_verdict(summary)
     raise typer.Exit(summary.exit_status)
 
@@ -203,13 +211,16 @@ def gate(
 def rollback(stack: StackOpt = "local") -> None:
     """Bring the previously live version back (deployed beside, then switched: zero failed requests)."""
     from modelops.gate.run import history_file
+    from modelops.locking import stack_lock
     from modelops.promotion import rollback as do_rollback
     from modelops.targets import open_target
 
     settings = _settings(stack)
     with Steps(err).step("rolling back") as note:
         target = open_target(settings, progress=note)
-        status = do_rollback(target, history_file(target, settings), note)
+        histories = history_file(target, settings)
+        with stack_lock(histories.path.parent, f"modelops rollback --stack {stack}"):
+            status = do_rollback(target, histories, note)
     out.print(f"live again: {status.bento} at {status.url}")
 
 
@@ -221,6 +232,7 @@ def history(
 ) -> None:
     """What went live when, and from which gate summary."""
     from modelops.gate.run import history_file
+    from modelops.locking import StackBusyError, stack_lock
     from modelops.promotion import reconcile
     from modelops.targets import open_target
 
@@ -230,7 +242,14 @@ def history(
         live = target.status().bento
     except NotDeployedError:
         live = None
-    records = reconcile(history_file(target, settings), live)
+    histories = history_file(target, settings)
+    try:
+        with stack_lock(histories.path.parent, f"modelops history --stack {stack}"):
+            records = reconcile(histories, live)
+    except StackBusyError as busy:
+        # A gate or rollback is running: its pending entry is in progress, not a crash's leftover. Show, don't settle.
+        err.print(f"[yellow]note:[/] {busy}; pending entries are shown as they are")
+        records = histories.load()
     if as_json:
         out.print_json(records.model_dump_json())
         return
@@ -248,10 +267,11 @@ def demo(stack: StackOpt = "local") -> None:
     """The main job on the local target, end to end (what `make demo` runs)."""
     from modelops.demo import run_demo
 
-    status, summary = run_demo(_settings(stack), Steps(err), out)
-    if summary is not None:
-        _print_verdict(summary)
-    raise typer.Exit(int(status))
+    summary = run_demo(_settings(stack), Steps(err), out)
+    _print_verdict(summary)
+    # The demo worked when it printed a verdict: promote, reject and inconclusive are all outcomes of a working
+    # pipeline (`modelops gate` keeps the verdict's exit code). Anything broken raised before this line.
+    out.print(f"demo finished: the gate's verdict was {summary.verdict} (gate exit status {summary.exit_status})")
 
 
 @app.command()

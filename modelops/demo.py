@@ -1,7 +1,7 @@
 """`make demo`: the main job on the local target, end to end, leaving nothing running.
 
 train v1 → build → up (live) → train v2 (another seed) → build → gate v2 beside v1 → promote or reject → verdict,
-capacity plan, report → down. Exits with the verdict's code.
+capacity plan, report → down. Returns the gate's summary (the demo succeeded whatever the verdict).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import time
 from rich.console import Console
 
 from modelops import bentos
-from modelops.errors import ExitStatus
 from modelops.gate.run import history_file, run_gate
 from modelops.gate.summary import Summary
 from modelops.promotion import record_up
@@ -33,11 +32,11 @@ def _model(steps: Steps, out: Console, seed: int, label: str) -> str:
     return tag
 
 
-def run_demo(settings: StackConfig, steps: Steps, out: Console) -> tuple[ExitStatus, Summary | None]:
+def run_demo(settings: StackConfig, steps: Steps, out: Console) -> Summary:
     started = time.monotonic()
     v1 = _model(steps, out, seed=1, label="v1")
     target = LocalTarget(settings)
-    summary = None
+    summary: Summary | None = None
     try:
         with steps.step(f"deploying v1: {settings.deploy.replicas} replicas behind HAProxy") as note:
             target.progress = note
@@ -46,7 +45,7 @@ def run_demo(settings: StackConfig, steps: Steps, out: Console) -> tuple[ExitSta
         out.print(f"  live: {status.url} serves {status.bento} ({len(status.replicas)} healthy replicas)")
         v2 = _model(steps, out, seed=2, label="v2")
         gate_started = time.monotonic()
-        summary = run_gate(target, settings, v2, steps)
+        summary = run_gate(target, settings, v2, steps, command="modelops demo")
         out.print(f"  gate took {time.monotonic() - gate_started:.0f} s")
         live = target.status()
         out.print(f"  live now: {live.bento} ({'v2, promoted' if live.bento == v2 else 'v1, v2 rejected'})")
@@ -54,4 +53,5 @@ def run_demo(settings: StackConfig, steps: Steps, out: Console) -> tuple[ExitSta
         with steps.step("stopping the deployment"):
             target.down()
     out.print(f"demo took {time.monotonic() - started:.0f} s")
-    return ExitStatus(summary.exit_status) if summary else ExitStatus.ERROR, summary
+    assert summary is not None  # run_gate returns one or raises
+    return summary

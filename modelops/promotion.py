@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from modelops.errors import ModelopsError, UsageError
-from modelops.state import read_json, write_json
+from modelops.state import exclusive, read_json, write_json
 from modelops.targets.base import Target, TargetStatus
 
 Action = Literal["up", "promote", "rollback"]
@@ -61,42 +61,51 @@ class HistoryFile:
     def save(self, history: History) -> None:
         write_json(self.path, history.model_dump(mode="json"))
 
+    def writing(self):
+        """Every read-modify-write of the file holds this lock: two writers never lose each other's entry."""
+        return exclusive(self.path.with_name(self.path.name + ".lock"))
+
     def begin(self, action: Action, bento: str, previous: str | None, summary: str | None = None) -> Entry:
-        history = self.load()
-        entry = Entry(
-            id=len(history.entries) + 1, time=time.time(), action=action, bento=bento, previous=previous,
-            summary=summary,
-        )  # fmt: skip
-        history.entries.append(entry)
-        self.save(history)
+        with self.writing():
+            history = self.load()
+            entry = Entry(
+                id=len(history.entries) + 1, time=time.time(), action=action, bento=bento, previous=previous,
+                summary=summary,
+            )  # fmt: skip
+            history.entries.append(entry)
+            self.save(history)
         return entry
 
     def finish(self, entry: Entry, state: EntryState, note: str = "") -> None:
-        history = self.load()
-        for stored in history.entries:
-            if stored.id == entry.id:
-                stored.state, stored.note = state, note or stored.note
-        self.save(history)
+        with self.writing():
+            history = self.load()
+            for stored in history.entries:
+                if stored.id == entry.id:
+                    stored.state, stored.note = state, note or stored.note
+            self.save(history)
 
 
 def reconcile(history_file: HistoryFile, live_bento: str | None) -> History:
-    """Settle entries a crash left pending, from what the balancer actually serves."""
-    history = history_file.load()
-    changed = False
-    for entry in history.entries:
-        if entry.state == "pending":
-            done = live_bento == entry.bento
-            entry.state = "done" if done else "aborted"
-            entry.note = "settled after an interruption: " + ("the switch had happened" if done else "it had not")
-            changed = True
-    if changed:
-        history_file.save(history)
+    """Settle entries a crash left pending, from what the balancer actually serves.
+
+    Only a caller holding the stack's operation lock may call this (modelops/locking.py): a pending entry of a
+    promotion that is still running is not a crash's leftover."""
+    with history_file.writing():
+        history = history_file.load()
+        changed = False
+        for entry in history.entries:
+            if entry.state == "pending":
+                done = live_bento == entry.bento
+                entry.state = "done" if done else "aborted"
+                entry.note = "settled after an interruption: " + ("the switch had happened" if done else "it had not")
+                changed = True
+        if changed:
+            history_file.save(history)
     return history
 
 
 def record_up(history_file: HistoryFile, bento: str) -> None:
-    history = history_file.load()
-    last = history.last_done()
+    last = history_file.load().last_done()
     if last is None or last.bento != bento:
         entry = history_file.begin("up", bento, last.bento if last else None)
         history_file.finish(entry, "done", "deployed with `modelops up`")

@@ -25,6 +25,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # MODELOPS_STACKS_DIR points modelops at another folder of stack files (tests use it for throwaway stacks).
 STACKS_DIR = Path(os.environ.get("MODELOPS_STACKS_DIR") or PROJECT_ROOT / "stacks")
 TARGETS = ("local", "kind", "aws")
+# The promotion gate's suites, in the order they run (modelops/gate reads them from here: one list for both).
+GATE_SUITES = ("smoke", "slo", "horizontal", "vertical", "failover", "regression")
+DEFAULT_REQUIRED_SUITES = ["smoke", "slo", "horizontal", "vertical", "failover"]
 Target = Literal["local", "kind", "aws"]
 
 
@@ -103,6 +106,42 @@ class GateSettings(_Section):
     step_seconds: float = Field(5.0, ge=2, le=600, description="seconds each step of the step load holds")
     smoke_users: int = Field(4, ge=1, le=100, description="users of the light smoke load")
     smoke_seconds: float = Field(5.0, ge=1, le=600, description="seconds of smoke load")
+    required_suites: list[str] = Field(
+        DEFAULT_REQUIRED_SUITES,
+        description="suites that must all pass for a promotion (regression is added whenever the live version "
+        "was promoted by the gate); a run missing any of them ends inconclusive",
+    )
+    max_generator_load: float = Field(
+        0.85,
+        gt=0,
+        le=1,
+        description="a Locust process busier than this (CPU used + time waiting for a CPU, in cores) means the "
+        "load generator, not the candidate, limited the measurement: inconclusive",
+    )
+    min_idle_cpu: float = Field(
+        0.1,
+        ge=0,
+        le=64,
+        description="cores the machine must leave idle while the replicas stay under their budget; less means "
+        "other processes may have taken CPU the replicas were budgeted: inconclusive",
+    )
+    failover_max_detection_s: float = Field(
+        5.0, gt=0, le=600, description="longest time from killing a replica to the balancer marking it down"
+    )
+    regression_min_p95_rise_ms: float = Field(
+        10.0, ge=0, le=60_000, description="a p95 rise smaller than this is noise, whatever its ratio"
+    )
+    max_generator_processes: int = Field(
+        2, ge=1, le=64, description="Locust processes the gate may use when one generator process is not enough"
+    )
+
+    @field_validator("required_suites")
+    @classmethod
+    def _known_suites(cls, names: list[str]) -> list[str]:
+        unknown = [n for n in names if n not in GATE_SUITES]
+        if unknown:
+            raise ValueError(f"unknown suite(s) {unknown}: choose from {', '.join(GATE_SUITES)}")
+        return names
 
     @field_validator("horizontal_replicas", "vertical_workers", "step_users")
     @classmethod

@@ -1,74 +1,161 @@
-"""From measured curves to numbers: step-load knees, scaling efficiency and the capacity plan.
+"""From measured step loads to numbers: each step's own figures, a curve's clean capacity and knee, the scaling
+efficiency and the capacity plan.
 
-Pure functions over measurements, so they are tested with fixed inputs and explained where they decide.
+Pure functions over measurements, tested with fixed inputs, explained where they decide:
+- throughput is good answers only: a failed request is never capacity;
+- a step whose error ratio exceeds the SLO's ends the usable curve: the last clean step is the knee;
+- a step in which the load generator or the machine, not the candidate, was the limit ends it too, and a curve that
+  had not reached its knee before that point has an unknown capacity (a lower bound, never a verdict on its own).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from modelops.gate.loadgen import LoadResult
 from modelops.gate.summary import CapacityPlan, Step
 
 # Scale out before the SLO is at risk: plan for replicas running at 70 % of the capacity measured at the SLO.
 HEADROOM = 0.7
-# A step counts once load has settled: drop its first second.
+# A step counts once load has settled: drop its first second (all of its users start within it).
 SETTLE_S = 1.0
+# A step gaining less than this over the one before has reached the curve's plateau.
+PLATEAU_TOLERANCE = 0.05
+# Replicas held at their CPU budget in at least this share of scheduler periods are the bottleneck themselves.
+BUDGET_BOUND = 0.5
 
 
-def steps_from(result: LoadResult, plan: list[tuple[float, int]]) -> list[Step]:
-    """Per-step req/s (from Locust's cumulative counts) and p95 (its 2-s window at the step's end)."""
-    samples = result.timeline
+@dataclass(frozen=True)
+class Limits:
+    """When a step's figures are not the candidate's (gate settings)."""
+
+    max_generator_load: float  # cores, per Locust process
+    min_idle_cpu: float  # cores the machine must leave idle unless the replicas are at their budget
+
+
+def distortion(
+    generator_load: float | None, machine_idle: float | None, throttled: float | None, limits: Limits
+) -> str | None:
+    """Why a span measured the machine or the generator rather than the candidate, or None."""
+    if generator_load is not None and generator_load >= limits.max_generator_load:
+        return (
+            f"the load generator was saturated ({generator_load:.2f} of a core busy or waiting for a CPU, limit "
+            f"{limits.max_generator_load:g}): the figures are the generator's, not the candidate's"
+        )
+    budget_bound = throttled is not None and throttled >= BUDGET_BOUND
+    if machine_idle is not None and machine_idle < limits.min_idle_cpu and not budget_bound:
+        held = (
+            ""
+            if throttled is None
+            else f", while the replicas reached their CPU budget in only {throttled:.0%} of periods"
+        )
+        return (
+            f"the machine had no idle CPU ({machine_idle:.2f} cores idle, need {limits.min_idle_cpu:g}{held}): "
+            "other processes may have taken CPU the replicas were budgeted"
+        )
+    return None
+
+
+def steps_from(result: LoadResult, limits: Limits) -> list[Step]:
+    """Each step's figures from its own window (Locust's step start times; the first second dropped)."""
+    starts = result.steps_started
+    if not starts:
+        return []
+    end_of_run = max((w.t + result.window_s for w in result.windows), default=starts[-1][0])
     steps = []
-    start = 0.0
-    for end, users in plan:
-        inside = [s for s in samples if start + SETTLE_S <= s.t <= end]
-        start = end
-        if len(inside) < 2:
+    for i, (at, users) in enumerate(starts):
+        end = starts[i + 1][0] if i + 1 < len(starts) else end_of_run
+        f = result.figures(at + SETTLE_S, end)
+        if f.requests == 0 and f.seconds == 0:
             continue
-        first, last = inside[0], inside[-1]
-        elapsed = last.t - first.t
-        if elapsed <= 0:
-            continue
-        p95 = next((s.p95_ms for s in reversed(inside) if s.p95_ms is not None), None)
+        throttled = result.throttled(at + SETTLE_S, end)
         steps.append(
             Step(
                 users=users,
-                rps=(last.total_requests - first.total_requests) / elapsed,
-                p95_ms=p95,
-                errors=last.total_failures - first.total_failures,
+                rps=f.good_rps,
+                p50_ms=f.p50_ms,
+                p95_ms=f.p95_ms,
+                p99_ms=f.p99_ms,
+                errors=f.failures,
+                requests=f.requests,
+                generator_load=f.generator_load,
+                machine_idle=f.machine_idle,
+                throttled=throttled,
+                distorted=distortion(f.generator_load, f.machine_idle, throttled, limits),
             )
         )
     return steps
 
 
-def plateau(steps: list[Step]) -> float:
-    """The capacity a curve reaches: the highest step throughput (the knee is where it stops growing)."""
-    return max((s.rps for s in steps), default=0.0)
+@dataclass(frozen=True)
+class Curve:
+    """One step-load curve, read: its clean capacity and whether that capacity is exact or a lower bound."""
+
+    label: str
+    steps: list[Step]
+    capacity: float  # good req/s at the plateau of the usable part (0.0 when no step is usable)
+    exact: bool  # False: the knee lies beyond what could be measured, ``capacity`` is a lower bound
+    knee_users: int | None  # the fewest users reaching the plateau
+    ended: str | None  # why the usable part ends before the last step
+    no_clean_step: bool  # the candidate failed more than the SLO allows at every step
+    unknown: str | None  # why nothing at all could be measured (every step distorted)
 
 
-def knee(steps: list[Step], tolerance: float = 0.05) -> Step | None:
-    """The first step within ``tolerance`` of the plateau: more users beyond it only add latency."""
-    top = plateau(steps)
-    return next((s for s in steps if s.rps >= (1 - tolerance) * top), None) if top else None
+def read_curve(label: str, steps: list[Step], max_error_ratio: float) -> Curve:
+    usable: list[Step] = []
+    ended = None
+    stop: Step | None = None
+    for step in steps:
+        if step.distorted:
+            stop, ended = step, f"at {step.users} users {step.distorted}"
+            break
+        if step.error_ratio > max_error_ratio:
+            stop, ended = step, f"at {step.users} users {step.error_ratio:.1%} of requests failed"
+            break
+        usable.append(step)
+    top = max((s.rps for s in usable), default=0.0)
+    knee = next((s for s in usable if s.rps >= (1 - PLATEAU_TOLERANCE) * top), None) if top else None
+    saturated = len(usable) >= 2 and usable[-1].rps <= (1 + PLATEAU_TOLERANCE) * usable[-2].rps
+    # Errors end a curve at its clean ceiling: the capacity is known. A distortion or the end of the plan before
+    # the plateau leaves it unknown beyond the last usable step.
+    by_errors = stop is not None and not stop.distorted
+    return Curve(
+        label=label,
+        steps=steps,
+        capacity=top,
+        exact=bool(usable) and (saturated or by_errors),
+        knee_users=knee.users if knee else None,
+        ended=ended,
+        no_clean_step=not usable and by_errors,
+        unknown=ended if not usable and not by_errors else None,
+    )
 
 
-def saturated(steps: list[Step], tolerance: float = 0.05) -> bool:
-    """Whether the curve reached its knee: the last step gained less than ``tolerance`` over the one before."""
-    return len(steps) >= 2 and steps[-1].rps <= (1 + tolerance) * steps[-2].rps
+@dataclass(frozen=True)
+class Bound:
+    """A ratio of two capacities, each exact or a lower bound: the interval it is known to lie in."""
+
+    value: float
+    low: float  # the ratio is at least this
+    high: float  # … and at most this (inf when unbounded)
+
+
+def ratio(numerator: Curve, denominator: Curve, scale: float = 1.0) -> Bound:
+    """numerator / (scale * denominator): a lower-bound numerator only raises the ratio, a lower-bound denominator
+    only lowers it."""
+    if denominator.capacity <= 0:
+        return Bound(0.0, 0.0, math.inf)
+    value = numerator.capacity / (scale * denominator.capacity)
+    return Bound(value, low=value if denominator.exact else 0.0, high=value if numerator.exact else math.inf)
 
 
 def within_slo(steps: list[Step], p95_ms: float) -> float:
-    """The most req/s a curve carried while its p95 stayed within the SLO and nothing failed (0 if never)."""
-    return max((s.rps for s in steps if s.p95_ms is not None and s.p95_ms <= p95_ms and s.errors == 0), default=0.0)
-
-
-def efficiencies(replicas: list[int], rps: list[float]) -> list[float]:
-    """E(N) = RPS(N) / (N * RPS(1)), with the smallest measured count standing in for 1."""
-    if not rps or rps[0] <= 0:
-        return [0.0 for _ in rps]
-    per_replica = rps[0] / replicas[0]
-    return [r / (n * per_replica) for n, r in zip(replicas, rps, strict=True)]
+    """The most good req/s a curve carried while its p95 stayed within the SLO, with no error and no distortion."""
+    return max(
+        (s.rps for s in steps if s.p95_ms is not None and s.p95_ms <= p95_ms and s.errors == 0 and not s.distorted),
+        default=0.0,
+    )
 
 
 def plan(
@@ -77,7 +164,7 @@ def plan(
     efficiency: float,
     target_rps: float,
     cpu_budget: float | None,
-    utilization_at_slo: float | None,
+    cpu_seconds_per_request: float | None,
 ) -> CapacityPlan:
     """Replicas and autoscaler targets for ``target_rps``.
 
@@ -85,20 +172,26 @@ def plan(
       the measured scaling efficiency, and never fewer than 2 (the failover suite proves 2 survive a loss);
     - max replicas: twice the minimum, room for a 2x burst while new capacity starts;
     - ASG target: requests per target per minute at HEADROOM of the per-replica capacity;
-    - HPA target: the CPU utilization a replica runs at when it carries HEADROOM of its capacity.
+    - HPA target: the CPU utilisation (of the replica's budget) at which it carries HEADROOM of its capacity, from
+      the CPU a request costs — not clamped: a service that is not CPU-bound scales on CPU poorly, and says so.
     """
     notes = []
     if rps_per_replica_at_slo <= 0:
         return CapacityPlan(
             rps_per_replica_at_slo=0.0,
             target_rps=target_rps,
-            notes=["no step met the latency SLO: no capacity can be planned from this run"],
+            notes=["no clean step met the latency SLO: no capacity can be planned from this run"],
         )
     usable = rps_per_replica_at_slo * HEADROOM * max(min(efficiency, 1.0), 0.1)
     minimum = max(2, math.ceil(target_rps / usable))
     hpa = None
-    if utilization_at_slo is not None:
-        hpa = int(min(90, max(30, round(100 * HEADROOM * min(utilization_at_slo, 1.0)))))
+    if cpu_seconds_per_request is not None and cpu_budget:
+        hpa = round(100 * cpu_seconds_per_request * rps_per_replica_at_slo * HEADROOM / cpu_budget)
+        if hpa < 20:
+            notes.append(
+                f"at 70 % of its capacity a replica uses only {hpa} % of its CPU budget: it is not CPU-bound, so a "
+                "CPU-based autoscaler reacts late; scale on requests per replica instead"
+            )
     else:
         notes.append("CPU use was not measured on this target: HPA target left to the stack settings")
     return CapacityPlan(
@@ -108,6 +201,7 @@ def plan(
         asg_target_requests_per_target_per_minute=round(rps_per_replica_at_slo * HEADROOM * 60, 1),
         hpa_target_cpu_utilization=hpa,
         target_rps=target_rps,
-        cpu_per_vcpu_rps=rps_per_replica_at_slo / cpu_budget if cpu_budget else None,
+        rps_per_vcpu_at_slo=rps_per_replica_at_slo / cpu_budget if cpu_budget else None,
+        cpu_seconds_per_request=cpu_seconds_per_request,
         notes=notes,
     )

@@ -1,21 +1,38 @@
-"""Run Locust headless as a subprocess (importing locust monkey-patches the process with gevent) and read back
-its own statistics: the CSV files for the figures, the time series for the plots, the meta file for warm-up and
-the load generator's CPU warning. Locust's CSV, JSON and HTML reports stay in the output folder."""
+"""Run Locust headless as a subprocess (importing locust monkey-patches the process with gevent), watch the CPU of the
+load generator and of the machine while it runs, and read back what every request did.
+
+Figures come from the locustfile's own record of every request (outcome and latency in half-second windows, in the
+meta file), so any span — the measured part after warm-up, one step of a step load, one second of a timeline — is
+computed from that span alone; Locust's CSV, JSON and HTML reports stay in the output folder for people.
+
+Why watch the CPU here: on a small machine the generator, the balancer and the replicas share the cores. A run in
+which the generator could not keep up measures the generator, not the candidate. Locust's own CPU warning cannot
+see that (it samples every 10 s, starts from a 0.0 baseline and looks at its own process only), so this module
+samples the whole Locust process tree and the machine twice a second: CPU used, and time spent *waiting* for a CPU
+(the kernel's run-queue delay, /proc/<pid>/schedstat) — a generator that is busy or waiting nearly all the time had
+no slack left, whatever starved it (its own core, a CPU quota, the machine).
+"""
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import json
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import psutil
 
 from modelops.errors import DeploymentError
 from stacks.config import PROJECT_ROOT
 
 LOCUSTFILE = PROJECT_ROOT / "loadtests" / "locustfile.py"
-PERCENTILES = {"p50_ms": "50%", "p95_ms": "95%", "p99_ms": "99%"}
+SAMPLE_INTERVAL_S = 0.5
+PRODUCTION_KINDS = ("single", "batch")  # the user classes whose requests are the load being measured
 
 
 @dataclass(frozen=True)
@@ -32,45 +49,175 @@ class LoadSpec:
     payload_file: Path | None = None
     golden_file: Path | None = None  # rows + expected labels, checked by one extra user
     shape: str | None = None  # a LoadTestShape in loadtests/shapes.py (MODELOPS_SHAPE); -u/-r/-t then unused
+    processes: int = 1  # Locust processes generating the load (> 1: Locust's --processes, a master and workers)
+    cgroup_procs: Path | None = None  # run the generator inside this cgroup (a CPU budget of its own; tests)
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class Sample:
-    t: float  # seconds since the run started
-    users: int
-    rps: float
-    fail_rps: float
-    p50_ms: float | None
-    p95_ms: float | None
-    total_requests: int
-    total_failures: int
+class CpuSample:
+    t: float  # epoch seconds at the end of the sampled interval
+    generator_cpu: float  # cores the whole Locust process tree used
+    generator_load: float  # the busiest Locust process: (CPU used + time waiting for a CPU) / wall time, in cores
+    machine_idle: float  # cores the machine left idle
+    budget: tuple[int, int] | None = None  # the measured pool's cgroup counters so far: (periods, throttled ones)
 
 
 @dataclass(frozen=True)
-class LoadResult:
-    url: str
+class Window:
+    t: float  # epoch seconds at the window's start
+    kind: str  # user kind: single, batch, golden, hostile …
+    ok: int
+    failed: int
+    latencies: dict[int, int]  # rounded ms -> count
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What a span of a run measured: good answers only count as throughput."""
+
     requests: int
     failures: int
-    rps: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    max_ms: float
-    cpu_warning: bool
-    golden_checks: int
-    exit_code: int
-    out_dir: str
-    prefix: str
-    timeline: list[Sample]
-    failure_messages: dict[str, int]
-    timeline_start: float | None = None  # wall-clock time (epoch s) of the timeline's t = 0
+    seconds: float
+    good_rps: float  # successful responses per second
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+    generator_load: float | None  # mean over the span of the busiest Locust process's load (cores)
+    generator_cpu: float | None  # mean cores used by the whole generator
+    machine_idle: float | None  # mean idle cores of the machine
 
     @property
     def error_ratio(self) -> float:
         return self.failures / self.requests if self.requests else 0.0
 
 
+@dataclass(frozen=True)
+class LoadResult:
+    url: str
+    prefix: str
+    out_dir: str
+    exit_code: int
+    processes: int
+    started: float  # epoch seconds when the load began (Locust's test start)
+    measured_from: float  # epoch seconds after warm-up: what counts starts here
+    windows: list[Window]
+    window_s: float
+    steps_started: list[tuple[float, int]]  # (epoch seconds, users) when each step of a shape began
+    cpu: list[CpuSample]
+    golden_checks: int
+    cpu_warning: bool  # Locust's own warning (kept for the record; the samples above are what the gate judges)
+    failure_messages: dict[str, int]
+    measured: Figures  # the whole measured part (after warm-up), production requests
+
+    # The figures most callers want, for the measured part.
+    @property
+    def requests(self) -> int:
+        return self.measured.requests
+
+    @property
+    def failures(self) -> int:
+        return self.measured.failures
+
+    @property
+    def rps(self) -> float:
+        return self.measured.good_rps
+
+    @property
+    def p50_ms(self) -> float:
+        return self.measured.p50_ms or 0.0
+
+    @property
+    def p95_ms(self) -> float:
+        return self.measured.p95_ms or 0.0
+
+    @property
+    def p99_ms(self) -> float:
+        return self.measured.p99_ms or 0.0
+
+    @property
+    def error_ratio(self) -> float:
+        return self.measured.error_ratio
+
+    def figures(self, start: float, end: float, kinds: tuple[str, ...] = PRODUCTION_KINDS) -> Figures:
+        """The figures of the span [start, end) (epoch seconds), over whole windows inside it."""
+        return figures(self.windows, self.window_s, self.cpu, start, end, kinds)
+
+    def throttled(self, start: float, end: float) -> float | None:
+        """Share of CPU scheduler periods in [start, end) in which the measured pool hit its budget (None where the
+        target cannot tell)."""
+        inside = [s.budget for s in self.cpu if s.budget is not None and start <= s.t <= end + SAMPLE_INTERVAL_S / 2]
+        if len(inside) < 2:
+            return None
+        periods = inside[-1][0] - inside[0][0]
+        return (inside[-1][1] - inside[0][1]) / periods if periods > 0 else None
+
+    def timeline(self, every_s: float = 1.0) -> list[tuple[float, Figures]]:
+        """Per ``every_s`` seconds of the measured part: (seconds since the run started, figures of that slice)."""
+        if not self.windows:
+            return []
+        end = max(w.t for w in self.windows) + self.window_s
+        out = []
+        t = self.measured_from
+        while t + every_s <= end + 1e-9:
+            out.append((t - self.started, self.figures(t, t + every_s)))
+            t += every_s
+        return out
+
+
+def figures(
+    windows: list[Window],
+    window_s: float,
+    cpu: list[CpuSample],
+    start: float,
+    end: float,
+    kinds: tuple[str, ...] = PRODUCTION_KINDS,
+) -> Figures:
+    inside = [w for w in windows if w.kind in kinds and start - 1e-9 <= w.t and w.t + window_s <= end + 1e-9]
+    ok = sum(w.ok for w in inside)
+    failed = sum(w.failed for w in inside)
+    spans = {w.t for w in inside}
+    seconds = len(spans) * window_s if spans else 0.0
+    if spans:  # a span with no request at all in some windows still lasted that long
+        seconds = max(seconds, min(end, max(spans) + window_s) - max(start, min(spans)))
+    latencies: dict[int, int] = {}
+    for w in inside:
+        for ms, count in w.latencies.items():
+            latencies[ms] = latencies.get(ms, 0) + count
+    samples = [s for s in cpu if start < s.t <= end + SAMPLE_INTERVAL_S / 2]
+    return Figures(
+        requests=ok + failed,
+        failures=failed,
+        seconds=seconds,
+        good_rps=ok / seconds if seconds else 0.0,
+        p50_ms=percentile(latencies, 0.50),
+        p95_ms=percentile(latencies, 0.95),
+        p99_ms=percentile(latencies, 0.99),
+        generator_load=_mean([s.generator_load for s in samples]),
+        generator_cpu=_mean([s.generator_cpu for s in samples]),
+        machine_idle=_mean([s.machine_idle for s in samples]),
+    )
+
+
+def percentile(latencies: dict[int, int], q: float) -> float | None:
+    """The smallest latency with at least ``q`` of the requests at or below it (None without requests)."""
+    total = sum(latencies.values())
+    if not total:
+        return None
+    needed = q * total
+    seen = 0
+    for ms in sorted(latencies):
+        seen += latencies[ms]
+        if seen >= needed - 1e-9:
+            return float(ms)
+    return float(max(latencies))
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+# --------------------------------------------------------------------------------------------- running Locust
 def command(url: str, spec: LoadSpec, out_dir: Path, prefix: str) -> list[str]:
     base = out_dir / prefix
     argv = [
@@ -81,41 +228,60 @@ def command(url: str, spec: LoadSpec, out_dir: Path, prefix: str) -> list[str]:
         "--batch-weight", str(spec.batch_weight), "--warmup", str(spec.warmup_s), "--rate", str(spec.rate),
         "--stop-timeout", "5",
     ]  # fmt: skip
+    if spec.processes > 1:
+        argv += ["--processes", str(spec.processes)]
     if not spec.shape:
-        argv += [
-            "-u",
-            str(spec.users),
-            "-r",
-            str(spec.spawn_rate),
-            "-t",
-            f"{spec.warmup_s + spec.duration_s:g}s",
-        ]
+        argv += ["-u", str(spec.users), "-r", str(spec.spawn_rate), "-t", f"{spec.warmup_s + spec.duration_s:g}s"]
     if spec.endpoint:
         argv += ["--endpoint", spec.endpoint]
     if spec.payload_file:
         argv += ["--payload-file", str(spec.payload_file)]
     if spec.golden_file:
         argv += ["--golden-file", str(spec.golden_file)]
+    if spec.cgroup_procs:
+        # Enter the cgroup before exec: Locust and any worker it forks inherit the budget.
+        argv = ["/bin/sh", "-c", f'echo $$ > "{spec.cgroup_procs}" && exec "$@"', "modelops-locust", *argv]
     return argv
 
 
-def run(url: str, spec: LoadSpec, out_dir: Path, prefix: str = "locust", timeout: float | None = None) -> LoadResult:
-    """Run one headless Locust load against ``url`` and return its figures (after warm-up)."""
+Probe = Callable[[], "tuple[int, int] | None"]
+
+
+def run(
+    url: str,
+    spec: LoadSpec,
+    out_dir: Path,
+    prefix: str = "locust",
+    timeout: float | None = None,
+    budget_probe: Probe | None = None,
+) -> LoadResult:
+    """Run one headless Locust load against ``url``, sampling CPU while it runs; return what it measured.
+    ``budget_probe`` reads the measured pool's CPU-budget counters (Target.cpu_throttling)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     argv = command(url, spec, out_dir, prefix)
     env = {**_clean_env(), **spec.extra_env}
     if spec.shape:
         env["MODELOPS_SHAPE"] = spec.shape
     limit = timeout or (spec.warmup_s + spec.duration_s + 60)
+    stderr = out_dir / f"{prefix}.stderr"
+    with open(stderr, "w") as err:
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=env)
+    sampler = CpuSampler(process.pid, budget_probe=budget_probe)
+    sampler.start()
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=limit, check=False)
+        returncode = process.wait(timeout=limit)
     except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
         raise DeploymentError(f"locust did not finish within {limit:g} s; see {out_dir / prefix}.log") from None
-    stats = out_dir / f"{prefix}_stats.csv"
-    if not stats.exists():
-        log = (out_dir / f"{prefix}.log").read_text(errors="replace") if (out_dir / f"{prefix}.log").exists() else ""
-        raise DeploymentError(f"locust failed (exit {done.returncode}):\n{(done.stderr + log)[-3000:]}")
-    return parse(url, out_dir, prefix, done.returncode)
+    finally:
+        sampler.stop()
+    meta_path = out_dir / f"{prefix}.meta.json"
+    if not meta_path.exists():
+        log = out_dir / f"{prefix}.log"
+        text = stderr.read_text(errors="replace") + (log.read_text(errors="replace") if log.exists() else "")
+        raise DeploymentError(f"locust failed (exit {returncode}):\n{text[-3000:]}")
+    return parse(url, out_dir, prefix, returncode, sampler.samples, spec.processes)
 
 
 def _clean_env() -> dict[str, str]:
@@ -125,65 +291,127 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "MODELOPS_DEPLOYMENT"}
 
 
-def parse(url: str, out_dir: Path, prefix: str, exit_code: int = 0) -> LoadResult:
-    rows = list(csv.DictReader((out_dir / f"{prefix}_stats.csv").open()))
-    total = next(r for r in rows if r["Name"] == "Aggregated")
-    meta_path = out_dir / f"{prefix}.meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+def parse(
+    url: str, out_dir: Path, prefix: str, exit_code: int = 0, cpu: list[CpuSample] | None = None, processes: int = 1
+) -> LoadResult:
+    meta = json.loads((out_dir / f"{prefix}.meta.json").read_text())
+    window_s = float(meta.get("window_s") or 0.5)
+    windows = [
+        Window(t=float(t), kind=str(kind), ok=int(ok), failed=int(failed),
+               latencies={int(ms): int(n) for ms, n in latencies.items()})
+        for t, kind, ok, failed, latencies in meta.get("windows", [])
+    ]  # fmt: skip
+    started = float(meta.get("test_start") or meta.get("started") or (windows[0].t if windows else time.time()))
+    measured_from = float(meta.get("stats_reset_at") or started)
     failures: dict[str, int] = {}
     failures_csv = out_dir / f"{prefix}_failures.csv"
     if failures_csv.exists():
+        import csv
+
         for row in csv.DictReader(failures_csv.open()):
             failures[row["Error"][:300]] = failures.get(row["Error"][:300], 0) + int(row["Occurrences"])
-    requests = int(total["Request Count"])
-    timeline, start = _timeline(out_dir / f"{prefix}_stats_history.csv")
+    samples = cpu or []
+    end = max((w.t + window_s for w in windows), default=measured_from)
     return LoadResult(
         url=url,
-        requests=requests,
-        failures=int(total["Failure Count"]),
-        rps=float(total["Requests/s"]),
-        p50_ms=_ms(total["50%"]),
-        p95_ms=_ms(total["95%"]),
-        p99_ms=_ms(total["99%"]),
-        max_ms=_ms(total["Max Response Time"]),
-        cpu_warning=bool(meta.get("cpu_warning")),
-        golden_checks=int(meta.get("golden_checks", 0)),
-        exit_code=exit_code,
-        out_dir=str(out_dir),
         prefix=prefix,
-        timeline=timeline,
+        out_dir=str(out_dir),
+        exit_code=exit_code,
+        processes=processes,
+        started=started,
+        measured_from=measured_from,
+        windows=windows,
+        window_s=window_s,
+        steps_started=[(float(at), int(users)) for at, users in meta.get("steps", [])],
+        cpu=samples,
+        golden_checks=int(meta.get("golden_checks", 0)),
+        cpu_warning=bool(meta.get("cpu_warning")),
         failure_messages=failures,
-        timeline_start=start,
+        measured=figures(windows, window_s, samples, measured_from, end),
     )
 
 
-def _ms(value: str) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return 0.0
+# ------------------------------------------------------------------------------------------------ CPU sampling
+class CpuSampler:
+    """Samples, every SAMPLE_INTERVAL_S, the CPU used and the run-queue wait of a process tree, and the machine's
+    idle CPU, in a background thread."""
 
+    def __init__(self, pid: int, interval: float = SAMPLE_INTERVAL_S, budget_probe: Probe | None = None) -> None:
+        self.pid = pid
+        self.budget_probe = budget_probe
+        self.interval = interval
+        self.samples: list[CpuSample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
 
-def _timeline(path: Path) -> tuple[list[Sample], float | None]:
-    if not path.exists():
-        return [], None
-    samples = []
-    start = None
-    for row in csv.DictReader(path.open()):
-        if row["Name"] != "Aggregated":
-            continue
-        t = float(row["Timestamp"])
-        start = t if start is None else start
-        samples.append(
-            Sample(
-                t=t - start,
-                users=int(row["User Count"]),
-                rps=float(row["Requests/s"]),
-                fail_rps=float(row["Failures/s"]),
-                p50_ms=None if row["50%"] == "N/A" else float(row["50%"]),
-                p95_ms=None if row["95%"] == "N/A" else float(row["95%"]),
-                total_requests=int(row["Total Request Count"]),
-                total_failures=int(row["Total Failure Count"]),
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        before = _tree_times(self.pid)
+        machine = psutil.cpu_times()
+        last = time.time()
+        while not self._stop.wait(self.interval):
+            now = time.time()
+            after = _tree_times(self.pid)
+            machine_now = psutil.cpu_times()
+            elapsed = now - last
+            if elapsed <= 0:
+                continue
+            used = {pid: after[pid][0] - before.get(pid, (0.0, 0.0))[0] for pid in after}
+            waited = {pid: after[pid][1] - before.get(pid, (0.0, 0.0))[1] for pid in after}
+            busiest = max(((used[p] + waited[p]) / elapsed for p in after), default=0.0)
+            idle = (machine_now.idle - machine.idle) + (
+                getattr(machine_now, "iowait", 0.0) - getattr(machine, "iowait", 0.0)
             )
-        )
-    return samples, start
+            self.samples.append(
+                CpuSample(
+                    t=now,
+                    generator_cpu=sum(used.values()) / elapsed,
+                    generator_load=busiest,
+                    machine_idle=max(0.0, idle / elapsed),
+                    budget=self._budget(),
+                )
+            )
+            before, machine, last = after, machine_now, now
+
+    def _budget(self) -> tuple[int, int] | None:
+        if self.budget_probe is None:
+            return None
+        try:
+            return self.budget_probe()
+        except Exception:  # a probe that fails (deployment changing under it) only costs this sample
+            return None
+
+
+def _tree_times(pid: int) -> dict[int, tuple[float, float]]:
+    """{pid: (CPU seconds used, seconds waited for a CPU)} for the process and its descendants, so far."""
+    out: dict[int, tuple[float, float]] = {}
+    try:
+        root = psutil.Process(pid)
+        members = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return out
+    for process in members:
+        with contextlib.suppress(psutil.Error, OSError):
+            times = process.cpu_times()
+            out[process.pid] = (times.user + times.system, _run_delay(process.pid))
+    return out
+
+
+def _run_delay(pid: int) -> float:
+    """Seconds the process's threads spent runnable but not running (waiting for a CPU, or held by a CPU quota)."""
+    total = 0
+    task_dir = Path(f"/proc/{pid}/task")
+    try:
+        tasks = list(task_dir.iterdir())
+    except OSError:
+        return 0.0
+    for task in tasks:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9

@@ -11,12 +11,15 @@ from pydantic import BaseModel, Field
 
 from modelops.errors import ExitStatus
 from modelops.state import write_atomic
+from stacks.config import GATE_SUITES
 
 Verdict = Literal["promote", "reject", "inconclusive"]
 SuiteStatus = Literal["pass", "fail", "inconclusive", "skipped"]
 
 # The order suites run in, and which exit status a failure of each maps to (the first failure decides).
-SUITES = ("smoke", "slo", "horizontal", "vertical", "failover", "regression")
+SUITES = GATE_SUITES
+# Required whenever the live version came through the gate: the candidate is compared with it.
+BASELINE_SUITE = "regression"
 FAILED_STATUS = {
     "smoke": ExitStatus.SMOKE_FAILED,
     "slo": ExitStatus.SLO_FAILED,
@@ -30,10 +33,33 @@ REPORT_FILE = "report.html"
 
 
 class Step(BaseModel):
+    """One step of a step load, from its own window (its first second dropped while users start)."""
+
     users: int
-    rps: float
+    rps: float  # good answers per second: failed requests are never capacity
     p95_ms: float | None
     errors: int
+    requests: int = 0
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    generator_load: float | None = None  # the busiest Locust process: CPU used + time waiting for one, in cores
+    machine_idle: float | None = None  # idle cores of the machine during the step
+    throttled: float | None = None  # share of CPU periods in which the pool's replicas hit their budget
+    distorted: str | None = None  # why this step measured the machine or the generator rather than the candidate
+
+    @property
+    def error_ratio(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+
+class CpuWindow(BaseModel):
+    """The load generator's and the machine's CPU over a suite or a step (means of 0.5-s samples)."""
+
+    label: str
+    generator_load: float | None  # busiest Locust process: (CPU + run-queue wait) / wall time, cores
+    generator_cpu: float | None  # cores used by all Locust processes together
+    machine_idle: float | None  # cores left idle
+    processes: int = 1  # Locust processes that generated the load
 
 
 class SuiteResult(BaseModel):
@@ -48,20 +74,23 @@ class SuiteResult(BaseModel):
     thresholds: dict[str, float] = {}
     measured: dict[str, float | None] = {}  # suite-specific figures (efficiency, ratio, detection time …)
     locust_reports: list[str] = []  # Locust's own HTML reports, relative to the run folder
-    timeline: list[dict] = []  # [{t, rps, p95_ms, users, label}] for the plots
+    timeline: list[dict] = []  # [{t, rps, p95_ms, label}] per second of the measured part, for the plots
     steps: dict[str, list[Step]] = {}  # step-load curves by configuration (e.g. "replicas=2")
+    cpu: list[CpuWindow] = []  # the generator's and the machine's CPU while the suite ran
 
 
 class HorizontalScaling(BaseModel):
     replicas: list[int] = []
-    rps: list[float] = []
+    rps: list[float] = []  # clean capacity of each curve (good req/s)
     efficiency: list[float] = []
+    exact: list[bool] = []  # False: the curve never reached its knee, its capacity is a lower bound
 
 
 class VerticalScaling(BaseModel):
     workers: list[int] = []
     rps: list[float] = []
     ratio: float | None = None
+    exact: list[bool] = []
 
 
 class Scaling(BaseModel):
@@ -70,13 +99,17 @@ class Scaling(BaseModel):
 
 
 class CapacityPlan(BaseModel):
+    """Sizing from the 1-replica curve. kind/aws stacks read it only from a promoted run on their own stack, as
+    req/s per vCPU scaled by their pod/instance size (stacks/capacity.py)."""
+
     rps_per_replica_at_slo: float | None = None
     recommended_min_replicas: int | None = None
     recommended_max_replicas: int | None = None
     asg_target_requests_per_target_per_minute: float | None = None
     hpa_target_cpu_utilization: int | None = None
     target_rps: float | None = None
-    cpu_per_vcpu_rps: float | None = Field(None, description="req/s per vCPU of budget at the SLO, for comparing")
+    rps_per_vcpu_at_slo: float | None = Field(None, description="good req/s per vCPU of budget at the SLO")
+    cpu_seconds_per_request: float | None = Field(None, description="CPU seconds a request cost the replicas")
     notes: list[str] = []
 
 
@@ -97,20 +130,33 @@ class Summary(BaseModel):
     capacity_plan: CapacityPlan = CapacityPlan()
     settings: dict = {}
     cpu_budgets: str = ""
+    required_suites: list[str] = []  # what a promotion needed; a run missing any of them never promotes
     promoted: bool = False
 
 
-def decide(suites: dict[str, SuiteResult]) -> tuple[Verdict, ExitStatus, str]:
-    """The verdict, its exit status and the reason, from the suites' outcomes (first failure in SUITES order)."""
+def decide(suites: dict[str, SuiteResult], required: list[str] | tuple[str, ...]) -> tuple[Verdict, ExitStatus, str]:
+    """The verdict, its exit status and the reason.
+
+    A failed suite rejects (the first in SUITES order gives the exit status). Otherwise every required suite must
+    have passed: one missing, skipped or inconclusive makes the run inconclusive — no evidence, no promotion.
+    """
     for name in SUITES:
         suite = suites.get(name)
         if suite is not None and suite.status == "fail":
             return "reject", FAILED_STATUS[name], f"{name}: {suite.reason}"
-    unsure = [name for name in SUITES if name in suites and suites[name].status == "inconclusive"]
-    if unsure:
-        reasons = "; ".join(f"{n}: {suites[n].reason}" for n in unsure)
-        return "inconclusive", ExitStatus.INCONCLUSIVE, reasons
-    return "promote", ExitStatus.OK, "every suite passed"
+    if not required:
+        return "inconclusive", ExitStatus.INCONCLUSIVE, "no suite is required: nothing can justify a promotion"
+    reasons = []
+    missing = [name for name in required if name not in suites]
+    if missing:
+        reasons.append(f"partial run: {', '.join(missing)} did not run")
+    for name in SUITES:
+        suite = suites.get(name)
+        if suite is not None and name in required and suite.status in ("inconclusive", "skipped"):
+            reasons.append(f"{name}: {suite.status}: {suite.reason}")
+    if reasons:
+        return "inconclusive", ExitStatus.INCONCLUSIVE, "; ".join(reasons)
+    return "promote", ExitStatus.OK, f"every required suite passed ({', '.join(required)})"
 
 
 def write(run_dir: Path, summary: Summary) -> Path:

@@ -124,6 +124,12 @@ class Target(Protocol):
         """CPU time used so far by the pool's replicas, or None where the target cannot measure it."""
         ...
 
+    def cpu_throttling(self, pool: Pool = "candidate") -> tuple[int, int] | None:
+        """The pool's CPU-budget counters so far: (scheduler periods, periods in which a replica hit its budget),
+        or None where the target cannot read them. The gate samples it to tell a candidate held at its budget
+        (the bottleneck itself) from one starved by a busy machine."""
+        ...
+
     def cpu_budgets(self) -> CpuBudgets:
         """Whether replicas are held to a fixed CPU budget on this target, and how."""
         ...

@@ -47,6 +47,13 @@ class Budgets:
         else:
             (group / "cpu.max").write_text(f"{quota or 'max'} {PERIOD_US}")
 
+    def throttling(self, name: str) -> tuple[int, int]:
+        """The group's CPU scheduler counters so far: (periods, periods in which it hit its quota)."""
+        if not self.enabled or self.root is None:
+            return (0, 0)
+        fields = dict(line.split() for line in (self.root / name / "cpu.stat").read_text().splitlines() if line)
+        return int(fields.get("nr_periods", 0)), int(fields.get("nr_throttled", 0))
+
     def remove(self, name: str) -> None:
         if self.root is None:
             return

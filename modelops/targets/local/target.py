@@ -575,6 +575,17 @@ class LocalTarget:
             procs.kill_now(victim.proc)
             return KilledReplica(name=f"{record.colour}-{victim.slot}", url=victim.url, killed_at=killed_at)
 
+    def cpu_throttling(self, pool: Pool = "candidate") -> tuple[int, int] | None:
+        """(periods, throttled periods) summed over the pool's replica cgroups so far; None without budgets."""
+        if not self.budgets.enabled:
+            return None
+        state = self.load()
+        if state is None:
+            return None
+        record = self._pool(state, pool)
+        counts = [self.budgets.throttling(r.cgroup) for r in record.replicas if r.cgroup]
+        return (sum(c[0] for c in counts), sum(c[1] for c in counts)) if counts else None
+
     def cpu_budgets(self) -> CpuBudgets:
         return CpuBudgets(enforced=self.budgets.enabled, note=self.budgets.reason)
 

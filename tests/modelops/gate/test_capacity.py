@@ -1,65 +1,140 @@
-"""Capacity planning from measured curves: knees, efficiency, the plan's numbers (fixed inputs, exact outputs)."""
+"""Step loads to numbers: per-step windows, clean capacity, knees, bounds, distortion, the plan (fixed inputs)."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 
 from modelops.gate import capacity
-from modelops.gate.loadgen import LoadResult, Sample
+from modelops.gate.capacity import Limits, read_curve
+from modelops.gate.loadgen import CpuSample, Figures, LoadResult, Window, figures, percentile
 from modelops.gate.summary import CapacityPlan, Step, Summary
 from stacks.capacity import ASG_TARGET_REQUESTS, CAPACITY_PLAN, HPA_TARGET_CPU
 
-
-def result_with(samples: list[tuple[float, int, int, float]]) -> LoadResult:
-    """A LoadResult whose timeline is (t, users, total_requests, p95) samples."""
-    timeline = [Sample(t=t, users=u, rps=0, fail_rps=0, p50_ms=None, p95_ms=p95, total_requests=n, total_failures=0)
-                for t, u, n, p95 in samples]  # fmt: skip
-    return LoadResult(url="", requests=samples[-1][2], failures=0, rps=0, p50_ms=0, p95_ms=0, p99_ms=0, max_ms=0,
-                      cpu_warning=False, golden_checks=0, exit_code=0, out_dir="", prefix="x", timeline=timeline,
-                      failure_messages={})  # fmt: skip
+LIMITS = Limits(max_generator_load=0.85, min_idle_cpu=0.1)
 
 
-def test_steps_take_throughput_from_cumulative_counts_after_the_settle_second() -> None:
-    # two steps of 4 s: 100 req/s then 150 req/s; the first second of each step is dropped.
-    samples = [(t, 8, 100 * t, 20.0) for t in range(5)] + [(4 + t, 16, 400 + 150 * t, 40.0) for t in range(1, 5)]
-    steps = capacity.steps_from(result_with(samples), [(4.0, 8), (8.0, 16)])
-    assert [(s.users, round(s.rps), s.p95_ms) for s in steps] == [(8, 100, 20.0), (16, 150, 40.0)]
+def step(users: int, rps: float, errors: int = 0, requests: int = 1000, distorted: str | None = None) -> Step:
+    return Step(users=users, rps=rps, p95_ms=10, errors=errors, requests=requests, distorted=distorted)
 
 
-def test_the_knee_is_the_first_step_near_the_plateau() -> None:
-    steps = [Step(users=u, rps=r, p95_ms=p, errors=0) for u, r, p in [(8, 100, 30), (16, 190, 60), (32, 200, 120)]]
-    assert capacity.plateau(steps) == 200
-    assert capacity.knee(steps).users == 16
-    assert capacity.within_slo(steps, p95_ms=100) == 190, "the 200 req/s step broke the 100 ms SLO"
+def load_result(windows: list[Window], starts: list[tuple[float, int]], cpu: list[CpuSample] | None = None):
+    end = max(w.t for w in windows) + 0.5
+    measured = figures(windows, 0.5, cpu or [], starts[0][0], end)
+    return LoadResult(url="", prefix="x", out_dir="", exit_code=0, processes=1, started=starts[0][0],
+                      measured_from=starts[0][0], windows=windows, window_s=0.5, steps_started=starts,
+                      cpu=cpu or [], golden_checks=0, cpu_warning=False, failure_messages={},
+                      measured=measured)  # fmt: skip
 
 
-def test_a_curve_still_rising_at_its_last_step_has_not_reached_its_knee() -> None:
-    rising = [Step(users=u, rps=r, p95_ms=10, errors=0) for u, r in [(8, 100), (16, 180), (32, 260)]]
-    flat = [*rising, Step(users=64, rps=265, p95_ms=30, errors=0)]
-    assert not capacity.saturated(rising) and capacity.saturated(flat)
+def test_each_step_is_measured_over_its_own_window_not_cumulatively() -> None:
+    # step 1 (t 0-4): 100 good req/s at 20 ms; step 2 (t 4-8): 150 req/s at 80 ms of which 10/s fail.
+    windows = [Window(t=t / 2, kind="single", ok=50, failed=0, latencies={20: 50}) for t in range(8)]
+    windows += [Window(t=4 + t / 2, kind="single", ok=70, failed=5, latencies={80: 75}) for t in range(8)]
+    windows += [Window(t=t / 2, kind="golden", ok=1, failed=1, latencies={999: 2}) for t in range(16)]
+    result = load_result(windows, [(0.0, 8), (4.0, 16)])
+    first, second = capacity.steps_from(result, LIMITS)
+    assert (first.users, first.rps, first.p95_ms, first.errors) == (8, 100, 20, 0)
+    assert (second.users, second.rps, second.p95_ms, second.errors) == (16, 140, 80, 30), "good answers only"
+    assert second.requests == 150 * 3 and second.error_ratio == pytest.approx(30 / 450)
 
 
-def test_efficiency_compares_each_count_with_linear_scaling_of_the_first() -> None:
-    assert capacity.efficiencies([1, 2, 4], [100, 180, 300]) == pytest.approx([1.0, 0.9, 0.75])
+def test_percentiles_come_from_the_counted_latencies() -> None:
+    latencies = {10: 90, 50: 5, 200: 5}
+    assert (percentile(latencies, 0.5), percentile(latencies, 0.95), percentile(latencies, 0.99)) == (10, 50, 200)
+    assert percentile({}, 0.95) is None
+
+
+def test_cpu_samples_mark_a_saturated_generator_and_a_full_machine() -> None:
+    hot = [CpuSample(t=t, generator_cpu=0.9, generator_load=0.95, machine_idle=0.5) for t in (1, 1.5, 2)]
+    windows = [Window(t=t / 2, kind="single", ok=10, failed=0, latencies={5: 10}) for t in range(6)]
+    (only,) = capacity.steps_from(load_result(windows, [(0.0, 8)], hot), LIMITS)
+    assert only.generator_load == pytest.approx(0.95) and "load generator was saturated" in only.distorted
+    full = [CpuSample(t=t, generator_cpu=0.2, generator_load=0.2, machine_idle=0.0, budget=(100 * t, 10 * t))
+            for t in (1, 1.5, 2, 2.5)]  # fmt: skip
+    (only,) = capacity.steps_from(load_result(windows, [(0.0, 8)], full), LIMITS)
+    assert "no idle CPU" in only.distorted and only.throttled == pytest.approx(0.1)
+
+
+def test_a_full_machine_does_not_distort_replicas_held_at_their_own_budget() -> None:
+    assert capacity.distortion(0.3, 0.0, throttled=0.9, limits=LIMITS) is None, "the candidate is the bottleneck"
+    assert capacity.distortion(0.3, 0.0, throttled=0.1, limits=LIMITS) is not None
+    assert capacity.distortion(0.3, 0.5, throttled=None, limits=LIMITS) is None
+
+
+def test_errors_end_the_usable_curve_and_the_last_clean_step_is_the_knee() -> None:
+    curve = read_curve("replicas=1", [step(8, 100), step(16, 180), step(32, 400, errors=300)], 0.001)
+    assert (curve.capacity, curve.knee_users, curve.exact) == (180, 16, True)
+    assert "32 users" in curve.ended and "failed" in curve.ended
+
+
+def test_a_curve_failing_at_every_step_has_no_clean_step() -> None:
+    curve = read_curve("replicas=1", [step(8, 500, errors=100), step(16, 900, errors=300)], 0.001)
+    assert curve.no_clean_step and curve.capacity == 0
+
+
+def test_a_distorted_step_before_the_knee_leaves_a_lower_bound() -> None:
+    curve = read_curve("replicas=2", [step(8, 100), step(16, 190), step(32, 380, distorted="generator")], 0.001)
+    assert (curve.capacity, curve.exact) == (190, False)
+    plateaued = read_curve("replicas=2", [step(8, 100), step(16, 190), step(32, 195), step(64, 0, distorted="x")], 0)
+    assert (plateaued.capacity, plateaued.exact) == (195, True), "the knee came before the distortion"
+    nothing = read_curve("replicas=2", [step(8, 100, distorted="generator")], 0.001)
+    assert nothing.unknown and not nothing.no_clean_step
+
+
+def test_a_curve_still_rising_at_its_last_step_is_a_lower_bound() -> None:
+    assert not read_curve("w=1", [step(8, 100), step(16, 180), step(32, 260)], 0).exact
+    assert read_curve("w=1", [step(8, 100), step(16, 180), step(32, 260), step(64, 265)], 0).exact
+
+
+def test_ratios_of_bounds_keep_only_what_is_known() -> None:
+    exact = read_curve("a", [step(8, 100), step(16, 100)], 0)
+    rising = read_curve("b", [step(8, 100), step(16, 150)], 0)
+    assert capacity.ratio(exact, exact) == capacity.Bound(1.0, 1.0, 1.0)
+    assert capacity.ratio(rising, exact) == capacity.Bound(1.5, 1.5, math.inf), "a lower-bound numerator"
+    assert capacity.ratio(exact, rising) == capacity.Bound(100 / 150, 0.0, 100 / 150), "a lower-bound denominator"
+
+
+def test_within_slo_counts_only_clean_undistorted_steps_under_the_latency_limit() -> None:
+    steps = [Step(users=8, rps=100, p95_ms=30, errors=0), Step(users=16, rps=190, p95_ms=60, errors=0),
+             Step(users=32, rps=200, p95_ms=120, errors=0), Step(users=64, rps=300, p95_ms=50, errors=0,
+             distorted="generator")]  # fmt: skip
+    assert capacity.within_slo(steps, p95_ms=100) == 190
 
 
 def test_plan_sizes_replicas_and_autoscaler_targets_with_headroom() -> None:
     plan = capacity.plan(rps_per_replica_at_slo=100, efficiency=0.9, target_rps=500, cpu_budget=0.5,
-                         utilization_at_slo=0.8)  # fmt: skip
+                         cpu_seconds_per_request=0.004)  # fmt: skip
     # usable per replica: 100 * 0.7 headroom * 0.9 efficiency = 63 -> ceil(500 / 63) = 8
     assert (plan.recommended_min_replicas, plan.recommended_max_replicas) == (8, 16)
     assert plan.asg_target_requests_per_target_per_minute == pytest.approx(100 * 0.7 * 60)
-    assert plan.hpa_target_cpu_utilization == 56  # 0.7 * 80 %
-    assert plan.cpu_per_vcpu_rps == 200
+    assert plan.hpa_target_cpu_utilization == 56, "4 ms x 70 req/s = 0.28 cores of a 0.5-core budget"
+    assert plan.rps_per_vcpu_at_slo == 200 and plan.cpu_seconds_per_request == 0.004
+
+
+def test_plan_says_when_a_replica_is_not_cpu_bound_instead_of_clamping() -> None:
+    plan = capacity.plan(rps_per_replica_at_slo=100, efficiency=1, target_rps=100, cpu_budget=1,
+                         cpu_seconds_per_request=0.0005)  # fmt: skip
+    assert plan.hpa_target_cpu_utilization == 4 and "not CPU-bound" in plan.notes[0]
 
 
 def test_plan_never_recommends_fewer_than_two_replicas_and_says_when_it_cannot_plan() -> None:
     assert capacity.plan(rps_per_replica_at_slo=1000, efficiency=1, target_rps=1, cpu_budget=None,
-                         utilization_at_slo=None).recommended_min_replicas == 2  # fmt: skip
-    empty = capacity.plan(rps_per_replica_at_slo=0, efficiency=1, target_rps=100, cpu_budget=1, utilization_at_slo=1)
-    assert empty.recommended_min_replicas is None and "no step met the latency SLO" in empty.notes[0]
+                         cpu_seconds_per_request=None).recommended_min_replicas == 2  # fmt: skip
+    empty = capacity.plan(rps_per_replica_at_slo=0, efficiency=1, target_rps=100, cpu_budget=1,
+                          cpu_seconds_per_request=0.001)  # fmt: skip
+    assert empty.recommended_min_replicas is None and "no clean step met the latency SLO" in empty.notes[0]
 
 
 def test_the_fields_the_stacks_read_exist_in_the_summary_model() -> None:
     assert CAPACITY_PLAN in Summary.model_fields
-    assert {ASG_TARGET_REQUESTS, HPA_TARGET_CPU} <= set(CapacityPlan.model_fields)
+    assert {ASG_TARGET_REQUESTS, HPA_TARGET_CPU, "rps_per_vcpu_at_slo", "cpu_seconds_per_request"} <= set(
+        CapacityPlan.model_fields
+    )
+
+
+def test_figures_count_good_answers_over_the_span_only() -> None:
+    windows = [Window(t=t / 2, kind="single", ok=9, failed=1, latencies={5: 10}) for t in range(10)]
+    f: Figures = figures(windows, 0.5, [], start=1.0, end=3.0)
+    assert (f.requests, f.failures, f.seconds, f.good_rps) == (40, 4, 2.0, 18.0)

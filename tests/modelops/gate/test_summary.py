@@ -1,4 +1,4 @@
-"""The verdict: the first failed suite decides the exit code; inconclusive only when nothing failed."""
+"""The verdict: a failed suite rejects with its own exit code; a promotion needs every required suite to pass."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import pytest
 
 from modelops.errors import ExitStatus
 from modelops.gate.summary import SuiteResult, decide
+
+ALL = ("smoke", "slo", "horizontal", "vertical", "failover")
 
 
 def suites(**statuses: str) -> dict[str, SuiteResult]:
@@ -15,20 +17,51 @@ def suites(**statuses: str) -> dict[str, SuiteResult]:
 @pytest.mark.parametrize(
     ("statuses", "expected"),
     [
-        ({"smoke": "pass", "slo": "pass", "regression": "skipped"}, ("promote", ExitStatus.OK)),
         ({"slo": "fail", "horizontal": "fail"}, ("reject", ExitStatus.SLO_FAILED)),
         ({"slo": "pass", "horizontal": "fail"}, ("reject", ExitStatus.HORIZONTAL_FAILED)),
         ({"vertical": "fail"}, ("reject", ExitStatus.VERTICAL_FAILED)),
         ({"failover": "fail", "slo": "inconclusive"}, ("reject", ExitStatus.FAILOVER_FAILED)),
         ({"regression": "fail"}, ("reject", ExitStatus.REGRESSION_FAILED)),
         ({"smoke": "fail"}, ("reject", ExitStatus.SMOKE_FAILED)),
-        ({"slo": "pass", "failover": "inconclusive"}, ("inconclusive", ExitStatus.INCONCLUSIVE)),
     ],
 )
-def test_decide_maps_suite_outcomes_to_verdict_and_exit_status(statuses, expected) -> None:
-    verdict, status, reason = decide(suites(**statuses))
+def test_the_first_failed_suite_rejects_with_its_exit_code_even_in_a_partial_run(statuses, expected) -> None:
+    verdict, status, reason = decide(suites(**statuses), ALL)
     assert (verdict, status) == expected
-    assert reason
+    assert reason.split(":")[0] in statuses
+
+
+def test_every_required_suite_passing_promotes() -> None:
+    verdict, status, reason = decide(suites(**dict.fromkeys(ALL, "pass"), regression="skipped"), ALL)
+    assert (verdict, status) == ("promote", ExitStatus.OK), reason
+
+
+@pytest.mark.parametrize(
+    ("statuses", "words"),
+    [
+        ({}, "smoke, slo, horizontal, vertical, failover did not run"),
+        ({"smoke": "pass"}, "slo, horizontal, vertical, failover did not run"),
+        ({"smoke": "pass", "slo": "pass", "horizontal": "pass", "vertical": "pass"}, "failover did not run"),
+        ({**dict.fromkeys(ALL, "pass"), "failover": "inconclusive"}, "failover: inconclusive"),
+        ({**dict.fromkeys(ALL, "pass"), "slo": "skipped"}, "slo: skipped"),
+    ],
+)
+def test_a_run_missing_or_unsure_of_a_required_suite_never_promotes(statuses, words) -> None:
+    verdict, status, reason = decide(suites(**statuses), ALL)
+    assert (verdict, status) == ("inconclusive", ExitStatus.INCONCLUSIVE)
+    assert words in reason
+
+
+def test_regression_is_evidence_too_when_it_is_required() -> None:
+    passed = dict.fromkeys(ALL, "pass")
+    assert decide(suites(**passed, regression="skipped"), (*ALL, "regression"))[0] == "inconclusive"
+    assert decide(suites(**passed, regression="inconclusive"), (*ALL, "regression"))[0] == "inconclusive"
+    assert decide(suites(**passed, regression="pass"), (*ALL, "regression"))[0] == "promote"
+
+
+def test_nothing_required_means_nothing_justifies_a_promotion() -> None:
+    verdict, status, _ = decide(suites(smoke="pass"), ())
+    assert (verdict, status) == ("inconclusive", ExitStatus.INCONCLUSIVE)
 
 
 def test_every_failed_gate_has_its_own_exit_code() -> None:

@@ -1,0 +1,340 @@
+"""The verdict rules: pure functions from a suite's measured figures and the thresholds to its SuiteResult.
+
+No I/O, no clock: every rule is unit-tested in milliseconds with fixed inputs (tests/modelops/gate/test_judge.py).
+A suite is *inconclusive* — never silently a pass or a fail — when what it measured was not the candidate (the load
+generator or the machine was the limit), when it measured too little, or when a capacity it needs is only known as a
+lower bound on the side that matters.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from modelops.gate.capacity import Bound, Curve, Limits, distortion, ratio, within_slo
+from modelops.gate.loadgen import LoadResult
+from modelops.gate.suites import FailoverRun, SloRun, SmokeRun, Sweep, cpu_window
+from modelops.gate.summary import SuiteResult, Summary
+from modelops.targets.base import CpuBudgets
+from stacks.config import GateSettings, SloSettings
+
+# Settings that define what the gate measured: a baseline measured under others is not comparable.
+COMPARABLE_SETTINGS = (
+    ("deploy", "cpu_per_replica"),
+    ("deploy", "workers"),
+    ("deploy", "replicas"),
+    ("gate", "target_rps"),
+    ("gate", "users"),
+    ("gate", "rows_per_request"),
+    ("gate", "step_users"),
+    ("gate", "step_seconds"),
+    ("gate", "horizontal_replicas"),
+)
+
+
+def _timeline(result: LoadResult, label: str) -> list[dict]:
+    return [{"t": round(t, 2), "rps": f.good_rps, "p95_ms": f.p95_ms, "label": label} for t, f in result.timeline()]
+
+
+def _figures(result: LoadResult) -> dict:
+    return {
+        "rps": result.rps,
+        "p50_ms": result.measured.p50_ms,
+        "p95_ms": result.measured.p95_ms,
+        "p99_ms": result.measured.p99_ms,
+        "error_ratio": result.error_ratio,
+        "requests": result.requests,
+        "locust_reports": [f"{result.prefix}.html"],
+        "timeline": _timeline(result, result.prefix),
+        "cpu": [cpu_window(result.prefix, result)],
+    }
+
+
+def _distorted(result: LoadResult, limits: Limits, throttled: float | None = None) -> str | None:
+    f = result.measured
+    return distortion(f.generator_load, f.machine_idle, throttled, limits)
+
+
+def _few(result: LoadResult, minimum: int) -> str | None:
+    if result.requests < minimum:
+        return f"only {result.requests} requests (modelops:gate.min_requests is {minimum})"
+    return None
+
+
+# --------------------------------------------------------------------------------------------------- smoke
+def judge_smoke(run: SmokeRun, gate: GateSettings, limits: Limits) -> SuiteResult:
+    result = run.result
+    figures = _figures(result)
+    if result.failures:
+        first = next(iter(result.failure_messages), "?")
+        reason = f"{result.failures} of {result.requests} requests failed (first: {first})"
+        return SuiteResult(status="fail", reason=reason, **figures)
+    if run.golden and not result.golden_checks:
+        return SuiteResult(status="inconclusive", reason="the golden rows were never checked", **figures)
+    doubt = _few(result, min(gate.min_requests, 20)) or _distorted(result, limits)
+    if doubt:
+        return SuiteResult(status="inconclusive", reason=doubt, **figures)
+    checked = (
+        f"golden rows answered with the model's own labels {result.golden_checks} times"
+        if run.golden
+        else "the bento declares no golden examples: responses checked for shape only"
+    )
+    return SuiteResult(
+        status="pass",
+        reason=f"{result.requests} requests well-formed; {checked}",
+        measured={"golden_checks": float(result.golden_checks)},
+        **figures,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------- slo
+def judge_slo(run: SloRun, slo: SloSettings, gate: GateSettings, limits: Limits) -> SuiteResult:
+    result = run.result
+    thresholds = {"p95_ms": slo.p95_ms, "p99_ms": slo.p99_ms, "max_error_ratio": slo.max_error_ratio,
+                  "min_rps": slo.min_rps}  # fmt: skip
+    seconds = result.measured.seconds
+    measured: dict[str, float | None] = {
+        "replicas": float(run.replicas),
+        "workers": float(run.workers),
+        "offered_rps_per_replica": gate.target_rps / run.replicas if run.replicas else None,
+        "cpu_seconds_per_request": run.cpu_seconds / _all_requests(result) if run.cpu_seconds else None,
+        "utilization": (run.cpu_seconds / (_wall(result) * run.replicas * run.cpu_budget))
+        if run.cpu_seconds and run.replicas and run.cpu_budget
+        else None,
+        "throttled": run.throttled,
+        "seconds": seconds,
+    }
+    misses = []
+    p95, p99 = result.measured.p95_ms, result.measured.p99_ms
+    if p95 is not None and p95 > slo.p95_ms:
+        misses.append(f"p95 {p95:.0f} ms > {slo.p95_ms:g} ms")
+    if p99 is not None and p99 > slo.p99_ms:
+        misses.append(f"p99 {p99:.0f} ms > {slo.p99_ms:g} ms")
+    if result.error_ratio > slo.max_error_ratio:
+        misses.append(f"error ratio {result.error_ratio:.2%} > {slo.max_error_ratio:.2%}")
+    if result.rps < slo.min_rps:
+        misses.append(f"{result.rps:.0f} good req/s < {slo.min_rps:g} req/s")
+    common = {"thresholds": thresholds, "measured": measured, **_figures(result)}
+    distorted = _distorted(result, limits, run.throttled)
+    if distorted:
+        also = f" (it also measured: {'; '.join(misses)})" if misses else ""
+        return SuiteResult(status="inconclusive", reason=distorted + also, **common)
+    few = _few(result, gate.min_requests)
+    too_slow = result.rps < slo.min_rps
+    if few and not too_slow:
+        # Too few requests to judge, yet fast enough: a statistical fluke is possible. A candidate too slow to
+        # serve the minimum request count is not a fluke, though: that is a fail (min_rps).
+        return SuiteResult(status="inconclusive", reason=few, **common)
+    if misses:
+        return SuiteResult(status="fail", reason="; ".join(misses), **common)
+    reason = f"p95 {p95:.0f} ms, p99 {p99:.0f} ms, {result.rps:.0f} good req/s, {result.failures} errors at "
+    reason += f"{gate.users} users offering {gate.target_rps:g} req/s"
+    return SuiteResult(status="pass", reason=reason, **common)
+
+
+def _all_requests(result: LoadResult) -> int:
+    return sum(w.ok + w.failed for w in result.windows) or 1
+
+
+def _wall(result: LoadResult) -> float:
+    if not result.windows:
+        return 1.0
+    return max(w.t for w in result.windows) + result.window_s - min(w.t for w in result.windows)
+
+
+# ------------------------------------------------------------------------------------------------ scaling
+def _curve_text(curve: Curve) -> str:
+    text = f"{curve.label}: {curve.capacity:.0f} good req/s"
+    if not curve.exact:
+        text += " or more"
+    return text
+
+
+def _sweep_common(sweep: Sweep, threshold: dict[str, float], measured: dict[str, float | None]) -> dict:
+    for curve in sweep.curves:
+        measured[f"knee_users_{curve.label.split('=')[-1]}"] = float(curve.knee_users) if curve.knee_users else None
+    return {
+        "thresholds": threshold,
+        "measured": measured,
+        "steps": {c.label: c.steps for c in sweep.curves},
+        "locust_reports": sweep.reports,
+        "rps": sweep.curves[-1].capacity if sweep.curves else None,
+        "cpu": sweep.cpu,
+    }
+
+
+def _judge_bound(
+    name: str, bound: Bound, minimum: float, text: str, sweep: Sweep, common: dict, budgets: CpuBudgets
+) -> SuiteResult:
+    notes = [f"{c.label} {c.ended}" for c in sweep.curves if c.ended] + sweep.retried
+    detail = text + (f" ({'; '.join(notes)})" if notes else "")
+    failed = [c for c in sweep.curves if c.no_clean_step]
+    if failed:
+        reasons = "; ".join(f"{c.label}: no clean step, {c.ended}" for c in failed)
+        return SuiteResult(status="fail", reason=f"{reasons}: no throughput the SLO allows", **common)
+    if not budgets.enforced:
+        return SuiteResult(
+            status="inconclusive",
+            reason=f"CPU budgets are off ({budgets.note}): {sweep.unit} share the machine's cores, so {detail} "
+            "measures CPU contention, not the candidate",
+            **common,
+        )
+    unknown = [c for c in sweep.curves if c.unknown]
+    if unknown:
+        reasons = "; ".join(f"{c.label}: nothing measurable, {c.unknown}" for c in unknown)
+        return SuiteResult(status="inconclusive", reason=reasons, **common)
+    if bound.low >= minimum:
+        return SuiteResult(status="pass", reason=detail, **common)
+    if bound.high < minimum:
+        return SuiteResult(status="fail", reason=f"{detail}: below {name} {minimum:g}", **common)
+    lower = [c.label for c in sweep.curves if not c.exact]
+    return SuiteResult(
+        status="inconclusive",
+        reason=f"{detail}: below {name} {minimum:g} as measured, but {', '.join(lower)} never reached its knee, so "
+        "the true value may be higher (more step users, or a stronger load generator, would tell)",
+        **common,
+    )
+
+
+def judge_horizontal(sweep: Sweep, gate: GateSettings, budgets: CpuBudgets) -> SuiteResult:
+    first = sweep.curves[0]
+    bounds = [ratio(c, first, n / sweep.values[0]) for n, c in zip(sweep.values, sweep.curves, strict=True)]
+    measured: dict[str, float | None] = {
+        f"rps_{n}": c.capacity for n, c in zip(sweep.values, sweep.curves, strict=True)
+    }
+    measured |= {f"efficiency_{n}": b.value for n, b in zip(sweep.values, bounds, strict=True)}
+    if first.capacity and budgets.enforced:
+        measured["capacity_per_replica"] = first.capacity / sweep.values[0]
+    text = ", ".join(f"E({n})={b.value:.2f}" for n, b in zip(sweep.values[1:], bounds[1:], strict=True))
+    text += " (" + ", ".join(_curve_text(c) for c in sweep.curves) + ")"
+    worst = min(bounds[1:], key=lambda b: b.value)
+    common = _sweep_common(sweep, {"min_efficiency": gate.min_efficiency}, measured)
+    return _judge_bound("min_efficiency", worst, gate.min_efficiency, text, sweep, common, budgets)
+
+
+def judge_vertical(sweep: Sweep, gate: GateSettings, budgets: CpuBudgets) -> SuiteResult:
+    low, high = sweep.curves[0], sweep.curves[-1]
+    bound = ratio(high, low)
+    text = f"{sweep.values[-1]} vs {sweep.values[0]} workers: {bound.value:.2f}x "
+    text += f"({_curve_text(low)} -> {_curve_text(high)})"
+    common = _sweep_common(sweep, {"min_vertical_ratio": gate.min_vertical_ratio}, {"ratio": bound.value})
+    return _judge_bound("min_vertical_ratio", bound, gate.min_vertical_ratio, text, sweep, common, budgets)
+
+
+# ------------------------------------------------------------------------------------------------ failover
+def judge_failover(run: FailoverRun, gate: GateSettings, limits: Limits) -> SuiteResult:
+    result = run.result
+    thresholds = {"max_error_ratio": gate.failover_max_error_ratio, "max_detection_s": gate.failover_max_detection_s}
+    measured: dict[str, float | None] = {"detection_s": run.down_after_s, "replicas": float(run.replicas),
+                                         "workers": float(run.workers)}  # fmt: skip
+    if run.killed is not None:
+        measured["killed_at_s"] = run.killed.killed_at - result.started  # on the run's own clock, for the plot
+    common = {"thresholds": thresholds, "measured": measured, **_figures(result)}
+    if run.killed is None:
+        return SuiteResult(status="inconclusive", reason="the load ended before a replica could be killed", **common)
+    seen = (
+        "never marked down by the balancer"
+        if run.down_after_s is None
+        else f"marked down {run.down_after_s:.2f} s after the kill"
+    )
+    text = f"killed {run.killed.name} of {run.replicas} mid-run: {result.failures} failed of {result.requests} "
+    text += f"({result.error_ratio:.3%}); {seen}"
+    if run.down_after_s is None or run.down_after_s > gate.failover_max_detection_s:
+        return SuiteResult(status="fail", reason=f"{text} (limit {gate.failover_max_detection_s:g} s)", **common)
+    if result.error_ratio > gate.failover_max_error_ratio:
+        return SuiteResult(status="fail", reason=f"{text} (limit {gate.failover_max_error_ratio:.2%})", **common)
+    doubt = _distorted(result, limits) or _few(result, gate.min_requests)
+    if doubt:
+        return SuiteResult(status="inconclusive", reason=f"{doubt} (it also measured: {text})", **common)
+    return SuiteResult(status="pass", reason=text, **common)
+
+
+# ---------------------------------------------------------------------------------------------- regression
+def settings_differences(mine: dict, theirs: dict) -> list[str]:
+    out = []
+    for section, key in COMPARABLE_SETTINGS:
+        a = mine.get(section, {}).get(key)
+        b = theirs.get(section, {}).get(key)
+        if a != b:
+            out.append(f"{section}.{key} {a} vs {b}")
+    return out
+
+
+def judge_regression(
+    suites: dict[str, SuiteResult], settings: dict, budgets_note: str, baseline: Summary | None, gate: GateSettings
+) -> SuiteResult:
+    """Like with like: clean capacity per vCPU (the 1-replica curve) and p95 at the same offered load per replica,
+    against the summary recorded when the live version was promoted."""
+    if baseline is None:
+        return SuiteResult(status="skipped", reason="no baseline: the live version was not promoted by a gate run")
+    thresholds = {"max_rps_drop": gate.regression_max_rps_drop, "max_p95_rise": gate.regression_max_p95_rise,
+                  "min_p95_rise_ms": gate.regression_min_p95_rise_ms}  # fmt: skip
+    differ = settings_differences(settings, baseline.settings)
+    if baseline.cpu_budgets != budgets_note:
+        differ.append(f"CPU budgets {budgets_note!r} vs {baseline.cpu_budgets!r}")
+    if differ:
+        return SuiteResult(status="inconclusive", reason=f"settings differ: {'; '.join(differ)}", thresholds=thresholds)
+    missing = []
+    figures = {}
+    for name, summary in (("candidate", suites), ("baseline", baseline.suites)):
+        slo, horizontal = summary.get("slo"), summary.get("horizontal")
+        per_replica = (
+            horizontal.measured.get("capacity_per_replica") if horizontal and horizontal.status == "pass" else None
+        )
+        p95 = slo.p95_ms if slo and slo.status == "pass" else None
+        if per_replica is None:
+            missing.append(f"the {name}'s horizontal suite gave no clean 1-replica capacity")
+        if p95 is None:
+            missing.append(f"the {name}'s slo suite did not pass")
+        figures[name] = (per_replica, p95)
+    if missing:
+        return SuiteResult(status="inconclusive", reason="; ".join(missing), thresholds=thresholds)
+    (mine_cap, mine_p95), (base_cap, base_p95) = figures["candidate"], figures["baseline"]
+    assert mine_cap is not None and base_cap is not None and mine_p95 is not None and base_p95 is not None
+    drop = 1 - mine_cap / base_cap if base_cap else 0.0
+    rise = mine_p95 / base_p95 - 1 if base_p95 else math.inf
+    rise_ms = mine_p95 - base_p95
+    measured: dict[str, float | None] = {
+        "capacity_per_replica": mine_cap,
+        "baseline_capacity_per_replica": base_cap,
+        "capacity_drop": drop,
+        "p95_ms": mine_p95,
+        "baseline_p95_ms": base_p95,
+        "p95_rise": rise,
+        "p95_rise_ms": rise_ms,
+    }
+    text = f"clean capacity per replica {mine_cap:.0f} vs {base_cap:.0f} good req/s ({-drop:+.0%}); "
+    text += f"p95 at the same offered load {mine_p95:.0f} vs {base_p95:.0f} ms ({rise:+.0%}, {rise_ms:+.0f} ms)"
+    misses = []
+    if drop > gate.regression_max_rps_drop:
+        misses.append(f"capacity fell by more than {gate.regression_max_rps_drop:.0%}")
+    if rise > gate.regression_max_p95_rise and rise_ms > gate.regression_min_p95_rise_ms:
+        misses.append(
+            f"p95 rose by more than {gate.regression_max_p95_rise:.0%} and {gate.regression_min_p95_rise_ms:g} ms"
+        )
+    status = "fail" if misses else "pass"
+    reason = text + (f": {'; '.join(misses)}" if misses else "")
+    return SuiteResult(status=status, reason=reason, thresholds=thresholds, measured=measured)
+
+
+@dataclass(frozen=True)
+class SloCapacity:
+    """What the capacity plan needs from the suites."""
+
+    per_replica_at_slo: float
+    efficiency: float
+    cpu_seconds_per_request: float | None
+
+
+def capacity_inputs(suites: dict[str, SuiteResult], p95_ms: float, first_replicas: int) -> SloCapacity | None:
+    horizontal = suites.get("horizontal")
+    if horizontal is None or horizontal.status != "pass" or not horizontal.steps:
+        return None
+    curve = horizontal.steps.get(f"replicas={first_replicas}", [])
+    efficiencies = [v for k, v in horizontal.measured.items() if k.startswith("efficiency_") and v is not None]
+    slo = suites.get("slo")
+    return SloCapacity(
+        per_replica_at_slo=within_slo(curve, p95_ms) / first_replicas,
+        efficiency=efficiencies[-1] if efficiencies else 1.0,
+        cpu_seconds_per_request=slo.measured.get("cpu_seconds_per_request") if slo else None,
+    )

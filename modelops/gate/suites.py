@@ -1,0 +1,250 @@
+"""The gate's measurements: each suite loads the candidate pool (its own URL only) and returns typed figures.
+
+Nothing here decides a verdict; modelops/gate/judge.py does, from these figures and the thresholds alone.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modelops.bentos import BentoInfo
+from modelops.errors import DeploymentError
+from modelops.gate import loadgen
+from modelops.gate.capacity import Curve, Limits, read_curve, steps_from
+from modelops.gate.loadgen import LoadResult, LoadSpec
+from modelops.gate.summary import CpuWindow
+from modelops.targets.base import KilledReplica, Target
+from modelops.waiting import wait_until
+from stacks.config import StackConfig
+
+Note = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SmokeRun:
+    result: LoadResult
+    golden: bool  # the bento declares golden rows and one user checked them
+
+
+@dataclass(frozen=True)
+class SloRun:
+    result: LoadResult
+    replicas: int
+    workers: int
+    cpu_budget: float  # cores per replica
+    cpu_seconds: float | None  # CPU the pool used during the run (None where the target cannot measure it)
+    throttled: float | None  # share of scheduler periods the replicas hit their budget
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One step load per configuration (replica counts, or worker counts), each read as a curve."""
+
+    unit: str  # "replicas" or "workers"
+    values: list[int]
+    curves: list[Curve]
+    reports: list[str]  # Locust's HTML reports, relative to the run folder
+    cpu: list[CpuWindow]
+    retried: list[str] = field(default_factory=list)  # configurations re-run with more Locust processes, and why
+
+
+@dataclass(frozen=True)
+class FailoverRun:
+    result: LoadResult
+    replicas: int
+    workers: int
+    killed: KilledReplica | None  # None: the load ended before a replica could be killed
+    down_after_s: float | None  # from the kill to the balancer marking the replica down; None: never seen down
+
+
+def cpu_window(label: str, result: LoadResult) -> CpuWindow:
+    f = result.measured
+    return CpuWindow(
+        label=label,
+        generator_load=f.generator_load,
+        generator_cpu=f.generator_cpu,
+        machine_idle=f.machine_idle,
+        processes=result.processes,
+    )
+
+
+@dataclass
+class Suites:
+    target: Target
+    settings: StackConfig
+    candidate: BentoInfo
+    run_dir: Path
+    note: Note = lambda _m: None
+
+    @property
+    def gate(self):
+        return self.settings.gate
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(max_generator_load=self.gate.max_generator_load, min_idle_cpu=self.gate.min_idle_cpu)
+
+    def _url(self) -> str:
+        pool = self.target.status().candidate
+        if pool is None:
+            raise DeploymentError("the candidate pool disappeared during the gate")
+        return pool.url
+
+    def _probe(self) -> tuple[int, int] | None:
+        return self.target.cpu_throttling("candidate")
+
+    def load(self, name: str, spec: LoadSpec, url: str | None = None) -> LoadResult:
+        return loadgen.run(url or self._url(), spec, self.run_dir, prefix=name, budget_probe=self._probe)
+
+    def production_load(self) -> LoadSpec:
+        """The configured production load: gate.users users offering gate.target_rps req/s in total."""
+        return LoadSpec(
+            users=self.gate.users,
+            spawn_rate=self.gate.spawn_rate,
+            duration_s=self.gate.duration_s,
+            warmup_s=self.gate.warmup_s,
+            rows_per_request=self.gate.rows_per_request,
+            rate=self.gate.target_rps,
+        )
+
+    def step_spec(self, processes: int = 1) -> LoadSpec:
+        env = {
+            "MODELOPS_STEP_USERS": ",".join(str(u) for u in self.gate.step_users),
+            "MODELOPS_STEP_SECONDS": str(self.gate.step_seconds),
+        }
+        return LoadSpec(
+            users=max(self.gate.step_users),
+            spawn_rate=max(self.gate.step_users),
+            duration_s=self.gate.step_seconds * len(self.gate.step_users),
+            rows_per_request=self.gate.rows_per_request,
+            shape="StepLoad",
+            processes=processes,
+            extra_env=env,
+        )
+
+    # ---------------------------------------------------------------------------------------------- suites
+    def smoke(self) -> SmokeRun:
+        golden_file = None
+        if self.candidate.golden:
+            golden_file = self.run_dir / "golden.json"
+            golden_file.write_text(json.dumps(self.candidate.golden))
+        spec = LoadSpec(
+            users=self.gate.smoke_users + (1 if golden_file else 0),
+            spawn_rate=self.gate.smoke_users + 1,
+            duration_s=self.gate.smoke_seconds,
+            rows_per_request=self.gate.rows_per_request,
+            batch_weight=2,
+            golden_file=golden_file,
+        )
+        return SmokeRun(result=self.load("smoke", spec), golden=golden_file is not None)
+
+    def slo(self) -> SloRun:
+        pool = self.target.status().candidate
+        replicas = len(pool.replicas) if pool else 0
+        workers = pool.workers if pool else self.settings.deploy.workers
+        before = self.target.cpu_seconds("candidate")
+        result = self.load("slo", self.production_load())
+        after = self.target.cpu_seconds("candidate")
+        # CPU over the whole run, warm-up included: the paced load is steady throughout.
+        used = after - before if before is not None and after is not None else None
+        return SloRun(
+            result=result,
+            replicas=replicas,
+            workers=workers,
+            cpu_budget=self.settings.deploy.cpu_per_replica * workers,
+            cpu_seconds=used,
+            throttled=result.throttled(result.measured_from, time.time()),
+        )
+
+    def sweep(self, name: str, unit: str, values: list[int], configure: Callable[[int], object]) -> Sweep:
+        """Run the step load once per configuration; a configuration whose generator was the limit is run again
+        with more Locust processes (up to gate.max_generator_processes) before the gate gives up on it."""
+        curves, reports, cpu, retried = [], [], [], []
+        for value in values:
+            self.note(f"{value} {unit}")
+            configure(value)
+            processes = 1
+            while True:
+                result = self.load(f"{name}-{value}" + (f"-p{processes}" if processes > 1 else ""),
+                                   self.step_spec(processes))  # fmt: skip
+                steps = steps_from(result, self.limits)
+                starved = [
+                    s
+                    for s in steps
+                    if s.generator_load is not None and s.generator_load >= self.limits.max_generator_load
+                ]
+                if not starved or processes >= self.gate.max_generator_processes:
+                    break
+                retried.append(
+                    f"{value} {unit}: one Locust process was saturated at {starved[0].users} users; "
+                    f"ran again with {processes + 1}"
+                )
+                processes += 1
+            curves.append(read_curve(f"{unit}={value}", steps, self.settings.slo.max_error_ratio))
+            reports.append(f"{result.prefix}.html")
+            cpu.append(cpu_window(f"{unit}={value}", result))
+        return Sweep(unit=unit, values=values, curves=curves, reports=reports, cpu=cpu, retried=retried)
+
+    def horizontal(self) -> Sweep:
+        return self.sweep(
+            "horizontal", "replicas", self.gate.horizontal_replicas, lambda n: self.target.scale(n, "candidate")
+        )
+
+    def vertical(self) -> Sweep:
+        self.target.scale(1, "candidate")
+        per_worker = self.settings.deploy.cpu_per_replica
+        return self.sweep(
+            "vertical",
+            "workers",
+            self.gate.vertical_workers,
+            lambda w: self.target.resize(w, per_worker * w, "candidate"),
+        )
+
+    def failover(self) -> FailoverRun:
+        """SIGKILL (or the target's equivalent) one replica a third of the way into the production load, at the
+        deploy shape (workers), with at least two replicas; time from the kill to the balancer marking it down."""
+        deploy = self.settings.deploy
+        self.to_shape(max(2, deploy.replicas))
+        spec = self.production_load()
+        url = self._url()
+        outcome: dict[str, LoadResult] = {}
+        runner = threading.Thread(target=lambda: outcome.update(result=self.load("failover", spec, url)))
+        runner.start()
+        meta_started = self.run_dir / "failover_stats_history.csv"  # Locust writes it once the load runs
+        wait_until(lambda: meta_started.exists() or not runner.is_alive(), timeout=30)
+        wait_until(lambda: not runner.is_alive(), timeout=spec.warmup_s + spec.duration_s / 3)
+        killed = None
+        down_after = None
+        if runner.is_alive():
+            killed = self.target.kill_replica("candidate")
+            self.note(f"killed {killed.name}; waiting for the balancer to mark it down")
+            name = killed.name
+
+            def marked_down() -> bool:
+                pool = self.target.status().candidate
+                return bool(pool) and any(r.name == name and r.in_rotation is False for r in pool.replicas)
+
+            if wait_until(marked_down, timeout=max(30.0, 2 * self.gate.failover_max_detection_s), interval=0.05):
+                down_after = time.time() - killed.killed_at
+        runner.join()
+        return FailoverRun(
+            result=outcome["result"],
+            replicas=max(2, deploy.replicas),
+            workers=deploy.workers,
+            killed=killed,
+            down_after_s=down_after,
+        )
+
+    # ------------------------------------------------------------------------------------------------ shape
+    def to_shape(self, replicas: int) -> None:
+        """The candidate at the deploy shape (workers and CPU per replica) with ``replicas`` replicas."""
+        deploy = self.settings.deploy
+        pool = self.target.status().candidate
+        if pool and pool.workers != deploy.workers:
+            self.target.resize(deploy.workers, deploy.cpu_per_replica * deploy.workers, "candidate")
+        self.target.scale(replicas, "candidate")
