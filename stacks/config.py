@@ -118,6 +118,13 @@ class GateSettings(_Section):
         description="a Locust process busier than this (CPU used + time waiting for a CPU, in cores) means the "
         "load generator, not the candidate, limited the measurement: inconclusive",
     )
+    max_generator_wait: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="a Locust process that waited for a CPU more than this share of the time measured its own "
+        "delays (its latencies include the wait, and it fell behind the load): inconclusive",
+    )
     min_idle_cpu: float = Field(
         0.1,
         ge=0,

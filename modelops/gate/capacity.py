@@ -32,16 +32,26 @@ class Limits:
 
     max_generator_load: float  # cores, per Locust process
     min_idle_cpu: float  # cores the machine must leave idle unless the replicas are at their budget
+    max_generator_wait: float = 1.0  # share of time a Locust process may wait for a CPU
 
 
 def distortion(
-    generator_load: float | None, machine_idle: float | None, throttled: float | None, limits: Limits
+    generator_load: float | None,
+    machine_idle: float | None,
+    throttled: float | None,
+    limits: Limits,
+    generator_wait: float | None = None,
 ) -> str | None:
     """Why a span measured the machine or the generator rather than the candidate, or None."""
     if generator_load is not None and generator_load >= limits.max_generator_load:
         return (
             f"the load generator was saturated ({generator_load:.2f} of a core busy or waiting for a CPU, limit "
             f"{limits.max_generator_load:g}): the figures are the generator's, not the candidate's"
+        )
+    if generator_wait is not None and generator_wait >= limits.max_generator_wait:
+        return (
+            f"the load generator was starved: it waited for a CPU {generator_wait:.0%} of the time (limit "
+            f"{limits.max_generator_wait:.0%}), so its latencies include that wait and it fell behind the load"
         )
     budget_bound = throttled is not None and throttled >= BUDGET_BOUND
     if machine_idle is not None and machine_idle < limits.min_idle_cpu and not budget_bound:
@@ -80,9 +90,10 @@ def steps_from(result: LoadResult, limits: Limits) -> list[Step]:
                 errors=f.failures,
                 requests=f.requests,
                 generator_load=f.generator_load,
+                generator_wait=f.generator_wait,
                 machine_idle=f.machine_idle,
                 throttled=throttled,
-                distorted=distortion(f.generator_load, f.machine_idle, throttled, limits),
+                distorted=distortion(f.generator_load, f.machine_idle, throttled, limits, f.generator_wait),
             )
         )
     return steps

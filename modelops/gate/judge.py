@@ -52,7 +52,7 @@ def _figures(result: LoadResult) -> dict:
 
 def _distorted(result: LoadResult, limits: Limits, throttled: float | None = None) -> str | None:
     f = result.measured
-    return distortion(f.generator_load, f.machine_idle, throttled, limits)
+    return distortion(f.generator_load, f.machine_idle, throttled, limits, f.generator_wait)
 
 
 def _few(result: LoadResult, minimum: int) -> str | None:
@@ -203,7 +203,8 @@ def judge_horizontal(sweep: Sweep, gate: GateSettings, budgets: CpuBudgets) -> S
         f"rps_{n}": c.capacity for n, c in zip(sweep.values, sweep.curves, strict=True)
     }
     measured |= {f"efficiency_{n}": b.value for n, b in zip(sweep.values, bounds, strict=True)}
-    if first.capacity and budgets.enforced:
+    if first.capacity and first.exact and budgets.enforced:
+        # The baseline a later regression check compares with: only an exact, budgeted capacity is comparable.
         measured["capacity_per_replica"] = first.capacity / sweep.values[0]
     text = ", ".join(f"E({n})={b.value:.2f}" for n, b in zip(sweep.values[1:], bounds[1:], strict=True))
     text += " (" + ", ".join(_curve_text(c) for c in sweep.curves) + ")"

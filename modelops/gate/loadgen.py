@@ -60,6 +60,7 @@ class CpuSample:
     generator_cpu: float  # cores the whole Locust process tree used
     generator_load: float  # the busiest Locust process: (CPU used + time waiting for a CPU) / wall time, in cores
     machine_idle: float  # cores the machine left idle
+    generator_wait: float = 0.0  # the most any Locust process waited for a CPU / wall time
     budget: tuple[int, int] | None = None  # the measured pool's cgroup counters so far: (periods, throttled ones)
 
 
@@ -86,6 +87,7 @@ class Figures:
     generator_load: float | None  # mean over the span of the busiest Locust process's load (cores)
     generator_cpu: float | None  # mean cores used by the whole generator
     machine_idle: float | None  # mean idle cores of the machine
+    generator_wait: float | None = None  # mean share of time the most delayed Locust process waited for a CPU
 
     @property
     def error_ratio(self) -> float:
@@ -196,6 +198,7 @@ def figures(
         generator_load=_mean([s.generator_load for s in samples]),
         generator_cpu=_mean([s.generator_cpu for s in samples]),
         machine_idle=_mean([s.machine_idle for s in samples]),
+        generator_wait=_mean([s.generator_wait for s in samples]),
     )
 
 
@@ -365,6 +368,7 @@ class CpuSampler:
             used = {pid: after[pid][0] - before.get(pid, (0.0, 0.0))[0] for pid in after}
             waited = {pid: after[pid][1] - before.get(pid, (0.0, 0.0))[1] for pid in after}
             busiest = max(((used[p] + waited[p]) / elapsed for p in after), default=0.0)
+            most_delayed = max((waited[p] / elapsed for p in after), default=0.0)
             idle = (machine_now.idle - machine.idle) + (
                 getattr(machine_now, "iowait", 0.0) - getattr(machine, "iowait", 0.0)
             )
@@ -375,6 +379,7 @@ class CpuSampler:
                     generator_load=busiest,
                     machine_idle=max(0.0, idle / elapsed),
                     budget=self._budget(),
+                    generator_wait=most_delayed,
                 )
             )
             before, machine, last = after, machine_now, now

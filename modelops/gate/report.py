@@ -78,8 +78,8 @@ def _timeline(summary: Summary, run_dir: Path) -> str | None:
     if killed is not None:
         for axis in (top, bottom):
             axis.axvline(killed, color="#c62828", linestyle=":", label="replica killed (failover)")
-    top.set(title="req/s over time (each suite from its own start)", ylabel="req/s")
-    bottom.set(title="p95 over time", xlabel="seconds", ylabel="ms")
+    top.set(title="good req/s per second (each suite from its own start)", ylabel="req/s")
+    bottom.set(title="p95 of each second", xlabel="seconds", ylabel="ms")
     top.legend()
     fig.tight_layout()
     return _save(fig, run_dir, "timeline.png")
@@ -91,24 +91,44 @@ def _save(fig, run_dir: Path, name: str) -> str:
     return name
 
 
+def _num(value: float | None, fmt: str = "{:.0f}") -> str:
+    return "" if value is None else fmt.format(value)
+
+
 def _page(summary: Summary, images: list[str]) -> str:
     e = html.escape
     verdict_colour = {"promote": COLOURS["pass"], "reject": COLOURS["fail"]}.get(
         summary.verdict, COLOURS["inconclusive"]
     )
     rows = []
+    cpu_rows = []
+    step_rows = []
     for name in SUITES:
         suite = summary.suites.get(name)
         if suite is None:
             continue
-        figure = lambda v, fmt="{:.0f}": "" if v is None else fmt.format(v)  # noqa: E731
         links = " ".join(f'<a href="{e(r)}">{e(r)}</a>' for r in suite.locust_reports)
         rows.append(
             f"<tr><td>{e(name)}</td><td style='color:{COLOURS[suite.status]}'><b>{e(suite.status)}</b></td>"
-            f"<td>{figure(suite.rps)}</td><td>{figure(suite.p50_ms)}</td><td>{figure(suite.p95_ms)}</td>"
-            f"<td>{figure(suite.p99_ms)}</td><td>{figure(suite.error_ratio, '{:.3%}')}</td><td>{suite.requests}</td>"
+            f"<td>{_num(suite.rps)}</td><td>{_num(suite.p50_ms)}</td><td>{_num(suite.p95_ms)}</td>"
+            f"<td>{_num(suite.p99_ms)}</td><td>{_num(suite.error_ratio, '{:.3%}')}</td><td>{suite.requests}</td>"
             f"<td>{e(suite.reason)}</td><td>{links}</td></tr>"
         )
+        for w in suite.cpu:
+            cpu_rows.append(
+                f"<tr><td>{e(name)}</td><td>{e(w.label)}</td><td>{w.processes}</td>"
+                f"<td>{_num(w.generator_load, '{:.2f}')}</td><td>{_num(w.generator_wait, '{:.0%}')}</td>"
+                f"<td>{_num(w.generator_cpu, '{:.2f}')}</td>"
+                f"<td>{_num(w.machine_idle, '{:.2f}')}</td></tr>"
+            )
+        for label, steps in suite.steps.items():
+            for st in steps:
+                step_rows.append(
+                    f"<tr><td>{e(name)}</td><td>{e(label)}</td><td>{st.users}</td><td>{_num(st.rps)}</td>"
+                    f"<td>{_num(st.p95_ms)}</td><td>{st.errors} / {st.requests}</td>"
+                    f"<td>{_num(st.generator_load, '{:.2f}')}</td><td>{_num(st.machine_idle, '{:.2f}')}</td>"
+                    f"<td>{_num(st.throttled, '{:.0%}')}</td><td>{e(st.distorted or '')}</td></tr>"
+                )
     plan = summary.capacity_plan
     plan_rows = "".join(
         f"<tr><td>{e(k)}</td><td>{e(str(v))}</td></tr>" for k, v in plan.model_dump().items() if k != "notes"
@@ -122,12 +142,22 @@ text-align:left;vertical-align:top}}table{{border-collapse:collapse}}</style></h
 <p><b>Candidate</b> {e(summary.candidate)} &nbsp; <b>live baseline</b> {e(str(summary.baseline))} &nbsp;
 <b>target</b> {e(summary.target)} ({e(summary.stack)}) &nbsp; <b>exit status</b> {summary.exit_status}</p>
 <p><b>Why:</b> {e(summary.reason)}</p>
+<p>Required for a promotion: {e(", ".join(summary.required_suites))}.</p>
 <p>CPU budgets: {e(summary.cpu_budgets)}. Promoted: {"yes" if summary.promoted else "no"}.
 Machine-readable: <a href="summary.json">summary.json</a>.</p>
 {figures}
 <h2>Suites</h2>
 <table><tr><th>suite</th><th>status</th><th>req/s</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>errors</th>
 <th>requests</th><th>reason</th><th>Locust report</th></tr>{"".join(rows)}</table>
+<h2>Steps (each from its own window; req/s counts good answers only)</h2>
+<table><tr><th>suite</th><th>curve</th><th>users</th><th>good req/s</th><th>p95 ms</th><th>errors</th>
+<th>generator load (cores)</th><th>machine idle (cores)</th><th>replicas at budget</th>
+<th>not the candidate's because</th></tr>{"".join(step_rows)}</table>
+<h2>Load generator and machine CPU</h2>
+<p>Sampled every 0.5 s: the busiest Locust process's load (CPU used + time waiting for a CPU), its wait, all Locust
+processes' CPU, and the machine's idle cores. A saturated or starved generator makes a suite inconclusive.</p>
+<table><tr><th>suite</th><th>run</th><th>Locust processes</th><th>generator load</th><th>generator wait</th>
+<th>generator CPU</th><th>machine idle</th></tr>{"".join(cpu_rows)}</table>
 <h2>Capacity plan</h2><table>{plan_rows}</table>
 </body></html>
 """

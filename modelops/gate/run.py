@@ -119,13 +119,15 @@ def run_gate(
     promote: bool = True,
     reports: Path | None = None,
     command: str = "modelops gate",
+    generator_cgroup: Path | None = None,
 ) -> Summary:
     """Deploy the candidate beside the live version, run the suites on it, decide, write the outputs, and promote
-    (or tear the candidate down). Returns the summary; its exit_status is the process's."""
+    (or tear the candidate down). Returns the summary; its exit_status is the process's.
+    ``generator_cgroup``: run the load generator inside this cgroup (its cgroup.procs file), e.g. a CPU budget."""
     histories = history_file(target, settings)
     with stack_lock(histories.path.parent, command):
         return _run(target, settings, candidate_tag, steps, suites, promote, reports or PROJECT_ROOT / "reports",
-                    histories)  # fmt: skip
+                    histories, generator_cgroup)  # fmt: skip
 
 
 def _run(
@@ -137,6 +139,7 @@ def _run(
     promote: bool,
     reports: Path,
     histories: HistoryFile,
+    generator_cgroup: Path | None,
 ) -> Summary:
     started = time.time()
     target.release_scaling()  # settle anything a crashed gate left held
@@ -153,7 +156,8 @@ def _run(
         with steps.step(f"removing a leftover candidate ({live.candidate.bento})"):
             target.remove_candidate()
     deploy = settings.deploy
-    measuring = Suites(target=target, settings=settings, candidate=candidate, run_dir=run_dir)
+    measuring = Suites(target=target, settings=settings, candidate=candidate, run_dir=run_dir,
+                       generator_cgroup=generator_cgroup)  # fmt: skip
     try:
         with steps.step(f"deploying candidate {candidate.tag} beside live {live.bento}") as note:
             target.progress = note

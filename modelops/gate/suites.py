@@ -9,7 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from modelops.bentos import BentoInfo
@@ -68,6 +68,7 @@ def cpu_window(label: str, result: LoadResult) -> CpuWindow:
         label=label,
         generator_load=f.generator_load,
         generator_cpu=f.generator_cpu,
+        generator_wait=f.generator_wait,
         machine_idle=f.machine_idle,
         processes=result.processes,
     )
@@ -80,6 +81,7 @@ class Suites:
     candidate: BentoInfo
     run_dir: Path
     note: Note = lambda _m: None
+    generator_cgroup: Path | None = None  # cgroup.procs of a CPU budget for the load generator (tests starve it)
 
     @property
     def gate(self):
@@ -87,7 +89,8 @@ class Suites:
 
     @property
     def limits(self) -> Limits:
-        return Limits(max_generator_load=self.gate.max_generator_load, min_idle_cpu=self.gate.min_idle_cpu)
+        gate = self.gate
+        return Limits(gate.max_generator_load, gate.min_idle_cpu, gate.max_generator_wait)
 
     def _url(self) -> str:
         pool = self.target.status().candidate
@@ -99,6 +102,8 @@ class Suites:
         return self.target.cpu_throttling("candidate")
 
     def load(self, name: str, spec: LoadSpec, url: str | None = None) -> LoadResult:
+        if self.generator_cgroup is not None:
+            spec = replace(spec, cgroup_procs=self.generator_cgroup)
         return loadgen.run(url or self._url(), spec, self.run_dir, prefix=name, budget_probe=self._probe)
 
     def production_load(self) -> LoadSpec:

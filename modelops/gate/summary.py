@@ -43,6 +43,7 @@ class Step(BaseModel):
     p50_ms: float | None = None
     p99_ms: float | None = None
     generator_load: float | None = None  # the busiest Locust process: CPU used + time waiting for one, in cores
+    generator_wait: float | None = None  # share of time the most delayed Locust process waited for a CPU
     machine_idle: float | None = None  # idle cores of the machine during the step
     throttled: float | None = None  # share of CPU periods in which the pool's replicas hit their budget
     distorted: str | None = None  # why this step measured the machine or the generator rather than the candidate
@@ -58,6 +59,7 @@ class CpuWindow(BaseModel):
     label: str
     generator_load: float | None  # busiest Locust process: (CPU + run-queue wait) / wall time, cores
     generator_cpu: float | None  # cores used by all Locust processes together
+    generator_wait: float | None = None  # share of time the most delayed Locust process waited for a CPU
     machine_idle: float | None  # cores left idle
     processes: int = 1  # Locust processes that generated the load
 

@@ -1,0 +1,58 @@
+"""Shared by the gate's end-to-end tests: short settings, the candidate bentos, a gate runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modelops.gate.run import run_gate
+from modelops.gate.summary import Summary
+from modelops.targets.local import LocalTarget
+from modelops.ui import Steps
+from tests.conftest import local_settings
+from tests.fixtures.faulty import build_faulty
+
+# Short runs with permissive SLOs: these tests check the gate's mechanics and decisions, not this machine's speed.
+# Steps of 3 s (the first second dropped) from 4 to 32 users: enough for a 1-replica curve to reach its knee.
+# min_idle_cpu 0: whether other processes on a shared test machine leave the replicas their budget is not what these
+# tests are about (the rule has its own tests: tests/modelops/gate/test_capacity.py, test_judge.py); the load
+# generator's own saturation stays guarded (a starved generator's run is tested in test_rejections.py).
+QUICK = {
+    "deploy": {"replicas": 1},
+    "slo": {"p95_ms": 2000, "p99_ms": 4000, "max_error_ratio": 0.001, "min_rps": 5},
+    "gate": {
+        "users": 8, "spawn_rate": 8, "duration_s": 3, "warmup_s": 1, "min_requests": 20, "target_rps": 40,
+        "step_users": [4, 16, 32], "step_seconds": 3, "smoke_users": 2, "smoke_seconds": 2,
+        "min_efficiency": 0.2, "min_vertical_ratio": 0.3, "failover_max_error_ratio": 0.02, "min_idle_cpu": 0.0,
+    },
+}  # fmt: skip
+
+
+def quick_settings(state_dir: Path, **changes: dict):
+    merged = {k: {**v, **changes.pop(k, {})} for k, v in QUICK.items()}
+    return local_settings(state_dir, **merged, **changes)
+
+
+def view(state: Path, **changes: dict) -> LocalTarget:
+    """A deployment made in ``state``, seen with these settings (same state dir, so the same processes)."""
+    return LocalTarget(quick_settings(state, **changes), state_dir=state / "local")
+
+
+def gate(target: LocalTarget, candidate: str, reports: Path, **kwargs) -> Summary:
+    return run_gate(target, target.settings, candidate, Steps(), reports=reports, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def candidate_bento(reference_bento: str) -> str:
+    """v2 of the reference model: another seed, another bento."""
+    from bento import train
+    from modelops import bentos
+
+    train.save(seed=2)
+    return bentos.build()
+
+
+@pytest.fixture(scope="session")
+def faulty_bento(tmp_path_factory, bentoml_home) -> str:
+    return build_faulty(tmp_path_factory.mktemp("faulty"))

@@ -1,0 +1,277 @@
+"""Every verdict rule on fixed inputs, in milliseconds: where it passes, where it fails, where it cannot tell."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelops.gate import judge
+from modelops.gate.capacity import Limits, read_curve
+from modelops.gate.loadgen import CpuSample, LoadResult, Window, figures
+from modelops.gate.suites import FailoverRun, SloRun, SmokeRun, Sweep
+from modelops.gate.summary import Step, SuiteResult, Summary
+from modelops.targets.base import CpuBudgets, KilledReplica
+from stacks.config import GateSettings, SloSettings
+
+GATE = GateSettings()
+SLO = SloSettings(p95_ms=100, p99_ms=200, max_error_ratio=0.01, min_rps=10)
+LIMITS = Limits(max_generator_load=0.85, min_idle_cpu=0.1, max_generator_wait=0.3)
+BUDGETS = CpuBudgets(enforced=True, note="cgroup v1 cpu quota")
+
+
+def load(
+    ok_per_s: int = 100,
+    failed_per_s: int = 0,
+    ms: int = 20,
+    seconds: int = 10,
+    generator_load: float = 0.2,
+    generator_wait: float = 0.0,
+    idle: float = 1.0,
+    golden: int = 0,
+    failures: dict | None = None,
+) -> LoadResult:
+    """A measured run: ``seconds`` of steady traffic at these rates and latency, with this CPU picture."""
+    windows = [
+        Window(
+            t=100 + i / 2,
+            kind="single",
+            ok=ok_per_s // 2,
+            failed=failed_per_s // 2,
+            latencies={ms: (ok_per_s + failed_per_s) // 2},
+        )
+        for i in range(2 * seconds)
+    ]
+    cpu = [
+        CpuSample(
+            t=100 + i / 2,
+            generator_cpu=generator_load,
+            generator_load=generator_load,
+            machine_idle=idle,
+            generator_wait=generator_wait,
+        )
+        for i in range(1, 2 * seconds + 1)
+    ]
+    return LoadResult(url="u", prefix="slo", out_dir="", exit_code=0, processes=1, started=100, measured_from=100,
+                      windows=windows, window_s=0.5, steps_started=[], cpu=cpu, golden_checks=golden,
+                      cpu_warning=False, failure_messages=failures or {},
+                      measured=figures(windows, 0.5, cpu, 100, 100 + seconds))  # fmt: skip
+
+
+def slo_run(result: LoadResult, throttled: float | None = None) -> SloRun:
+    return SloRun(result=result, replicas=2, workers=1, cpu_budget=0.5, cpu_seconds=4.0, throttled=throttled)
+
+
+# ---------------------------------------------------------------------------------------------------- smoke
+def test_smoke_fails_on_any_failed_request_and_needs_its_golden_checks() -> None:
+    failing = load(failed_per_s=2, failures={"HTTP 500": 20})
+    assert judge.judge_smoke(SmokeRun(failing, golden=True), GATE, LIMITS).status == "fail"
+    unchecked = judge.judge_smoke(SmokeRun(load(), golden=True), GATE, LIMITS)
+    assert (unchecked.status, unchecked.reason) == ("inconclusive", "the golden rows were never checked")
+    assert judge.judge_smoke(SmokeRun(load(golden=5), golden=True), GATE, LIMITS).status == "pass"
+
+
+# ------------------------------------------------------------------------------------------------------ slo
+def test_slo_passes_within_every_threshold_and_records_cpu_per_request() -> None:
+    result = judge.judge_slo(slo_run(load()), SLO, GATE, LIMITS)
+    assert result.status == "pass", result.reason
+    assert result.measured["cpu_seconds_per_request"] == pytest.approx(4.0 / 1000)
+    assert result.measured["offered_rps_per_replica"] == GATE.target_rps / 2
+
+
+@pytest.mark.parametrize(
+    ("run", "words"),
+    [
+        (load(ms=150), "p95 150 ms > 100 ms"),
+        (load(ms=250), "p99 250 ms > 200 ms"),
+        (load(ok_per_s=90, failed_per_s=10), "error ratio 10.00% > 1.00%"),
+        (load(ok_per_s=8, seconds=30), "8 good req/s < 10 req/s"),
+    ],
+)
+def test_slo_fails_on_each_threshold(run, words) -> None:
+    result = judge.judge_slo(slo_run(run), SLO, GATE.model_copy(update={"min_requests": 10}), LIMITS)
+    assert (result.status, words in result.reason) == ("fail", True), result.reason
+
+
+def test_failed_requests_never_count_as_throughput() -> None:
+    result = judge.judge_slo(slo_run(load(ok_per_s=40, failed_per_s=60)), SLO, GATE, LIMITS)
+    assert result.rps == 40 and "40 good req/s" not in result.reason and result.status == "fail"
+
+
+@pytest.mark.parametrize(
+    ("run", "words"),
+    [
+        (load(ms=150, generator_load=0.9), "load generator was saturated"),
+        (load(ms=150, generator_wait=0.5), "load generator was starved"),
+        (load(ms=150, idle=0.0), "no idle CPU"),
+    ],
+)
+def test_slo_is_inconclusive_when_the_generator_or_the_machine_was_the_limit(run, words) -> None:
+    result = judge.judge_slo(slo_run(run), SLO, GATE, LIMITS)
+    assert result.status == "inconclusive" and words in result.reason
+    assert "it also measured: p95 150 ms" in result.reason, "what was measured is still reported"
+
+
+def test_a_full_machine_does_not_void_a_run_whose_replicas_were_held_at_their_budget() -> None:
+    assert judge.judge_slo(slo_run(load(idle=0.0), throttled=0.8), SLO, GATE, LIMITS).status == "pass"
+
+
+def test_too_few_requests_are_inconclusive_unless_the_candidate_was_too_slow() -> None:
+    gate = GATE.model_copy(update={"min_requests": 10_000})
+    assert judge.judge_slo(slo_run(load()), SLO, gate, LIMITS).status == "inconclusive"
+    assert judge.judge_slo(slo_run(load(ok_per_s=4)), SLO, gate, LIMITS).status == "fail"
+
+
+# ------------------------------------------------------------------------------------------------- scaling
+def curve(label: str, *rps: float, errors_at: int | None = None, distorted_at: int | None = None):
+    steps = []
+    for i, r in enumerate(rps):
+        errors = 500 if errors_at is not None and i >= errors_at else 0
+        distorted = "the load generator was saturated" if distorted_at is not None and i >= distorted_at else None
+        steps.append(Step(users=8 * 2**i, rps=r, p95_ms=20, errors=errors, requests=1000, distorted=distorted))
+    return read_curve(label, steps, max_error_ratio=0.01)
+
+
+def sweep(unit: str, values: list[int], *curves) -> Sweep:
+    return Sweep(unit=unit, values=values, curves=list(curves), reports=[], cpu=[])
+
+
+def horizontal(one, two, budgets: CpuBudgets = BUDGETS) -> SuiteResult:
+    return judge.judge_horizontal(sweep("replicas", [1, 2], one, two), GATE, budgets)
+
+
+def test_horizontal_passes_with_efficiency_above_the_minimum() -> None:
+    result = horizontal(curve("replicas=1", 100, 200, 205), curve("replicas=2", 200, 380, 390))
+    assert result.status == "pass" and result.measured["efficiency_2"] == pytest.approx(390 / 410)
+    assert result.measured["capacity_per_replica"] == 205
+
+
+def test_horizontal_fails_when_a_second_replica_adds_too_little() -> None:
+    result = horizontal(curve("replicas=1", 100, 200, 205), curve("replicas=2", 150, 220, 225))
+    assert result.status == "fail" and "below min_efficiency 0.7" in result.reason
+
+
+def test_horizontal_fails_when_a_curve_has_no_clean_step() -> None:
+    result = horizontal(curve("replicas=1", 400, 800, errors_at=0), curve("replicas=2", 200, 380, 390))
+    assert result.status == "fail" and "no clean step" in result.reason
+
+
+def test_errors_at_the_knee_make_the_last_clean_step_the_capacity() -> None:
+    # 1 replica fails from 32 users on: its capacity is the 16-user step, exactly.
+    result = horizontal(curve("replicas=1", 100, 200, 900, errors_at=2), curve("replicas=2", 200, 380, 390))
+    assert result.status == "pass" and result.measured["rps_1"] == 200
+    assert "32 users 50.0% of requests failed" in result.reason
+
+
+def test_a_lower_bound_that_could_still_pass_is_inconclusive_not_a_fail() -> None:
+    # 2 replicas still rising at the last step: E(2) >= 0.56 as measured; the true value may be above 0.7.
+    result = horizontal(curve("replicas=1", 100, 200, 205), curve("replicas=2", 100, 180, 230))
+    assert result.status == "inconclusive" and "never reached its knee" in result.reason
+
+
+def test_a_lower_bound_that_already_passes_is_a_pass() -> None:
+    assert horizontal(curve("replicas=1", 100, 200, 205), curve("replicas=2", 200, 330, 390)).status == "pass"
+
+
+def test_a_distorted_denominator_can_still_prove_a_fail() -> None:
+    # 1 replica's knee unknown (generator saturated before it), yet 2 replicas cannot reach 0.7 x 2 x 300.
+    result = horizontal(curve("replicas=1", 150, 300, 0, distorted_at=2), curve("replicas=2", 150, 160, 162))
+    assert result.status == "fail"
+
+
+def test_scaling_is_not_judged_without_cpu_budgets() -> None:
+    off = CpuBudgets(enforced=False, note="cannot create cgroups (not root)")
+    result = horizontal(curve("replicas=1", 100, 200, 205), curve("replicas=2", 200, 380, 390), off)
+    assert result.status == "inconclusive" and "CPU budgets are off" in result.reason
+
+
+def test_a_curve_with_nothing_measurable_is_inconclusive() -> None:
+    result = horizontal(curve("replicas=1", 100, 200, 205), curve("replicas=2", 200, 380, distorted_at=0))
+    assert result.status == "inconclusive" and "nothing measurable" in result.reason
+
+
+def test_vertical_fails_below_its_ratio_and_passes_above() -> None:
+    one = curve("workers=1", 100, 104)
+    flat = judge.judge_vertical(sweep("workers", [1, 2], one, curve("workers=2", 100, 103)), GATE, BUDGETS)
+    assert flat.status == "fail" and flat.measured["ratio"] == pytest.approx(103 / 104)
+    good = judge.judge_vertical(sweep("workers", [1, 2], one, curve("workers=2", 150, 200, 204)), GATE, BUDGETS)
+    assert good.status == "pass"
+
+
+# ------------------------------------------------------------------------------------------------ failover
+def failover(down_after: float | None, result: LoadResult | None = None, killed: bool = True) -> SuiteResult:
+    run = FailoverRun(result=result or load(seconds=20), replicas=2, workers=1,
+                      killed=KilledReplica("green-2", "u", killed_at=105.0) if killed else None,
+                      down_after_s=down_after)  # fmt: skip
+    return judge.judge_failover(run, GATE, LIMITS)
+
+
+def test_failover_passes_when_the_balancer_takes_the_replica_out_quickly_without_errors() -> None:
+    result = failover(1.4)
+    assert result.status == "pass" and "marked down 1.40 s after the kill" in result.reason
+    assert result.measured["killed_at_s"] == 5.0
+
+
+@pytest.mark.parametrize(
+    ("down_after", "run", "words"),
+    [
+        (None, None, "never marked down"),
+        (6.0, None, "limit 5 s"),
+        (1.0, load(seconds=20, ok_per_s=98, failed_per_s=2), "limit 0.10%"),
+    ],
+)
+def test_failover_fails_when_the_replica_stays_in_or_requests_fail(down_after, run, words) -> None:
+    result = failover(down_after, run)
+    assert result.status == "fail" and words in result.reason
+
+
+def test_failover_without_a_kill_is_inconclusive() -> None:
+    assert failover(None, killed=False).status == "inconclusive"
+
+
+# ---------------------------------------------------------------------------------------------- regression
+def summary_with(capacity: float | None, p95: float, settings: dict | None = None) -> Summary:
+    suites = {
+        "slo": SuiteResult(status="pass", reason="", p95_ms=p95),
+        "horizontal": SuiteResult(status="pass", reason="", measured={"capacity_per_replica": capacity}),
+    }
+    return Summary(run_id="r", verdict="promote", exit_status=0, reason="", candidate="c", baseline="b", target="local",
+                   stack="local", started=0, finished=1, suites=suites, settings=settings or SETTINGS,
+                   cpu_budgets=BUDGETS.note)  # fmt: skip
+
+
+SETTINGS = {"deploy": {"cpu_per_replica": 0.5, "workers": 1, "replicas": 2}, "gate": {"target_rps": 100}}
+
+
+def regression(capacity: float | None, p95: float, baseline: Summary | None) -> SuiteResult:
+    mine = summary_with(capacity, p95).suites
+    return judge.judge_regression(mine, SETTINGS, BUDGETS.note, baseline, GATE)
+
+
+def test_regression_compares_clean_capacity_and_p95_at_the_same_offered_load() -> None:
+    result = regression(450, 42, summary_with(500, 40))
+    assert result.status == "pass", result.reason
+    assert result.measured["capacity_drop"] == pytest.approx(0.1)
+    assert result.measured["p95_rise_ms"] == 2
+
+
+def test_regression_fails_on_a_capacity_drop() -> None:
+    result = regression(350, 40, summary_with(500, 40))
+    assert result.status == "fail" and "capacity fell by more than 20%" in result.reason
+
+
+def test_a_p95_rise_needs_both_the_ratio_and_the_absolute_floor() -> None:
+    assert regression(500, 51, summary_with(500, 40)).status == "pass", "+11 ms but +28 %: within the ratio"
+    assert regression(500, 14, summary_with(500, 10)).status == "pass", "+40 % but 4 ms: below the 10 ms floor"
+    result = regression(500, 60, summary_with(500, 40))
+    assert result.status == "fail" and "p95 rose" in result.reason
+
+
+def test_regression_without_a_baseline_is_skipped_and_under_other_settings_inconclusive() -> None:
+    assert regression(500, 40, None).status == "skipped"
+    other = summary_with(500, 40, {**SETTINGS, "deploy": {**SETTINGS["deploy"], "replicas": 3}})
+    result = regression(500, 40, other)
+    assert result.status == "inconclusive" and "settings differ: deploy.replicas 2 vs 3" in result.reason
+
+
+def test_regression_needs_an_exact_capacity_on_both_sides() -> None:
+    result = regression(None, 40, summary_with(500, 40))
+    assert result.status == "inconclusive" and "no clean 1-replica capacity" in result.reason
