@@ -23,9 +23,10 @@ from modelops.monitor.drift import (
     check_drift,
     reference_from_metadata,
 )
+from modelops.monitor.rules import DRIFT_METRIC
 from stacks.config import MonitorSettings
 
-REPORT_JSON, REPORT_HTML = "drift.json", "drift.html"
+REPORT_JSON, REPORT_HTML, REPORT_METRICS = "drift.json", "drift.html", "drift.prom"
 EXIT_STATUS = {DRIFT: ExitStatus.DRIFT_DETECTED, INCONCLUSIVE: ExitStatus.INCONCLUSIVE}
 
 
@@ -109,7 +110,19 @@ def write_report(report: DriftReport, out_dir: Path) -> tuple[Path, Path]:
     json_path, html_path = out_dir / REPORT_JSON, out_dir / REPORT_HTML
     json_path.write_text(report.model_dump_json(indent=2))
     html_path.write_text(render_html(report))
+    if report.model_version and report.status != INCONCLUSIVE:
+        (out_dir / REPORT_METRICS).write_text(render_metrics(report))
     return json_path, html_path
+
+
+def render_metrics(report: DriftReport) -> str:
+    """The verdict in Prometheus' text format, for the DriftDetected alert (rules.DRIFT_METRIC)."""
+    version = report.model_version.replace("\\", "\\\\").replace('"', '\\"')
+    return (
+        f"# HELP {DRIFT_METRIC} 1 when the last drift check of this model found drift, else 0.\n"
+        f"# TYPE {DRIFT_METRIC} gauge\n"
+        f'{DRIFT_METRIC}{{model_version="{version}"}} {int(report.status == DRIFT)}\n'
+    )
 
 
 def _when(ts: float | None) -> str:
