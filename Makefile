@@ -1,5 +1,6 @@
 # modelops — every target bootstraps what it needs (idempotent): a .venv with the pinned packages, a tools venv
-# for checkov, and the system programs haproxy + shellcheck (apt-get on Debian/Ubuntu, brew on macOS).
+# for checkov, and the system programs haproxy + shellcheck + prometheus (with promtool) (apt-get on Debian/Ubuntu,
+# brew on macOS).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -7,7 +8,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := .venv-tools
-SYSTEM_TOOLS := haproxy shellcheck
+# Commands on PATH; system-deps installs the package of each missing one (promtool: prometheus).
+SYSTEM_TOOLS := haproxy shellcheck promtool
 STACK ?= local
 
 # BentoML keeps models and bentos here, inside the project, not in ~/bentoml.
@@ -23,7 +25,7 @@ help:
 	@echo "make bench   throughput/latency benchmark (batched vs naive vs no-op; direct vs HAProxy)"
 	@echo "make lint    ruff check + format check"
 	@echo "make down    stop anything 'modelops up' left running"
-	@echo "make setup   bootstrap only (.venv, tools venv, haproxy, shellcheck)"
+	@echo "make setup   bootstrap only (.venv, tools venv, haproxy, shellcheck, prometheus)"
 
 setup: $(BIN)/.installed $(TOOLS)/.installed system-deps
 
@@ -39,18 +41,20 @@ $(TOOLS)/.installed: constraints-tools.txt
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints-tools.txt checkov
 	@touch $@
 
+# promtool (Prometheus' rule checker and test runner) comes with the prometheus package, like the server itself.
 system-deps:
 	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
-	echo "installing system packages:$$missing"; \
+	packages=""; for tool in $$missing; do case $$tool in promtool) packages="$$packages prometheus";; *) packages="$$packages $$tool";; esac; done; \
+	echo "installing system packages:$$packages"; \
 	if command -v apt-get >/dev/null; then \
 	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
-	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$packages >/dev/null; \
 	elif command -v brew >/dev/null; then \
-	  brew install $$missing; \
+	  brew install $$packages; \
 	else \
-	  echo "error: cannot install$$missing here (no apt-get, no brew). Install them with your package manager"; \
-	  echo "       (haproxy >= 2.4 and shellcheck), make sure they are on PATH, and run make again."; \
+	  echo "error: cannot install$$packages here (no apt-get, no brew). Install them with your package manager"; \
+	  echo "       (haproxy >= 2.4, shellcheck, prometheus >= 2.37 with promtool), make sure they are on PATH, and run make again."; \
 	  exit 1; \
 	fi; \
 	for tool in $$missing; do command -v $$tool >/dev/null || { echo "error: $$tool still not on PATH"; exit 1; }; done

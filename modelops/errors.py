@@ -17,7 +17,8 @@ class ExitStatus(IntEnum):
     VERTICAL_FAILED = 13
     FAILOVER_FAILED = 14
     REGRESSION_FAILED = 15
-    INCONCLUSIVE = 20
+    INCONCLUSIVE = 20  # also: a drift check had too few logged rows to judge
+    DRIFT_DETECTED = 30  # `modelops drift`: logged inputs or predictions drifted from the training reference
 
 
 class ModelopsError(Exception):

@@ -158,6 +158,79 @@ class GateSettings(_Section):
         return steps
 
 
+class MonitorSettings(_Section):
+    """Thresholds of the monitoring: drift, prediction logging, anomaly detection and the Prometheus rules.
+
+    One source for every consumer: ``modelops drift``, the prediction log a replica writes, and the rules file
+    that Prometheus (local, kind) loads; the aws stack's alarms can read the same fields.
+    """
+
+    window: int = Field(
+        500, ge=20, le=1_000_000, description="logged rows a drift check compares with the training reference"
+    )
+    min_rows: int = Field(
+        100, ge=10, le=1_000_000, description="fewer logged rows than this make a drift check inconclusive"
+    )
+    psi_threshold: float = Field(
+        0.25,
+        gt=0,
+        le=10,
+        description="PSI at or above which a feature has drifted (rule of thumb: 0.1 some, 0.25 large)",
+    )
+    # Calibrated with `modelops drift --calibrate` (500-row windows of held-out rows): at ks_alpha 0.01 and PSI 0.2,
+    # 11-18 % of normal windows raised an alarm (the 133-row training reference is itself a noisy estimate); at
+    # these values 0 of 100 (7 of 100 with exact copies of the 45 held-out rows), and a 1-sd shift of one feature
+    # is flagged after a median of 170 requests.
+    ks_alpha: float = Field(
+        0.001,
+        gt=0,
+        lt=1,
+        description="significance of the per-feature KS test, Bonferroni-corrected over the features",
+    )
+    prediction_psi_threshold: float = Field(
+        0.2, gt=0, le=10, description="PSI of the predicted class shares at or above which predictions drifted"
+    )
+    prediction_alpha: float = Field(
+        0.01, gt=0, lt=1, description="significance of the chi-square test of predicted class counts"
+    )
+    log_dir: str = Field(
+        ".work/predictions", min_length=1, description="where replicas write prediction logs (relative to the project)"
+    )
+    log_sample_rate: float = Field(1.0, ge=0, le=1, description="fraction of requests whose rows are logged")
+    log_max_bytes: int = Field(
+        10_485_760, ge=65_536, le=10_737_418_240, description="size at which a replica's prediction log rotates"
+    )
+    log_backups: int = Field(
+        3, ge=1, le=100, description="rotated files kept per writer (disk use <= (backups + 1) * log_max_bytes)"
+    )
+    concept_delta: float = Field(
+        0.002, gt=0, lt=1, description="ADWIN confidence of the concept-drift detector (smaller: fewer false alarms)"
+    )
+    anomaly_window: int = Field(
+        60, ge=5, le=100_000, description="points of history a point is compared with (rolling median and MAD)"
+    )
+    anomaly_threshold: float = Field(
+        6.0, gt=0, le=100, description="robust z-score (distance from the median in MADs) that flags an anomaly"
+    )
+    rate_window_s: int = Field(60, ge=10, le=3600, description="range of rate() in the Prometheus rules, seconds")
+    alert_for_s: int = Field(60, ge=0, le=86_400, description="seconds a condition holds before its alert fires")
+    replica_down_for_s: int = Field(
+        15, ge=0, le=86_400, description="seconds a replica is unreachable before the replica-down alert fires"
+    )
+    scrape_interval_s: int = Field(5, ge=1, le=300, description="Prometheus scrape and rule evaluation interval")
+
+    @model_validator(mode="after")
+    def _window_holds_min_rows(self) -> MonitorSettings:
+        if self.min_rows > self.window:
+            raise ValueError(f"min_rows ({self.min_rows}) must be <= window ({self.window})")
+        if self.anomaly_window * self.scrape_interval_s < self.rate_window_s:
+            raise ValueError(
+                f"anomaly_window ({self.anomaly_window}) x scrape_interval_s ({self.scrape_interval_s}) must cover "
+                f"rate_window_s ({self.rate_window_s}): raise anomaly_window"
+            )
+        return self
+
+
 Colour = Literal["blue", "green"]
 
 
@@ -378,6 +451,7 @@ class StackConfig(_Section):
     local: LocalSettings = LocalSettings()
     kind: KindSettings = KindSettings()
     aws: AwsSettings = AwsSettings()
+    monitor: MonitorSettings = MonitorSettings()
 
     def with_overrides(self, **sections: dict[str, Any]) -> StackConfig:
         """A re-validated copy with some section keys replaced, e.g. ``with_overrides(deploy={"replicas": 3})``."""

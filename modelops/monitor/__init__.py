@@ -1,0 +1,1 @@
+"""After promotion: prediction logs, drift, anomalies, concept drift and the Prometheus rules."""
