@@ -1,7 +1,7 @@
 """Benchmark-only service: the production predict path beside its unbatched twin and a no-op floor.
 
 Built into its own bento (bentofile.bench.yaml) by `modelops bench`; the production service stays clean.
-  /predict        the production code path: adaptive batching (same settings as service.py)
+  /predict        the production code path (Classifier.serve: contract check + the batcher), as in service.py
   /predict_naive  the same model call, one request at a time (no batching)
   /noop           same input validation, no model: the framework's floor for this payload
 """
@@ -9,7 +9,7 @@ Built into its own bento (bentofile.bench.yaml) by `modelops bench`; the product
 from __future__ import annotations
 
 import bentoml
-from service import BATCH, MAX_BODY_BYTES, MODEL, SETTINGS, Classifier, Prediction, Predictions, RequestGuard, Rows
+from service import MAX_BODY_BYTES, MODEL, SETTINGS, Classifier, Prediction, Predictions, RequestGuard, Rows
 
 
 @bentoml.service(name="wine_bench", **SETTINGS)
@@ -19,9 +19,9 @@ class WineBench:
     def __init__(self) -> None:
         self.classifier = Classifier()
 
-    @bentoml.api(**BATCH)
-    def predict(self, rows: Rows) -> Predictions:
-        return self.classifier.predict(rows)
+    @bentoml.api
+    async def predict(self, rows: Rows) -> Predictions:
+        return await self.classifier.serve(rows)
 
     @bentoml.api
     def predict_naive(self, rows: Rows) -> Predictions:

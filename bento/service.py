@@ -1,7 +1,9 @@
-"""The BentoML service: a typed, validated prediction API over the reference classifier, with adaptive batching.
+"""The BentoML service: a typed, validated prediction API over the reference classifier, with batching in which one
+request can never fail another (bento/batching.py).
 
-Everything about the model — feature count, class labels, example rows — comes from the model's own metadata
-(bento/train.py writes it), so the API schema published at /docs.json declares exactly what a request must hold.
+Everything about the model — feature count, class labels, example rows, the range of values it can compute with —
+comes from the model's own metadata (bento/train.py writes it), so the API schema published at /docs.json declares
+exactly what a request must hold, and a value the model cannot take is refused with a 422 before it reaches it.
 
 Limits (environment, so an operator can tune a replica without rebuilding the bento):
   MODELOPS_MAX_BODY_BYTES   largest request body, default 1 MiB (413 above it; HAProxy enforces the same limit)
@@ -15,18 +17,24 @@ from typing import Annotated
 
 import bentoml
 import numpy as np
+from batching import Batcher
+from bentoml.exceptions import UnprocessableEntity
 from bentoml.validators import ContentType
+from contract import out_of_range, probe_input_dtype
 from guard import RequestGuard
 from pydantic import BaseModel, Field
+from starlette.responses import JSONResponse
 
 MODEL = bentoml.models.BentoModel("wine_classifier:latest")
 MAX_ROWS = 1000
+MAX_BATCH_ROWS = 2 * MAX_ROWS  # rows merged into one model call at most (a request larger than that goes alone)
 MAX_BODY_BYTES = int(os.environ.get("MODELOPS_MAX_BODY_BYTES", str(1024 * 1024)))
 
 _METADATA = MODEL.resolve().info.metadata
 FEATURES: list[str] = list(_METADATA["feature_names"])
 CLASSES: list[str] = list(_METADATA["classes"])
 _EXAMPLE_ROWS = _METADATA.get("golden", {}).get("rows", [])[:2]
+SHOWN_VIOLATIONS = 10  # out-of-range values listed in a 422's detail (the message counts them all)
 
 # strict: "1.5" and true are not numbers; allow_inf_nan=False: NaN, Infinity and 1e400 are refused with a 400.
 FiniteNumber = Annotated[float, Field(strict=True, allow_inf_nan=False)]
@@ -59,11 +67,36 @@ class Prediction(BaseModel):
 Predictions = Annotated[list[Prediction], ContentType("application/json")]
 
 
+class InputOutOfRange(UnprocessableEntity):
+    """A request holds values the model cannot compute with, or the model raised on this request's rows alone."""
+
+    def __init__(self, message: str, detail: list[dict]) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+    def response(self) -> JSONResponse:
+        # Returned, not raised: BentoML 1.4 answers a raised 4xx BentoMLException with a one-element *list*
+        # [{"error": ...}] (and logs a traceback per request); this keeps the {"error", "detail"} shape of its own
+        # validation errors and of the request guard's, at no logging cost under a flood of bad requests.
+        return JSONResponse({"error": str(self), "detail": self.detail}, status_code=self.error_code.value)
+
+
+def input_contract(model, n_features: int) -> tuple[str, float]:
+    """(dtype, largest |value|) the model computes with: recorded at training; probed from the model itself for a
+    model saved before training recorded it."""
+    recorded = _METADATA.get("input_contract")
+    if recorded:
+        return str(recorded["dtype"]), float(recorded["max_abs"])
+    return probe_input_dtype(model.predict_proba, n_features)
+
+
 class Classifier:
     """The model and its prediction logic, shared by the production service and the benchmark service."""
 
     def __init__(self) -> None:
         self.model = bentoml.sklearn.load_model(MODEL.resolve())
+        self.dtype, self.max_abs = input_contract(self.model, len(FEATURES))
+        self.batcher: Batcher[Prediction] = Batcher(self.predict, max_rows=MAX_BATCH_ROWS)
         # Garbage collection was the latency tail: each full collection walked the whole heap (framework, model)
         # and stalled every in-flight request. Everything loaded so far lives as long as the process, so move it
         # out of the collector's reach, and collect the young generation less often (per request garbage is
@@ -72,18 +105,40 @@ class Classifier:
         gc.freeze()
         gc.set_threshold(50_000, 50, 50)
 
-    def predict(self, rows: list[list[float]]) -> list[Prediction]:
+    def predict(self, rows: np.ndarray | list[list[float]]) -> list[Prediction]:
         proba = self.model.predict_proba(np.asarray(rows, dtype=np.float64))
         return [
             Prediction(label=CLASSES[int(i)], probabilities=dict(zip(CLASSES, map(float, p), strict=True)))
             for i, p in zip(proba.argmax(axis=1), proba, strict=True)
         ]
 
+    def check(self, rows: list[list[float]]) -> np.ndarray:
+        """The rows as an array, or InputOutOfRange naming each value beyond what the model can compute with."""
+        array = np.asarray(rows, dtype=np.float64)
+        bad = out_of_range(array, self.max_abs)
+        if not bad:
+            return array
+        row, feature, value = bad[0]
+        more = f" (and {len(bad) - 1} more values)" if len(bad) > 1 else ""
+        message = (
+            f"row {row}, feature {FEATURES[feature]!r} (index {feature}): {value:g} is outside the range the model "
+            f"computes in ({self.dtype}: |x| <= {self.max_abs:g}){more}: send values within it"
+        )
+        detail = [
+            {"row": r, "feature": FEATURES[f], "index": f, "value": v, "bound": self.max_abs, "dtype": self.dtype}
+            for r, f, v in bad[:SHOWN_VIOLATIONS]
+        ]
+        raise InputOutOfRange(message, detail)
 
-# Batching: requests are merged row-wise (batch_dim 0) and predicted in one call. BentoML's dispatcher cancels the
-# oldest queued request with a 503 when its latency model predicts max_latency_ms would be exceeded; the bound is
-# set well above the SLO so that only a genuinely overloaded replica sheds load. max_batch_size is in rows.
-BATCH = {"batchable": True, "batch_dim": 0, "max_batch_size": 2 * MAX_ROWS, "max_latency_ms": 5000}
+    async def serve(self, rows: list[list[float]]) -> list[Prediction] | JSONResponse:
+        """The production predict path: contract check, then the batcher (one bad request never fails others)."""
+        try:
+            return await self.batcher.submit(self.check(rows))
+        except InputOutOfRange as exc:
+            return exc.response()
+        except (ValueError, FloatingPointError) as exc:
+            # Raised by the model on this request's rows alone (the batcher isolated it): the input's fault.
+            return InputOutOfRange(f"the model cannot predict these rows: {exc}", []).response()
 
 
 # Service settings shared with the benchmark service, so that it measures this configuration. Access logs are off:
@@ -98,10 +153,10 @@ class WineClassifier:
     def __init__(self) -> None:
         self.classifier = Classifier()
 
-    @bentoml.api(**BATCH)
-    def predict(self, rows: Rows) -> Predictions:
+    @bentoml.api
+    async def predict(self, rows: Rows) -> Predictions:
         """Predict the class of each row. The response holds one prediction per row, in order."""
-        return self.classifier.predict(rows)
+        return await self.classifier.serve(rows)
 
 
 WineClassifier.add_asgi_middleware(RequestGuard, max_body_bytes=MAX_BODY_BYTES)

@@ -20,6 +20,8 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import accuracy_score, f1_score, log_loss
 from sklearn.model_selection import train_test_split
 
+from bento.contract import probe_input_dtype
+
 MODEL_NAME = "wine_classifier"
 GOLDEN_ROWS = 8
 HISTOGRAM_BINS = 10
@@ -71,11 +73,15 @@ def train(seed: int = 1, n_estimators: int = 100, test_size: float = 0.25) -> tu
         "train_rows": len(x_train),
         "test_rows": len(x_test),
     }
+    # The input contract is the model's: the service refuses values the model cannot compute with (a forest casts to
+    # float32, so a finite 1e39 would become inf inside predict and fail the whole batch it is in).
+    dtype, bound = probe_input_dtype(model.predict_proba, len(feature_names))
     golden_x = x_test[:GOLDEN_ROWS]
     golden_proba = model.predict_proba(golden_x)
     metadata = {
         "feature_names": feature_names,
         "classes": classes,
+        "input_contract": {"dtype": dtype, "max_abs": bound},
         "metrics": metrics,
         "seed": seed,
         "dataset": "sklearn.datasets.load_wine",

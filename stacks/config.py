@@ -58,6 +58,15 @@ class LimitsSettings(_Section):
     request_timeout_s: float = Field(10.0, gt=0, le=600, description="server-side time limit per request")
 
 
+class RateLimitSettings(_Section):
+    """Per-source request rate limit at the local load balancer (HAProxy stick table): one client cannot take every
+    replica's capacity. Off by default: on loopback every client is 127.0.0.1, so it would limit all of them as one."""
+
+    enabled: bool = Field(False, description="refuse a source above requests per window with 429 + Retry-After")
+    requests: int = Field(1000, ge=1, le=1_000_000, description="requests one source may send per window")
+    window_s: int = Field(10, ge=1, le=3600, description="window of the rate, seconds (also the Retry-After value)")
+
+
 class LocalSettings(_Section):
     lb_port: int = Field(0, ge=0, le=65535, description="HAProxy port on 127.0.0.1; 0 picks a free one")
     admin_port: int = Field(0, ge=0, le=65535, description="HAProxy stats/Prometheus port; 0 picks a free one")
@@ -446,6 +455,7 @@ class StackConfig(_Section):
     bento: str = Field("", description="bento tag to deploy; empty means the one `modelops build` made last")
     deploy: DeploySettings = DeploySettings()
     limits: LimitsSettings = LimitsSettings()
+    rate_limit: RateLimitSettings = RateLimitSettings()
     slo: SloSettings = SloSettings()
     gate: GateSettings = GateSettings()
     local: LocalSettings = LocalSettings()

@@ -31,3 +31,21 @@ def test_golden_labels_are_the_models_own_predictions() -> None:
     model, meta = train.train(seed=2)
     predicted = model.predict_proba(np.asarray(meta["golden"]["rows"])).argmax(axis=1)
     assert [meta["classes"][i] for i in predicted] == meta["golden"]["labels"]
+
+
+def test_the_input_contract_is_the_dtype_the_model_computes_in() -> None:
+    _, meta = train.train(seed=1)
+    assert meta["input_contract"] == {"dtype": "float32", "max_abs": float(np.finfo(np.float32).max)}, (
+        "a random forest casts its input to float32: larger finite values would raise inside predict"
+    )
+
+
+def test_the_contract_is_probed_from_the_model_not_assumed() -> None:
+    from sklearn.datasets import load_wine
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from bento.contract import probe_input_dtype
+
+    data = load_wine()
+    model = HistGradientBoostingClassifier(max_iter=5).fit(data.data, data.target)
+    assert probe_input_dtype(model.predict_proba, data.data.shape[1])[0] == "float64", "HGB bins float64 input"

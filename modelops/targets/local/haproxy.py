@@ -47,11 +47,40 @@ class Layout:
     map_path: Path
     max_body_bytes: int
     request_timeout_s: float
+    rate_limit: RateLimit | None = None  # per-source limit; None: no limit
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    requests: int  # per source address and window
+    window_s: int
+
+
+# HAProxy keeps the request's headers and body in one buffer, and keeps tune.maxrewrite (1024 by default) of it free
+# for header rewrites; headers are at most this large here (HAProxy refuses larger ones with 400 anyway).
+HEADER_ROOM = 16 * 1024 + 1024
+DEFAULT_BUFSIZE = 16 * 1024  # HAProxy's own default
+
+
+def bufsize(max_body_bytes: int) -> int:
+    """tune.bufsize that holds the headers and the largest accepted body.
+
+    L7 retries (retry-on …) resend the request from HAProxy's buffer: a body that does not fit was partly forwarded
+    already and cannot be resent, so a replica dying under a large request would fail it. Sized from the body limit,
+    every accepted request can be retried. The cost is memory per request in flight (two buffers each, allocated
+    only while a request is being handled): about 2 x 1 MiB per concurrent request at the default 1 MiB limit.
+    """
+    return max(DEFAULT_BUFSIZE, max_body_bytes + HEADER_ROOM)
 
 
 def render_config(layout: Layout) -> str:
     limit = layout.max_body_bytes
     too_large = f'{{"error": "request body is larger than the limit of {limit} bytes: send fewer rows", "detail": []}}'
+    pickle = (
+        '{"error": "unsupported content type application/vnd.bentoml+pickle (BentoML-internal, never accepted from'
+        ' clients): send the body as application/json", "detail": []}'
+    )
+    rate = layout.rate_limit
     frontends = [("fe_live", layout.lb_port, None)] + [
         (f"fe_{colour}", layout.pool_ports[colour], colour) for colour in COLOURS
     ]
@@ -61,6 +90,7 @@ def render_config(layout: Layout) -> str:
         f"    stats socket {layout.socket_path} mode 600 level admin",
         "    maxconn 4096",
         "    nbthread 1",
+        f"    tune.bufsize {bufsize(limit)}",
         "",
         "defaults",
         "    mode http",
@@ -87,7 +117,22 @@ def render_config(layout: Layout) -> str:
             "    http-request set-var(txn.too_large) req.hdr_val(content-length),sub(" + str(limit) + ")",
             f"    http-request return status 413 content-type application/json string '{too_large}'"
             " if { var(txn.too_large) -m int gt 0 }",
+            # BentoML deserialises this type with pickle (arbitrary code on load) between its own services: refuse it
+            # here for any bento, before a replica parses it. (The reference service's guard refuses it too.)
+            f"    http-request return status 415 content-type application/json string '{pickle}'"
+            " if { req.hdr(content-type) -m beg -i application/vnd.bentoml+pickle }",
         ]
+        if rate is not None:
+            limited = (
+                f'{{"error": "more than {rate.requests} requests in {rate.window_s} s from your address: retry after'
+                f' {rate.window_s} s, or ask for a higher limit (modelops:rate_limit)", "detail": []}}'
+            )
+            out += [
+                f"    stick-table type ip size 100k expire {rate.window_s}s store http_req_rate({rate.window_s}s)",
+                "    http-request track-sc0 src",
+                f"    http-request return status 429 content-type application/json string '{limited}'"
+                f" hdr Retry-After {rate.window_s} if {{ sc_http_req_rate(0) gt {rate.requests} }}",
+            ]
         if colour is None:
             out += [
                 f"    http-request set-var(txn.green_weight) str(green_weight),map_str_int({layout.map_path},0)",

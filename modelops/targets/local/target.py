@@ -35,12 +35,18 @@ from modelops.targets.base import (
 from modelops.targets.local import cgroups, haproxy, procs
 from modelops.waiting import wait_until
 from stacks.config import StackConfig
+from stacks.threads import thread_env
 
 Progress = Callable[[str], None]
 
 
 def _quiet(_message: str) -> None:
     pass
+
+
+def _rate_limit(settings: StackConfig) -> haproxy.RateLimit | None:
+    rate = settings.rate_limit
+    return haproxy.RateLimit(requests=rate.requests, window_s=rate.window_s) if rate.enabled else None
 
 
 class ReplicaRecord(BaseModel):
@@ -227,6 +233,7 @@ class LocalTarget:
             map_path=self.map_path,
             max_body_bytes=self.settings.limits.max_body_bytes,
             request_timeout_s=self.settings.limits.request_timeout_s,
+            rate_limit=_rate_limit(self.settings),
         )
         config = self.dir / "haproxy.cfg"
         write_atomic(config, haproxy.render_config(layout))
@@ -282,6 +289,8 @@ class LocalTarget:
             "BENTOML_CONFIG": str(self._bentoml_config(pool)),
             "MODELOPS_MAX_BODY_BYTES": str(self.settings.limits.max_body_bytes),
             "BENTOML_DO_NOT_TRACK": "true",
+            # Native thread pools (OpenMP, BLAS) sized to the budget per worker, not to the machine's cores.
+            **thread_env((pool.cpu or self.settings.deploy.cpu_per_replica * pool.workers) / pool.workers),
         }
         proc = procs.spawn(cgroups.join_command(procs_file, argv), deployment=self.deployment, log=log, env=env)
         record = ReplicaRecord(
