@@ -10,6 +10,13 @@ Options (also as env vars LOCUST_<NAME>): --endpoint (default: the service's onl
 of request bodies to use instead of generated ones), --meta-file (where to write what the run saw: the endpoint,
 the warm-up, when each step of a load shape began, and every request's outcome and latency in half-second windows,
 so that a step's figures come from its own window, not from Locust's cumulative percentiles).
+Also --hostile-weight N (hostile users per 10 single users, 0: none) and --max-body-bytes (the size limit
+the hostile users probe).
+
+Hostile users send what a careless or malicious client would (loadtests/payloads.py: hostile_bodies): extreme finite
+numbers, the most rows allowed, bodies just under and over the size limit, deeply nested JSON, wrong content types,
+multipart and pickle bodies. Their requests are named "<path> <kind> [hostile]" and count as failures only when
+they get a 5xx or a dropped connection: a 4xx is the right answer to them.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from locust import FastHttpUser, User, constant, events, task
 from locust.runners import WorkerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from payloads import batch_size, body_with_rows, fetch_openapi, find_endpoint, make_payloads
+from payloads import batch_size, body_with_rows, fetch_openapi, find_endpoint, hostile_bodies, make_payloads
 
 # MODELOPS_SHAPE names a LoadTestShape in shapes.py; Locust uses a shape class it finds in the locustfile.
 if os.environ.get("MODELOPS_SHAPE"):
@@ -94,6 +101,13 @@ def _options(parser) -> None:
     )
     parser.add_argument("--payload-file", default=None, help="JSON list of request bodies to send")
     parser.add_argument("--meta-file", default=None, help="write run metadata (JSON) here")
+    parser.add_argument("--hostile-weight", type=int, default=0, help="hostile users per 10 single users (0: none)")
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=1_048_576,
+        help="request size limit of the service (hostile users send bodies just under and just over it)",
+    )
     parser.add_argument(
         "--golden-file",
         default=None,
@@ -129,6 +143,10 @@ def _prepare(environment, **_kwargs) -> None:
     if options.batch_weight > 0:
         BatchUser.weight = options.batch_weight
         classes.append(BatchUser)
+    if options.hostile_weight > 0:
+        STATE["hostile"] = hostile_bodies(openapi, endpoint, options.max_body_bytes)
+        HostileUser.weight = options.hostile_weight
+        classes.append(HostileUser)
     if options.golden_file:
         golden = json.loads(Path(options.golden_file).read_text())
         STATE["golden"] = (body_with_rows(openapi, endpoint, golden["rows"]), golden["labels"])
@@ -271,3 +289,31 @@ class GoldenUser(FastHttpUser):
                 return
             STATE["golden_checks"] = STATE.get("golden_checks", 0) + 1
             STATE["golden_checks_unsent"] = STATE.get("golden_checks_unsent", 0) + 1
+
+
+HOSTILE_SUFFIX = "[hostile]"
+
+
+class HostileUser(FastHttpUser):
+    """Sends hostile bodies in turn (enabled by --hostile-weight). Fails a request only on a 5xx or a dropped
+    connection (status 0): refusing a hostile body with a 4xx — or serving a valid one with a 2xx — is correct."""
+
+    wait_time = constant(0)
+    weight = 0
+
+    def on_start(self) -> None:
+        self._i = random.randrange(len(STATE["hostile"]))
+
+    @task
+    def send(self) -> None:
+        hostile = STATE["hostile"][self._i % len(STATE["hostile"])]
+        self._i += 1
+        path = STATE["endpoint"].path
+        name = f"{path} {hostile.kind} {HOSTILE_SUFFIX}"
+        headers = {"content-type": hostile.content_type}
+        with self.client.post(path, data=hostile.content, headers=headers, name=name, catch_response=True) as response:
+            if response.status_code == 0 or response.status_code >= 500:
+                error = response.error or (response.text or "")[:200]
+                response.failure(f"hostile {hostile.kind!r}: HTTP {response.status_code}: {error}")
+            else:
+                response.success()

@@ -11,6 +11,7 @@ Pure Python, no Locust import: usable from a locustfile, a test, or a script.
 from __future__ import annotations
 
 import json
+import pickle
 import random
 import urllib.request
 from dataclasses import dataclass
@@ -142,3 +143,84 @@ def _resolve(openapi: dict, schema: dict) -> dict:
         name = schema["$ref"].rsplit("/", 1)[-1]
         schema = openapi.get("components", {}).get("schemas", {}).get(name, {})
     return schema or {}
+
+
+# ----------------------------------------------------------------------------------------------- hostile bodies
+EXTREME_VALUES = {"1e300": 1e300, "-1e300": -1e300, "3.5e38": 3.5e38, "-3.5e38": -3.5e38}
+NESTING_DEPTH = 10_000
+
+
+@dataclass(frozen=True)
+class HostileBody:
+    """A request a hostile (or careless) client sends. The right answer is a 2xx or a 4xx: never a 5xx, never a
+    dropped connection."""
+
+    kind: str
+    content: bytes
+    content_type: str
+
+
+def hostile_bodies(openapi: dict, endpoint: Endpoint, max_body_bytes: int) -> list[HostileBody]:
+    """Hostile requests for ``endpoint``, derived from its schema alone (any service): schema-valid bodies with
+    extreme finite numbers and the most rows the schema allows, bodies just under and just over ``max_body_bytes``,
+    deeply nested JSON, and the content types a JSON API must refuse (text, form, multipart, BentoML's pickle)."""
+    rng = random.Random(3)
+    most = _Builder(openapi, rng, 10**9).build(endpoint.request_schema)  # clamped to maxItems by the builder
+    one = _Builder(openapi, rng, 1).build(endpoint.request_schema)
+    bodies = [
+        HostileBody(f"extreme {name}", _dumps(_replace_numbers(one, value)), "application/json")
+        for name, value in EXTREME_VALUES.items()
+    ]
+    bodies.append(HostileBody("max rows", _dumps(most), "application/json"))
+    largest = _dumps(most)
+    if len(largest) < max_body_bytes:  # padded with JSON whitespace: still the same, valid document
+        bodies.append(HostileBody("just under the size limit", _pad(largest, max_body_bytes), "application/json"))
+    bodies.append(HostileBody("just over the size limit", _pad(largest, max_body_bytes + 1), "application/json"))
+    nested = "[" * NESTING_DEPTH + "]" * NESTING_DEPTH
+    bodies.append(HostileBody("deeply nested", f'{{"rows": {nested}}}'.encode(), "application/json"))
+    valid = _dumps(one)
+    bodies += [
+        HostileBody("text/plain", valid, "text/plain"),
+        HostileBody("form", b"rows=1", "application/x-www-form-urlencoded"),
+        HostileBody("multipart", _multipart(valid), f"multipart/form-data; boundary={MULTIPART_BOUNDARY}"),
+        # A harmless pickle (a dict): BentoML would unpickle this content type, which must never reach it.
+        HostileBody("bentoml pickle", pickle.dumps({"rows": [[1.0]]}), "application/vnd.bentoml+pickle"),
+    ]
+    return bodies
+
+
+MULTIPART_BOUNDARY = "modelops-hostile"
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _pad(body: bytes, size: int) -> bytes:
+    """``body`` grown to exactly ``size`` bytes with whitespace before its closing brace (or cut when larger)."""
+    if len(body) >= size:
+        return body[:size]
+    return body[:-1] + b" " * (size - len(body)) + body[-1:]
+
+
+def _replace_numbers(value: Any, number: float) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return number
+    if isinstance(value, list):
+        return [_replace_numbers(v, number) for v in value]
+    if isinstance(value, dict):
+        return {k: _replace_numbers(v, number) for k, v in value.items()}
+    return value
+
+
+def _multipart(json_body: bytes) -> bytes:
+    return (
+        (
+            f'--{MULTIPART_BOUNDARY}\r\nContent-Disposition: form-data; name="rows"; filename="rows.json"\r\n'
+            f"Content-Type: application/json\r\n\r\n"
+        ).encode()
+        + json_body
+        + f"\r\n--{MULTIPART_BOUNDARY}--\r\n".encode()
+    )

@@ -282,9 +282,17 @@ def bench(
     duration: Annotated[float, typer.Option(help="measured seconds per variant and round")] = 15.0,
     rounds: Annotated[int, typer.Option(help="interleaved rounds (figures are medians)")] = 3,
     cpu: Annotated[float, typer.Option(help="CPU budget of the replica, cores (where cgroups allow)")] = 1.0,
+    soak: Annotated[
+        float,
+        typer.Option(help="instead: MINUTES of production load, replica RSS and open FDs sampled every 10 s"),
+    ] = 0.0,
 ) -> None:
     """Benchmark (not a test): batched vs naive vs no-op predict paths, and one replica direct vs via HAProxy."""
-    from modelops.bench import BenchOptions, run_bench
+    from modelops.bench import BenchOptions, run_bench, run_soak
+
+    if soak > 0:
+        _print_soak(run_soak(_settings(stack), soak, Steps(err)))
+        return
 
     options = BenchOptions(users=users, duration_s=duration, rounds=rounds, cpu=cpu)
     summary = run_bench(_settings(stack), options, Steps(err))
@@ -391,6 +399,19 @@ def _calibrate(monitor, model: str, windows: int, trials: int, feature: str, shi
         f"up to {result.max_requests})"
     )
     out.print_json(json.dumps(result.to_dict()))
+
+
+def _print_soak(summary: dict) -> None:
+    out.print(f"soak: {summary['minutes']:g} min, {summary['requests']} requests, {summary['failures']} failed, "
+              f"{summary['rps']:.0f} req/s, p95 {summary['p95_ms']:.0f} ms, {summary['samples']} samples")  # fmt: skip
+    table = Table("replica", "RSS MB first", "last", "max", "drift", "FDs first", "last", "max", "goal")
+    mark = {True: "[green]met[/]", False: "[red]missed[/]"}
+    for name, r in summary["replicas"].items():
+        table.add_row(name, f"{r['rss_mb_first']:.1f}", f"{r['rss_mb_last']:.1f}", f"{r['rss_mb_max']:.1f}",
+                      f"{r['rss_drift']:+.1%}", str(r["fds_first"]), str(r["fds_last"]), str(r["fds_max"]),
+                      mark[r["met"]])  # fmt: skip
+    out.print(table)
+    out.print(f"goal: RSS within ±{summary['goals']['rss_drift']:.0%}, FDs flat. results: {summary['path']}")
 
 
 def _print_verdict(summary) -> None:

@@ -46,3 +46,25 @@ def test_several_endpoints_without_predict_need_a_choice() -> None:
     with pytest.raises(PayloadError, match="choose one with --endpoint"):
         find_endpoint(doc)
     assert find_endpoint(doc, "/explain").path == "/explain"
+
+
+LIMIT = 4096
+
+
+def test_hostile_bodies_cover_every_kind_and_respect_the_size_limit_edges() -> None:
+    import json
+
+    from loadtests.payloads import EXTREME_VALUES, hostile_bodies
+
+    doc = openapi({**ROWS, "examples": [[[10.0, 20.0, 30.0]]]})
+    bodies = {b.kind: b for b in hostile_bodies(doc, find_endpoint(doc), max_body_bytes=LIMIT)}
+    for name, value in EXTREME_VALUES.items():
+        rows = json.loads(bodies[f"extreme {name}"].content)["rows"]
+        assert rows == [[value, value, value]], f"extreme {name}: every number replaced, shape kept"
+    assert len(json.loads(bodies["max rows"].content)["rows"]) == 50, "the schema's maxItems"
+    assert len(bodies["just under the size limit"].content) == LIMIT
+    assert len(json.loads(bodies["just under the size limit"].content)["rows"]) == 50, "padding keeps it valid JSON"
+    assert len(bodies["just over the size limit"].content) == LIMIT + 1
+    assert bodies["deeply nested"].content.count(b"[") >= 1000
+    types = {b.content_type.split(";")[0] for b in bodies.values()}
+    assert {"text/plain", "multipart/form-data", "application/vnd.bentoml+pickle"} <= types

@@ -1,0 +1,146 @@
+"""HAProxy in front of the replicas: per-source rate limiting (429 + Retry-After), slow clients that starve no one,
+and L7 retries that cover every body it accepts (a 1,000-row request survives a SIGKILL of its replica)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from modelops.targets.local import haproxy
+from modelops.waiting import wait_until
+from stacks.config import LimitsSettings
+
+
+def layout(tmp_path: Path, rate_limit: haproxy.RateLimit | None = None) -> haproxy.Layout:
+    return haproxy.Layout(
+        lb_port=18080, admin_port=18081, pool_ports={"blue": 18082, "green": 18083}, socket_path=tmp_path / "s.sock",
+        map_path=tmp_path / "w.map", max_body_bytes=LimitsSettings().max_body_bytes, request_timeout_s=10,
+        rate_limit=rate_limit,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("rate", [None, haproxy.RateLimit(requests=100, window_s=10)], ids=["default", "rate limit"])
+def test_rendered_config_is_valid_for_haproxy(tmp_path: Path, rate) -> None:
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(haproxy.render_config(layout(tmp_path, rate)))
+    (tmp_path / "w.map").write_text(haproxy.render_map(0))
+    done = subprocess.run([haproxy.binary(), "-c", "-f", str(config)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"haproxy -c {config}: {done.stdout}{done.stderr}"
+
+
+def test_rate_limiting_is_off_unless_configured(tmp_path: Path) -> None:
+    assert "track-sc0" not in haproxy.render_config(layout(tmp_path))
+
+
+def test_buffer_holds_the_largest_accepted_body_so_every_request_can_be_retried() -> None:
+    limit = LimitsSettings().max_body_bytes
+    assert haproxy.bufsize(limit) >= limit + haproxy.HEADER_ROOM
+    assert haproxy.bufsize(1024) == haproxy.DEFAULT_BUFSIZE, "never below HAProxy's own default"
+
+
+def example_rows(url: str) -> list[list[float]]:
+    schema = httpx.get(url + "/docs.json").json()["paths"]["/predict"]["post"]["requestBody"]["content"]
+    return schema["application/json"]["schema"]["properties"]["rows"]["examples"][0]
+
+
+def test_a_source_over_its_rate_gets_429_with_retry_after(make_target, reference_bento) -> None:
+    target = make_target(rate_limit={"enabled": True, "requests": 20, "window_s": 5})
+    status = target.up(reference_bento, replicas=1, workers=1)
+    body = {"rows": example_rows(status.replicas[0].url)}
+    with httpx.Client(timeout=30) as client:
+        codes = [client.post(status.url + "/predict", json=body) for _ in range(30)]
+    assert [r.status_code for r in codes[:20]] == [200] * 20, "within the rate every request is served"
+    refused = [r for r in codes[20:] if r.status_code == 429]
+    assert len(refused) == 10, f"requests 21..30 within 5 s should get 429: {[r.status_code for r in codes[20:]]}"
+    assert refused[0].headers["retry-after"] == "5"
+    assert "modelops:rate_limit" in refused[0].json()["error"], "the error says which setting raises the limit"
+    direct = httpx.post(status.replicas[0].url + "/predict", json=body, timeout=30)
+    assert direct.status_code == 200, "the limit lives at the balancer, the replica itself is unaffected"
+
+
+SLOW_CLIENTS = 200
+
+
+def test_slow_clients_do_not_starve_others_and_are_cut_off(live_deployment) -> None:
+    """Slowloris: many connections trickle request headers and never finish them. HAProxy holds them without a
+    replica ever seeing them, serves everyone else meanwhile, and closes them at `timeout http-request` (408)."""
+    status = live_deployment.status()
+    port = int(status.url.rsplit(":", 1)[1])
+    body = {"rows": example_rows(status.replicas[0].url)}
+    slow = []
+    for _ in range(SLOW_CLIENTS):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nX-Slow: ")  # headers never end
+        slow.append(sock)
+    try:
+        started = time.monotonic()
+        with httpx.Client(timeout=5) as client:
+            latencies = []
+            for _ in range(20):
+                t0 = time.monotonic()
+                assert client.post(status.url + "/predict", json=body).status_code == 200
+                latencies.append(time.monotonic() - t0)
+        assert max(latencies) < 2.0, f"good requests slowed by {SLOW_CLIENTS} slow clients: {latencies}"
+        # Now wait (bounded) for HAProxy's timeout http-request (10 s) to cut every slow client off.
+        answers: list[bytes] = []
+
+        def read(sock: socket.socket) -> None:
+            try:
+                answers.append(sock.recv(200))
+            except OSError as exc:
+                answers.append(repr(exc).encode())
+
+        readers = [threading.Thread(target=read, args=(s,), daemon=True) for s in slow]
+        for reader in readers:
+            reader.start()
+        assert wait_until(lambda: len(answers) == SLOW_CLIENTS, timeout=20), (
+            f"{SLOW_CLIENTS - len(answers)} slow clients still held after {time.monotonic() - started:.0f} s"
+        )
+        assert all(a.startswith(b"HTTP/1.1 408") or a == b"" for a in answers), {a[:40] for a in answers}
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_a_1000_row_request_survives_a_sigkill_of_its_replica(make_target, reference_bento) -> None:
+    target = make_target()
+    status = target.up(reference_bento, replicas=2, workers=1)
+    rows = example_rows(status.replicas[0].url)
+    body = json.dumps({"rows": [rows[i % len(rows)] for i in range(1000)]})
+    assert len(body) > haproxy.DEFAULT_BUFSIZE * 4, "the body must exceed HAProxy's default buffer to prove anything"
+    outcomes: list[int | str] = []
+    stop = threading.Event()
+
+    def send() -> None:
+        with httpx.Client(timeout=30, headers={"content-type": "application/json"}) as client:
+            while not stop.is_set():
+                try:
+                    outcomes.append(client.post(status.url + "/predict", content=body).status_code)
+                except httpx.HTTPError as exc:
+                    outcomes.append(type(exc).__name__)
+
+    senders = [threading.Thread(target=send, daemon=True) for _ in range(6)]
+    for sender in senders:
+        sender.start()
+    try:
+        assert wait_until(lambda: len(outcomes) >= 10, timeout=60), "no 1000-row request completed"
+        target.kill_replica(pool="live")
+        before = len(outcomes)
+        assert wait_until(lambda: len(outcomes) >= before + 20, timeout=60), "traffic stalled after the kill"
+    finally:
+        stop.set()
+        for sender in senders:
+            sender.join(timeout=35)
+    failed = [o for o in outcomes if o != 200]
+    backend = next(r for r in target.api.stats() if r["pxname"] == "be_blue" and r["svname"] == "BACKEND")
+    retried = int(backend.get("wretr") or 0) + int(backend.get("wredis") or 0)
+    print(f"\n1000-row requests: {len(outcomes)} sent, {len(failed)} failed, HAProxy retries/redispatches: {retried}")
+    assert failed == [], f"1000-row requests failed across the kill: {failed}"
+    assert retried > 0, "no request was in flight on the killed replica: the test proved nothing, rerun it"
