@@ -23,6 +23,7 @@ from modelops.errors import MissingToolError, ModelopsError
 
 EXCLUDED_PATHS = r"^/(metrics|livez|readyz|healthz)$"
 SERVER_ERROR_CHECK = "not_a_server_error"
+SERVER_ERROR_CODE = "ST101"  # schemathesis' failure code for a 5xx answer
 SHOWN_FAILURES = 5
 INSTALL_HINT = "schemathesis is not installed in this environment: run `make setup` (it is pinned in pyproject.toml)"
 
@@ -39,8 +40,8 @@ class FuzzResult:
     command: list[str]
     exit_code: int
     cases: int  # test cases schemathesis generated and sent
-    server_errors: int  # cases answered with a 5xx (or a dropped connection)
-    failures: int  # cases failing any check run (server errors included)
+    server_errors: int  # distinct 5xx failures (schemathesis groups identical ones: one per operation and status)
+    failures: int  # distinct failures of any check run, and errors (server errors included)
     first_failures: list[str]  # titles of the first failure groups, for the report
     duration_s: float
     report: str  # schemathesis' JSON run report
@@ -93,7 +94,9 @@ def run_fuzz(
     seed: int | None = 1,
     runner: Runner = subprocess.run,
 ) -> FuzzResult:
-    """Fuzz the service at ``url`` for at most ``max_examples`` cases per operation and ``time_limit_s`` seconds."""
+    """Fuzz the service at ``url``: ``max_examples`` cases per operation and phase, and fuzzing repeats until
+    ``time_limit_s`` is spent (schemathesis' --max-time), so the run takes about that long; ``cases`` says how many
+    requests it sent."""
     report_dir = report_dir or Path.cwd() / "schemathesis"
     report_dir.mkdir(parents=True, exist_ok=True)
     report = report_dir / "schemathesis.json"
@@ -111,7 +114,7 @@ def run_fuzz(
         )
     document = json.loads(report.read_text())
     groups = document.get("failures") or []
-    server_errors = sum(g["count"] for g in groups if g.get("code") == SERVER_ERROR_CHECK)
+    server_errors = sum(g["count"] for g in groups if g.get("code") == SERVER_ERROR_CODE)
     cases = document.get("test_cases") or {}
     fatal = [f"{e['title']} (x{e['count']})" for e in document.get("errors") or []]
     titles = [f"{g['title']} (x{g['count']}, {', '.join(g.get('operations') or [])})" for g in groups]

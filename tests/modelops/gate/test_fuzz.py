@@ -3,6 +3,7 @@ bento passes; a server that answers 500 is caught, with the failure named."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -49,7 +50,8 @@ class BrokenHandler(BaseHTTPRequestHandler):
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(payload)))
         self.end_headers()
-        self.wfile.write(payload)
+        with contextlib.suppress(OSError):  # the client went away (schemathesis stops at its time limit)
+            self.wfile.write(payload)
 
     def log_message(self, *_args) -> None:
         pass
@@ -69,7 +71,7 @@ def broken_server() -> Iterator[str]:
 
 def test_a_replica_of_the_reference_bento_has_no_server_errors(live_deployment, tmp_path: Path) -> None:
     url = live_deployment.status().replicas[0].url
-    result = run_fuzz(url, max_examples=50, time_limit_s=60, report_dir=tmp_path)
+    result = run_fuzz(url, max_examples=50, time_limit_s=20, report_dir=tmp_path)
     print(f"\nschemathesis against {url}: {result.cases} cases, {result.server_errors} server errors")
     assert result.complete, result.first_failures
     assert result.cases >= 50, f"too few cases generated against {url}: {result.cases}"
@@ -78,7 +80,7 @@ def test_a_replica_of_the_reference_bento_has_no_server_errors(live_deployment, 
 
 
 def test_a_server_answering_500_fails_the_fuzz_run_with_the_failure_named(broken_server, tmp_path: Path) -> None:
-    result = run_fuzz(broken_server, max_examples=10, time_limit_s=30, report_dir=tmp_path)
+    result = run_fuzz(broken_server, max_examples=10, time_limit_s=5, report_dir=tmp_path)
     assert not result.passed
     assert result.server_errors > 0, f"schemathesis saw no 5xx from {broken_server}: {result.first_failures}"
     assert any("server error" in f.lower() for f in result.first_failures), result.first_failures

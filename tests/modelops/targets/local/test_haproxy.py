@@ -42,7 +42,7 @@ def test_rate_limiting_is_off_unless_configured(tmp_path: Path) -> None:
 def test_buffer_holds_the_largest_accepted_body_so_every_request_can_be_retried() -> None:
     limit = LimitsSettings().max_body_bytes
     assert haproxy.bufsize(limit) >= limit + haproxy.HEADER_ROOM
-    assert haproxy.bufsize(1024) == haproxy.DEFAULT_BUFSIZE, "never below HAProxy's own default"
+    assert haproxy.bufsize(1024) >= haproxy.DEFAULT_BUFSIZE, "never below HAProxy's own default"
 
 
 def example_rows(url: str) -> list[list[float]]:
