@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from modelops.bench import SoakSample, replica_usage, summarise_soak
-from modelops.gate.loadgen import LoadResult
+from types import SimpleNamespace
 
-LOAD = LoadResult(url="u", requests=100, failures=0, rps=10.0, p50_ms=1, p95_ms=2, p99_ms=3, max_ms=4,
-                  cpu_warning=False, golden_checks=0, exit_code=0, out_dir="o", prefix="p", timeline=[],
-                  failure_messages={})  # fmt: skip
+from modelops.bench import SoakSample, replica_usage, summarise_soak
+
+# The load figures summarise_soak reads (a LoadResult has them as properties).
+LOAD = SimpleNamespace(requests=100, failures=0, rps=10.0, p95_ms=2.0)
 
 
 def samples(rss: list[int], fds: list[int]) -> list[SoakSample]:
