@@ -101,13 +101,13 @@ def steps_from(result: LoadResult, limits: Limits) -> list[Step]:
 
 @dataclass(frozen=True)
 class Curve:
-    """One step-load curve, read: its clean capacity and whether that capacity is exact or a lower bound."""
+    """One step-load curve, read: its clean part, its best clean throughput and where it stopped being usable."""
 
     label: str
     steps: list[Step]
-    capacity: float  # good req/s at the plateau of the usable part (0.0 when no step is usable)
-    exact: bool  # False: the knee lies beyond what could be measured, ``capacity`` is a lower bound
-    knee_users: int | None  # the fewest users reaching the plateau
+    capacity: float  # the most good req/s of a usable step (0.0 when no step is usable)
+    exact: bool  # the usable part reached a plateau (more users added < 5 %): ``capacity`` is the curve's ceiling
+    knee_users: int | None  # the fewest users within 5 % of ``capacity``
     ended: str | None  # why the usable part ends before the last step
     no_clean_step: bool  # the candidate failed more than the SLO allows at every step
     unknown: str | None  # why nothing at all could be measured (every step distorted)
@@ -128,8 +128,6 @@ def read_curve(label: str, steps: list[Step], max_error_ratio: float) -> Curve:
     top = max((s.rps for s in usable), default=0.0)
     knee = next((s for s in usable if s.rps >= (1 - PLATEAU_TOLERANCE) * top), None) if top else None
     saturated = len(usable) >= 2 and usable[-1].rps <= (1 + PLATEAU_TOLERANCE) * usable[-2].rps
-    # Errors end a curve at its clean ceiling: the capacity is known. A distortion or the end of the plan before
-    # the plateau leaves it unknown beyond the last usable step.
     by_errors = stop is not None and not stop.distorted
     return Curve(
         label=label,
@@ -144,21 +142,42 @@ def read_curve(label: str, steps: list[Step], max_error_ratio: float) -> Curve:
 
 
 @dataclass(frozen=True)
-class Bound:
-    """A ratio of two capacities, each exact or a lower bound: the interval it is known to lie in."""
+class Matched:
+    """A larger configuration against the smallest one, step by step at the same load per replica (or per worker):
+    the N-replica run offers N times the users of the 1-replica run, so each replica sees the same concurrency and
+    any shortfall is the scaling's, not the load's. The figure is taken at the highest step both ran cleanly."""
 
-    value: float
-    low: float  # the ratio is at least this
-    high: float  # … and at most this (inf when unbounded)
+    value: float | None  # good req/s of the larger / (scale x the smaller's), at ``at_users``; None: no usable pair
+    at_users: int | None  # users of the smaller configuration's step
+    per_step: list[float]  # the ratio at every usable pair, in step order
+    failing: str | None  # the larger configuration failed requests where the smaller one did not
+    unknown: str | None  # no pair could be compared, and why
 
 
-def ratio(numerator: Curve, denominator: Curve, scale: float = 1.0) -> Bound:
-    """numerator / (scale * denominator): a lower-bound numerator only raises the ratio, a lower-bound denominator
-    only lowers it."""
-    if denominator.capacity <= 0:
-        return Bound(0.0, 0.0, math.inf)
-    value = numerator.capacity / (scale * denominator.capacity)
-    return Bound(value, low=value if denominator.exact else 0.0, high=value if numerator.exact else math.inf)
+def matched(small: Curve, large: Curve, scale: float, max_error_ratio: float) -> Matched:
+    ratios: list[float] = []
+    at = None
+    for a, b in zip(small.steps, large.steps, strict=False):
+        if a.distorted or b.distorted:
+            break
+        if a.error_ratio > max_error_ratio:
+            break  # beyond the smaller configuration's clean range: nothing more to compare
+        if b.error_ratio > max_error_ratio:
+            return Matched(
+                ratios[-1] if ratios else None, at, ratios,
+                failing=f"{large.label} failed {b.error_ratio:.1%} of requests at {b.users} users where {small.label} "
+                f"served {a.users} users cleanly",
+                unknown=None,
+            )  # fmt: skip
+        if a.rps <= 0:
+            break
+        ratios.append(b.rps / (scale * a.rps))
+        at = a.users
+    if not ratios:
+        first = small.steps[0] if small.steps else None
+        why = small.unknown or large.unknown or (small.ended if first is not None else "no step ran")
+        return Matched(None, None, [], failing=None, unknown=why or "no step to compare")
+    return Matched(ratios[-1], at, ratios, failing=None, unknown=None)
 
 
 def within_slo(steps: list[Step], p95_ms: float) -> float:

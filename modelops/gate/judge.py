@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from modelops.gate.capacity import Bound, Curve, Limits, distortion, ratio, within_slo
+from modelops.gate.capacity import Limits, Matched, distortion, matched, within_slo
 from modelops.gate.loadgen import LoadResult
 from modelops.gate.suites import FailoverRun, SloRun, SmokeRun, Sweep, cpu_window
 from modelops.gate.summary import SuiteResult, Summary
@@ -143,13 +143,6 @@ def _wall(result: LoadResult) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ scaling
-def _curve_text(curve: Curve) -> str:
-    text = f"{curve.label}: {curve.capacity:.0f} good req/s"
-    if not curve.exact:
-        text += " or more"
-    return text
-
-
 def _sweep_common(sweep: Sweep, threshold: dict[str, float], measured: dict[str, float | None]) -> dict:
     for curve in sweep.curves:
         measured[f"knee_users_{curve.label.split('=')[-1]}"] = float(curve.knee_users) if curve.knee_users else None
@@ -163,63 +156,66 @@ def _sweep_common(sweep: Sweep, threshold: dict[str, float], measured: dict[str,
     }
 
 
-def _judge_bound(
-    name: str, bound: Bound, minimum: float, text: str, sweep: Sweep, common: dict, budgets: CpuBudgets
-) -> SuiteResult:
+def _judge_scaling(
+    name: str, figure: str, results: list[tuple[int, Matched]], minimum: float, sweep: Sweep, common: dict,
+    budgets: CpuBudgets,
+) -> SuiteResult:  # fmt: skip
+    """Shared by horizontal and vertical: each larger configuration against the smallest at matched load."""
     notes = [f"{c.label} {c.ended}" for c in sweep.curves if c.ended] + sweep.retried
-    detail = text + (f" ({'; '.join(notes)})" if notes else "")
-    failed = [c for c in sweep.curves if c.no_clean_step]
-    if failed:
-        reasons = "; ".join(f"{c.label}: no clean step, {c.ended}" for c in failed)
+    parts = []
+    for value, m in results:
+        if m.value is not None:
+            parts.append(f"{figure}({value})={m.value:.2f} at {m.at_users} users per {sweep.values[0]} {sweep.unit}")
+    text = ", ".join(parts) + " (best clean: " + ", ".join(f"{c.label} {c.capacity:.0f}" for c in sweep.curves)
+    text += " good req/s)" + (f"; {'; '.join(notes)}" if notes else "")
+    dead = [c for c in sweep.curves if c.no_clean_step]
+    if dead:
+        reasons = "; ".join(f"{c.label}: no clean step, {c.ended}" for c in dead)
         return SuiteResult(status="fail", reason=f"{reasons}: no throughput the SLO allows", **common)
+    failing = [m.failing for _, m in results if m.failing]
+    if failing:
+        return SuiteResult(status="fail", reason=f"{'; '.join(failing)} ({text})", **common)
     if not budgets.enforced:
         return SuiteResult(
             status="inconclusive",
-            reason=f"CPU budgets are off ({budgets.note}): {sweep.unit} share the machine's cores, so {detail} "
+            reason=f"CPU budgets are off ({budgets.note}): the {sweep.unit} share the machine's cores, so {text} "
             "measures CPU contention, not the candidate",
             **common,
         )
-    unknown = [c for c in sweep.curves if c.unknown]
+    unknown = [f"{value} {sweep.unit}: {m.unknown}" for value, m in results if m.value is None]
     if unknown:
-        reasons = "; ".join(f"{c.label}: nothing measurable, {c.unknown}" for c in unknown)
-        return SuiteResult(status="inconclusive", reason=reasons, **common)
-    if bound.low >= minimum:
-        return SuiteResult(status="pass", reason=detail, **common)
-    if bound.high < minimum:
-        return SuiteResult(status="fail", reason=f"{detail}: below {name} {minimum:g}", **common)
-    lower = [c.label for c in sweep.curves if not c.exact]
-    return SuiteResult(
-        status="inconclusive",
-        reason=f"{detail}: below {name} {minimum:g} as measured, but {', '.join(lower)} never reached its knee, so "
-        "the true value may be higher (more step users, or a stronger load generator, would tell)",
-        **common,
-    )
+        return SuiteResult(status="inconclusive", reason=f"nothing comparable: {'; '.join(unknown)}", **common)
+    worst = min(m.value for _, m in results if m.value is not None)
+    if worst < minimum:
+        return SuiteResult(status="fail", reason=f"{text}: below {name} {minimum:g}", **common)
+    return SuiteResult(status="pass", reason=text, **common)
 
 
-def judge_horizontal(sweep: Sweep, gate: GateSettings, budgets: CpuBudgets) -> SuiteResult:
-    first = sweep.curves[0]
-    bounds = [ratio(c, first, n / sweep.values[0]) for n, c in zip(sweep.values, sweep.curves, strict=True)]
+def judge_horizontal(sweep: Sweep, gate: GateSettings, slo: SloSettings, budgets: CpuBudgets) -> SuiteResult:
+    first, base = sweep.curves[0], sweep.values[0]
+    results = [(n, matched(first, c, n / base, slo.max_error_ratio))
+               for n, c in zip(sweep.values[1:], sweep.curves[1:], strict=True)]  # fmt: skip
     measured: dict[str, float | None] = {
         f"rps_{n}": c.capacity for n, c in zip(sweep.values, sweep.curves, strict=True)
     }
-    measured |= {f"efficiency_{n}": b.value for n, b in zip(sweep.values, bounds, strict=True)}
-    if first.capacity and first.exact and budgets.enforced:
-        # The baseline a later regression check compares with: only an exact, budgeted capacity is comparable.
-        measured["capacity_per_replica"] = first.capacity / sweep.values[0]
-    text = ", ".join(f"E({n})={b.value:.2f}" for n, b in zip(sweep.values[1:], bounds[1:], strict=True))
-    text += " (" + ", ".join(_curve_text(c) for c in sweep.curves) + ")"
-    worst = min(bounds[1:], key=lambda b: b.value)
+    measured[f"efficiency_{base}"] = 1.0
+    measured |= {f"efficiency_{n}": m.value for n, m in results}
+    if first.capacity and budgets.enforced:
+        # What a later regression check compares with: the best clean throughput of one replica under this plan.
+        measured["capacity_per_replica"] = first.capacity / base
     common = _sweep_common(sweep, {"min_efficiency": gate.min_efficiency}, measured)
-    return _judge_bound("min_efficiency", worst, gate.min_efficiency, text, sweep, common, budgets)
+    return _judge_scaling("min_efficiency", "E", results, gate.min_efficiency, sweep, common, budgets)
 
 
-def judge_vertical(sweep: Sweep, gate: GateSettings, budgets: CpuBudgets) -> SuiteResult:
-    low, high = sweep.curves[0], sweep.curves[-1]
-    bound = ratio(high, low)
-    text = f"{sweep.values[-1]} vs {sweep.values[0]} workers: {bound.value:.2f}x "
-    text += f"({_curve_text(low)} -> {_curve_text(high)})"
-    common = _sweep_common(sweep, {"min_vertical_ratio": gate.min_vertical_ratio}, {"ratio": bound.value})
-    return _judge_bound("min_vertical_ratio", bound, gate.min_vertical_ratio, text, sweep, common, budgets)
+def judge_vertical(sweep: Sweep, gate: GateSettings, slo: SloSettings, budgets: CpuBudgets) -> SuiteResult:
+    first = sweep.curves[0]
+    results = [(w, matched(first, c, 1.0, slo.max_error_ratio))
+               for w, c in zip(sweep.values[1:], sweep.curves[1:], strict=True)]  # fmt: skip
+    last = results[-1][1].value
+    measured: dict[str, float | None] = {"ratio": last}
+    measured |= {f"rps_{w}": c.capacity for w, c in zip(sweep.values, sweep.curves, strict=True)}
+    common = _sweep_common(sweep, {"min_vertical_ratio": gate.min_vertical_ratio}, measured)
+    return _judge_scaling("min_vertical_ratio", "ratio", results, gate.min_vertical_ratio, sweep, common, budgets)
 
 
 # ------------------------------------------------------------------------------------------------ failover

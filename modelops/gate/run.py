@@ -58,10 +58,7 @@ def scaling_of(suites: dict[str, SuiteResult], settings: StackConfig) -> Scaling
         scaling.horizontal.efficiency = [horizontal.measured.get(f"efficiency_{n}") or 0.0 for n in counts]
     if vertical and vertical.steps:
         scaling.vertical.workers = settings.gate.vertical_workers
-        scaling.vertical.rps = [
-            max((s.rps for s in vertical.steps.get(f"workers={w}", [])), default=0.0)
-            for w in settings.gate.vertical_workers
-        ]
+        scaling.vertical.rps = [vertical.measured.get(f"rps_{w}") or 0.0 for w in settings.gate.vertical_workers]
         scaling.vertical.ratio = vertical.measured.get("ratio")
     return scaling
 
@@ -94,8 +91,8 @@ def measure_and_judge(
     steps: dict[str, Callable[[], SuiteResult]] = {
         "smoke": lambda: judge.judge_smoke(suites.smoke(), gate, limits),
         "slo": lambda: judge.judge_slo(suites.slo(), slo, gate, limits),
-        "horizontal": lambda: judge.judge_horizontal(suites.horizontal(), gate, budgets),
-        "vertical": lambda: judge.judge_vertical(suites.vertical(), gate, budgets),
+        "horizontal": lambda: judge.judge_horizontal(suites.horizontal(), gate, slo, budgets),
+        "vertical": lambda: judge.judge_vertical(suites.vertical(), gate, slo, budgets),
         "failover": lambda: judge.judge_failover(suites.failover(), gate, limits),
         "regression": lambda: judge.judge_regression(
             results, settings.model_dump(mode="json"), budgets.note, baseline, gate

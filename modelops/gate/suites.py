@@ -117,15 +117,18 @@ class Suites:
             rate=self.gate.target_rps,
         )
 
-    def step_spec(self, processes: int = 1) -> LoadSpec:
+    def step_spec(self, processes: int = 1, scale: float = 1.0) -> LoadSpec:
+        """The step load (gate.step_users x gate.step_seconds), its users multiplied by ``scale``: N replicas get N
+        times the users of one, so every replica sees the same concurrency at each step."""
+        users = [max(1, round(u * scale)) for u in self.gate.step_users]
         env = {
-            "MODELOPS_STEP_USERS": ",".join(str(u) for u in self.gate.step_users),
+            "MODELOPS_STEP_USERS": ",".join(str(u) for u in users),
             "MODELOPS_STEP_SECONDS": str(self.gate.step_seconds),
         }
         return LoadSpec(
-            users=max(self.gate.step_users),
-            spawn_rate=max(self.gate.step_users),
-            duration_s=self.gate.step_seconds * len(self.gate.step_users),
+            users=max(users),
+            spawn_rate=max(users),
+            duration_s=self.gate.step_seconds * len(users),
             rows_per_request=self.gate.rows_per_request,
             shape="StepLoad",
             processes=processes,
@@ -167,16 +170,17 @@ class Suites:
         )
 
     def sweep(self, name: str, unit: str, values: list[int], configure: Callable[[int], object]) -> Sweep:
-        """Run the step load once per configuration; a configuration whose generator was the limit is run again
-        with more Locust processes (up to gate.max_generator_processes) before the gate gives up on it."""
+        """Run the step load once per configuration, its users scaled with the configuration (value / first
+        value); a configuration whose generator was the limit is run again with more Locust processes (up to
+        gate.max_generator_processes) before the gate gives up on it."""
         curves, reports, cpu, retried = [], [], [], []
         for value in values:
             self.note(f"{value} {unit}")
             configure(value)
             processes = 1
             while True:
-                result = self.load(f"{name}-{value}" + (f"-p{processes}" if processes > 1 else ""),
-                                   self.step_spec(processes))  # fmt: skip
+                spec = self.step_spec(processes, scale=value / values[0])
+                result = self.load(f"{name}-{value}" + (f"-p{processes}" if processes > 1 else ""), spec)
                 steps = steps_from(result, self.limits)
                 starved = [
                     s

@@ -19,7 +19,7 @@ from tests.fixtures.faulty import build_faulty
 # tests are about (the rule has its own tests: tests/modelops/gate/test_capacity.py, test_judge.py); the load
 # generator's own saturation stays guarded (a starved generator's run is tested in test_rejections.py).
 QUICK = {
-    "deploy": {"replicas": 1},
+    "deploy": {"replicas": 1, "cpu_per_replica": 0.25},
     "slo": {"p95_ms": 2000, "p99_ms": 4000, "max_error_ratio": 0.001, "min_rps": 5},
     "gate": {
         "users": 8, "spawn_rate": 8, "duration_s": 3, "warmup_s": 1, "min_requests": 20, "target_rps": 40,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from modelops.gate import capacity
@@ -88,12 +86,29 @@ def test_a_curve_still_rising_at_its_last_step_is_a_lower_bound() -> None:
     assert read_curve("w=1", [step(8, 100), step(16, 180), step(32, 260), step(64, 265)], 0).exact
 
 
-def test_ratios_of_bounds_keep_only_what_is_known() -> None:
-    exact = read_curve("a", [step(8, 100), step(16, 100)], 0)
-    rising = read_curve("b", [step(8, 100), step(16, 150)], 0)
-    assert capacity.ratio(exact, exact) == capacity.Bound(1.0, 1.0, 1.0)
-    assert capacity.ratio(rising, exact) == capacity.Bound(1.5, 1.5, math.inf), "a lower-bound numerator"
-    assert capacity.ratio(exact, rising) == capacity.Bound(100 / 150, 0.0, 100 / 150), "a lower-bound denominator"
+def test_configurations_are_compared_at_the_same_load_per_replica() -> None:
+    one = read_curve("replicas=1", [step(4, 100), step(16, 200), step(32, 250)], 0.001)
+    two = read_curve("replicas=2", [step(8, 200), step(32, 380), step(64, 450)], 0.001)
+    m = capacity.matched(one, two, scale=2, max_error_ratio=0.001)
+    assert m.per_step == pytest.approx([1.0, 0.95, 0.9]) and (m.value, m.at_users) == (pytest.approx(0.9), 32)
+
+
+def test_a_larger_configuration_failing_where_the_smaller_served_cleanly_is_a_failure() -> None:
+    one = read_curve("replicas=1", [step(4, 100), step(16, 200)], 0.001)
+    two = read_curve("replicas=2", [step(8, 200), step(32, 380, errors=100)], 0.001)
+    m = capacity.matched(one, two, scale=2, max_error_ratio=0.001)
+    assert m.failing == "replicas=2 failed 10.0% of requests at 32 users where replicas=1 served 16 users cleanly"
+
+
+def test_comparison_stops_where_the_smaller_configuration_errs_or_a_step_is_distorted() -> None:
+    one = read_curve("replicas=1", [step(4, 100), step(16, 200), step(32, 900, errors=500)], 0.001)
+    two = read_curve("replicas=2", [step(8, 200), step(32, 300), step(64, 1800)], 0.001)
+    assert capacity.matched(one, two, 2, 0.001).per_step == pytest.approx([1.0, 0.75])
+    hot = read_curve("replicas=2", [step(8, 200), step(32, 300, distorted="generator"), step(64, 500)], 0.001)
+    assert capacity.matched(one, hot, 2, 0.001).per_step == pytest.approx([1.0])
+    cold = read_curve("replicas=2", [step(8, 200, distorted="the load generator was saturated")], 0.001)
+    nothing = capacity.matched(one, cold, 2, 0.001)
+    assert nothing.value is None and "load generator" in nothing.unknown
 
 
 def test_within_slo_counts_only_clean_undistorted_steps_under_the_latency_limit() -> None:
