@@ -103,6 +103,9 @@ def _options(parser) -> None:
     parser.add_argument("--meta-file", default=None, help="write run metadata (JSON) here")
     parser.add_argument("--hostile-weight", type=int, default=0, help="hostile users per 10 single users (0: none)")
     parser.add_argument(
+        "--hostile-users", type=int, default=0, help="a fixed number of hostile users beside the others (0: none)"
+    )
+    parser.add_argument(
         "--max-body-bytes",
         type=int,
         default=1_048_576,
@@ -136,16 +139,18 @@ def _prepare(environment, **_kwargs) -> None:
         # Paced: each user sends at rate/users req/s, so all of them together offer --rate req/s. Each starts at a
         # random phase of its period and keeps it (see _paced): users started together would otherwise fire in
         # synchronised bursts and measure queueing that real, independent clients do not cause.
-        per_user = options.rate / max(1, options.num_users)
+        fixed = options.hostile_users + (1 if options.golden_file else 0)  # users outside the paced load
+        per_user = options.rate / max(1, options.num_users - fixed)
         STATE["phase"] = 1.0 / per_user
         SingleRowUser.wait_time = BatchUser.wait_time = _paced(per_user)
     classes: list[type] = [SingleRowUser]
     if options.batch_weight > 0:
         BatchUser.weight = options.batch_weight
         classes.append(BatchUser)
-    if options.hostile_weight > 0:
+    if options.hostile_weight > 0 or options.hostile_users > 0:
         STATE["hostile"] = hostile_bodies(openapi, endpoint, options.max_body_bytes)
         HostileUser.weight = options.hostile_weight
+        HostileUser.fixed_count = options.hostile_users
         classes.append(HostileUser)
     if options.golden_file:
         golden = json.loads(Path(options.golden_file).read_text())

@@ -182,7 +182,7 @@ def gate(
         ),
     ] = None,
 ) -> None:
-    """Prove a candidate beside the live version: smoke, slo, horizontal, vertical, failover, regression.
+    """Prove a candidate beside the live version: smoke, slo, failover, robustness, vertical, horizontal, regression.
     Promotes it only when every required suite (modelops:gate.required_suites, plus regression when the live
     version came through the gate) passed: blue/green switch, zero failed requests. Exits with a code per failed
     gate; 20 when the evidence is incomplete or was distorted (a partial run, a saturated load generator)."""

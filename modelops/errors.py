@@ -17,6 +17,7 @@ class ExitStatus(IntEnum):
     VERTICAL_FAILED = 13
     FAILOVER_FAILED = 14
     REGRESSION_FAILED = 15
+    ROBUSTNESS_FAILED = 16  # a well-behaved request failed beside hostile ones, a hostile one got a 5xx, a replica died
     INCONCLUSIVE = 20  # also: a drift check had too few logged rows to judge
     DRIFT_DETECTED = 30  # `modelops drift`: logged inputs or predictions drifted from the training reference
 

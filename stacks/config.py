@@ -25,9 +25,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # MODELOPS_STACKS_DIR points modelops at another folder of stack files (tests use it for throwaway stacks).
 STACKS_DIR = Path(os.environ.get("MODELOPS_STACKS_DIR") or PROJECT_ROOT / "stacks")
 TARGETS = ("local", "kind", "aws")
-# The promotion gate's suites, in the order they run (modelops/gate reads them from here: one list for both).
-GATE_SUITES = ("smoke", "slo", "horizontal", "vertical", "failover", "regression")
-DEFAULT_REQUIRED_SUITES = ["smoke", "slo", "horizontal", "vertical", "failover"]
+# The promotion gate's suites, in the order they run (modelops/gate reads them from here: one list for both). The
+# suites that load the deploy shape come first, the scaling sweeps after; horizontal ends at the deploy shape's
+# worker count, so a promotion rarely has to reshape the candidate.
+GATE_SUITES = ("smoke", "slo", "failover", "robustness", "vertical", "horizontal", "regression")
+DEFAULT_REQUIRED_SUITES = ["smoke", "slo", "failover", "robustness", "vertical", "horizontal"]
 Target = Literal["local", "kind", "aws"]
 
 
@@ -146,6 +148,12 @@ class GateSettings(_Section):
     )
     regression_min_p95_rise_ms: float = Field(
         10.0, ge=0, le=60_000, description="a p95 rise smaller than this is noise, whatever its ratio"
+    )
+    robustness_hostile_users: int = Field(
+        2, ge=1, le=100, description="users sending hostile bodies beside the production load (robustness suite)"
+    )
+    robustness_fuzz_examples: int = Field(
+        100, ge=1, le=100_000, description="schemathesis examples per operation in the robustness suite"
     )
     max_generator_processes: int = Field(
         2, ge=1, le=64, description="Locust processes the gate may use when one generator process is not enough"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from modelops.gate.capacity import Limits, Matched, distortion, matched, within_slo
 from modelops.gate.loadgen import LoadResult
-from modelops.gate.suites import FailoverRun, SloRun, SmokeRun, Sweep, cpu_window
+from modelops.gate.suites import FailoverRun, RobustnessRun, SloRun, SmokeRun, Sweep, cpu_window
 from modelops.gate.summary import SuiteResult, Summary
 from modelops.targets.base import CpuBudgets
 from stacks.config import GateSettings, SloSettings
@@ -243,6 +243,50 @@ def judge_failover(run: FailoverRun, gate: GateSettings, limits: Limits) -> Suit
     doubt = _distorted(result, limits) or _few(result, gate.min_requests)
     if doubt:
         return SuiteResult(status="inconclusive", reason=f"{doubt} (it also measured: {text})", **common)
+    return SuiteResult(status="pass", reason=text, **common)
+
+
+# ---------------------------------------------------------------------------------------------- robustness
+def judge_robustness(run: RobustnessRun, gate: GateSettings) -> SuiteResult:
+    """Correctness under hostile traffic, not speed: a starved generator does not excuse a failed request, so CPU
+    distortion does not make this suite inconclusive; too few well-behaved requests does."""
+    result = run.result
+    hostile = result.figures(result.measured_from, result.measured_from + 1e9, kinds=("hostile",))
+    fuzz = run.fuzz
+    measured: dict[str, float | None] = {
+        "good_requests": float(result.requests),
+        "good_failures": float(result.failures),
+        "hostile_requests": float(hostile.requests),
+        "hostile_failures": float(hostile.failures),
+        "fuzz_cases": float(fuzz.cases) if fuzz else None,
+        "fuzz_server_errors": float(fuzz.server_errors) if fuzz else None,
+        "replicas_lost": float(len(run.lost)),
+    }
+    common = {"thresholds": {"max_failures": 0.0}, "measured": measured, **_figures(result)}
+    problems = []
+    if result.failures:
+        first = next((m for m in result.failure_messages if "hostile" not in m), "")
+        problems.append(
+            f"{result.failures} well-behaved requests failed beside hostile ones" + (f" ({first})" if first else "")
+        )
+    if hostile.failures:
+        first = next((m for m in result.failure_messages if "hostile" in m), "")
+        problems.append(f"{hostile.failures} hostile requests got a 5xx or a dropped connection ({first})")
+    if fuzz and fuzz.server_errors:
+        shown = "; ".join(fuzz.first_failures[:2])
+        problems.append(f"schemathesis found {fuzz.server_errors} server error(s) in {fuzz.cases} cases ({shown})")
+    if run.lost:
+        problems.append(f"replicas died during the suite: {', '.join(run.lost)}")
+    if problems:
+        return SuiteResult(status="fail", reason="; ".join(problems), **common)
+    if run.fuzz_error or fuzz is None or not fuzz.complete:
+        why = run.fuzz_error or "it stopped before the end of its run"
+        return SuiteResult(status="inconclusive", reason=f"the schema fuzzer did not finish: {why}", **common)
+    few = _few(result, gate.min_requests)
+    if few or not hostile.requests:
+        return SuiteResult(status="inconclusive", reason=few or "no hostile request was sent", **common)
+    text = f"{result.requests} well-behaved requests, 0 failed, beside {hostile.requests} hostile ones (none got a "
+    text += f"5xx); schemathesis: {fuzz.cases} cases, 0 server errors; no replica lost"
     return SuiteResult(status="pass", reason=text, **common)
 
 

@@ -49,6 +49,8 @@ class LoadSpec:
     payload_file: Path | None = None
     golden_file: Path | None = None  # rows + expected labels, checked by one extra user
     shape: str | None = None  # a LoadTestShape in loadtests/shapes.py (MODELOPS_SHAPE); -u/-r/-t then unused
+    hostile_users: int = 0  # users sending hostile bodies beside the others (their requests are kind "hostile")
+    max_body_bytes: int | None = None  # the service's body limit, which hostile users probe from both sides
     processes: int = 1  # Locust processes generating the load (> 1: Locust's --processes, a master and workers)
     cgroup_procs: Path | None = None  # run the generator inside this cgroup (a CPU budget of its own; tests)
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -233,6 +235,10 @@ def command(url: str, spec: LoadSpec, out_dir: Path, prefix: str) -> list[str]:
     ]  # fmt: skip
     if spec.processes > 1:
         argv += ["--processes", str(spec.processes)]
+    if spec.hostile_users:
+        argv += ["--hostile-users", str(spec.hostile_users)]
+    if spec.max_body_bytes:
+        argv += ["--max-body-bytes", str(spec.max_body_bytes)]
     if not spec.shape:
         argv += ["-u", str(spec.users), "-r", str(spec.spawn_rate), "-t", f"{spec.warmup_s + spec.duration_s:g}s"]
     if spec.endpoint:

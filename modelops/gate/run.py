@@ -94,6 +94,7 @@ def measure_and_judge(
         "horizontal": lambda: judge.judge_horizontal(suites.horizontal(), gate, slo, budgets),
         "vertical": lambda: judge.judge_vertical(suites.vertical(), gate, slo, budgets),
         "failover": lambda: judge.judge_failover(suites.failover(), gate, limits),
+        "robustness": lambda: judge.judge_robustness(suites.robustness(), gate),
         "regression": lambda: judge.judge_regression(
             results, settings.model_dump(mode="json"), budgets.note, baseline, gate
         ),

@@ -16,6 +16,7 @@ from modelops.bentos import BentoInfo
 from modelops.errors import DeploymentError
 from modelops.gate import loadgen
 from modelops.gate.capacity import Curve, Limits, read_curve, steps_from
+from modelops.gate.fuzz import FuzzError, FuzzResult, run_fuzz
 from modelops.gate.loadgen import LoadResult, LoadSpec
 from modelops.gate.summary import CpuWindow
 from modelops.targets.base import KilledReplica, Target
@@ -60,6 +61,14 @@ class FailoverRun:
     workers: int
     killed: KilledReplica | None  # None: the load ended before a replica could be killed
     down_after_s: float | None  # from the kill to the balancer marking the replica down; None: never seen down
+
+
+@dataclass(frozen=True)
+class RobustnessRun:
+    result: LoadResult  # production users + hostile users (kind "hostile") at the same time
+    fuzz: FuzzResult | None  # schemathesis against one replica during the load (None: it could not run)
+    fuzz_error: str | None
+    lost: list[str]  # replicas that died or were replaced during the suite
 
 
 def cpu_window(label: str, result: LoadResult) -> CpuWindow:
@@ -248,6 +257,35 @@ class Suites:
             killed=killed,
             down_after_s=down_after,
         )
+
+    def robustness(self) -> RobustnessRun:
+        """The production load with hostile users beside it, and schemathesis against one replica meanwhile:
+        what one client sends must never fail another's request, crash a replica or earn a 5xx."""
+        pool = self.target.status().candidate
+        before = {(r.name, r.pid) for r in pool.replicas} if pool else set()
+        spec = replace(
+            self.production_load(),
+            users=self.gate.users + self.gate.robustness_hostile_users,
+            hostile_users=self.gate.robustness_hostile_users,
+            max_body_bytes=self.settings.limits.max_body_bytes,
+        )
+        outcome: dict[str, LoadResult] = {}
+        runner = threading.Thread(target=lambda: outcome.update(result=self.load("robustness", spec)))
+        runner.start()
+        # Fuzz one replica directly: the balancer's retries could hide a 5xx (FACTS.md). Where the target gives no
+        # replica URL that answers from here, the pool's own URL is the closest.
+        fuzz_url = pool.replicas[0].url if pool and pool.replicas and self.target.name == "local" else self._url()
+        fuzz, fuzz_error = None, None
+        try:
+            fuzz = run_fuzz(fuzz_url, max_examples=self.gate.robustness_fuzz_examples,
+                            time_limit_s=self.gate.duration_s, report_dir=self.run_dir / "schemathesis")  # fmt: skip
+        except FuzzError as exc:
+            fuzz_error = str(exc)
+        runner.join()
+        after = self.target.status().candidate
+        now = {(r.name, r.pid) for r in after.replicas if r.healthy} if after else set()
+        lost = sorted(f"{name} (pid {pid})" for name, pid in before - now)
+        return RobustnessRun(result=outcome["result"], fuzz=fuzz, fuzz_error=fuzz_error, lost=lost)
 
     # ------------------------------------------------------------------------------------------------ shape
     def to_shape(self, replicas: int) -> None:

@@ -26,6 +26,7 @@ FAILED_STATUS = {
     "horizontal": ExitStatus.HORIZONTAL_FAILED,
     "vertical": ExitStatus.VERTICAL_FAILED,
     "failover": ExitStatus.FAILOVER_FAILED,
+    "robustness": ExitStatus.ROBUSTNESS_FAILED,
     "regression": ExitStatus.REGRESSION_FAILED,
 }
 SUMMARY_FILE = "summary.json"

@@ -6,8 +6,9 @@ import pytest
 
 from modelops.gate import judge
 from modelops.gate.capacity import Limits, read_curve
+from modelops.gate.fuzz import FuzzResult
 from modelops.gate.loadgen import CpuSample, LoadResult, Window, figures
-from modelops.gate.suites import FailoverRun, SloRun, SmokeRun, Sweep
+from modelops.gate.suites import FailoverRun, RobustnessRun, SloRun, SmokeRun, Sweep
 from modelops.gate.summary import Step, SuiteResult, Summary
 from modelops.targets.base import CpuBudgets, KilledReplica
 from stacks.config import GateSettings, SloSettings
@@ -217,6 +218,57 @@ def test_failover_fails_when_the_replica_stays_in_or_requests_fail(down_after, r
 
 def test_failover_without_a_kill_is_inconclusive() -> None:
     assert failover(None, killed=False).status == "inconclusive"
+
+
+# ---------------------------------------------------------------------------------------------- robustness
+def fuzzed(server_errors: int = 0, complete: bool = True) -> FuzzResult:
+    return FuzzResult(url="u", command=["schemathesis"], exit_code=0, cases=500, server_errors=server_errors,
+                      failures=server_errors, first_failures=["Server error on POST /predict"] if server_errors else [],
+                      duration_s=10, report="", complete=complete)  # fmt: skip
+
+
+def robust(result: LoadResult, fuzz: FuzzResult | None = None, lost: list[str] | None = None) -> SuiteResult:
+    hostile = [Window(t=100 + i / 2, kind="hostile", ok=5, failed=0, latencies={3: 5}) for i in range(20)]
+    mixed = LoadResult(**{**result.__dict__, "windows": result.windows + hostile})
+    run = RobustnessRun(result=mixed, fuzz=fuzz or fuzzed(), fuzz_error=None, lost=lost or [])
+    return judge.judge_robustness(run, GATE)
+
+
+def test_robustness_passes_when_nobody_fails_beside_hostile_clients() -> None:
+    result = robust(load())
+    assert result.status == "pass", result.reason
+    assert result.measured["hostile_requests"] == 100 and result.measured["fuzz_cases"] == 500
+
+
+@pytest.mark.parametrize(
+    ("result", "fuzz", "lost", "words"),
+    [
+        (
+            load(ok_per_s=98, failed_per_s=2, failures={"HTTP 500: boom": 20}),
+            None,
+            None,
+            "well-behaved requests failed",
+        ),
+        (load(), fuzzed(server_errors=1), None, "schemathesis found 1 server error"),
+        (load(), None, ["green-1 (pid 42)"], "replicas died during the suite: green-1 (pid 42)"),
+    ],
+)
+def test_robustness_fails_on_any_harm(result, fuzz, lost, words) -> None:
+    judged = robust(result, fuzz, lost)
+    assert judged.status == "fail" and words in judged.reason
+
+
+def test_a_hostile_request_answered_with_a_5xx_fails_robustness() -> None:
+    result = load()
+    bad = [Window(t=100, kind="hostile", ok=0, failed=3, latencies={3: 3})]
+    run = RobustnessRun(result=LoadResult(**{**result.__dict__, "windows": result.windows + bad}), fuzz=fuzzed(),
+                        fuzz_error=None, lost=[])  # fmt: skip
+    judged = judge.judge_robustness(run, GATE)
+    assert judged.status == "fail" and "3 hostile requests got a 5xx" in judged.reason
+
+
+def test_robustness_without_a_finished_fuzz_run_is_inconclusive() -> None:
+    assert robust(load(), fuzzed(complete=False)).status == "inconclusive"
 
 
 # ---------------------------------------------------------------------------------------------- regression

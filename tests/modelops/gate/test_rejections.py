@@ -96,6 +96,15 @@ def test_a_replica_not_taken_out_in_time_fails_failover(rejected, candidate_bent
     assert summary.suites["failover"].measured["replicas"] == 2, "at least two replicas at the deploy shape"
 
 
+def test_a_candidate_one_client_can_crash_a_request_of_fails_robustness(rejected, faulty_bento) -> None:
+    summary = rejected(faulty_bento, ("smoke", "robustness"), fault="fragile")
+    assert summary.suites["smoke"].status == "pass", "well-formed traffic is served"
+    assert outcome(summary) == ("reject", ExitStatus.ROBUSTNESS_FAILED), summary.reason
+    robustness = summary.suites["robustness"]
+    assert robustness.measured["hostile_failures"] > 0 and "hostile requests got a 5xx" in robustness.reason
+    assert robustness.measured["fuzz_cases"] > 0
+
+
 def test_a_starved_load_generator_makes_the_run_inconclusive_never_a_verdict(rejected, candidate_bento, tmp_path):
     budgets = cgroups.probe()
     if not budgets.enabled:
@@ -124,7 +133,7 @@ def test_a_partial_run_of_a_good_candidate_is_never_promoted(rejected, candidate
     summary = rejected(candidate_bento, ("smoke",))
     assert summary.suites["smoke"].status == "pass"
     assert outcome(summary) == ("inconclusive", ExitStatus.INCONCLUSIVE)
-    assert "partial run: slo, horizontal, vertical, failover did not run" in summary.reason
+    assert "partial run: slo, failover, robustness, vertical, horizontal did not run" in summary.reason
 
 
 # ------------------------------------------------------------------------------------------- the command line

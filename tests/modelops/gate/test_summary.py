@@ -7,7 +7,7 @@ import pytest
 from modelops.errors import ExitStatus
 from modelops.gate.summary import SuiteResult, decide
 
-ALL = ("smoke", "slo", "horizontal", "vertical", "failover")
+ALL = ("smoke", "slo", "failover", "vertical", "horizontal")
 
 
 def suites(**statuses: str) -> dict[str, SuiteResult]:
@@ -39,8 +39,8 @@ def test_every_required_suite_passing_promotes() -> None:
 @pytest.mark.parametrize(
     ("statuses", "words"),
     [
-        ({}, "smoke, slo, horizontal, vertical, failover did not run"),
-        ({"smoke": "pass"}, "slo, horizontal, vertical, failover did not run"),
+        ({}, "smoke, slo, failover, vertical, horizontal did not run"),
+        ({"smoke": "pass"}, "slo, failover, vertical, horizontal did not run"),
         ({"smoke": "pass", "slo": "pass", "horizontal": "pass", "vertical": "pass"}, "failover did not run"),
         ({**dict.fromkeys(ALL, "pass"), "failover": "inconclusive"}, "failover: inconclusive"),
         ({**dict.fromkeys(ALL, "pass"), "slo": "skipped"}, "slo: skipped"),
