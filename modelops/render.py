@@ -37,7 +37,11 @@ from stacks.config import PROJECT, STACKS_DIR, ConfigError, load_stack_config, s
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = PROJECT_ROOT / "__main__.py"
 MOCK_ACCOUNT = "123456789012"
-MOCK_ELB_ACCOUNT = "127311923021"  # the us-east-1 ELB log delivery account; only a canned lookup result here
+MOCK_ELB_ACCOUNT = "127311923021"
+# Default vCPUs of the current x86/Graviton general-purpose and compute sizes (EC2 documentation): what
+# ec2:DescribeInstanceTypes answers for c7i/m7i/c7g/… Under mocks this canned table stands in for that lookup.
+MOCK_VCPUS = {"large": 2, "xlarge": 4, "2xlarge": 8, "4xlarge": 16, "8xlarge": 32, "12xlarge": 48,
+              "16xlarge": 64}  # fmt: skip  # the us-east-1 ELB log delivery account; only a canned lookup result here
 
 
 class RenderError(ModelopsError):
@@ -487,7 +491,7 @@ def _record_child(stack: str, stacks_dir: Path) -> dict:
         "invokes": sorted(recording.invokes, key=lambda i: json.dumps(i, sort_keys=True)),
         "logs": collect.messages,
         "mocked": {
-            "invokes": "AZs, caller identity, partition, AMI and ELB account are canned values (render.aws_call)",
+            "invokes": "AZs, caller identity, partition, AMI, instance vCPUs, ELB account: canned (render.aws_call)",
             "commands": "pulumi_command never runs: stdout is canned (render.command_stdout)",
         },
     }
@@ -549,6 +553,14 @@ def aws_call(token: str, args: dict, region: str) -> dict:
         arch = next((f["values"][0] for f in args.get("filters", []) if f["name"] == "architecture"), "x86_64")
         return {"id": "ami-0123456789abcdef0", "imageId": "ami-0123456789abcdef0", "architecture": arch,
                 "name": f"al2023-ami-2023.9.20250101.0-kernel-6.1-{arch}", "ownerId": "137112412989"}  # fmt: skip
+    if token == "aws:ec2/getInstanceType:getInstanceType":
+        instance_type = args["instanceType"]
+        size = instance_type.split(".", 1)[1]
+        if size not in MOCK_VCPUS:
+            raise RenderError(
+                f"no canned vCPU count for {instance_type}: add its size to MOCK_VCPUS in modelops/render.py"
+            )
+        return {"id": instance_type, "instanceType": instance_type, "defaultVcpus": MOCK_VCPUS[size]}
     if token == "aws:elb/getServiceAccount:getServiceAccount":
         return {"arn": f"arn:aws:iam::{MOCK_ELB_ACCOUNT}:root", "id": MOCK_ELB_ACCOUNT}
     raise RenderError(f"no mock for the lookup {token}: add one to aws_call in modelops/render.py")

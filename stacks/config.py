@@ -259,7 +259,6 @@ class ColourPorts(_Section):
         return self.blue, self.green
 
 
-DEFAULT_CAPACITY_SUMMARY = "reports/latest/summary.json"
 # kind v0.29.0's node image for Kubernetes 1.33 (digest from the kind release notes): a pinned cluster version.
 DEFAULT_KIND_NODE_IMAGE = "kindest/node:v1.33.1@sha256:050072256b9a903bd914c0b2866828150cb229cea0efe5892e2b644d5dd3b34f"
 # The values CloudWatch Logs accepts for retention_in_days.
@@ -303,15 +302,13 @@ class KindSettings(_Section):
     hpa_min_replicas: int = Field(2, ge=1, le=100, description="HPA minimum replicas per colour")
     hpa_max_replicas: int = Field(6, ge=1, le=100, description="HPA maximum replicas per colour")
     hpa_cpu_target: int = Field(
-        70, ge=10, le=100, description="HPA CPU utilization target, %, when the gate left no capacity plan"
+        70,
+        ge=10,
+        le=100,
+        description="HPA CPU utilization target, %, unless the promotion of the live version left a capacity plan",
     )
     install_metrics_server: bool = Field(
         True, description="install metrics-server (the HPA needs it); false when the cluster already has one"
-    )
-    capacity_summary: str = Field(
-        DEFAULT_CAPACITY_SUMMARY,
-        min_length=1,
-        description="gate summary whose capacity_plan sets the HPA CPU target (relative to the project root)",
     )
 
     @model_validator(mode="after")
@@ -339,6 +336,12 @@ class AwsSettings(_Section):
     nat_per_az: bool = Field(False, description="one NAT gateway per AZ (resilient) instead of one (cheaper)")
     instance_type: str = Field(
         "c7i.large", pattern=r"^[a-z0-9-]+[.][a-z0-9]+$", description="EC2 instance type of both pools"
+    )
+    ami_id: str | None = Field(
+        None,
+        pattern=r"^ami-[0-9a-f]{8,17}$",
+        description="AMI of both launch templates, pinned; null looks up the newest Amazon Linux 2023 AMI once "
+        "(at creation) and `pulumi up` prints the id to pin",
     )
     root_volume_gb: int = Field(30, ge=8, le=1024, description="encrypted gp3 root volume per instance, GiB")
     min_size: int = Field(2, ge=0, le=100, description="ASG minimum instances per colour")
@@ -376,12 +379,9 @@ class AwsSettings(_Section):
     access_logs: bool = Field(True, description="ALB access logs to an S3 bucket of this stack")
     log_retention_days: int = Field(365, description="CloudWatch Logs retention (flow logs, container logs)")
     requests_per_target_per_minute: float = Field(
-        600.0, gt=0, description="ASG target tracking value when no gate capacity plan exists"
-    )
-    capacity_summary: str = Field(
-        DEFAULT_CAPACITY_SUMMARY,
-        min_length=1,
-        description="gate summary whose capacity_plan sets the ASG target tracking value (relative to project root)",
+        600.0,
+        gt=0,
+        description="ASG target tracking value unless the promotion of the live version left a capacity plan",
     )
 
     @property

@@ -10,6 +10,9 @@ BENTO = "bento"  # the bento tag the image was built from
 # {"blue": url, "green": url}: each pool alone, bypassing the live switch, reachable from the machine that runs the
 # gate (kind: host ports; aws: the per-colour test listeners, {} when modelops:aws.test_cidrs is empty).
 POOL_URLS = "pool_urls"
+# {"min": n, "max": n}: each colour's autoscaling range as the stack declares it (aws: ASG MinSize/MaxSize; kind: HPA
+# minReplicas/maxReplicas). A driver that pins it for a gate puts it back to this (Target.release_scaling).
+SCALING_RANGE = "scaling_range"
 
 # aws
 LOAD_BALANCER_ARN = "load_balancer_arn"

@@ -4,6 +4,7 @@ colour running the bento image from ECR, and the alarms promotion watches. ``bui
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -24,24 +25,73 @@ from stacks.aws.load_balancer import (
 )
 from stacks.aws.network import Network, NetworkArgs
 from stacks.aws.registry import BentoImage, BentoImageArgs, Registry, RegistryArgs
-from stacks.capacity import ASG_TARGET_REQUESTS, capacity_plan_value
+from stacks.capacity import NoPlan, asg_target_requests_per_minute, promoted_plan
 from stacks.config import StackConfig
+from stacks.threads import thread_env
 
 AMI_OWNERS = ["amazon"]  # explicit owner: a name pattern alone would match anyone's public AMI
 AMI_NAME = "al2023-ami-2023.*-kernel-*-{arch}"  # Amazon Linux 2023, standard (not minimal) images
 
 
-def requests_per_target_per_minute(settings: StackConfig) -> float:
-    """ASG target tracking value: the gate's capacity plan when it left one, else the stack setting."""
-    planned = capacity_plan_value(settings.aws.capacity_summary, ASG_TARGET_REQUESTS)
-    if planned is None:
-        pulumi.log.info(
-            f"no capacity plan in {settings.aws.capacity_summary}: target tracking uses "
-            f"modelops:aws.requests_per_target_per_minute = {settings.aws.requests_per_target_per_minute}"
+def requests_per_target_per_minute(
+    settings: StackConfig, vcpus: pulumi.Input[int], work_dir: Path | None = None
+) -> pulumi.Output[float]:
+    """ASG target tracking value: from the capacity plan of the promotion that made this stack's live version
+    (per vCPU, times the instance type's vCPUs), else the stack setting (and a warning that says why)."""
+    default = settings.aws.requests_per_target_per_minute
+    plan = promoted_plan(settings.stack, settings.target, work_dir)
+    if isinstance(plan, NoPlan):
+        pulumi.log.warn(f"{plan.reason}: target tracking uses modelops:aws.requests_per_target_per_minute = {default}")
+        return pulumi.Output.from_input(default)
+    if plan.rps_per_vcpu_at_slo is None:
+        pulumi.log.warn(
+            f"the capacity plan in {plan.summary} has no rps_per_vcpu_at_slo (the gate could not measure it): "
+            f"target tracking uses modelops:aws.requests_per_target_per_minute = {default}"
         )
-        return settings.aws.requests_per_target_per_minute
-    pulumi.log.info(f"target tracking uses the gate's capacity plan: {planned} requests/target/minute")
-    return planned
+        return pulumi.Output.from_input(default)
+    rps = plan.rps_per_vcpu_at_slo
+
+    def planned(count: int) -> float:
+        value = asg_target_requests_per_minute(rps, count)
+        pulumi.log.info(
+            f"target tracking uses the capacity plan of the promotion of {plan.bento} ({plan.summary}): "
+            f"{rps:g} req/s per vCPU x {count} vCPUs x 0.7 x 60 = {value:g} requests/target/minute"
+        )
+        return value
+
+    return pulumi.Output.from_input(vcpus).apply(lambda v: planned(int(v)))
+
+
+def ami_id(settings: StackConfig, via: pulumi.InvokeOutputOptions) -> pulumi.Input[str]:
+    """The pinned AMI (modelops:aws.ami_id), else the newest Amazon Linux 2023 AMI, resolved once.
+
+    An unpinned lookup changes whenever Amazon publishes an AMI; fed into both launch templates with instance
+    refresh on, the next `pulumi up` would replace the live fleet with the stack's bento, bypassing the gate. So an
+    unpinned AMI only sets the templates at creation (Fleet ignores later changes) and the program prints the id
+    to pin."""
+    cfg = settings.aws
+    if cfg.ami_id:
+        return cfg.ami_id
+    found = aws.ec2.get_ami_output(
+        most_recent=True,
+        owners=AMI_OWNERS,
+        filters=[
+            {"name": "name", "values": [AMI_NAME.format(arch=cfg.architecture)]},
+            {"name": "architecture", "values": [cfg.architecture]},
+            {"name": "virtualization-type", "values": ["hvm"]},
+        ],
+        opts=via,
+    )
+
+    def announce(image: str) -> str:
+        pulumi.log.warn(
+            f"modelops:aws.ami_id is not set: new launch templates use {image}, the newest Amazon Linux 2023 AMI "
+            f"today, and existing ones keep theirs. Pin it (modelops:aws.ami_id: {image} in "
+            f"stacks/Pulumi.{settings.stack}.yaml) and change it on purpose; an AMI change rolls both fleets"
+        )
+        return image
+
+    return found.id.apply(announce)
 
 
 def build(settings: StackConfig) -> dict[str, Any]:
@@ -104,20 +154,14 @@ def build(settings: StackConfig) -> dict[str, Any]:
         opts=top,
     )
 
-    ami = aws.ec2.get_ami_output(
-        most_recent=True,
-        owners=AMI_OWNERS,
-        filters=[
-            {"name": "name", "values": [AMI_NAME.format(arch=cfg.architecture)]},
-            {"name": "architecture", "values": [cfg.architecture]},
-            {"name": "virtualization-type", "values": ["hvm"]},
-        ],
-        opts=via,
-    )
-    target_value = requests_per_target_per_minute(settings)
+    ami = ami_id(settings, via)
+    # vCPUs of the instance type, from EC2 itself: the capacity plan is per vCPU, and each worker's thread pools
+    # get its share of them.
+    vcpus = aws.ec2.get_instance_type_output(instance_type=cfg.instance_type, opts=via).default_vcpus
+    target_value = requests_per_target_per_minute(settings, vcpus)
     fleets = {}
     for colour in COLOURS:
-        user_data = pulumi.Output.all(image.image, image.service, instances.log_group.name).apply(
+        user_data = pulumi.Output.all(image.image, image.service, instances.log_group.name, vcpus).apply(
             lambda v, colour=colour: encode_user_data(
                 render_user_data(
                     UserData(
@@ -130,6 +174,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
                         stop_timeout_s=drain_s,
                         bentoml_overrides=images.bentoml_overrides(v[1], settings.deploy.workers, timeout),
                         max_body_bytes=settings.limits.max_body_bytes,
+                        threads=thread_env(int(v[3]) / settings.deploy.workers),
                     )
                 )
             )
@@ -138,7 +183,8 @@ def build(settings: StackConfig) -> dict[str, Any]:
             colour,
             FleetArgs(
                 colour=colour,
-                ami_id=ami.id,
+                ami_id=ami,
+                ami_pinned=bool(cfg.ami_id),
                 instance_type=cfg.instance_type,
                 root_volume_gb=cfg.root_volume_gb,
                 instance_profile_arn=instances.profile.arn,
@@ -172,6 +218,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
         outputs.ENDPOINT_URL: lb.url,
         outputs.POOL_URLS: lb.pool_urls,
         outputs.LIVE_COLOUR: cfg.live_colour,
+        outputs.SCALING_RANGE: {"min": cfg.min_size, "max": cfg.max_size},
         outputs.IMAGE: image.image,
         outputs.BENTO: image.bento,
         outputs.LOAD_BALANCER_ARN: lb.alb.arn,

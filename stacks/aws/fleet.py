@@ -27,6 +27,7 @@ class UserData:
     stop_timeout_s: int
     bentoml_overrides: str  # BENTOML_CONFIG_OVERRIDES: workers and request timeout of the service
     max_body_bytes: int  # the service answers 413 above it (bento/service.py reads MODELOPS_MAX_BODY_BYTES)
+    threads: dict[str, str]  # OMP_NUM_THREADS & co. from the vCPUs per worker (stacks/threads.py)
 
 
 def render_user_data(values: UserData, template: Path = USER_DATA_TEMPLATE) -> str:
@@ -44,6 +45,7 @@ def render_user_data(values: UserData, template: Path = USER_DATA_TEMPLATE) -> s
         "STOP_TIMEOUT": str(values.stop_timeout_s),
         "BENTOML_CONFIG_OVERRIDES": values.bentoml_overrides,
         "MAX_BODY_BYTES": str(values.max_body_bytes),
+        **values.threads,
     }
     block = "".join(f"readonly {key}={shlex.quote(value)}\n" for key, value in assignments.items())
     return text.replace(SETTINGS_MARKER, block)
@@ -63,6 +65,7 @@ def max_healthy_percentage(min_healthy: int) -> int:
 class FleetArgs:
     colour: str
     ami_id: pulumi.Input[str]
+    ami_pinned: bool  # False: the AMI was looked up, so only creation uses it (see stacks/aws/__init__.ami_id)
     instance_type: str
     root_volume_gb: int
     instance_profile_arn: pulumi.Input[str]
@@ -78,7 +81,7 @@ class FleetArgs:
     desired_capacity: int
     health_check_grace_s: int
     min_healthy_percentage: int
-    requests_per_target_per_minute: float
+    requests_per_target_per_minute: pulumi.Input[float]
 
 
 class Fleet(pulumi.ComponentResource):
@@ -126,7 +129,8 @@ class Fleet(pulumi.ComponentResource):
                 {"resource_type": "instance", "tags": tags},
                 {"resource_type": "volume", "tags": tags},
             ],
-            opts=child,
+            # A looked-up AMI changes when Amazon publishes one: it must not roll the fleets by itself.
+            opts=child if args.ami_pinned else pulumi.ResourceOptions(parent=self, ignore_changes=["imageId"]),
         )
         self.asg = aws.autoscaling.Group(
             f"{name}-asg",

@@ -10,28 +10,25 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-COLOURS = ("blue", "green")
-APP = "bento"  # Deployment/Service name prefix and app.kubernetes.io/name
-COLOUR_LABEL = "modelops/colour"  # the label the live Service selects on; promotion patches it
-APP_LABELS = {"app.kubernetes.io/name": APP, "app.kubernetes.io/part-of": "modelops"}
-CONTAINER_PORT = 3000  # `bentoml serve` in a containerized bento
-SERVICE_PORT = 80
+from stacks.names import (
+    APP,
+    APP_LABELS,
+    COLOUR_LABEL,
+    COLOURS,
+    CONTAINER_PORT,
+    SERVICE_PORT,
+    cpu_quantity,
+    deployment_name,
+)
+
 BENTO_UID = 1034  # the `bentoml` user that `bentoml containerize` images create and run as
 PRESTOP_S = 5  # keep serving while the endpoint removal reaches kube-proxy
 EMPTYDIR_LIMIT = "512Mi"
 
 
-def deployment_name(colour: str) -> str:
-    return f"{APP}-{colour}"
-
-
 def termination_grace_s(request_timeout_s: float) -> int:
     """preStop sleep, then BentoML's graceful shutdown finishes requests (each bounded by the request timeout)."""
     return PRESTOP_S + math.ceil(request_timeout_s) + 5
-
-
-def cpu_quantity(cores: float) -> str:
-    return f"{round(cores * 1000)}m"
 
 
 @dataclass(frozen=True)
@@ -49,6 +46,7 @@ class ModelServiceArgs:
     hpa_min_replicas: int
     hpa_max_replicas: int
     hpa_cpu_target: int
+    thread_env: dict[str, str]  # OMP_NUM_THREADS & co. from the CPU budget per worker (stacks/threads.py)
 
 
 class ModelService(pulumi.ComponentResource):
@@ -247,6 +245,7 @@ class ModelService(pulumi.ComponentResource):
                         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
                         {"name": "BENTOML_CONFIG_OVERRIDES", "value": args.bentoml_overrides},
                         {"name": "MODELOPS_MAX_BODY_BYTES", "value": str(args.max_body_bytes)},
+                        *({"name": k, "value": v} for k, v in sorted(args.thread_env.items())),
                     ],
                     # Requests = limits: a replica gets exactly the CPU budget the gate measured it with.
                     "resources": {"requests": resources, "limits": resources},
