@@ -193,6 +193,7 @@ def shell_scripts(resources: list[dict]) -> dict[str, str]:
 TERRAFORM_TYPES: dict[str, tuple[str, dict[str, str]]] = {
     "aws:autoscaling/group:Group": ("aws_autoscaling_group", {"vpc_zone_identifiers": "vpc_zone_identifier"}),
     "aws:autoscaling/policy:Policy": ("aws_autoscaling_policy", {}),
+    "aws:budgets/budget:Budget": ("aws_budgets_budget", {"notifications": "notification"}),
     "aws:cloudwatch/logGroup:LogGroup": ("aws_cloudwatch_log_group", {}),
     "aws:cloudwatch/metricAlarm:MetricAlarm": ("aws_cloudwatch_metric_alarm", {"metric_queries": "metric_query"}),
     "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": ("aws_default_security_group", {}),
@@ -201,6 +202,10 @@ TERRAFORM_TYPES: dict[str, tuple[str, dict[str, str]]] = {
     "aws:ec2/internetGateway:InternetGateway": ("aws_internet_gateway", {}),
     "aws:ec2/launchTemplate:LaunchTemplate": ("aws_launch_template", {}),
     "aws:ec2/natGateway:NatGateway": ("aws_nat_gateway", {}),
+    "aws:ec2/vpcEndpoint:VpcEndpoint": ("aws_vpc_endpoint", {}),
+    "aws:sns/topic:Topic": ("aws_sns_topic", {}),
+    "aws:sns/topicPolicy:TopicPolicy": ("aws_sns_topic_policy", {}),
+    "aws:sns/topicSubscription:TopicSubscription": ("aws_sns_topic_subscription", {}),
     "aws:ec2/route:Route": ("aws_route", {}),
     "aws:ec2/routeTable:RouteTable": ("aws_route_table", {"routes": "route"}),
     "aws:ec2/routeTableAssociation:RouteTableAssociation": ("aws_route_table_association", {}),
@@ -528,6 +533,9 @@ def aws_state(typ: str, name: str, inputs: dict, region: str) -> tuple[str, dict
         state["bucket"] = inputs.get("bucket") or f"{name}-{h[:7]}"
         state["arn"] = f"arn:aws:s3:::{state['bucket']}"
         resource_id = state["bucket"]
+    elif typ == "aws:sns/topic:Topic":
+        state["arn"] = f"arn:aws:sns:{region}:{MOCK_ACCOUNT}:{autoname}"
+        resource_id = state["arn"]
     elif typ == "aws:cloudwatch/logGroup:LogGroup":
         state["arn"] = f"arn:aws:logs:{region}:{MOCK_ACCOUNT}:log-group:{autoname}"
     elif typ == "aws:kms/key:Key":

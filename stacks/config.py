@@ -378,6 +378,14 @@ class AwsSettings(_Section):
     deletion_protection: bool = Field(True, description="ALB deletion protection")
     access_logs: bool = Field(True, description="ALB access logs to an S3 bucket of this stack")
     log_retention_days: int = Field(365, description="CloudWatch Logs retention (flow logs, container logs)")
+    alarm_email: str | None = Field(
+        None,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="address subscribed to the alarm topic (SNS asks it to confirm); none: subscribe yourself",
+    )
+    monthly_budget_usd: float | None = Field(
+        None, gt=0, description="an AWS Budgets cost budget for the account, alerting the alarm topic; none: no budget"
+    )
     requests_per_target_per_minute: float = Field(
         600.0,
         gt=0,

@@ -274,6 +274,11 @@ class KubernetesTarget:
         """Not measurable through the API: metrics-server gives a recent rate per pod, not a CPU-time counter."""
         return None
 
+    def cpu_throttling(self, pool: Pool = "candidate") -> tuple[int, int] | None:
+        """Not readable from here: the pods' cgroup cpu.stat (nr_periods, nr_throttled) is not exposed by the
+        Kubernetes API."""
+        return None
+
     def cpu_budgets(self) -> CpuBudgets:
         return CpuBudgets(enforced=True, note="each pod has a CPU limit (request = limit, stacks/kind)")
 

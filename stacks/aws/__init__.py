@@ -110,7 +110,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
     )
     network = Network(
         "net",
-        NetworkArgs(cfg.vpc_cidr, cfg.az_count, cfg.nat_per_az, cfg.log_retention_days, logs_key.arn),
+        NetworkArgs(cfg.vpc_cidr, cfg.az_count, cfg.nat_per_az, cfg.log_retention_days, logs_key.arn, cfg.region),
         opts=top,
     )
     registry_key = EncryptionKey("ecr-key", EncryptionKeyArgs("modelops: ECR images", account), opts=top)
@@ -204,6 +204,13 @@ def build(settings: StackConfig) -> dict[str, Any]:
             ),
             opts=top,
         )
+    alerts_key = EncryptionKey(
+        "alerts-key",
+        EncryptionKeyArgs(
+            "modelops: alarm notifications", account, for_services=("cloudwatch.amazonaws.com", "budgets.amazonaws.com")
+        ),
+        opts=top,
+    )
     alarms = Alarms(
         "alarms",
         AlarmsArgs(
@@ -211,6 +218,10 @@ def build(settings: StackConfig) -> dict[str, Any]:
             target_group_arn_suffixes={c: tg.arn_suffix for c, tg in lb.target_groups.items()},
             max_error_ratio=settings.slo.max_error_ratio,
             p95_ms=settings.slo.p95_ms,
+            account_id=identity.account_id,
+            topic_key_arn=alerts_key.arn,
+            alarm_email=cfg.alarm_email,
+            monthly_budget_usd=cfg.monthly_budget_usd,
         ),
         opts=top,
     )
@@ -226,5 +237,6 @@ def build(settings: StackConfig) -> dict[str, Any]:
         outputs.TARGET_GROUP_ARNS: {c: tg.arn for c, tg in lb.target_groups.items()},
         outputs.ASG_NAMES: {c: f.asg.name for c, f in fleets.items()},
         outputs.ALARM_NAMES: alarms.names,
+        outputs.ALARM_TOPIC_ARN: alarms.topic.arn,
         outputs.REPOSITORY_URL: registry.url,
     }

@@ -1,4 +1,5 @@
-"""The rollback signals: CloudWatch alarms that promotion watches while it shifts traffic, and after.
+"""The rollback signals: CloudWatch alarms that promotion watches while it shifts traffic, and after, and the SNS
+topic they (and the optional cost budget) notify.
 
 They watch the load balancer as a whole (and both target groups for health), so they describe whatever pools the
 weighted listener currently sends traffic to: during a shift, a bad candidate shows up in them at once.
@@ -6,6 +7,7 @@ weighted listener currently sends traffic to: during a shift, a bad candidate sh
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
@@ -17,6 +19,7 @@ DATAPOINTS_TO_ALARM = 2  # two bad minutes out of three: one noisy minute does n
 
 # Keys of the ALARM_NAMES stack output (stacks/outputs.py).
 TARGET_5XX = "target_5xx"
+ELB_5XX = "elb_5xx"  # 502/503/504 the ALB itself answers (no healthy target, a target reset): invisible in TARGET_5XX
 P95_LATENCY = "p95_latency"
 UNHEALTHY_HOSTS = "unhealthy_hosts"
 
@@ -27,6 +30,10 @@ class AlarmsArgs:
     target_group_arn_suffixes: dict[str, pulumi.Input[str]]  # by colour
     max_error_ratio: float  # slo.max_error_ratio, a fraction
     p95_ms: float  # slo.p95_ms
+    account_id: pulumi.Input[str]
+    topic_key_arn: pulumi.Input[str]  # a KMS key CloudWatch and Budgets may use (SNS's AWS-managed key refuses them)
+    alarm_email: str | None = None
+    monthly_budget_usd: float | None = None
 
 
 class Alarms(pulumi.ComponentResource):
@@ -34,11 +41,61 @@ class Alarms(pulumi.ComponentResource):
         super().__init__("modelops:aws:Alarms", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         lb = {"LoadBalancer": args.load_balancer_arn_suffix}
+        self.topic = aws.sns.Topic(f"{name}-topic", kms_master_key_id=args.topic_key_arn, opts=child)
+        # CloudWatch alarms and AWS Budgets publish as services: allowed for this account's resources only.
+        aws.sns.TopicPolicy(
+            f"{name}-topic-policy",
+            arn=self.topic.arn,
+            policy=pulumi.Output.all(self.topic.arn, args.account_id).apply(
+                lambda v: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Sid": "AlarmsAndBudgetsPublish",
+                                "Effect": "Allow",
+                                "Principal": {"Service": ["cloudwatch.amazonaws.com", "budgets.amazonaws.com"]},
+                                "Action": "sns:Publish",
+                                "Resource": v[0],
+                                "Condition": {"StringEquals": {"aws:SourceAccount": v[1]}},
+                            }
+                        ],
+                    }
+                )
+            ),
+            opts=child,
+        )
+        if args.alarm_email:
+            aws.sns.TopicSubscription(
+                f"{name}-email", topic=self.topic.arn, protocol="email", endpoint=args.alarm_email, opts=child
+            )
+        if args.monthly_budget_usd:
+            aws.budgets.Budget(
+                f"{name}-budget",
+                budget_type="COST",
+                limit_amount=f"{args.monthly_budget_usd:.2f}",
+                limit_unit="USD",
+                time_unit="MONTHLY",
+                notifications=[
+                    {
+                        "comparison_operator": "GREATER_THAN",
+                        "notification_type": kind,
+                        "threshold": threshold,
+                        "threshold_type": "PERCENTAGE",
+                        "subscriber_sns_topic_arns": [self.topic.arn],
+                    }
+                    for kind, threshold in (("ACTUAL", 80), ("FORECASTED", 100))
+                ],
+                opts=child,
+            )
         common = {
             "evaluation_periods": EVALUATION_PERIODS,
             "datapoints_to_alarm": DATAPOINTS_TO_ALARM,
             # No requests means no evidence either way; promotion judges load it generated itself.
             "treat_missing_data": "notBreaching",
+            # Someone is told: a page when it fires, and when it clears.
+            "alarm_actions": [self.topic.arn],
+            "ok_actions": [self.topic.arn],
         }
 
         def metric(metric_id: str, metric_name: str, dimensions: dict, stat: str = "Sum") -> dict:
@@ -65,6 +122,24 @@ class Alarms(pulumi.ComponentResource):
                 {
                     "id": "error_percent",
                     "label": "target 5xx, % of requests",
+                    "expression": "IF(requests > 0, 100 * FILL(errors, 0) / requests, 0)",
+                    "return_data": True,
+                },
+            ],
+            opts=child,
+            **common,
+        )
+        self.elb_5xx = aws.cloudwatch.MetricAlarm(
+            f"{name}-elb-5xx",
+            alarm_description="share of requests answered 5xx by the load balancer itself exceeds the SLO error ratio",
+            comparison_operator="GreaterThanThreshold",
+            threshold=args.max_error_ratio * 100,
+            metric_queries=[
+                metric("errors", "HTTPCode_ELB_5XX_Count", lb),
+                metric("requests", "RequestCount", lb),
+                {
+                    "id": "error_percent",
+                    "label": "load balancer 5xx, % of requests",
                     "expression": "IF(requests > 0, 100 * FILL(errors, 0) / requests, 0)",
                     "return_data": True,
                 },
@@ -108,6 +183,7 @@ class Alarms(pulumi.ComponentResource):
         )
         self.names = {
             TARGET_5XX: self.target_5xx.name,
+            ELB_5XX: self.elb_5xx.name,
             P95_LATENCY: self.p95_latency.name,
             UNHEALTHY_HOSTS: self.unhealthy_hosts.name,
         }

@@ -11,7 +11,7 @@ import pulumi
 from stacks import images, outputs
 from stacks.capacity import HPA_MIN_UTILIZATION, NoPlan, hpa_cpu_utilization, promoted_plan
 from stacks.config import StackConfig
-from stacks.kind.cluster import Cluster, ClusterArgs
+from stacks.kind.cluster import Cluster, ClusterArgs, docker_need
 from stacks.kind.image import KindImage, KindImageArgs
 from stacks.kind.metrics_server import MetricsServer, MetricsServerArgs
 from stacks.kind.model_service import ModelService, ModelServiceArgs
@@ -47,7 +47,7 @@ def hpa_cpu_target(settings: StackConfig, work_dir: Path | None = None) -> int:
 def build(settings: StackConfig) -> dict[str, Any]:
     """Every Kubernetes object of the stack; returns the stack outputs keyed by the names in stacks/outputs.py."""
     cfg = settings.kind
-    cluster = Cluster("kind", ClusterArgs(cfg))
+    cluster = Cluster("kind", ClusterArgs(cfg, docker_need(settings)))
     # Every Kubernetes object goes through this provider, never the ambient kubeconfig's current context.
     on_cluster = pulumi.ResourceOptions(providers={"kubernetes": cluster.provider})
     image = KindImage("kind-image", KindImageArgs(settings.bento, cfg.cluster_name, cluster.create))

@@ -55,6 +55,8 @@ TEST_CIDRS = ["203.0.113.7/32", "198.51.100.0/24"]  # documentation ranges (RFC 
 PINNED_AMI = "ami-0fedcba9876543210"
 AWS_VARIANT = {
     "ami_id": PINNED_AMI,
+    "monthly_budget_usd": 250,
+    "alarm_email": "oncall@example.com",
     "certificate_arn": CERTIFICATE_ARN,
     "az_count": 3,
     "nat_per_az": True,

@@ -320,6 +320,11 @@ class AwsTarget:
         too coarse for a suite of seconds."""
         return None
 
+    def cpu_throttling(self, pool: Pool = "candidate") -> tuple[int, int] | None:
+        """Not readable from here: an instance's CPU is the whole machine (no cgroup budget to hit), and CloudWatch
+        has no throttling counter for it."""
+        return None
+
     def cpu_budgets(self) -> CpuBudgets:
         return CpuBudgets(
             enforced=True,

@@ -312,7 +312,7 @@ def test_a_new_version_sizes_each_worker_s_thread_pools_from_the_instance_vcpus(
 
 def test_cpu_is_budgeted_by_the_instance_size_and_cpu_time_is_not_measurable(aws_target: AwsTarget) -> None:
     assert aws_target.cpu_budgets().enforced is True and "instance type" in aws_target.cpu_budgets().note
-    assert aws_target.cpu_seconds() is None
+    assert aws_target.cpu_seconds() is None and aws_target.cpu_throttling() is None
 
 
 def protected(stack: AwsStack, colour: str) -> dict[str, bool]:

@@ -520,7 +520,7 @@ def test_kill_replica_deletes_one_ready_pod_at_once(driver: KubernetesTarget, cl
 
 def test_cpu_is_budgeted_by_the_pod_limit_and_cpu_time_is_not_measurable(driver: KubernetesTarget) -> None:
     assert driver.cpu_budgets().enforced is True and "CPU limit" in driver.cpu_budgets().note
-    assert driver.cpu_seconds() is None
+    assert driver.cpu_seconds() is None and driver.cpu_throttling() is None
 
 
 def test_hold_scaling_pins_the_candidate_hpa_at_its_current_pod_count(
