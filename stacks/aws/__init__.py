@@ -3,7 +3,6 @@ colour running the bento image from ECR, and the alarms promotion watches. ``bui
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +142,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
             live_colour=cfg.live_colour,
             deregistration_delay_s=drain_s,
             # The ALB must not close a connection while the server may still answer it.
-            idle_timeout_s=max(60, math.ceil(timeout) + 5),
+            idle_timeout_s=images.balancer_idle_timeout_s(timeout),
             deletion_protection=cfg.deletion_protection,
             certificate_arn=cfg.certificate_arn,
             access_log_bucket=access_logs.name if access_logs else None,
@@ -175,6 +174,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
                         bentoml_overrides=images.bentoml_overrides(v[1], settings.deploy.workers, timeout),
                         max_body_bytes=settings.limits.max_body_bytes,
                         threads=thread_env(int(v[3]) / settings.deploy.workers),
+                        keep_alive_s=images.server_keep_alive_s(timeout),
                     )
                 )
             )

@@ -13,6 +13,8 @@ import pulumi_aws as aws
 USER_DATA_TEMPLATE = Path(__file__).with_name("user_data.sh")
 SETTINGS_MARKER = "#@settings@\n"
 ROOT_DEVICE = "/dev/xvda"  # Amazon Linux 2023's root device name
+# Fields of the Auto Scaling group that modelops owns after creation (see stacks/RUNNING.md, "who owns what").
+DRIVER_OWNED = ["desiredCapacity", "launchTemplate"]
 GROUP_METRICS = ["GroupDesiredCapacity", "GroupInServiceInstances", "GroupPendingInstances", "GroupTotalInstances"]
 
 
@@ -28,6 +30,7 @@ class UserData:
     bentoml_overrides: str  # BENTOML_CONFIG_OVERRIDES: workers and request timeout of the service
     max_body_bytes: int  # the service answers 413 above it (bento/service.py reads MODELOPS_MAX_BODY_BYTES)
     threads: dict[str, str]  # OMP_NUM_THREADS & co. from the vCPUs per worker (stacks/threads.py)
+    keep_alive_s: int  # the server's idle keep-alive, above the ALB's idle timeout (stacks/images.py)
 
 
 def render_user_data(values: UserData, template: Path = USER_DATA_TEMPLATE) -> str:
@@ -46,6 +49,7 @@ def render_user_data(values: UserData, template: Path = USER_DATA_TEMPLATE) -> s
         "BENTOML_CONFIG_OVERRIDES": values.bentoml_overrides,
         "MAX_BODY_BYTES": str(values.max_body_bytes),
         **values.threads,
+        "KEEP_ALIVE": str(values.keep_alive_s),
     }
     block = "".join(f"readonly {key}={shlex.quote(value)}\n" for key, value in assignments.items())
     return text.replace(SETTINGS_MARKER, block)
@@ -159,8 +163,10 @@ class Fleet(pulumi.ComponentResource):
             },
             enabled_metrics=GROUP_METRICS,
             tags=[{"key": k, "value": v, "propagate_at_launch": True} for k, v in tags.items()],
-            # Target tracking and modelops (scale, promotion) own the running capacity once the group exists.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity"]),
+            # Target tracking and modelops (scale, promotion) own the running capacity once the group exists, and
+            # modelops owns which template version the group runs (the promoted bento's): a new version made here
+            # (boot script, AMI) reaches a pool with its next candidate, through the gate, never by itself.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=DRIVER_OWNED),
         )
         self.scaling_policy = aws.autoscaling.Policy(
             f"{name}-requests",

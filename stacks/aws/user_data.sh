@@ -52,4 +52,4 @@ docker run --detach --name bento --restart unless-stopped \
   --env "OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS}" --env "NUMEXPR_NUM_THREADS=${NUMEXPR_NUM_THREADS}" \
   --log-driver awslogs --log-opt "awslogs-region=${REGION}" --log-opt "awslogs-group=${LOG_GROUP}" \
   --log-opt "awslogs-stream=${COLOUR}/${instance_id}" \
-  "$IMAGE"
+  "$IMAGE" --timeout-keep-alive "$KEEP_ALIVE"

@@ -73,6 +73,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
             hpa_max_replicas=cfg.hpa_max_replicas,
             hpa_cpu_target=hpa_cpu_target(settings),
             # Each worker's native thread pools (OpenMP, BLAS) sized to its share of the pod's CPU limit.
+            serve_args=images.serve_args(settings.limits.request_timeout_s),
             thread_env=thread_env(settings.deploy.cpu_per_replica / settings.deploy.workers),
         ),
         opts=on_cluster,

@@ -24,6 +24,15 @@ from stacks.names import (
 BENTO_UID = 1034  # the `bentoml` user that `bentoml containerize` images create and run as
 PRESTOP_S = 5  # keep serving while the endpoint removal reaches kube-proxy
 EMPTYDIR_LIMIT = "512Mi"
+# Fields of a Deployment that modelops owns after creation: which bento a colour runs (image, bento annotation), its
+# workers and thread pools (env) and its CPU budget (resources). Pulumi sets them at creation only, so `pulumi up`
+# never swaps the live bento behind the gate's back nor fights the driver's patches.
+DRIVER_OWNED = [
+    "spec.template.metadata.annotations",
+    "spec.template.spec.containers[0].image",
+    "spec.template.spec.containers[0].env",
+    "spec.template.spec.containers[0].resources",
+]
 
 
 def termination_grace_s(request_timeout_s: float) -> int:
@@ -47,6 +56,7 @@ class ModelServiceArgs:
     hpa_max_replicas: int
     hpa_cpu_target: int
     thread_env: dict[str, str]  # OMP_NUM_THREADS & co. from the CPU budget per worker (stacks/threads.py)
+    serve_args: list[str]  # `bentoml serve` flags (keep-alive above any balancer's idle timeout)
 
 
 class ModelService(pulumi.ComponentResource):
@@ -106,7 +116,7 @@ class ModelService(pulumi.ComponentResource):
                     "revisionHistoryLimit": 5,
                     "template": {"metadata": {"labels": labels}, "spec": self._pod_spec(args, account, labels)},
                 },
-                opts=in_ns,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace], ignore_changes=DRIVER_OWNED),
             )
             # This colour alone, whichever is live: the gate loads a candidate here (kind maps the NodePort to a
             # host port) while the live Service keeps the traffic.
@@ -235,6 +245,7 @@ class ModelService(pulumi.ComponentResource):
                     "name": APP,
                     "image": args.image,
                     "imagePullPolicy": "IfNotPresent",
+                    "args": args.serve_args,
                     "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
                     "env": [
                         # The root filesystem is read-only: BentoML's home (Prometheus multiprocess files) and

@@ -556,9 +556,13 @@ class AwsTarget:
                 f"Auto Scaling Group {self.asg_names[colour]} has no launch template (a launch configuration or "
                 "mixed instances policy?): the aws stack gives each colour one launch template"
             )
-        versions = self.ec2.describe_launch_template_versions(
-            LaunchTemplateId=pinned["LaunchTemplateId"], Versions=[str(pinned["Version"])]
-        )["LaunchTemplateVersions"]
+        return self._template_version(pinned["LaunchTemplateId"], str(pinned["Version"]))
+
+    def _template_version(self, launch_template_id: str, version: str) -> PoolSpec:
+        """What one version of a launch template runs (``version``: a number, or "$Default")."""
+        versions = self.ec2.describe_launch_template_versions(LaunchTemplateId=launch_template_id, Versions=[version])[
+            "LaunchTemplateVersions"
+        ]
         found = versions[0]
         data = found.get("LaunchTemplateData", {})
         script = base64.b64decode(data.get("UserData") or "").decode(errors="replace")
@@ -623,9 +627,14 @@ class AwsTarget:
         workers: int,
         instance_type: str | None = None,
     ) -> int:
-        """A new launch template version: ``source`` with the boot script retargeted, the bento tag and the
-        instance type."""
+        """A new launch template version running ``bento``: the stack's current shape (the template's default
+        version, which `pulumi up` advances: boot script, AMI, volumes) with the image, workers, thread pools, bento
+        tag and instance type of this pool.
+
+        The stack never rolls a group onto its new versions itself (the ASG ignores launchTemplate changes after
+        creation): a changed shape reaches a pool with its next candidate, through the gate."""
         chosen_type = instance_type or source.data.get("InstanceType")
+        source = self._template_version(source.launch_template_id, "$Default")
         user_data = retarget_boot_script(
             source.script, image, bento, workers, vcpus=self._vcpus(chosen_type) if chosen_type else None
         )
@@ -642,8 +651,8 @@ class AwsTarget:
         # version is complete wherever inheritance is not implemented (moto 5.2 keeps only the given fields).
         data = as_request(self.ec2, source.data)
         data.update(UserData=base64.b64encode(user_data.encode()).decode(), TagSpecifications=tag_specs)
-        if instance_type:
-            data["InstanceType"] = instance_type
+        if chosen_type:
+            data["InstanceType"] = chosen_type
         created = self.ec2.create_launch_template_version(
             LaunchTemplateId=source.launch_template_id,
             SourceVersion=str(source.version),

@@ -285,6 +285,7 @@ def aws_stack(aws_session: boto3.Session, _clients: dict[str, Any]) -> AwsStack:
                 bentoml_overrides=bentoml_overrides(SERVICE, 1, 10.0),
                 max_body_bytes=1_048_576,
                 threads=thread_env(2 / 1),  # c7i.large, 1 worker
+                keep_alive_s=65,
             )
         )
         launch_templates[colour] = ec2.create_launch_template(

@@ -7,6 +7,7 @@ to the refresh, and the refresh loop itself with botocore's Stubber, which valid
 
 from __future__ import annotations
 
+import base64
 import json
 
 import boto3
@@ -172,6 +173,27 @@ def test_deploy_candidate_runs_the_bento_on_green_from_a_new_pinned_launch_templ
     candidate = with_candidate.status().candidate
     assert candidate is not None and (candidate.bento, candidate.workers) == (NEW_BENTO, 2)
     assert not any(r.in_rotation for r in candidate.replicas)  # healthy, but the listener gives it no weight
+
+
+def test_a_candidate_is_built_from_the_stack_s_current_template_shape(
+    aws_target: AwsTarget, aws_stack: AwsStack
+) -> None:
+    # `pulumi up` changed the boot script (here: the log group) and made that the template's default version; the
+    # green group still runs version 1 (the stack no longer rolls groups itself).
+    template = aws_stack.launch_templates["green"]
+    script = aws_stack.user_data("green", "1").replace("/modelops/instances", "/modelops/instances-v2")
+    data = aws_stack.launch_template_version("green", "1")["LaunchTemplateData"]
+    aws_stack.ec2.create_launch_template_version(
+        LaunchTemplateId=template,
+        LaunchTemplateData={**data, "UserData": base64.b64encode(script.encode()).decode()},
+    )
+    aws_stack.ec2.modify_launch_template(LaunchTemplateId=template, DefaultVersion="2")
+
+    aws_target.deploy_candidate(NEW_BENTO, replicas=1, workers=1)
+
+    assert aws_stack.asg("green")["LaunchTemplate"]["Version"] == "3"
+    built = boot(aws_stack, "green", "3")
+    assert built["LOG_GROUP"] == "/modelops/instances-v2" and built["IMAGE"].endswith(aws_stack.digests["v2"])
 
 
 def test_deploy_candidate_replaces_the_previous_candidate_instances(

@@ -10,6 +10,7 @@ import pytest
 
 from stacks.aws.fleet import SETTINGS_MARKER, UserData, max_healthy_percentage, render_user_data
 from stacks.aws.load_balancer import APP_PORT, COLOURS
+from stacks.images import balancer_idle_timeout_s, server_keep_alive_s
 from stacks.threads import THREAD_VARIABLES, thread_env
 from tests.stacks.aws.types import ASG, INSTANCE_PROFILE, LB, LISTENER, LT, SCALING_POLICY, SG, SUBNET, TG
 from tests.stacks.conftest import PINNED_AMI
@@ -103,6 +104,23 @@ def test_the_container_s_thread_pools_follow_the_instance_vcpus_per_worker(aws_r
 
 
 @colours
+def test_the_server_keeps_idle_connections_longer_than_the_alb(aws_rendering, colour) -> None:
+    script = boot_script(aws_rendering, colour)
+    keep_alive = int(shlex.split(script.split("readonly KEEP_ALIVE=", 1)[1].splitlines()[0])[0])
+    idle = aws_rendering.inputs(LB, "lb-alb")["idleTimeout"]
+    # The ALB must close an idle connection first, or it reuses one the target just closed (502).
+    assert keep_alive > idle
+    assert script.rstrip().endswith('"$IMAGE" --timeout-keep-alive "$KEEP_ALIVE"')
+
+
+@pytest.mark.parametrize("request_timeout_s", [0.5, 10, 59, 60, 120, 600])
+def test_keep_alive_outlasts_the_idle_timeout_for_any_request_timeout(request_timeout_s) -> None:
+    idle = balancer_idle_timeout_s(request_timeout_s)
+    assert idle >= 60 and idle > request_timeout_s
+    assert server_keep_alive_s(request_timeout_s) > idle
+
+
+@colours
 def test_ecr_login_and_image_pull_are_retried_with_backoff(aws_rendering, colour) -> None:
     script = boot_script(aws_rendering, colour)
     assert 'retry "ECR login" ecr_login' in script and 'retry "docker pull ${IMAGE}" docker pull "$IMAGE"' in script
@@ -156,8 +174,14 @@ def test_asg_registers_with_its_own_colour_target_group(aws_rendering, colour) -
 
 
 @colours
-def test_asg_desired_capacity_is_left_to_autoscaling(aws_rendering, colour) -> None:
-    assert aws_rendering.one(ASG, f"{colour}-asg")["ignore_changes"] == ["desiredCapacity"]
+def test_a_later_pulumi_up_leaves_capacity_and_the_running_version_to_autoscaling_and_promotion(
+    aws_rendering, colour
+) -> None:
+    # Without launchTemplate here, a new boot script or AMI version would refresh the live group with the stack's
+    # bento, bypassing the gate.
+    assert aws_rendering.one(ASG, f"{colour}-asg")["ignore_changes"] == ["desiredCapacity", "launchTemplate"]
+    # The template itself stays the stack's: its default version is the shape the driver builds candidates from.
+    assert aws_rendering.inputs(LT, f"{colour}-lt")["updateDefaultVersion"] is True
 
 
 @colours
@@ -216,6 +240,7 @@ def values(**changes: str) -> UserData:
         "bentoml_overrides": '{"services":{}}',
         "max_body_bytes": 1024,
         "threads": thread_env(1),
+        "keep_alive_s": 65,
     }
     return UserData(**{**base, **changes})
 

@@ -8,6 +8,7 @@ import pytest
 
 from stacks import outputs
 from stacks.capacity import CAPACITY_PLAN, CPU_SECONDS_PER_REQUEST, RPS_PER_VCPU_AT_SLO
+from stacks.images import balancer_idle_timeout_s
 from stacks.kind import hpa_cpu_target
 from stacks.kind.cluster import kind_config
 from stacks.kind.model_service import (
@@ -120,6 +121,25 @@ def test_image_is_used_if_present_and_workers_timeout_body_limit_reach_bentoml(k
     (service,) = json.loads(env["BENTOML_CONFIG_OVERRIDES"])["services"].values()
     assert service == {"workers": kind_settings.deploy.workers, "traffic": {"timeout": 10}}
     assert env["MODELOPS_MAX_BODY_BYTES"] == str(kind_settings.limits.max_body_bytes)
+
+
+@colours
+def test_the_server_keeps_idle_connections_longer_than_a_balancer_would(kind_rendering, kind_settings, colour) -> None:
+    args = container(kind_rendering, kind_settings, colour)["args"]
+    # The image's entrypoint turns leading flags into `bentoml serve FLAGS BENTO`.
+    assert args[0] == "--timeout-keep-alive"
+    assert int(args[1]) > balancer_idle_timeout_s(kind_settings.limits.request_timeout_s)
+
+
+@colours
+def test_a_later_pulumi_up_leaves_the_running_bento_workers_and_budget_to_promotion(kind_rendering, colour) -> None:
+    deployment_record = kind_rendering.one("kubernetes:apps/v1:Deployment", f"model-{colour}")
+    assert deployment_record["ignore_changes"] == [
+        "spec.template.metadata.annotations",
+        "spec.template.spec.containers[0].image",
+        "spec.template.spec.containers[0].env",
+        "spec.template.spec.containers[0].resources",
+    ]
 
 
 @colours
