@@ -45,6 +45,7 @@ from modelops.targets.outputs import (
     with_workers,
     workers_from_override,
 )
+from modelops.waiting import wait_until
 from stacks import outputs as keys
 from stacks.names import APP, COLOUR_LABEL, COLOURS, CONTAINER_PORT, SERVICE_PORT, cpu_quantity
 from stacks.threads import thread_env
@@ -95,8 +96,6 @@ class KubernetesTarget:
         *,
         timeout_s: float = 300.0,
         poll_s: float = 2.0,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.outputs = check_outputs(outputs, REQUIRED_OUTPUTS, source="the kind stack outputs", stack="kind")
@@ -109,8 +108,6 @@ class KubernetesTarget:
         self.hpas: dict[Colour, str] = {c: str(hpas[c]) for c in COLOURS if hpas.get(c)}
         self.timeout_s = timeout_s
         self.poll_s = poll_s
-        self._clock = clock
-        self._sleep = sleep
         self.apps = k8s.AppsV1Api(api_client)
         self.core = k8s.CoreV1Api(api_client)
         self.autoscaling = k8s.AutoscalingV2Api(api_client)
@@ -335,18 +332,19 @@ class KubernetesTarget:
         """Block until the Service's EndpointSlices list ready pods of ``colour`` only: then kube-proxy routes to
         them, and the switch has taken effect."""
         wanted = {r.name for r in self._replicas(colour, self._deployment(colour))}
-        deadline = self._clock() + self.timeout_s
-        while True:
-            ready = self._ready_endpoints()
-            if ready and ready <= wanted:
-                return
-            if self._clock() >= deadline:
-                raise DeploymentError(
-                    f"Service {self.service_name} still routes to {sorted(ready - wanted) or 'no pod'} "
-                    f"{self.timeout_s:g} s after selecting {colour}: see `kubectl -n {self.namespace} get "
-                    f"endpointslices -l kubernetes.io/service-name={self.service_name}`"
-                )
-            self._sleep(self.poll_s)
+        ready: set[str] = set()
+
+        def switched() -> bool:
+            ready.clear()
+            ready.update(self._ready_endpoints())
+            return bool(ready) and ready <= wanted
+
+        if not wait_until(switched, self.timeout_s, self.poll_s):
+            raise DeploymentError(
+                f"Service {self.service_name} still routes to {sorted(ready - wanted) or 'no pod'} "
+                f"{self.timeout_s:g} s after selecting {colour}: see `kubectl -n {self.namespace} get "
+                f"endpointslices -l kubernetes.io/service-name={self.service_name}`"
+            )
 
     def _ready_endpoints(self) -> set[str]:
         """Names of the pods the live Service routes to: the ready endpoints of its EndpointSlices."""
@@ -483,20 +481,18 @@ class KubernetesTarget:
         """Block until the Deployment has exactly ``replicas`` pods, all from its current template and ready (the
         condition `kubectl rollout status` waits for), polling with a deadline."""
         name = self.deployments[colour]
-        deadline = self._clock() + self.timeout_s
-        while True:
+        seen: dict[str, Any] = {}
+
+        def settled() -> bool:
             deployment = self._deployment(colour)
             status = deployment.status or k8s.V1DeploymentStatus()
-            counts = {
+            seen["counts"] = {
                 "updated": _count(status.updated_replicas),
                 "ready": _count(status.ready_replicas),
                 "available": _count(status.available_replicas),
                 "total": _count(status.replicas),
             }
-            observed = _count(status.observed_generation) >= _count(deployment.metadata.generation)
-            if observed and _count(deployment.spec.replicas) == replicas and set(counts.values()) == {replicas}:
-                return
-            stalled = next(
+            seen["stalled"] = next(
                 (
                     c
                     for c in status.conditions or []
@@ -504,15 +500,22 @@ class KubernetesTarget:
                 ),
                 None,
             )
-            if stalled is not None or self._clock() >= deadline:
-                why = f"its progress deadline passed ({stalled.message})" if stalled else f"{self.timeout_s:g} s passed"
-                shown = ", ".join(f"{k} {v}" for k, v in counts.items())
-                raise DeploymentError(
-                    f"Deployment {self.namespace}/{name} did not reach {replicas} ready pod(s) ({shown}): {why}. "
-                    f"See `kubectl -n {self.namespace} rollout status deployment/{name}` and "
-                    f"`kubectl -n {self.namespace} describe pods -l {COLOUR_LABEL}={colour}`"
-                )
-            self._sleep(self.poll_s)
+            observed = _count(status.observed_generation) >= _count(deployment.metadata.generation)
+            seen["done"] = (
+                observed and _count(deployment.spec.replicas) == replicas and set(seen["counts"].values()) == {replicas}
+            )
+            return seen["done"] or seen["stalled"] is not None
+
+        if wait_until(settled, self.timeout_s, self.poll_s) and seen["done"]:
+            return
+        stalled = seen["stalled"]
+        why = f"its progress deadline passed ({stalled.message})" if stalled else f"{self.timeout_s:g} s passed"
+        shown = ", ".join(f"{k} {v}" for k, v in seen["counts"].items())
+        raise DeploymentError(
+            f"Deployment {self.namespace}/{name} did not reach {replicas} ready pod(s) ({shown}): {why}. "
+            f"See `kubectl -n {self.namespace} rollout status deployment/{name}` and "
+            f"`kubectl -n {self.namespace} describe pods -l {COLOUR_LABEL}={colour}`"
+        )
 
 
 def _cpu_limit(container: k8s.V1Container) -> float | None:

@@ -111,42 +111,29 @@ class Alarms(pulumi.ComponentResource):
                 },
             }
 
-        self.target_5xx = aws.cloudwatch.MetricAlarm(
-            f"{name}-target-5xx",
-            alarm_description="share of requests answered 5xx by the targets exceeds the SLO error ratio",
-            comparison_operator="GreaterThanThreshold",
-            threshold=args.max_error_ratio * 100,
-            metric_queries=[
-                metric("errors", "HTTPCode_Target_5XX_Count", lb),
-                metric("requests", "RequestCount", lb),
-                {
-                    "id": "error_percent",
-                    "label": "target 5xx, % of requests",
-                    "expression": "IF(requests > 0, 100 * FILL(errors, 0) / requests, 0)",
-                    "return_data": True,
-                },
-            ],
-            opts=child,
-            **common,
-        )
-        self.elb_5xx = aws.cloudwatch.MetricAlarm(
-            f"{name}-elb-5xx",
-            alarm_description="share of requests answered 5xx by the load balancer itself exceeds the SLO error ratio",
-            comparison_operator="GreaterThanThreshold",
-            threshold=args.max_error_ratio * 100,
-            metric_queries=[
-                metric("errors", "HTTPCode_ELB_5XX_Count", lb),
-                metric("requests", "RequestCount", lb),
-                {
-                    "id": "error_percent",
-                    "label": "load balancer 5xx, % of requests",
-                    "expression": "IF(requests > 0, 100 * FILL(errors, 0) / requests, 0)",
-                    "return_data": True,
-                },
-            ],
-            opts=child,
-            **common,
-        )
+        def error_ratio(suffix: str, errors_metric: str, who: str) -> aws.cloudwatch.MetricAlarm:
+            """5xx answered by ``who``, as a share of all requests, against the SLO's error ratio."""
+            return aws.cloudwatch.MetricAlarm(
+                f"{name}-{suffix}",
+                alarm_description=f"share of requests answered 5xx by {who} exceeds the SLO error ratio",
+                comparison_operator="GreaterThanThreshold",
+                threshold=args.max_error_ratio * 100,
+                metric_queries=[
+                    metric("errors", errors_metric, lb),
+                    metric("requests", "RequestCount", lb),
+                    {
+                        "id": "error_percent",
+                        "label": f"5xx by {who}, % of requests",
+                        "expression": "IF(requests > 0, 100 * FILL(errors, 0) / requests, 0)",
+                        "return_data": True,
+                    },
+                ],
+                opts=child,
+                **common,
+            )
+
+        self.target_5xx = error_ratio("target-5xx", "HTTPCode_Target_5XX_Count", "the targets")
+        self.elb_5xx = error_ratio("elb-5xx", "HTTPCode_ELB_5XX_Count", "the load balancer itself")
         self.p95_latency = aws.cloudwatch.MetricAlarm(
             f"{name}-p95-latency",
             alarm_description="p95 target response time exceeds the SLO",

@@ -55,6 +55,7 @@ from modelops.targets.outputs import (
     check_outputs,
     workers_from_override,
 )
+from modelops.waiting import wait_until
 from stacks import outputs as keys
 from stacks.names import COLOURS
 
@@ -716,22 +717,23 @@ class AwsTarget:
         The autoscaling API has no waiter, so the group is polled with a deadline; target health then uses the
         elbv2 ``target_in_service`` waiter on exactly those instances."""
         name = self.asg_names[colour]
-        deadline = self._clock() + self.timeout_s
-        while True:
-            members = self._members(self._asg(colour))
-            if len(members) == replicas and all(m["LifecycleState"] == "InService" for m in members):
-                break
-            if self._clock() >= deadline:
-                states = ", ".join(f"{m['InstanceId']} {m['LifecycleState']}" for m in members) or "no instances"
-                raise DeploymentError(
-                    f"{name} did not reach {replicas} in-service instance(s) within {self.timeout_s:g} s ({states}): "
-                    f"see `aws autoscaling describe-scaling-activities --auto-scaling-group-name {name}`"
-                )
-            self._sleep(self.poll_s)
+        started = time.monotonic()
+        members: list[dict[str, Any]] = []
+
+        def in_service() -> bool:
+            members[:] = self._members(self._asg(colour))
+            return len(members) == replicas and all(m["LifecycleState"] == "InService" for m in members)
+
+        if not wait_until(in_service, self.timeout_s, self.poll_s):
+            states = ", ".join(f"{m['InstanceId']} {m['LifecycleState']}" for m in members) or "no instances"
+            raise DeploymentError(
+                f"{name} did not reach {replicas} in-service instance(s) within {self.timeout_s:g} s ({states}): "
+                f"see `aws autoscaling describe-scaling-activities --auto-scaling-group-name {name}`"
+            )
         if replicas == 0:
             return
         port = self._port(colour)
-        remaining = max(deadline - self._clock(), self.poll_s)
+        remaining = max(self.timeout_s - (time.monotonic() - started), self.poll_s)
         try:
             self.elbv2.get_waiter("target_in_service").wait(
                 TargetGroupArn=self.target_groups[colour],
