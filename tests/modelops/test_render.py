@@ -1,4 +1,4 @@
-"""modelops/render.py and `modelops render`: the stack program under mocks, written down as files."""
+"""modelops/render/ and `modelops render`: the stack program under mocks, written down as files."""
 
 from __future__ import annotations
 
