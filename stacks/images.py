@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-STACKS_DIR = Path(__file__).resolve().parent
+SCRIPTS_DIR = Path(__file__).resolve().parent  # stacks/<target>/image.sh live here
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class ImageBuild:
 
 def script(target: str) -> str:
     """The text of stacks/<target>/image.sh."""
-    return (STACKS_DIR / target / "image.sh").read_text()
+    return (SCRIPTS_DIR / target / "image.sh").read_text()
 
 
 def parse_build_output(stdout: str) -> ImageBuild:
