@@ -19,7 +19,8 @@ LOAD_BALANCER_ARN = "load_balancer_arn"
 LISTENER_ARN = "listener_arn"  # the listener whose weighted forward action switches blue/green
 TARGET_GROUP_ARNS = "target_group_arns"  # {"blue": arn, "green": arn}
 ASG_NAMES = "asg_names"  # {"blue": name, "green": name}
-ALARM_NAMES = "alarm_names"  # {"target_5xx": name, "elb_5xx": name, "p95_latency": name, "unhealthy_hosts": name}
+# {"blue": {"target_5xx", "p95_latency", "unhealthy_hosts": name}, "green": {...}, "load_balancer": {"elb_5xx": name}}
+ALARM_NAMES = "alarm_names"
 ALARM_TOPIC_ARN = "alarm_topic_arn"  # the SNS topic every alarm (and the optional budget) notifies
 REPOSITORY_URL = "repository_url"
 

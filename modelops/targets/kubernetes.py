@@ -250,7 +250,11 @@ class KubernetesTarget:
         service = self._service()
         live = self._live(service)
         if weight == 100:
+            declared = ScalingRange.from_outputs(self.outputs, "kind")  # before any change
             self._switch(live, other(live), "shift traffic to it")
+            # The new live pool autoscales as the stack declares (a gate left its HPA pinned): every promotion and
+            # rollback (deploy_candidate + shift(100)) ends so.
+            self._patch_hpa(other(live), _hpa_range(declared))
         return self.status()
 
     @_kube_errors("kill_replica")
@@ -294,7 +298,7 @@ class KubernetesTarget:
         0 pods stays there: an HPA does not scale a Deployment up from 0."""
         declared = ScalingRange.from_outputs(self.outputs, "kind")
         for colour in COLOURS:
-            self._patch_hpa(colour, {"spec": {"minReplicas": max(1, declared.min), "maxReplicas": declared.max}})
+            self._patch_hpa(colour, _hpa_range(declared))
 
     # ---------------------------------------------------------------- internals: the Service
 
@@ -516,6 +520,11 @@ class KubernetesTarget:
             f"See `kubectl -n {self.namespace} rollout status deployment/{name}` and "
             f"`kubectl -n {self.namespace} describe pods -l {COLOUR_LABEL}={colour}`"
         )
+
+
+def _hpa_range(declared: ScalingRange) -> dict[str, Any]:
+    # An HPA's minReplicas cannot be 0.
+    return {"spec": {"minReplicas": max(1, declared.min), "maxReplicas": declared.max}}
 
 
 def _cpu_limit(container: k8s.V1Container) -> float | None:

@@ -1,8 +1,9 @@
 """The rollback signals: CloudWatch alarms that promotion watches while it shifts traffic, and after, and the SNS
 topic they (and the optional cost budget) notify.
 
-They watch the load balancer as a whole (and both target groups for health), so they describe whatever pools the
-weighted listener currently sends traffic to: during a shift, a bad candidate shows up in them at once.
+Per colour (the TargetGroup dimension): the targets' 5xx ratio, p95 response time and unhealthy hosts, so promotion
+can tell "the live version is unwell" (do not start a switch) from "the candidate is unwell" (abort the switch).
+For the load balancer as a whole: its own 5xx (HTTPCode_ELB_5XX_Count exists only per load balancer).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ PERIOD_S = 60
 EVALUATION_PERIODS = 3
 DATAPOINTS_TO_ALARM = 2  # two bad minutes out of three: one noisy minute does not roll back a good release
 
-# Keys of the ALARM_NAMES stack output (stacks/outputs.py).
+# Keys of the ALARM_NAMES stack output (stacks/outputs.py): {"blue": {TARGET_5XX: name, P95_LATENCY: name,
+# UNHEALTHY_HOSTS: name}, "green": {...}, LOAD_BALANCER: {ELB_5XX: name}}.
+LOAD_BALANCER = "load_balancer"
 TARGET_5XX = "target_5xx"
 ELB_5XX = "elb_5xx"  # 502/503/504 the ALB itself answers (no healthy target, a target reset): invisible in TARGET_5XX
 P95_LATENCY = "p95_latency"
@@ -111,7 +114,7 @@ class Alarms(pulumi.ComponentResource):
                 },
             }
 
-        def error_ratio(suffix: str, errors_metric: str, who: str) -> aws.cloudwatch.MetricAlarm:
+        def error_ratio(suffix: str, errors_metric: str, who: str, dimensions: dict) -> aws.cloudwatch.MetricAlarm:
             """5xx answered by ``who``, as a share of all requests, against the SLO's error ratio."""
             return aws.cloudwatch.MetricAlarm(
                 f"{name}-{suffix}",
@@ -119,8 +122,8 @@ class Alarms(pulumi.ComponentResource):
                 comparison_operator="GreaterThanThreshold",
                 threshold=args.max_error_ratio * 100,
                 metric_queries=[
-                    metric("errors", errors_metric, lb),
-                    metric("requests", "RequestCount", lb),
+                    metric("errors", errors_metric, dimensions),
+                    metric("requests", "RequestCount", dimensions),
                     {
                         "id": "error_percent",
                         "label": f"5xx by {who}, % of requests",
@@ -132,46 +135,36 @@ class Alarms(pulumi.ComponentResource):
                 **common,
             )
 
-        self.target_5xx = error_ratio("target-5xx", "HTTPCode_Target_5XX_Count", "the targets")
-        self.elb_5xx = error_ratio("elb-5xx", "HTTPCode_ELB_5XX_Count", "the load balancer itself")
-        self.p95_latency = aws.cloudwatch.MetricAlarm(
-            f"{name}-p95-latency",
-            alarm_description="p95 target response time exceeds the SLO",
-            comparison_operator="GreaterThanThreshold",
-            threshold=args.p95_ms / 1000.0,  # TargetResponseTime is in seconds
-            namespace="AWS/ApplicationELB",
-            metric_name="TargetResponseTime",
-            dimensions=lb,
-            period=PERIOD_S,
-            extended_statistic="p95",
-            opts=child,
-            **common,
-        )
-        health = [
-            metric(f"unhealthy_{colour}", "UnHealthyHostCount", {**lb, "TargetGroup": suffix}, stat="Maximum")
-            for colour, suffix in args.target_group_arn_suffixes.items()
-        ]
-        self.unhealthy_hosts = aws.cloudwatch.MetricAlarm(
-            f"{name}-unhealthy-hosts",
-            alarm_description="a target of either colour fails its /readyz health check",
-            comparison_operator="GreaterThanOrEqualToThreshold",
-            threshold=1,
-            metric_queries=[
-                *health,
-                {
-                    "id": "unhealthy",
-                    "label": "unhealthy targets, worst colour",
-                    "expression": f"MAX([{', '.join(m['id'] for m in health)}])",
-                    "return_data": True,
-                },
-            ],
-            opts=child,
-            **common,
-        )
-        self.names = {
-            TARGET_5XX: self.target_5xx.name,
-            ELB_5XX: self.elb_5xx.name,
-            P95_LATENCY: self.p95_latency.name,
-            UNHEALTHY_HOSTS: self.unhealthy_hosts.name,
-        }
+        self.elb_5xx = error_ratio("elb-5xx", "HTTPCode_ELB_5XX_Count", "the load balancer itself", lb)
+        self.names: dict[str, dict[str, pulumi.Output[str]]] = {LOAD_BALANCER: {ELB_5XX: self.elb_5xx.name}}
+        for colour, suffix in args.target_group_arn_suffixes.items():
+            pool = {**lb, "TargetGroup": suffix}
+            target_5xx = error_ratio(f"{colour}-5xx", "HTTPCode_Target_5XX_Count", f"the {colour} targets", pool)
+            p95 = aws.cloudwatch.MetricAlarm(
+                f"{name}-{colour}-p95",
+                alarm_description=f"p95 response time of the {colour} targets exceeds the SLO",
+                comparison_operator="GreaterThanThreshold",
+                threshold=args.p95_ms / 1000.0,  # TargetResponseTime is in seconds
+                namespace="AWS/ApplicationELB",
+                metric_name="TargetResponseTime",
+                dimensions=pool,
+                period=PERIOD_S,
+                extended_statistic="p95",
+                opts=child,
+                **common,
+            )
+            unhealthy = aws.cloudwatch.MetricAlarm(
+                f"{name}-{colour}-unhealthy",
+                alarm_description=f"a {colour} target fails its /readyz health check",
+                comparison_operator="GreaterThanOrEqualToThreshold",
+                threshold=1,
+                namespace="AWS/ApplicationELB",
+                metric_name="UnHealthyHostCount",
+                dimensions=pool,
+                period=PERIOD_S,
+                statistic="Maximum",
+                opts=child,
+                **common,
+            )
+            self.names[colour] = {TARGET_5XX: target_5xx.name, P95_LATENCY: p95.name, UNHEALTHY_HOSTS: unhealthy.name}
         self.register_outputs({"names": self.names})

@@ -77,6 +77,7 @@ AWS_ERRORS = (ClientError, BotoCoreError, ResponseParserError)
 # and AZ rebalancing terminates instances to even out zones; either would change the pool being measured (the
 # gate's own test-listener traffic counts toward ALBRequestCountPerTarget).
 HELD_PROCESSES = ["AlarmNotification", "AZRebalance"]
+LOAD_BALANCER_ALARMS = "load_balancer"  # stacks/aws/alarms.py LOAD_BALANCER: the group of the balancer's own alarms
 
 
 def _describe_aws_error(action: str, exc: Exception) -> str | None:
@@ -144,12 +145,24 @@ class AwsTarget:
             pools=pools,
         )
 
-    @_aws_errors("reading alarms")
-    def alarms(self) -> dict[str, str]:
-        """{alarm name: OK | ALARM | INSUFFICIENT_DATA} for the stack's alarms; MISSING when one does not exist.
+    def _alarm_names(self, pool: Pool | None = None) -> list[str]:
+        """The stack's alarm names: those of ``pool``'s colour and the load balancer's own, or all of them.
 
-        An alarm in ALARM state (5xx from targets, p95 latency, unhealthy hosts) is a rollback signal."""
-        names = list(dict(self.outputs.get(keys.ALARM_NAMES) or {}).values())
+        Stack outputs made before alarms were per colour hold one flat map: every alarm then concerns both."""
+        exported = dict(self.outputs.get(keys.ALARM_NAMES) or {})
+        if not all(isinstance(v, dict) for v in exported.values()):
+            return [str(v) for v in exported.values() if not isinstance(v, dict)]
+        groups = [LOAD_BALANCER_ALARMS, self._colour_of(pool)] if pool else list(exported)
+        return [str(name) for group in groups for name in dict(exported.get(group) or {}).values()]
+
+    @_aws_errors("reading alarms")
+    def alarms(self, pool: Pool | None = None) -> dict[str, str]:
+        """{alarm name: OK | ALARM | INSUFFICIENT_DATA} for the stack's alarms (of ``pool``'s colour and the load
+        balancer's own, or all); MISSING when one does not exist.
+
+        Promotion reads them: a live colour in ALARM is no moment to start a switch, and a candidate that goes into
+        ALARM during the switch window is rolled back."""
+        names = self._alarm_names(pool)
         if not names:
             return {}
         found: dict[str, str] = {}
@@ -158,8 +171,9 @@ class AwsTarget:
                 found[alarm["AlarmName"]] = alarm["StateValue"]
         return {name: found.get(name, "MISSING") for name in names}
 
-    def firing_alarms(self) -> list[str]:
-        return sorted(name for name, state in self.alarms().items() if state == "ALARM")
+    def firing_alarms(self, pool: Pool | None = None) -> list[str]:
+        """The alarms of ``pool`` (and the load balancer's own; all with None) that are in ALARM state now."""
+        return sorted(name for name, state in self.alarms(pool).items() if state == "ALARM")
 
     # ---------------------------------------------------------------- the Target operations
 
@@ -286,8 +300,11 @@ class AwsTarget:
 
     @_aws_errors("shift")
     def shift(self, weight: int) -> TargetStatus:
-        """Send ``weight`` % of the listener's traffic to the candidate colour; 100 makes it live."""
+        """Send ``weight`` % of the listener's traffic to the candidate colour; 100 makes it live, and gives it the
+        stack's declared scaling (a candidate ran with the floor and processes a gate left it): every promotion
+        and rollback (deploy_candidate + shift(100)) ends with the live group autoscaling as declared."""
         check_weight(weight)
+        declared = ScalingRange.from_outputs(self.outputs, "aws") if weight == 100 else None  # before any change
         state = self._listener_state()
         candidate = other(state.live)
         if weight > 0:
@@ -297,6 +314,8 @@ class AwsTarget:
         if weight == 100:
             tags[PREVIOUS_TAG] = state.live
         self._tag_listener(tags)
+        if declared is not None:
+            self._restore_scaling(candidate, declared, live=True)
         return self.status()
 
     @_aws_errors("kill_replica")
@@ -353,24 +372,27 @@ class AwsTarget:
         declared = ScalingRange.from_outputs(self.outputs, "aws")
         live = self._listener_state().live
         for colour in COLOURS:
-            name = self.asg_names[colour]
-            asg = self._asg(colour)
-            self.autoscaling.resume_processes(AutoScalingGroupName=name, ScalingProcesses=HELD_PROCESSES)
-            protected = [i["InstanceId"] for i in asg.get("Instances", []) if i.get("ProtectedFromScaleIn")]
-            if protected:
-                self.autoscaling.set_instance_protection(
-                    AutoScalingGroupName=name, InstanceIds=protected, ProtectedFromScaleIn=False
-                )
-            emptied = colour != live and int(asg["DesiredCapacity"]) == 0
-            low = 0 if emptied else declared.min
-            desired = min(max(int(asg["DesiredCapacity"]), low), declared.max)
-            self.autoscaling.update_auto_scaling_group(
-                AutoScalingGroupName=name,
-                MinSize=low,
-                MaxSize=declared.max,
-                DesiredCapacity=desired,
-                NewInstancesProtectedFromScaleIn=False,
+            self._restore_scaling(colour, declared, live=colour == live)
+
+    def _restore_scaling(self, colour: Colour, declared: ScalingRange, live: bool) -> None:
+        name = self.asg_names[colour]
+        asg = self._asg(colour)
+        self.autoscaling.resume_processes(AutoScalingGroupName=name, ScalingProcesses=HELD_PROCESSES)
+        protected = [i["InstanceId"] for i in asg.get("Instances", []) if i.get("ProtectedFromScaleIn")]
+        if protected:
+            self.autoscaling.set_instance_protection(
+                AutoScalingGroupName=name, InstanceIds=protected, ProtectedFromScaleIn=False
             )
+        emptied = not live and int(asg["DesiredCapacity"]) == 0
+        low = 0 if emptied else declared.min
+        desired = min(max(int(asg["DesiredCapacity"]), low), declared.max)
+        self.autoscaling.update_auto_scaling_group(
+            AutoScalingGroupName=name,
+            MinSize=low,
+            MaxSize=declared.max,
+            DesiredCapacity=desired,
+            NewInstancesProtectedFromScaleIn=False,
+        )
 
     # ---------------------------------------------------------------- images and sizing
 

@@ -311,20 +311,28 @@ def aws_stack(aws_session: boto3.Session, _clients: dict[str, Any]) -> AwsStack:
             TargetGroupARNs=[target_groups[colour]],
             HealthCheckType="ELB",
         )
-    alarm_names = {"target_5xx": "modelops-target-5xx", "p95_latency": "modelops-p95", "unhealthy_hosts": "mo-unh"}
-    for metric, name in zip(
-        ("HTTPCode_Target_5XX_Count", "TargetResponseTime", "UnHealthyHostCount"), alarm_names.values(), strict=True
-    ):
-        cloudwatch.put_metric_alarm(
-            AlarmName=name,
-            Namespace="AWS/ApplicationELB",
-            MetricName=metric,
-            Statistic="Maximum",
-            Period=60,
-            EvaluationPeriods=1,
-            Threshold=1,
-            ComparisonOperator="GreaterThanThreshold",
-        )
+    # As stacks/aws/alarms.py exports them: per colour, and the load balancer's own.
+    alarm_names: dict[str, dict[str, str]] = {"load_balancer": {"elb_5xx": "modelops-elb-5xx"}}
+    for colour in ("blue", "green"):
+        alarm_names[colour] = {
+            "target_5xx": f"modelops-{colour}-5xx",
+            "p95_latency": f"modelops-{colour}-p95",
+            "unhealthy_hosts": f"modelops-{colour}-unhealthy",
+        }
+    metrics = {"elb_5xx": "HTTPCode_ELB_5XX_Count", "target_5xx": "HTTPCode_Target_5XX_Count",
+               "p95_latency": "TargetResponseTime", "unhealthy_hosts": "UnHealthyHostCount"}  # fmt: skip
+    for group in alarm_names.values():
+        for key, name in group.items():
+            cloudwatch.put_metric_alarm(
+                AlarmName=name,
+                Namespace="AWS/ApplicationELB",
+                MetricName=metrics[key],
+                Statistic="Maximum",
+                Period=60,
+                EvaluationPeriods=1,
+                Threshold=1,
+                ComparisonOperator="GreaterThanThreshold",
+            )
     outputs = {
         keys.ENDPOINT_URL: f"http://{alb['DNSName']}",
         keys.IMAGE: stack_image,

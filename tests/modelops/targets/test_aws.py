@@ -376,6 +376,28 @@ def test_after_a_gate_and_a_promotion_both_groups_have_the_declared_range_and_pr
     assert (blue["MinSize"], blue["MaxSize"]) == (DECLARED["min"], DECLARED["max"])
 
 
+def test_a_promotion_alone_gives_the_new_live_group_the_declared_range_and_processes(
+    with_candidate: AwsTarget, aws_stack: AwsStack
+) -> None:
+    with_candidate.hold_scaling()
+    with_candidate.scale(1)  # MinSize 1 now
+
+    with_candidate.shift(100)  # no release_scaling: promotion (or a rollback) ends here
+
+    green = aws_stack.asg("green")
+    assert (green["MinSize"], green["MaxSize"]) == (DECLARED["min"], DECLARED["max"])
+    assert suspended(aws_stack, "green") == set() and set(protected(aws_stack, "green").values()) == {False}
+
+
+def test_a_full_shift_without_the_declared_range_is_refused_before_anything_changes(
+    with_candidate: AwsTarget, aws_stack: AwsStack, aws_session
+) -> None:
+    outputs = {k: v for k, v in aws_stack.outputs.items() if k != keys.SCALING_RANGE}
+    with pytest.raises(UsageError, match="scaling_range"):
+        AwsTarget(outputs, aws_session).shift(100)
+    assert aws_stack.listener_weights() == {"blue": 100, "green": 0}
+
+
 def test_release_scaling_leaves_an_emptied_candidate_empty(with_candidate: AwsTarget, aws_stack: AwsStack) -> None:
     with_candidate.hold_scaling()
     with_candidate.remove_candidate()  # rejected: green goes to 0
@@ -472,20 +494,47 @@ def test_up_refuses_to_swap_the_bento_of_a_serving_live_pool(aws_target: AwsTarg
     assert aws_stack.asg("blue")["LaunchTemplate"]["Version"] == "1"
 
 
+def fire(stack: AwsStack, *names: str) -> None:
+    for name in names:
+        stack.cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="test")
+
+
 def test_alarms_report_each_alarm_state(aws_target: AwsTarget, aws_stack: AwsStack) -> None:
-    aws_stack.cloudwatch.set_alarm_state(AlarmName="modelops-target-5xx", StateValue="ALARM", StateReason="test")
+    fire(aws_stack, "modelops-blue-5xx")
 
     alarms = aws_target.alarms()
 
-    assert alarms["modelops-target-5xx"] == "ALARM"
-    assert set(alarms) == set(aws_stack.outputs[keys.ALARM_NAMES].values())
-    assert aws_target.firing_alarms() == ["modelops-target-5xx"]
+    assert alarms["modelops-blue-5xx"] == "ALARM"
+    exported = aws_stack.outputs[keys.ALARM_NAMES]
+    assert set(alarms) == {name for group in exported.values() for name in group.values()}
+    assert aws_target.firing_alarms() == ["modelops-blue-5xx"]
+
+
+def test_firing_alarms_of_a_pool_are_its_colour_s_and_the_load_balancer_s(
+    aws_target: AwsTarget, aws_stack: AwsStack
+) -> None:
+    fire(aws_stack, "modelops-green-p95")  # blue is live: green is the candidate
+
+    assert aws_target.firing_alarms("candidate") == ["modelops-green-p95"]
+    assert aws_target.firing_alarms("live") == []  # the live version is fine: a switch may start
+    fire(aws_stack, "modelops-elb-5xx")
+    assert aws_target.firing_alarms("live") == ["modelops-elb-5xx"]
+    assert set(aws_target.alarms("live")) == {"modelops-elb-5xx", *aws_stack.outputs[keys.ALARM_NAMES]["blue"].values()}
+
+
+def test_alarms_of_outputs_made_before_alarms_were_per_colour_concern_every_pool(
+    aws_stack: AwsStack, aws_session
+) -> None:
+    flat = {"target_5xx": "modelops-blue-5xx", "elb_5xx": "modelops-elb-5xx"}
+    target = AwsTarget({**aws_stack.outputs, keys.ALARM_NAMES: flat}, aws_session)
+    fire(aws_stack, "modelops-blue-5xx")
+    assert target.firing_alarms("candidate") == ["modelops-blue-5xx"]
 
 
 def test_alarms_report_a_missing_alarm_as_missing(aws_target: AwsTarget, aws_stack: AwsStack) -> None:
-    aws_stack.cloudwatch.delete_alarms(AlarmNames=["mo-unh"])
+    aws_stack.cloudwatch.delete_alarms(AlarmNames=["modelops-blue-unhealthy"])
 
-    assert aws_target.alarms()["mo-unh"] == "MISSING"
+    assert aws_target.alarms()["modelops-blue-unhealthy"] == "MISSING"
 
 
 @pytest.mark.parametrize(("cpu", "expected"), [(0.5, "c7i.large"), (3, "c7i.xlarge"), (8, "c7i.2xlarge")])

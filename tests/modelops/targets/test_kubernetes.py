@@ -460,6 +460,9 @@ def test_shift_full_weight_selects_green_and_remembers_blue(driver: KubernetesTa
     assert len(slice_reads) >= 2
     assert urllib.parse.unquote(slice_reads[0]).endswith("?labelSelector=kubernetes.io/service-name=bento")
     assert status.live == "green"
+    # The promoted pool autoscales as declared again (a gate left its HPA pinned).
+    declared = {"spec": {"minReplicas": DECLARED["min"], "maxReplicas": DECLARED["max"]}}
+    assert cluster.patches(f"{HPAS}/bento-green") == [(MERGE_PATCH, declared)]
 
 
 def test_shift_that_the_endpoints_never_follow_times_out(driver: KubernetesTarget, cluster: Cluster) -> None:
