@@ -49,6 +49,12 @@ class DeploySettings(_Section):
         description="CPU budget per replica, in cores: a cgroup quota locally, the CPU limit on Kubernetes",
     )
     memory_mb: int = Field(1024, ge=128, le=262_144, description="memory per replica (Kubernetes limit)")
+    accelerator: Literal["none", "nvidia"] = Field(
+        "none",
+        description="none, or nvidia: replicas get NVIDIA GPUs (aws: a GPU instance family and the NVIDIA-ready "
+        "Deep Learning Base AMI, `docker run --gpus all`; kind: nvidia.com/gpu limits, the GPU toleration)",
+    )
+    gpus_per_replica: int = Field(1, ge=1, le=8, description="NVIDIA GPUs per replica (accelerator: nvidia)")
 
 
 class LimitsSettings(_Section):
@@ -306,6 +312,16 @@ class KindSettings(_Section):
         ge=10,
         le=100,
         description="HPA CPU utilization target, %, unless the promotion of the live version left a capacity plan",
+    )
+    install_nvidia_device_plugin: bool = Field(
+        False,
+        description="install NVIDIA's device plugin DaemonSet (deploy.accelerator: nvidia on a cluster whose GPU "
+        "nodes lack one); the nodes need the NVIDIA driver and container toolkit themselves",
+    )
+    gpu_node_selector: dict[str, str] = Field(
+        {},
+        description="node labels GPU pods must match (deploy.accelerator: nvidia), e.g. "
+        "{nvidia.com/gpu.present: 'true'} where GPU feature discovery labels the nodes",
     )
     install_metrics_server: bool = Field(
         True, description="install metrics-server (the HPA needs it); false when the cluster already has one"

@@ -212,8 +212,11 @@ def aws_call(token: str, args: dict, region: str) -> dict:
         return {"names": names, "zoneIds": [f"use1-az{i}" for i in range(1, 7)], "id": region, "state": "available"}
     if token == "aws:ec2/getAmi:getAmi":
         arch = next((f["values"][0] for f in args.get("filters", []) if f["name"] == "architecture"), "x86_64")
-        return {"id": "ami-0123456789abcdef0", "imageId": "ami-0123456789abcdef0", "architecture": arch,
-                "name": f"al2023-ami-2023.9.20250101.0-kernel-6.1-{arch}", "ownerId": "137112412989"}  # fmt: skip
+        pattern = next((f["values"][0] for f in args.get("filters", []) if f["name"] == "name"), "")
+        name = (pattern.replace("*", "20261201") if pattern.startswith("Deep Learning")
+                else f"al2023-ami-2023.9.20250101.0-kernel-6.1-{arch}")  # fmt: skip
+        image = "ami-0fedc0ffee0123456" if pattern.startswith("Deep Learning") else "ami-0123456789abcdef0"
+        return {"id": image, "imageId": image, "architecture": arch, "name": name, "ownerId": "137112412989"}
     if token == "aws:ec2/getInstanceType:getInstanceType":
         instance_type = args["instanceType"]
         size = instance_type.split(".", 1)[1]

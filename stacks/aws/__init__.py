@@ -25,11 +25,31 @@ from stacks.aws.load_balancer import (
 from stacks.aws.network import Network, NetworkArgs
 from stacks.aws.registry import BentoImage, BentoImageArgs, Registry, RegistryArgs
 from stacks.capacity import NoPlan, asg_target_requests_per_minute, promoted_plan
-from stacks.config import StackConfig
+from stacks.config import ConfigError, StackConfig
 from stacks.threads import thread_env
 
 AMI_OWNERS = ["amazon"]  # explicit owner: a name pattern alone would match anyone's public AMI
 AMI_NAME = "al2023-ami-2023.*-kernel-*-{arch}"  # Amazon Linux 2023, standard (not minimal) images
+# deploy.accelerator nvidia: AWS's Deep Learning Base AMI on Amazon Linux 2023 (NVIDIA driver, CUDA, NVIDIA container
+# toolkit), and the instance families its release notes list as supported (x86_64 and arm64 images).
+GPU_AMI_NAME = {
+    "x86_64": "Deep Learning Base OSS Nvidia Driver GPU AMI (Amazon Linux 2023) *",
+    "arm64": "Deep Learning ARM64 Base OSS Nvidia Driver GPU AMI (Amazon Linux 2023) *",
+}
+NVIDIA_FAMILIES = frozenset(
+    {"g4dn", "g5", "g5g", "g6", "g6e", "g6f", "gr6", "gr6f", "g7", "g7e", "p4d", "p4de", "p5", "p5e", "p5en"}
+)
+
+
+def check_accelerator(settings: StackConfig) -> None:
+    """deploy.accelerator nvidia needs an NVIDIA GPU instance family: fail before anything is created."""
+    family = settings.aws.instance_type.split(".", 1)[0]
+    if settings.deploy.accelerator == "nvidia" and family not in NVIDIA_FAMILIES:
+        raise ConfigError(
+            f"modelops:deploy.accelerator is nvidia but modelops:aws.instance_type {settings.aws.instance_type!r} "
+            f"has no NVIDIA GPU: use one of the families {', '.join(sorted(NVIDIA_FAMILIES))} (e.g. g5.xlarge) "
+            f"in stacks/Pulumi.{settings.stack}.yaml, or set deploy.accelerator: none"
+        )
 
 
 def requests_per_target_per_minute(
@@ -71,11 +91,13 @@ def ami_id(settings: StackConfig, via: pulumi.InvokeOutputOptions) -> pulumi.Inp
     cfg = settings.aws
     if cfg.ami_id:
         return cfg.ami_id
+    gpu = settings.deploy.accelerator == "nvidia"
+    name = GPU_AMI_NAME[cfg.architecture] if gpu else AMI_NAME.format(arch=cfg.architecture)
     found = aws.ec2.get_ami_output(
         most_recent=True,
         owners=AMI_OWNERS,
         filters=[
-            {"name": "name", "values": [AMI_NAME.format(arch=cfg.architecture)]},
+            {"name": "name", "values": [name]},
             {"name": "architecture", "values": [cfg.architecture]},
             {"name": "virtualization-type", "values": ["hvm"]},
         ],
@@ -84,9 +106,10 @@ def ami_id(settings: StackConfig, via: pulumi.InvokeOutputOptions) -> pulumi.Inp
 
     def announce(image: str) -> str:
         pulumi.log.warn(
-            f"modelops:aws.ami_id is not set: new launch templates use {image}, the newest Amazon Linux 2023 AMI "
-            f"today, and existing ones keep theirs. Pin it (modelops:aws.ami_id: {image} in "
-            f"stacks/Pulumi.{settings.stack}.yaml) and change it on purpose; an AMI change rolls both fleets"
+            f"modelops:aws.ami_id is not set: new launch templates use {image}, the newest "
+            f"{'Deep Learning Base (NVIDIA) ' if gpu else ''}Amazon Linux 2023 AMI today, and existing ones keep "
+            f"theirs. Pin it (modelops:aws.ami_id: {image} in stacks/Pulumi.{settings.stack}.yaml) and change it on "
+            "purpose; an AMI change rolls both fleets"
         )
         return image
 
@@ -96,6 +119,7 @@ def ami_id(settings: StackConfig, via: pulumi.InvokeOutputOptions) -> pulumi.Inp
 def build(settings: StackConfig) -> dict[str, Any]:
     """Every AWS resource of the stack; returns the stack outputs keyed by the names in stacks/outputs.py."""
     cfg = settings.aws
+    check_accelerator(settings)
     # The region comes from modelops:aws.region only: one explicit provider, inherited by every component.
     provider = aws.Provider("aws", region=cfg.region, default_tags={"tags": {"project": "modelops"}})
     top = pulumi.ResourceOptions(providers={"aws": provider})
@@ -175,6 +199,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
                         max_body_bytes=settings.limits.max_body_bytes,
                         threads=thread_env(int(v[3]) / settings.deploy.workers),
                         keep_alive_s=images.server_keep_alive_s(timeout),
+                        gpus="all" if settings.deploy.accelerator == "nvidia" else "",
                     )
                 )
             )

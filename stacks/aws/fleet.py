@@ -31,6 +31,7 @@ class UserData:
     max_body_bytes: int  # the service answers 413 above it (bento/service.py reads MODELOPS_MAX_BODY_BYTES)
     threads: dict[str, str]  # OMP_NUM_THREADS & co. from the vCPUs per worker (stacks/threads.py)
     keep_alive_s: int  # the server's idle keep-alive, above the ALB's idle timeout (stacks/images.py)
+    gpus: str = ""  # `docker run --gpus` value ("all" with deploy.accelerator nvidia); empty: no GPU
 
 
 def render_user_data(values: UserData, template: Path = USER_DATA_TEMPLATE) -> str:
@@ -50,6 +51,7 @@ def render_user_data(values: UserData, template: Path = USER_DATA_TEMPLATE) -> s
         "MAX_BODY_BYTES": str(values.max_body_bytes),
         **values.threads,
         "KEEP_ALIVE": str(values.keep_alive_s),
+        "GPUS": values.gpus,
     }
     block = "".join(f"readonly {key}={shlex.quote(value)}\n" for key, value in assignments.items())
     return text.replace(SETTINGS_MARKER, block)

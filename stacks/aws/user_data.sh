@@ -7,6 +7,13 @@ set -euo pipefail
 #@settings@
 
 dnf install -y docker
+gpu_args=()
+if [[ -n "$GPUS" ]]; then
+  # The Deep Learning Base AMI ships the NVIDIA driver and container toolkit; Docker, started below, needs the
+  # nvidia runtime in its configuration for `--gpus`.
+  nvidia-ctk runtime configure --runtime=docker
+  gpu_args=(--gpus "$GPUS")
+fi
 systemctl enable --now docker
 
 imds_token=$(curl -fsS --retry 5 --retry-connrefused -X PUT http://169.254.169.254/latest/api/token \
@@ -43,6 +50,7 @@ docker run --detach --name bento --restart unless-stopped \
   --read-only --tmpfs /tmp:rw,nosuid,nodev,size=512m \
   --cap-drop ALL --security-opt no-new-privileges \
   --stop-timeout "$STOP_TIMEOUT" \
+  "${gpu_args[@]}" \
   --publish "${PORT}:3000" \
   --env HOME=/tmp --env BENTOML_HOME=/tmp/bentoml --env BENTOML_DO_NOT_TRACK=true \
   --env PYTHONDONTWRITEBYTECODE=1 \

@@ -12,6 +12,7 @@ from stacks import images, outputs
 from stacks.capacity import HPA_MIN_UTILIZATION, NoPlan, hpa_cpu_utilization, promoted_plan
 from stacks.config import StackConfig
 from stacks.kind.cluster import Cluster, ClusterArgs, docker_need
+from stacks.kind.device_plugin import NvidiaDevicePlugin
 from stacks.kind.image import KindImage, KindImageArgs
 from stacks.kind.metrics_server import MetricsServer, MetricsServerArgs
 from stacks.kind.model_service import ModelService, ModelServiceArgs
@@ -51,6 +52,8 @@ def build(settings: StackConfig) -> dict[str, Any]:
     # Every Kubernetes object goes through this provider, never the ambient kubeconfig's current context.
     on_cluster = pulumi.ResourceOptions(providers={"kubernetes": cluster.provider})
     image = KindImage("kind-image", KindImageArgs(settings.bento, cfg.cluster_name, cluster.create))
+    if cfg.install_nvidia_device_plugin:
+        NvidiaDevicePlugin("nvidia-device-plugin", opts=on_cluster)
     if cfg.install_metrics_server:
         MetricsServer("metrics-server", MetricsServerArgs(), opts=on_cluster)
     overrides = image.service.apply(
@@ -74,6 +77,8 @@ def build(settings: StackConfig) -> dict[str, Any]:
             hpa_cpu_target=hpa_cpu_target(settings),
             # Each worker's native thread pools (OpenMP, BLAS) sized to its share of the pod's CPU limit.
             serve_args=images.serve_args(settings.limits.request_timeout_s),
+            gpus=settings.deploy.gpus_per_replica if settings.deploy.accelerator == "nvidia" else 0,
+            gpu_node_selector=cfg.gpu_node_selector,
             thread_env=thread_env(settings.deploy.cpu_per_replica / settings.deploy.workers),
         ),
         opts=on_cluster,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from stacks.kind.device_plugin import GPU_RESOURCE, GPU_TOLERATION
 from stacks.names import (
     APP,
     APP_LABELS,
@@ -57,6 +58,8 @@ class ModelServiceArgs:
     hpa_cpu_target: int
     thread_env: dict[str, str]  # OMP_NUM_THREADS & co. from the CPU budget per worker (stacks/threads.py)
     serve_args: list[str]  # `bentoml serve` flags (keep-alive above any balancer's idle timeout)
+    gpus: int = 0  # NVIDIA GPUs per pod (deploy.accelerator: nvidia), 0 for none
+    gpu_node_selector: dict[str, str] | None = None
 
 
 class ModelService(pulumi.ComponentResource):
@@ -219,11 +222,20 @@ class ModelService(pulumi.ComponentResource):
     @staticmethod
     def _pod_spec(args: ModelServiceArgs, account: k8s.core.v1.ServiceAccount, labels: dict) -> dict:
         resources = {"cpu": cpu_quantity(args.cpu), "memory": f"{args.memory_mb}Mi"}
+        if args.gpus:
+            # An extended resource: requested = limited, whole devices only.
+            resources[GPU_RESOURCE] = str(args.gpus)
+        placement: dict = {}
+        if args.gpus:
+            placement["tolerations"] = [GPU_TOLERATION]
+            if args.gpu_node_selector:
+                placement["nodeSelector"] = dict(args.gpu_node_selector)
         http = {"port": "http", "scheme": "HTTP"}
         return {
             "serviceAccountName": account.metadata.name,
             "automountServiceAccountToken": False,
             "terminationGracePeriodSeconds": termination_grace_s(args.request_timeout_s),
+            **placement,
             "securityContext": {
                 "runAsNonRoot": True,
                 "runAsUser": BENTO_UID,

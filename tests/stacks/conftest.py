@@ -100,3 +100,20 @@ def kind_settings() -> StackConfig:
 @pytest.fixture(scope="session")
 def aws_settings() -> StackConfig:
     return load_stack_config("aws")
+
+
+GPU_DEPLOY = {"accelerator": "nvidia", "gpus_per_replica": 1}
+GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
+
+
+@pytest.fixture(scope="session")
+def kind_gpu(tmp_path_factory: pytest.TempPathFactory) -> Rendering:
+    """deploy.accelerator nvidia on kind, with NVIDIA's device plugin and a GPU node selector."""
+    kind = {"install_nvidia_device_plugin": True, "gpu_node_selector": GPU_NODE_SELECTOR}
+    return _render(tmp_path_factory, "kind", deploy=GPU_DEPLOY, kind=kind)
+
+
+@pytest.fixture(scope="session")
+def aws_gpu(tmp_path_factory: pytest.TempPathFactory) -> Rendering:
+    """deploy.accelerator nvidia on aws: a g5 fleet."""
+    return _render(tmp_path_factory, "aws", deploy=GPU_DEPLOY, aws={"instance_type": "g5.xlarge"})
