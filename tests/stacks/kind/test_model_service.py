@@ -222,22 +222,25 @@ def test_another_stack_s_gate_run_never_sizes_the_hpa(kind_other_stack, kind_set
 
 
 @pytest.mark.parametrize(
-    ("plan", "expected"),
+    ("plan", "expected", "warning"),
     [
         # Far above 100 % is valid (utilization is of the CPU request): no [30, 90] clamp any more.
-        ({RPS_PER_VCPU_AT_SLO: 50.0, CPU_SECONDS_PER_REQUEST: 0.05}, 175),
+        ({RPS_PER_VCPU_AT_SLO: 50.0, CPU_SECONDS_PER_REQUEST: 0.05}, 175, None),
         # Below what Kubernetes accepts: clamped to 1 % with a warning.
-        ({RPS_PER_VCPU_AT_SLO: 1.0, CPU_SECONDS_PER_REQUEST: 0.001}, 1),
+        ({RPS_PER_VCPU_AT_SLO: 1.0, CPU_SECONDS_PER_REQUEST: 0.001}, 1, "below what Kubernetes accepts"),
         # Not measured: the setting.
-        ({RPS_PER_VCPU_AT_SLO: 50.0, CPU_SECONDS_PER_REQUEST: None}, None),
+        ({RPS_PER_VCPU_AT_SLO: 50.0, CPU_SECONDS_PER_REQUEST: None}, None, "could not measure them"),
     ],
 )
 def test_hpa_cpu_target_from_the_plan_is_only_clamped_to_what_kubernetes_accepts(
-    kind_settings, tmp_path, plan, expected
+    kind_settings, tmp_path, capsys, plan, expected, warning
 ) -> None:
     write_history(tmp_path, "kind", gate_summary("kind", "kind", **{CAPACITY_PLAN: plan}))
     target = hpa_cpu_target(kind_settings, work_dir=tmp_path)
     assert target == (kind_settings.kind.hpa_cpu_target if expected is None else expected)
+    # Outside the engine pulumi.log.warn prints "warning: ..." to stderr.
+    warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert (warning is None and warned == []) or (warning is not None and any(warning in w for w in warned)), warned
 
 
 @colours
