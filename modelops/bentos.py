@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from modelops.errors import BentoNotFoundError, DeploymentError
-from stacks.config import PROJECT_ROOT
+from stacks.names import BENTOML_HOME_DEFAULT, PROJECT_ROOT
 
 BENTO_DIR = PROJECT_ROOT / "bento"
 REFERENCE_MODEL = "wine_classifier"
@@ -29,8 +30,40 @@ class BentoInfo:
     golden: dict | None  # {"rows": [...], "labels": [...], "probabilities": [...]} when the model declares one
 
 
-def bentoml_home() -> Path:
-    return Path(os.environ.get("BENTOML_HOME", Path.home() / "bentoml"))
+USER_STORE = Path.home() / "bentoml"  # BentoML's own default, used when BENTOML_HOME is unset outside modelops
+
+
+def bentoml_home(environ: MutableMapping[str, str] = os.environ) -> Path:
+    """The one bento store: $BENTOML_HOME, else the project's .work/bentoml (as make, the stacks' image.sh and the
+    tests use), never BentoML's ~/bentoml by accident."""
+    return Path(environ.get("BENTOML_HOME") or BENTOML_HOME_DEFAULT)
+
+
+def use_project_store(environ: MutableMapping[str, str] = os.environ) -> Path:
+    """Export BENTOML_HOME so BentoML in this process (imported later) and every child process (bentoml build,
+    bentoml serve) use the same store as make and the stacks' image scripts."""
+    home = bentoml_home(environ)
+    environ["BENTOML_HOME"] = str(home)
+    return home
+
+
+# At import, before anything imports bentoml (it reads BENTOML_HOME once): every modelops command that touches a
+# bento imports this module first.
+use_project_store()
+
+
+def not_found_hint(tag: str, home: Path, user_store: Path = USER_STORE) -> str:
+    """Where the bento was looked for, and the other store it may be in."""
+    elsewhere = ""
+    name, _, version = tag.partition(":")
+    if home.resolve() != user_store.resolve() and (user_store / "bentos" / name).is_dir():
+        found = version and version != "latest" and (user_store / "bentos" / name / version).is_dir()
+        elsewhere = (
+            f"; {user_store / 'bentos' / name} {'holds it' if found else 'has bentos of that name'} (BentoML's "
+            f"default store, used when BENTOML_HOME is unset): rebuild with `modelops build`, or run with "
+            f"BENTOML_HOME={user_store}"
+        )
+    return f"bento {tag!r} not found in {home / 'bentos'} (BENTOML_HOME){elsewhere}: {BUILD_HINT}"
 
 
 def last_build_file() -> Path:
@@ -51,7 +84,7 @@ def describe(tag: str) -> BentoInfo:
     try:
         bento = bentoml.bentos.get(tag)
     except bentoml.exceptions.NotFound:
-        raise BentoNotFoundError(f"bento {tag!r} not found in {bentoml_home() / 'bentos'}: {BUILD_HINT}") from None
+        raise BentoNotFoundError(not_found_hint(tag, bentoml_home())) from None
     except bentoml.exceptions.BentoMLException as exc:
         raise BentoNotFoundError(f"bento {tag!r} cannot be read: {exc}") from None
     info = bento.info

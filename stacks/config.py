@@ -51,6 +51,12 @@ class DeploySettings(_Section):
         description="CPU budget per replica, in cores: a cgroup quota locally, the CPU limit on Kubernetes",
     )
     memory_mb: int = Field(1024, ge=128, le=262_144, description="memory per replica (Kubernetes limit)")
+    accelerator: Literal["none", "nvidia"] = Field(
+        "none",
+        description="none, or nvidia: replicas get NVIDIA GPUs (aws: a GPU instance family and the NVIDIA-ready "
+        "Deep Learning Base AMI, `docker run --gpus all`; kind: nvidia.com/gpu limits, the GPU toleration)",
+    )
+    gpus_per_replica: int = Field(1, ge=1, le=8, description="NVIDIA GPUs per replica (accelerator: nvidia)")
 
 
 class LimitsSettings(_Section):
@@ -267,7 +273,6 @@ class ColourPorts(_Section):
         return self.blue, self.green
 
 
-DEFAULT_CAPACITY_SUMMARY = "reports/latest/summary.json"
 # kind v0.29.0's node image for Kubernetes 1.33 (digest from the kind release notes): a pinned cluster version.
 DEFAULT_KIND_NODE_IMAGE = "kindest/node:v1.33.1@sha256:050072256b9a903bd914c0b2866828150cb229cea0efe5892e2b644d5dd3b34f"
 # The values CloudWatch Logs accepts for retention_in_days.
@@ -311,15 +316,23 @@ class KindSettings(_Section):
     hpa_min_replicas: int = Field(2, ge=1, le=100, description="HPA minimum replicas per colour")
     hpa_max_replicas: int = Field(6, ge=1, le=100, description="HPA maximum replicas per colour")
     hpa_cpu_target: int = Field(
-        70, ge=10, le=100, description="HPA CPU utilization target, %, when the gate left no capacity plan"
+        70,
+        ge=10,
+        le=100,
+        description="HPA CPU utilization target, %, unless the promotion of the live version left a capacity plan",
+    )
+    install_nvidia_device_plugin: bool = Field(
+        False,
+        description="install NVIDIA's device plugin DaemonSet (deploy.accelerator: nvidia on a cluster whose GPU "
+        "nodes lack one); the nodes need the NVIDIA driver and container toolkit themselves",
+    )
+    gpu_node_selector: dict[str, str] = Field(
+        {},
+        description="node labels GPU pods must match (deploy.accelerator: nvidia), e.g. "
+        "{nvidia.com/gpu.present: 'true'} where GPU feature discovery labels the nodes",
     )
     install_metrics_server: bool = Field(
         True, description="install metrics-server (the HPA needs it); false when the cluster already has one"
-    )
-    capacity_summary: str = Field(
-        DEFAULT_CAPACITY_SUMMARY,
-        min_length=1,
-        description="gate summary whose capacity_plan sets the HPA CPU target (relative to the project root)",
     )
 
     @model_validator(mode="after")
@@ -347,6 +360,12 @@ class AwsSettings(_Section):
     nat_per_az: bool = Field(False, description="one NAT gateway per AZ (resilient) instead of one (cheaper)")
     instance_type: str = Field(
         "c7i.large", pattern=r"^[a-z0-9-]+[.][a-z0-9]+$", description="EC2 instance type of both pools"
+    )
+    ami_id: str | None = Field(
+        None,
+        pattern=r"^ami-[0-9a-f]{8,17}$",
+        description="AMI of both launch templates, pinned; null looks up the newest Amazon Linux 2023 AMI once "
+        "(at creation) and `pulumi up` prints the id to pin",
     )
     root_volume_gb: int = Field(30, ge=8, le=1024, description="encrypted gp3 root volume per instance, GiB")
     min_size: int = Field(2, ge=0, le=100, description="ASG minimum instances per colour")
@@ -383,13 +402,18 @@ class AwsSettings(_Section):
     deletion_protection: bool = Field(True, description="ALB deletion protection")
     access_logs: bool = Field(True, description="ALB access logs to an S3 bucket of this stack")
     log_retention_days: int = Field(365, description="CloudWatch Logs retention (flow logs, container logs)")
-    requests_per_target_per_minute: float = Field(
-        600.0, gt=0, description="ASG target tracking value when no gate capacity plan exists"
+    alarm_email: str | None = Field(
+        None,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="address subscribed to the alarm topic (SNS asks it to confirm); none: subscribe yourself",
     )
-    capacity_summary: str = Field(
-        DEFAULT_CAPACITY_SUMMARY,
-        min_length=1,
-        description="gate summary whose capacity_plan sets the ASG target tracking value (relative to project root)",
+    monthly_budget_usd: float | None = Field(
+        None, gt=0, description="an AWS Budgets cost budget for the account, alerting the alarm topic; none: no budget"
+    )
+    requests_per_target_per_minute: float = Field(
+        600.0,
+        gt=0,
+        description="ASG target tracking value unless the promotion of the live version left a capacity plan",
     )
 
     @property

@@ -12,11 +12,12 @@ bento in the store when TAG is empty. Importing this module creates no resources
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-STACKS_DIR = Path(__file__).resolve().parent
+SCRIPTS_DIR = Path(__file__).resolve().parent  # stacks/<target>/image.sh live here
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class ImageBuild:
 
 def script(target: str) -> str:
     """The text of stacks/<target>/image.sh."""
-    return (STACKS_DIR / target / "image.sh").read_text()
+    return (SCRIPTS_DIR / target / "image.sh").read_text()
 
 
 def parse_build_output(stdout: str) -> ImageBuild:
@@ -67,6 +68,27 @@ def bentoml_overrides(service: str, workers: int, timeout_s: float) -> str:
     return json.dumps(
         {"services": {service: {"workers": workers, "traffic": {"timeout": timeout}}}}, separators=(",", ":")
     )
+
+
+KEEP_ALIVE_MARGIN_S = 5
+
+
+def balancer_idle_timeout_s(request_timeout_s: float) -> int:
+    """The load balancer's idle timeout: AWS's default 60 s, and never shorter than the slowest request the server
+    may still be answering."""
+    return max(60, math.ceil(request_timeout_s) + 5)
+
+
+def server_keep_alive_s(request_timeout_s: float) -> int:
+    """How long the server keeps an idle client connection open. Longer than the balancer's idle timeout, so the
+    balancer always closes first: uvicorn's default (5 s) closes connections the ALB is about to reuse, and the
+    ALB answers those requests 502."""
+    return balancer_idle_timeout_s(request_timeout_s) + KEEP_ALIVE_MARGIN_S
+
+
+def serve_args(request_timeout_s: float) -> list[str]:
+    """Arguments of a containerized bento: its entrypoint turns leading flags into `bentoml serve FLAGS BENTO`."""
+    return ["--timeout-keep-alive", str(server_keep_alive_s(request_timeout_s))]
 
 
 if __name__ == "__main__":

@@ -10,13 +10,18 @@ BENTO = "bento"  # the bento tag the image was built from
 # {"blue": url, "green": url}: each pool alone, bypassing the live switch, reachable from the machine that runs the
 # gate (kind: host ports; aws: the per-colour test listeners, {} when modelops:aws.test_cidrs is empty).
 POOL_URLS = "pool_urls"
+# {"min": n, "max": n}: each colour's autoscaling range as the stack declares it (aws: ASG MinSize/MaxSize; kind: HPA
+# minReplicas/maxReplicas). A driver that pins it for a gate puts it back to this (Target.release_scaling).
+SCALING_RANGE = "scaling_range"
 
 # aws
 LOAD_BALANCER_ARN = "load_balancer_arn"
 LISTENER_ARN = "listener_arn"  # the listener whose weighted forward action switches blue/green
 TARGET_GROUP_ARNS = "target_group_arns"  # {"blue": arn, "green": arn}
 ASG_NAMES = "asg_names"  # {"blue": name, "green": name}
-ALARM_NAMES = "alarm_names"  # {"target_5xx": name, "p95_latency": name, "unhealthy_hosts": name}
+# {"blue": {"target_5xx", "p95_latency", "unhealthy_hosts": name}, "green": {...}, "load_balancer": {"elb_5xx": name}}
+ALARM_NAMES = "alarm_names"
+ALARM_TOPIC_ARN = "alarm_topic_arn"  # the SNS topic every alarm (and the optional budget) notifies
 REPOSITORY_URL = "repository_url"
 
 # kind / kubernetes

@@ -19,9 +19,9 @@ from modelops.errors import MissingToolError, UsageError
 from modelops.targets.base import Target, TargetStatus
 from stacks import outputs as keys
 from stacks.config import StackConfig
+from stacks.names import COLOURS
 
 OUTPUTS_ENV = "MODELOPS_OUTPUTS"  # default for --outputs, so `status`, `rollback`, `history` find it too
-COLOURS = ("blue", "green")
 
 
 def open_target(

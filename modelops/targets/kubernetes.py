@@ -17,18 +17,27 @@ annotations, HPA range, the scale subresource). The client is always told which:
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from modelops.errors import DeploymentError, NotDeployedError, UsageError
-from modelops.targets.base import Colour, Pool, PoolStatus, ReplicaStatus, TargetStatus, other
+from modelops.targets.base import (
+    Colour,
+    CpuBudgets,
+    KilledReplica,
+    Pool,
+    PoolStatus,
+    ReplicaStatus,
+    TargetStatus,
+    other,
+)
+from modelops.targets.common import ScalingRange, api_errors, by_colour, check_weight, colour_of
 from modelops.targets.outputs import (
     BENTOML_OVERRIDES_ENV,
     check_outputs,
@@ -36,10 +45,11 @@ from modelops.targets.outputs import (
     with_workers,
     workers_from_override,
 )
+from modelops.waiting import wait_until
 from stacks import outputs as keys
-from stacks.kind.model_service import APP, COLOUR_LABEL, CONTAINER_PORT, SERVICE_PORT, cpu_quantity
+from stacks.names import APP, COLOUR_LABEL, COLOURS, CONTAINER_PORT, SERVICE_PORT, cpu_quantity
+from stacks.threads import thread_env
 
-COLOURS: tuple[Colour, Colour] = ("blue", "green")
 REQUIRED_OUTPUTS = (keys.ENDPOINT_URL, keys.NAMESPACE, keys.SERVICE_NAME, keys.DEPLOYMENT_NAMES)
 
 PREVIOUS_ANNOTATION = "modelops/previous-colour"  # on the live Service: the colour it selected before the last switch
@@ -48,30 +58,16 @@ BENTO_ANNOTATION = "modelops/bento"  # on a Deployment's pod template: the bento
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 
-F = TypeVar("F", bound=Callable[..., Any])
 
-
-def _kube_errors(action: str) -> Callable[[F], F]:
-    """Turn a failed Kubernetes API call inside ``action`` into a DeploymentError that says what was being done."""
-
-    def decorate(method: F) -> F:
-        @functools.wraps(method)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return method(*args, **kwargs)
-            except ApiException as exc:
-                raise DeploymentError(
-                    f"kubernetes {action} failed: {exc.status} {exc.reason}: {_api_message(exc)}"
-                ) from exc
-            except HTTPError as exc:
-                raise DeploymentError(
-                    f"kubernetes {action} failed, the API server is unreachable ({exc}): is the cluster running "
-                    "and the kubeconfig context right?"
-                ) from exc
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
+def _describe_kube_error(action: str, exc: Exception) -> str | None:
+    if isinstance(exc, ApiException):
+        return f"kubernetes {action} failed: {exc.status} {exc.reason}: {_api_message(exc)}"
+    if isinstance(exc, HTTPError):
+        return (
+            f"kubernetes {action} failed, the API server is unreachable ({exc}): is the cluster running and the "
+            "kubeconfig context right?"
+        )
+    return None
 
 
 def _api_message(exc: ApiException) -> str:
@@ -83,6 +79,9 @@ def _api_message(exc: ApiException) -> str:
 
 def _count(value: int | None) -> int:
     return value or 0
+
+
+_kube_errors = api_errors(_describe_kube_error)
 
 
 class KubernetesTarget:
@@ -97,19 +96,18 @@ class KubernetesTarget:
         *,
         timeout_s: float = 300.0,
         poll_s: float = 2.0,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.outputs = check_outputs(outputs, REQUIRED_OUTPUTS, source="the kind stack outputs", stack="kind")
+        self.progress: Callable[[str], None] = lambda _message: None
+        self._wall_clock = wall_clock
         self.namespace: str = outputs[keys.NAMESPACE]
         self.service_name: str = outputs[keys.SERVICE_NAME]
-        self.deployments = _by_colour(outputs, keys.DEPLOYMENT_NAMES)
+        self.deployments = by_colour(outputs, keys.DEPLOYMENT_NAMES)
         hpas = outputs.get(keys.HPA_NAMES) or {}
         self.hpas: dict[Colour, str] = {c: str(hpas[c]) for c in COLOURS if hpas.get(c)}
         self.timeout_s = timeout_s
         self.poll_s = poll_s
-        self._clock = clock
-        self._sleep = sleep
         self.apps = k8s.AppsV1Api(api_client)
         self.core = k8s.CoreV1Api(api_client)
         self.autoscaling = k8s.AutoscalingV2Api(api_client)
@@ -179,7 +177,7 @@ class KubernetesTarget:
 
         With an HPA, the Deployment's replica count is the HPA's to set: patching the Deployment alone would be
         undone at the HPA's next sync. So the HPA's range is pinned to [replicas, replicas] (what a measurement
-        needs: a fixed count; `pulumi up -s kind` restores the autoscaling range) and the scale subresource set
+        needs: a fixed count; release_scaling restores the declared range) and the scale subresource set
         too, because an HPA never scales a Deployment up from 0. Scaling to 0 leaves the HPA alone: its
         minReplicas cannot be 0, and it does nothing while the Deployment has 0 replicas."""
         colour = self._colour_of(pool)
@@ -200,7 +198,13 @@ class KubernetesTarget:
         container = self._container(deployment)
         bento = self._bento_of(deployment) or str(self.outputs.get(keys.BENTO) or "")
         overrides = with_workers(_env(container, BENTOML_OVERRIDES_ENV), bento, workers)
-        patch: dict[str, Any] = {"name": container.name, "env": [{"name": BENTOML_OVERRIDES_ENV, "value": overrides}]}
+        budget = cpu if cpu is not None else _cpu_limit(container)
+        threads = thread_env(budget / workers) if budget else {}
+        env = [
+            {"name": BENTOML_OVERRIDES_ENV, "value": overrides},
+            *({"name": k, "value": v} for k, v in threads.items()),
+        ]
+        patch: dict[str, Any] = {"name": container.name, "env": env}
         if cpu is not None:
             quantity = cpu_quantity(cpu)
             patch["resources"] = {"requests": {"cpu": quantity}, "limits": {"cpu": quantity}}
@@ -236,8 +240,7 @@ class KubernetesTarget:
         """0: nothing moves. 100: the Service selects the candidate colour, which becomes live. A Service cannot
         weight its pods, so anything between is refused rather than rounded (a "10 % canary" rounded to 0 or 100
         would make the gate believe it tested something it did not)."""
-        if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
-            raise UsageError(f"weight must be an integer percentage from 0 to 100, got {weight!r}")
+        check_weight(weight)
         if weight not in (0, 100):
             raise UsageError(
                 f"a Kubernetes Service cannot send {weight} % of traffic to one pool: it selects pods, and "
@@ -247,25 +250,15 @@ class KubernetesTarget:
         service = self._service()
         live = self._live(service)
         if weight == 100:
+            declared = ScalingRange.from_outputs(self.outputs, "kind")  # before any change
             self._switch(live, other(live), "shift traffic to it")
-        return self.status()
-
-    @_kube_errors("rollback")
-    def rollback(self) -> TargetStatus:
-        """Select the colour that was live before the last switch again."""
-        service = self._service()
-        live = self._live(service)
-        previous = (service.metadata.annotations or {}).get(PREVIOUS_ANNOTATION)
-        if previous not in COLOURS or previous == live:
-            raise DeploymentError(
-                f"nothing to roll back: Service {self.service_name} selects {live} and records no earlier live colour "
-                f"(annotation {PREVIOUS_ANNOTATION} is set by a switch)"
-            )
-        self._switch(live, previous, "roll back to it")
+            # The new live pool autoscales as the stack declares (a gate left its HPA pinned): every promotion and
+            # rollback (deploy_candidate + shift(100)) ends so.
+            self._patch_hpa(other(live), _hpa_range(declared))
         return self.status()
 
     @_kube_errors("kill_replica")
-    def kill_replica(self, pool: Pool = "candidate") -> ReplicaStatus:
+    def kill_replica(self, pool: Pool = "candidate") -> KilledReplica:
         """Delete one pod of the pool at once (grace period 0: the process is killed, as a crashed node would);
         the Deployment starts a replacement. A plain delete, not an eviction: the PDB does not stop a crash."""
         colour = self._colour_of(pool)
@@ -273,8 +266,39 @@ class KubernetesTarget:
         if not replicas:
             raise NotDeployedError(f"the {colour} pool (Deployment {self.deployments[colour]}) has no pod to kill")
         victim = next((r for r in replicas if r.healthy), replicas[0])
+        # Stamped right before the call: the failover suite measures from the moment the kill left.
+        killed_at = self._wall_clock()
         self.core.delete_namespaced_pod(victim.name, self.namespace, grace_period_seconds=0)
-        return ReplicaStatus(name=victim.name, url=victim.url, healthy=False)
+        return KilledReplica(name=victim.name, url=victim.url, killed_at=killed_at)
+
+    def cpu_seconds(self, pool: Pool = "candidate") -> float | None:
+        """Not measurable through the API: metrics-server gives a recent rate per pod, not a CPU-time counter."""
+        return None
+
+    def cpu_throttling(self, pool: Pool = "candidate") -> tuple[int, int] | None:
+        """Not readable from here: the pods' cgroup cpu.stat (nr_periods, nr_throttled) is not exposed by the
+        Kubernetes API."""
+        return None
+
+    def cpu_budgets(self) -> CpuBudgets:
+        return CpuBudgets(enforced=True, note="each pod has a CPU limit (request = limit, stacks/kind)")
+
+    @_kube_errors("hold_scaling")
+    def hold_scaling(self) -> None:
+        """For the gate: pin the candidate's HPA to the pod count it has now, so the autoscaler does not change the
+        pool being measured (scale() pins it too, at the count it sets). :meth:`release_scaling` undoes it."""
+        colour = other(self._live(self._service()))
+        replicas = _count(self._deployment(colour).spec.replicas)
+        if replicas > 0:
+            self._pin_hpa(colour, replicas)
+
+    @_kube_errors("release_scaling")
+    def release_scaling(self) -> None:
+        """Both HPAs back to the range the stack declares (stack output scaling_range). Idempotent. A Deployment at
+        0 pods stays there: an HPA does not scale a Deployment up from 0."""
+        declared = ScalingRange.from_outputs(self.outputs, "kind")
+        for colour in COLOURS:
+            self._patch_hpa(colour, _hpa_range(declared))
 
     # ---------------------------------------------------------------- internals: the Service
 
@@ -291,10 +315,7 @@ class KubernetesTarget:
         return colour
 
     def _colour_of(self, pool: Pool) -> Colour:
-        if pool not in ("live", "candidate"):
-            raise UsageError(f"pool must be 'live' or 'candidate', got {pool!r}")
-        live = self._live(self._service())
-        return live if pool == "live" else other(live)
+        return colour_of(pool, self._live(self._service()))
 
     def _switch(self, live: Colour, to: Colour, purpose: str) -> None:
         if not _count(self._deployment(to).status.ready_replicas):
@@ -315,18 +336,19 @@ class KubernetesTarget:
         """Block until the Service's EndpointSlices list ready pods of ``colour`` only: then kube-proxy routes to
         them, and the switch has taken effect."""
         wanted = {r.name for r in self._replicas(colour, self._deployment(colour))}
-        deadline = self._clock() + self.timeout_s
-        while True:
-            ready = self._ready_endpoints()
-            if ready and ready <= wanted:
-                return
-            if self._clock() >= deadline:
-                raise DeploymentError(
-                    f"Service {self.service_name} still routes to {sorted(ready - wanted) or 'no pod'} "
-                    f"{self.timeout_s:g} s after selecting {colour}: see `kubectl -n {self.namespace} get "
-                    f"endpointslices -l kubernetes.io/service-name={self.service_name}`"
-                )
-            self._sleep(self.poll_s)
+        ready: set[str] = set()
+
+        def switched() -> bool:
+            ready.clear()
+            ready.update(self._ready_endpoints())
+            return bool(ready) and ready <= wanted
+
+        if not wait_until(switched, self.timeout_s, self.poll_s):
+            raise DeploymentError(
+                f"Service {self.service_name} still routes to {sorted(ready - wanted) or 'no pod'} "
+                f"{self.timeout_s:g} s after selecting {colour}: see `kubectl -n {self.namespace} get "
+                f"endpointslices -l kubernetes.io/service-name={self.service_name}`"
+            )
 
     def _ready_endpoints(self) -> set[str]:
         """Names of the pods the live Service routes to: the ready endpoints of its EndpointSlices."""
@@ -437,41 +459,44 @@ class KubernetesTarget:
     def _set_replicas(self, colour: Colour, replicas: int) -> None:
         if isinstance(replicas, bool) or not isinstance(replicas, int) or not 0 <= replicas <= 1000:
             raise UsageError(f"replicas must be a whole number from 0 to 1000, got {replicas!r}")
-        hpa = self.hpas.get(colour)
-        if hpa and replicas > 0:
-            try:
-                self.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
-                    hpa,
-                    self.namespace,
-                    {"spec": {"minReplicas": replicas, "maxReplicas": replicas}},
-                    _content_type=MERGE_PATCH,
-                )
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
-                # The HPA was removed: the Deployment's own count is then the only one.
+        if replicas > 0:
+            self._pin_hpa(colour, replicas)
         self.apps.patch_namespaced_deployment_scale(
             self.deployments[colour], self.namespace, {"spec": {"replicas": replicas}}, _content_type=MERGE_PATCH
         )
+
+    def _pin_hpa(self, colour: Colour, replicas: int) -> None:
+        self._patch_hpa(colour, {"spec": {"minReplicas": replicas, "maxReplicas": replicas}})
+
+    def _patch_hpa(self, colour: Colour, patch: dict[str, Any]) -> None:
+        hpa = self.hpas.get(colour)
+        if not hpa:
+            return
+        try:
+            self.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
+                hpa, self.namespace, patch, _content_type=MERGE_PATCH
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            # The HPA was removed: the Deployment's own count is then the only one.
 
     def _wait_rollout(self, colour: Colour, replicas: int) -> None:
         """Block until the Deployment has exactly ``replicas`` pods, all from its current template and ready (the
         condition `kubectl rollout status` waits for), polling with a deadline."""
         name = self.deployments[colour]
-        deadline = self._clock() + self.timeout_s
-        while True:
+        seen: dict[str, Any] = {}
+
+        def settled() -> bool:
             deployment = self._deployment(colour)
             status = deployment.status or k8s.V1DeploymentStatus()
-            counts = {
+            seen["counts"] = {
                 "updated": _count(status.updated_replicas),
                 "ready": _count(status.ready_replicas),
                 "available": _count(status.available_replicas),
                 "total": _count(status.replicas),
             }
-            observed = _count(status.observed_generation) >= _count(deployment.metadata.generation)
-            if observed and _count(deployment.spec.replicas) == replicas and set(counts.values()) == {replicas}:
-                return
-            stalled = next(
+            seen["stalled"] = next(
                 (
                     c
                     for c in status.conditions or []
@@ -479,22 +504,35 @@ class KubernetesTarget:
                 ),
                 None,
             )
-            if stalled is not None or self._clock() >= deadline:
-                why = f"its progress deadline passed ({stalled.message})" if stalled else f"{self.timeout_s:g} s passed"
-                shown = ", ".join(f"{k} {v}" for k, v in counts.items())
-                raise DeploymentError(
-                    f"Deployment {self.namespace}/{name} did not reach {replicas} ready pod(s) ({shown}): {why}. "
-                    f"See `kubectl -n {self.namespace} rollout status deployment/{name}` and "
-                    f"`kubectl -n {self.namespace} describe pods -l {COLOUR_LABEL}={colour}`"
-                )
-            self._sleep(self.poll_s)
+            observed = _count(status.observed_generation) >= _count(deployment.metadata.generation)
+            seen["done"] = (
+                observed and _count(deployment.spec.replicas) == replicas and set(seen["counts"].values()) == {replicas}
+            )
+            return seen["done"] or seen["stalled"] is not None
+
+        if wait_until(settled, self.timeout_s, self.poll_s) and seen["done"]:
+            return
+        stalled = seen["stalled"]
+        why = f"its progress deadline passed ({stalled.message})" if stalled else f"{self.timeout_s:g} s passed"
+        shown = ", ".join(f"{k} {v}" for k, v in seen["counts"].items())
+        raise DeploymentError(
+            f"Deployment {self.namespace}/{name} did not reach {replicas} ready pod(s) ({shown}): {why}. "
+            f"See `kubectl -n {self.namespace} rollout status deployment/{name}` and "
+            f"`kubectl -n {self.namespace} describe pods -l {COLOUR_LABEL}={colour}`"
+        )
 
 
-def _by_colour(outputs: dict[str, Any], key: str) -> dict[Colour, str]:
-    value = outputs.get(key)
-    if not isinstance(value, dict) or any(not value.get(colour) for colour in COLOURS):
-        raise UsageError(f"stack output {key!r} must map 'blue' and 'green' to names, got {value!r}")
-    return {colour: str(value[colour]) for colour in COLOURS}
+def _hpa_range(declared: ScalingRange) -> dict[str, Any]:
+    # An HPA's minReplicas cannot be 0.
+    return {"spec": {"minReplicas": max(1, declared.min), "maxReplicas": declared.max}}
+
+
+def _cpu_limit(container: k8s.V1Container) -> float | None:
+    """The container's CPU limit in cores ("500m", "2"), None without one."""
+    limit = ((container.resources.limits if container.resources else None) or {}).get("cpu")
+    if not limit:
+        return None
+    return int(limit[:-1]) / 1000 if str(limit).endswith("m") else float(limit)
 
 
 def _env(container: k8s.V1Container, name: str) -> str | None:

@@ -16,8 +16,7 @@ from typing import Any
 
 from modelops.errors import DeploymentError, MissingToolError, UsageError
 from stacks import outputs as keys
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]  # where Pulumi.yaml lives
+from stacks.names import PROJECT_ROOT
 
 # BentoML 1.4 reads this JSON after the service decorator's settings, so it overrides `workers=` without a rebuild
 # (checked in bentoml/_internal/configuration/containers.py: defaults < file < BENTOML_CONFIG_OVERRIDES).

@@ -3,7 +3,7 @@ colour running the bento image from ECR, and the alarms promotion watches. ``bui
 
 from __future__ import annotations
 
-import math
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -24,29 +24,102 @@ from stacks.aws.load_balancer import (
 )
 from stacks.aws.network import Network, NetworkArgs
 from stacks.aws.registry import BentoImage, BentoImageArgs, Registry, RegistryArgs
-from stacks.capacity import ASG_TARGET_REQUESTS, capacity_plan_value
-from stacks.config import StackConfig
+from stacks.capacity import NoPlan, asg_target_requests_per_minute, promoted_plan
+from stacks.config import ConfigError, StackConfig
+from stacks.threads import thread_env
 
 AMI_OWNERS = ["amazon"]  # explicit owner: a name pattern alone would match anyone's public AMI
 AMI_NAME = "al2023-ami-2023.*-kernel-*-{arch}"  # Amazon Linux 2023, standard (not minimal) images
+# deploy.accelerator nvidia: AWS's Deep Learning Base AMI on Amazon Linux 2023 (NVIDIA driver, CUDA, NVIDIA container
+# toolkit), and the instance families its release notes list as supported (x86_64 and arm64 images).
+GPU_AMI_NAME = {
+    "x86_64": "Deep Learning Base OSS Nvidia Driver GPU AMI (Amazon Linux 2023) *",
+    "arm64": "Deep Learning ARM64 Base OSS Nvidia Driver GPU AMI (Amazon Linux 2023) *",
+}
+NVIDIA_FAMILIES = frozenset(
+    {"g4dn", "g5", "g5g", "g6", "g6e", "g6f", "gr6", "gr6f", "g7", "g7e", "p4d", "p4de", "p5", "p5e", "p5en"}
+)
 
 
-def requests_per_target_per_minute(settings: StackConfig) -> float:
-    """ASG target tracking value: the gate's capacity plan when it left one, else the stack setting."""
-    planned = capacity_plan_value(settings.aws.capacity_summary, ASG_TARGET_REQUESTS)
-    if planned is None:
-        pulumi.log.info(
-            f"no capacity plan in {settings.aws.capacity_summary}: target tracking uses "
-            f"modelops:aws.requests_per_target_per_minute = {settings.aws.requests_per_target_per_minute}"
+def check_accelerator(settings: StackConfig) -> None:
+    """deploy.accelerator nvidia needs an NVIDIA GPU instance family: fail before anything is created."""
+    family = settings.aws.instance_type.split(".", 1)[0]
+    if settings.deploy.accelerator == "nvidia" and family not in NVIDIA_FAMILIES:
+        raise ConfigError(
+            f"modelops:deploy.accelerator is nvidia but modelops:aws.instance_type {settings.aws.instance_type!r} "
+            f"has no NVIDIA GPU: use one of the families {', '.join(sorted(NVIDIA_FAMILIES))} (e.g. g5.xlarge) "
+            f"in stacks/Pulumi.{settings.stack}.yaml, or set deploy.accelerator: none"
         )
-        return settings.aws.requests_per_target_per_minute
-    pulumi.log.info(f"target tracking uses the gate's capacity plan: {planned} requests/target/minute")
-    return planned
+
+
+def requests_per_target_per_minute(
+    settings: StackConfig, vcpus: pulumi.Input[int], work_dir: Path | None = None
+) -> pulumi.Output[float]:
+    """ASG target tracking value: from the capacity plan of the promotion that made this stack's live version
+    (per vCPU, times the instance type's vCPUs), else the stack setting (and a warning that says why)."""
+    default = settings.aws.requests_per_target_per_minute
+    plan = promoted_plan(settings.stack, settings.target, work_dir)
+    if isinstance(plan, NoPlan):
+        pulumi.log.warn(f"{plan.reason}: target tracking uses modelops:aws.requests_per_target_per_minute = {default}")
+        return pulumi.Output.from_input(default)
+    if plan.rps_per_vcpu_at_slo is None:
+        pulumi.log.warn(
+            f"the capacity plan in {plan.summary} has no rps_per_vcpu_at_slo (the gate could not measure it): "
+            f"target tracking uses modelops:aws.requests_per_target_per_minute = {default}"
+        )
+        return pulumi.Output.from_input(default)
+    rps = plan.rps_per_vcpu_at_slo
+
+    def planned(count: int) -> float:
+        value = asg_target_requests_per_minute(rps, count)
+        pulumi.log.info(
+            f"target tracking uses the capacity plan of the promotion of {plan.bento} ({plan.summary}): "
+            f"{rps:g} req/s per vCPU x {count} vCPUs x 0.7 x 60 = {value:g} requests/target/minute"
+        )
+        return value
+
+    return pulumi.Output.from_input(vcpus).apply(lambda v: planned(int(v)))
+
+
+def ami_id(settings: StackConfig, via: pulumi.InvokeOutputOptions) -> pulumi.Input[str]:
+    """The pinned AMI (modelops:aws.ami_id), else the newest Amazon Linux 2023 AMI, resolved once.
+
+    An unpinned lookup changes whenever Amazon publishes an AMI; fed into both launch templates with instance
+    refresh on, the next `pulumi up` would replace the live fleet with the stack's bento, bypassing the gate. So an
+    unpinned AMI only sets the templates at creation (Fleet ignores later changes) and the program prints the id
+    to pin."""
+    cfg = settings.aws
+    if cfg.ami_id:
+        return cfg.ami_id
+    gpu = settings.deploy.accelerator == "nvidia"
+    name = GPU_AMI_NAME[cfg.architecture] if gpu else AMI_NAME.format(arch=cfg.architecture)
+    found = aws.ec2.get_ami_output(
+        most_recent=True,
+        owners=AMI_OWNERS,
+        filters=[
+            {"name": "name", "values": [name]},
+            {"name": "architecture", "values": [cfg.architecture]},
+            {"name": "virtualization-type", "values": ["hvm"]},
+        ],
+        opts=via,
+    )
+
+    def announce(image: str) -> str:
+        pulumi.log.warn(
+            f"modelops:aws.ami_id is not set: new launch templates use {image}, the newest "
+            f"{'Deep Learning Base (NVIDIA) ' if gpu else ''}Amazon Linux 2023 AMI today, and existing ones keep "
+            f"theirs. Pin it (modelops:aws.ami_id: {image} in stacks/Pulumi.{settings.stack}.yaml) and change it on "
+            "purpose; an AMI change rolls both fleets"
+        )
+        return image
+
+    return found.id.apply(announce)
 
 
 def build(settings: StackConfig) -> dict[str, Any]:
     """Every AWS resource of the stack; returns the stack outputs keyed by the names in stacks/outputs.py."""
     cfg = settings.aws
+    check_accelerator(settings)
     # The region comes from modelops:aws.region only: one explicit provider, inherited by every component.
     provider = aws.Provider("aws", region=cfg.region, default_tags={"tags": {"project": "modelops"}})
     top = pulumi.ResourceOptions(providers={"aws": provider})
@@ -60,7 +133,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
     )
     network = Network(
         "net",
-        NetworkArgs(cfg.vpc_cidr, cfg.az_count, cfg.nat_per_az, cfg.log_retention_days, logs_key.arn),
+        NetworkArgs(cfg.vpc_cidr, cfg.az_count, cfg.nat_per_az, cfg.log_retention_days, logs_key.arn, cfg.region),
         opts=top,
     )
     registry_key = EncryptionKey("ecr-key", EncryptionKeyArgs("modelops: ECR images", account), opts=top)
@@ -93,7 +166,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
             live_colour=cfg.live_colour,
             deregistration_delay_s=drain_s,
             # The ALB must not close a connection while the server may still answer it.
-            idle_timeout_s=max(60, math.ceil(timeout) + 5),
+            idle_timeout_s=images.balancer_idle_timeout_s(timeout),
             deletion_protection=cfg.deletion_protection,
             certificate_arn=cfg.certificate_arn,
             access_log_bucket=access_logs.name if access_logs else None,
@@ -104,20 +177,14 @@ def build(settings: StackConfig) -> dict[str, Any]:
         opts=top,
     )
 
-    ami = aws.ec2.get_ami_output(
-        most_recent=True,
-        owners=AMI_OWNERS,
-        filters=[
-            {"name": "name", "values": [AMI_NAME.format(arch=cfg.architecture)]},
-            {"name": "architecture", "values": [cfg.architecture]},
-            {"name": "virtualization-type", "values": ["hvm"]},
-        ],
-        opts=via,
-    )
-    target_value = requests_per_target_per_minute(settings)
+    ami = ami_id(settings, via)
+    # vCPUs of the instance type, from EC2 itself: the capacity plan is per vCPU, and each worker's thread pools
+    # get its share of them.
+    vcpus = aws.ec2.get_instance_type_output(instance_type=cfg.instance_type, opts=via).default_vcpus
+    target_value = requests_per_target_per_minute(settings, vcpus)
     fleets = {}
     for colour in COLOURS:
-        user_data = pulumi.Output.all(image.image, image.service, instances.log_group.name).apply(
+        user_data = pulumi.Output.all(image.image, image.service, instances.log_group.name, vcpus).apply(
             lambda v, colour=colour: encode_user_data(
                 render_user_data(
                     UserData(
@@ -130,6 +197,9 @@ def build(settings: StackConfig) -> dict[str, Any]:
                         stop_timeout_s=drain_s,
                         bentoml_overrides=images.bentoml_overrides(v[1], settings.deploy.workers, timeout),
                         max_body_bytes=settings.limits.max_body_bytes,
+                        threads=thread_env(int(v[3]) / settings.deploy.workers),
+                        keep_alive_s=images.server_keep_alive_s(timeout),
+                        gpus="all" if settings.deploy.accelerator == "nvidia" else "",
                     )
                 )
             )
@@ -138,7 +208,8 @@ def build(settings: StackConfig) -> dict[str, Any]:
             colour,
             FleetArgs(
                 colour=colour,
-                ami_id=ami.id,
+                ami_id=ami,
+                ami_pinned=bool(cfg.ami_id),
                 instance_type=cfg.instance_type,
                 root_volume_gb=cfg.root_volume_gb,
                 instance_profile_arn=instances.profile.arn,
@@ -158,6 +229,13 @@ def build(settings: StackConfig) -> dict[str, Any]:
             ),
             opts=top,
         )
+    alerts_key = EncryptionKey(
+        "alerts-key",
+        EncryptionKeyArgs(
+            "modelops: alarm notifications", account, for_services=("cloudwatch.amazonaws.com", "budgets.amazonaws.com")
+        ),
+        opts=top,
+    )
     alarms = Alarms(
         "alarms",
         AlarmsArgs(
@@ -165,6 +243,10 @@ def build(settings: StackConfig) -> dict[str, Any]:
             target_group_arn_suffixes={c: tg.arn_suffix for c, tg in lb.target_groups.items()},
             max_error_ratio=settings.slo.max_error_ratio,
             p95_ms=settings.slo.p95_ms,
+            account_id=identity.account_id,
+            topic_key_arn=alerts_key.arn,
+            alarm_email=cfg.alarm_email,
+            monthly_budget_usd=cfg.monthly_budget_usd,
         ),
         opts=top,
     )
@@ -172,6 +254,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
         outputs.ENDPOINT_URL: lb.url,
         outputs.POOL_URLS: lb.pool_urls,
         outputs.LIVE_COLOUR: cfg.live_colour,
+        outputs.SCALING_RANGE: {"min": cfg.min_size, "max": cfg.max_size},
         outputs.IMAGE: image.image,
         outputs.BENTO: image.bento,
         outputs.LOAD_BALANCER_ARN: lb.alb.arn,
@@ -179,5 +262,6 @@ def build(settings: StackConfig) -> dict[str, Any]:
         outputs.TARGET_GROUP_ARNS: {c: tg.arn for c, tg in lb.target_groups.items()},
         outputs.ASG_NAMES: {c: f.asg.name for c, f in fleets.items()},
         outputs.ALARM_NAMES: alarms.names,
+        outputs.ALARM_TOPIC_ARN: alarms.topic.arn,
         outputs.REPOSITORY_URL: registry.url,
     }

@@ -1,11 +1,14 @@
-"""The rollback signals: CloudWatch alarms that promotion watches while it shifts traffic, and after.
+"""The rollback signals: CloudWatch alarms that promotion watches while it shifts traffic, and after, and the SNS
+topic they (and the optional cost budget) notify.
 
-They watch the load balancer as a whole (and both target groups for health), so they describe whatever pools the
-weighted listener currently sends traffic to: during a shift, a bad candidate shows up in them at once.
+Per colour (the TargetGroup dimension): the targets' 5xx ratio, p95 response time and unhealthy hosts, so promotion
+can tell "the live version is unwell" (do not start a switch) from "the candidate is unwell" (abort the switch).
+For the load balancer as a whole: its own 5xx (HTTPCode_ELB_5XX_Count exists only per load balancer).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pulumi
@@ -15,8 +18,11 @@ PERIOD_S = 60
 EVALUATION_PERIODS = 3
 DATAPOINTS_TO_ALARM = 2  # two bad minutes out of three: one noisy minute does not roll back a good release
 
-# Keys of the ALARM_NAMES stack output (stacks/outputs.py).
+# Keys of the ALARM_NAMES stack output (stacks/outputs.py): {"blue": {TARGET_5XX: name, P95_LATENCY: name,
+# UNHEALTHY_HOSTS: name}, "green": {...}, LOAD_BALANCER: {ELB_5XX: name}}.
+LOAD_BALANCER = "load_balancer"
 TARGET_5XX = "target_5xx"
+ELB_5XX = "elb_5xx"  # 502/503/504 the ALB itself answers (no healthy target, a target reset): invisible in TARGET_5XX
 P95_LATENCY = "p95_latency"
 UNHEALTHY_HOSTS = "unhealthy_hosts"
 
@@ -27,6 +33,10 @@ class AlarmsArgs:
     target_group_arn_suffixes: dict[str, pulumi.Input[str]]  # by colour
     max_error_ratio: float  # slo.max_error_ratio, a fraction
     p95_ms: float  # slo.p95_ms
+    account_id: pulumi.Input[str]
+    topic_key_arn: pulumi.Input[str]  # a KMS key CloudWatch and Budgets may use (SNS's AWS-managed key refuses them)
+    alarm_email: str | None = None
+    monthly_budget_usd: float | None = None
 
 
 class Alarms(pulumi.ComponentResource):
@@ -34,11 +44,61 @@ class Alarms(pulumi.ComponentResource):
         super().__init__("modelops:aws:Alarms", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         lb = {"LoadBalancer": args.load_balancer_arn_suffix}
+        self.topic = aws.sns.Topic(f"{name}-topic", kms_master_key_id=args.topic_key_arn, opts=child)
+        # CloudWatch alarms and AWS Budgets publish as services: allowed for this account's resources only.
+        aws.sns.TopicPolicy(
+            f"{name}-topic-policy",
+            arn=self.topic.arn,
+            policy=pulumi.Output.all(self.topic.arn, args.account_id).apply(
+                lambda v: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Sid": "AlarmsAndBudgetsPublish",
+                                "Effect": "Allow",
+                                "Principal": {"Service": ["cloudwatch.amazonaws.com", "budgets.amazonaws.com"]},
+                                "Action": "sns:Publish",
+                                "Resource": v[0],
+                                "Condition": {"StringEquals": {"aws:SourceAccount": v[1]}},
+                            }
+                        ],
+                    }
+                )
+            ),
+            opts=child,
+        )
+        if args.alarm_email:
+            aws.sns.TopicSubscription(
+                f"{name}-email", topic=self.topic.arn, protocol="email", endpoint=args.alarm_email, opts=child
+            )
+        if args.monthly_budget_usd:
+            aws.budgets.Budget(
+                f"{name}-budget",
+                budget_type="COST",
+                limit_amount=f"{args.monthly_budget_usd:.2f}",
+                limit_unit="USD",
+                time_unit="MONTHLY",
+                notifications=[
+                    {
+                        "comparison_operator": "GREATER_THAN",
+                        "notification_type": kind,
+                        "threshold": threshold,
+                        "threshold_type": "PERCENTAGE",
+                        "subscriber_sns_topic_arns": [self.topic.arn],
+                    }
+                    for kind, threshold in (("ACTUAL", 80), ("FORECASTED", 100))
+                ],
+                opts=child,
+            )
         common = {
             "evaluation_periods": EVALUATION_PERIODS,
             "datapoints_to_alarm": DATAPOINTS_TO_ALARM,
             # No requests means no evidence either way; promotion judges load it generated itself.
             "treat_missing_data": "notBreaching",
+            # Someone is told: a page when it fires, and when it clears.
+            "alarm_actions": [self.topic.arn],
+            "ok_actions": [self.topic.arn],
         }
 
         def metric(metric_id: str, metric_name: str, dimensions: dict, stat: str = "Sum") -> dict:
@@ -54,61 +114,57 @@ class Alarms(pulumi.ComponentResource):
                 },
             }
 
-        self.target_5xx = aws.cloudwatch.MetricAlarm(
-            f"{name}-target-5xx",
-            alarm_description="share of requests answered 5xx by the targets exceeds the SLO error ratio",
-            comparison_operator="GreaterThanThreshold",
-            threshold=args.max_error_ratio * 100,
-            metric_queries=[
-                metric("errors", "HTTPCode_Target_5XX_Count", lb),
-                metric("requests", "RequestCount", lb),
-                {
-                    "id": "error_percent",
-                    "label": "target 5xx, % of requests",
-                    "expression": "IF(requests > 0, 100 * FILL(errors, 0) / requests, 0)",
-                    "return_data": True,
-                },
-            ],
-            opts=child,
-            **common,
-        )
-        self.p95_latency = aws.cloudwatch.MetricAlarm(
-            f"{name}-p95-latency",
-            alarm_description="p95 target response time exceeds the SLO",
-            comparison_operator="GreaterThanThreshold",
-            threshold=args.p95_ms / 1000.0,  # TargetResponseTime is in seconds
-            namespace="AWS/ApplicationELB",
-            metric_name="TargetResponseTime",
-            dimensions=lb,
-            period=PERIOD_S,
-            extended_statistic="p95",
-            opts=child,
-            **common,
-        )
-        health = [
-            metric(f"unhealthy_{colour}", "UnHealthyHostCount", {**lb, "TargetGroup": suffix}, stat="Maximum")
-            for colour, suffix in args.target_group_arn_suffixes.items()
-        ]
-        self.unhealthy_hosts = aws.cloudwatch.MetricAlarm(
-            f"{name}-unhealthy-hosts",
-            alarm_description="a target of either colour fails its /readyz health check",
-            comparison_operator="GreaterThanOrEqualToThreshold",
-            threshold=1,
-            metric_queries=[
-                *health,
-                {
-                    "id": "unhealthy",
-                    "label": "unhealthy targets, worst colour",
-                    "expression": f"MAX([{', '.join(m['id'] for m in health)}])",
-                    "return_data": True,
-                },
-            ],
-            opts=child,
-            **common,
-        )
-        self.names = {
-            TARGET_5XX: self.target_5xx.name,
-            P95_LATENCY: self.p95_latency.name,
-            UNHEALTHY_HOSTS: self.unhealthy_hosts.name,
-        }
+        def error_ratio(suffix: str, errors_metric: str, who: str, dimensions: dict) -> aws.cloudwatch.MetricAlarm:
+            """5xx answered by ``who``, as a share of all requests, against the SLO's error ratio."""
+            return aws.cloudwatch.MetricAlarm(
+                f"{name}-{suffix}",
+                alarm_description=f"share of requests answered 5xx by {who} exceeds the SLO error ratio",
+                comparison_operator="GreaterThanThreshold",
+                threshold=args.max_error_ratio * 100,
+                metric_queries=[
+                    metric("errors", errors_metric, dimensions),
+                    metric("requests", "RequestCount", dimensions),
+                    {
+                        "id": "error_percent",
+                        "label": f"5xx by {who}, % of requests",
+                        "expression": "IF(requests > 0, 100 * FILL(errors, 0) / requests, 0)",
+                        "return_data": True,
+                    },
+                ],
+                opts=child,
+                **common,
+            )
+
+        self.elb_5xx = error_ratio("elb-5xx", "HTTPCode_ELB_5XX_Count", "the load balancer itself", lb)
+        self.names: dict[str, dict[str, pulumi.Output[str]]] = {LOAD_BALANCER: {ELB_5XX: self.elb_5xx.name}}
+        for colour, suffix in args.target_group_arn_suffixes.items():
+            pool = {**lb, "TargetGroup": suffix}
+            target_5xx = error_ratio(f"{colour}-5xx", "HTTPCode_Target_5XX_Count", f"the {colour} targets", pool)
+            p95 = aws.cloudwatch.MetricAlarm(
+                f"{name}-{colour}-p95",
+                alarm_description=f"p95 response time of the {colour} targets exceeds the SLO",
+                comparison_operator="GreaterThanThreshold",
+                threshold=args.p95_ms / 1000.0,  # TargetResponseTime is in seconds
+                namespace="AWS/ApplicationELB",
+                metric_name="TargetResponseTime",
+                dimensions=pool,
+                period=PERIOD_S,
+                extended_statistic="p95",
+                opts=child,
+                **common,
+            )
+            unhealthy = aws.cloudwatch.MetricAlarm(
+                f"{name}-{colour}-unhealthy",
+                alarm_description=f"a {colour} target fails its /readyz health check",
+                comparison_operator="GreaterThanOrEqualToThreshold",
+                threshold=1,
+                namespace="AWS/ApplicationELB",
+                metric_name="UnHealthyHostCount",
+                dimensions=pool,
+                period=PERIOD_S,
+                statistic="Maximum",
+                opts=child,
+                **common,
+            )
+            self.names[colour] = {TARGET_5XX: target_5xx.name, P95_LATENCY: p95.name, UNHEALTHY_HOSTS: unhealthy.name}
         self.register_outputs({"names": self.names})

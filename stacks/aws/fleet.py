@@ -13,6 +13,8 @@ import pulumi_aws as aws
 USER_DATA_TEMPLATE = Path(__file__).with_name("user_data.sh")
 SETTINGS_MARKER = "#@settings@\n"
 ROOT_DEVICE = "/dev/xvda"  # Amazon Linux 2023's root device name
+# Fields of the Auto Scaling group that modelops owns after creation (see stacks/RUNNING.md, "who owns what").
+DRIVER_OWNED = ["desiredCapacity", "launchTemplate"]
 GROUP_METRICS = ["GroupDesiredCapacity", "GroupInServiceInstances", "GroupPendingInstances", "GroupTotalInstances"]
 
 
@@ -27,6 +29,9 @@ class UserData:
     stop_timeout_s: int
     bentoml_overrides: str  # BENTOML_CONFIG_OVERRIDES: workers and request timeout of the service
     max_body_bytes: int  # the service answers 413 above it (bento/service.py reads MODELOPS_MAX_BODY_BYTES)
+    threads: dict[str, str]  # OMP_NUM_THREADS & co. from the vCPUs per worker (stacks/threads.py)
+    keep_alive_s: int  # the server's idle keep-alive, above the ALB's idle timeout (stacks/images.py)
+    gpus: str = ""  # `docker run --gpus` value ("all" with deploy.accelerator nvidia); empty: no GPU
 
 
 def render_user_data(values: UserData, template: Path = USER_DATA_TEMPLATE) -> str:
@@ -44,6 +49,9 @@ def render_user_data(values: UserData, template: Path = USER_DATA_TEMPLATE) -> s
         "STOP_TIMEOUT": str(values.stop_timeout_s),
         "BENTOML_CONFIG_OVERRIDES": values.bentoml_overrides,
         "MAX_BODY_BYTES": str(values.max_body_bytes),
+        **values.threads,
+        "KEEP_ALIVE": str(values.keep_alive_s),
+        "GPUS": values.gpus,
     }
     block = "".join(f"readonly {key}={shlex.quote(value)}\n" for key, value in assignments.items())
     return text.replace(SETTINGS_MARKER, block)
@@ -63,6 +71,7 @@ def max_healthy_percentage(min_healthy: int) -> int:
 class FleetArgs:
     colour: str
     ami_id: pulumi.Input[str]
+    ami_pinned: bool  # False: the AMI was looked up, so only creation uses it (see stacks/aws/__init__.ami_id)
     instance_type: str
     root_volume_gb: int
     instance_profile_arn: pulumi.Input[str]
@@ -78,7 +87,7 @@ class FleetArgs:
     desired_capacity: int
     health_check_grace_s: int
     min_healthy_percentage: int
-    requests_per_target_per_minute: float
+    requests_per_target_per_minute: pulumi.Input[float]
 
 
 class Fleet(pulumi.ComponentResource):
@@ -126,7 +135,8 @@ class Fleet(pulumi.ComponentResource):
                 {"resource_type": "instance", "tags": tags},
                 {"resource_type": "volume", "tags": tags},
             ],
-            opts=child,
+            # A looked-up AMI changes when Amazon publishes one: it must not roll the fleets by itself.
+            opts=child if args.ami_pinned else pulumi.ResourceOptions(parent=self, ignore_changes=["imageId"]),
         )
         self.asg = aws.autoscaling.Group(
             f"{name}-asg",
@@ -155,8 +165,10 @@ class Fleet(pulumi.ComponentResource):
             },
             enabled_metrics=GROUP_METRICS,
             tags=[{"key": k, "value": v, "propagate_at_launch": True} for k, v in tags.items()],
-            # Target tracking and modelops (scale, promotion) own the running capacity once the group exists.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity"]),
+            # Target tracking and modelops (scale, promotion) own the running capacity once the group exists, and
+            # modelops owns which template version the group runs (the promoted bento's): a new version made here
+            # (boot script, AMI) reaches a pool with its next candidate, through the gate, never by itself.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=DRIVER_OWNED),
         )
         self.scaling_policy = aws.autoscaling.Policy(
             f"{name}-requests",

@@ -25,6 +25,9 @@ class EncryptionKeyArgs:
     # CloudWatch Logs encrypts log groups with the key itself (not through the caller's IAM identity), so the
     # logs service principal of this region must be allowed in the key policy; ECR and EBS use grants instead.
     for_cloudwatch_logs: bool = False
+    # Services that publish into something this key encrypts as themselves (CloudWatch alarms and AWS Budgets into
+    # the alarm topic): they may use the key, for this account's resources only.
+    for_services: tuple[str, ...] = ()
 
 
 class EncryptionKey(pulumi.ComponentResource):
@@ -32,7 +35,7 @@ class EncryptionKey(pulumi.ComponentResource):
         super().__init__("modelops:aws:EncryptionKey", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         policy = pulumi.Output.all(args.account.account_id, args.account.partition).apply(
-            lambda ids: key_policy(ids[0], ids[1], args.account.region, args.for_cloudwatch_logs)
+            lambda ids: key_policy(ids[0], ids[1], args.account.region, args.for_cloudwatch_logs, args.for_services)
         )
         self.key = aws.kms.Key(
             f"{name}",
@@ -50,7 +53,9 @@ class EncryptionKey(pulumi.ComponentResource):
         self.register_outputs({"arn": self.key.arn})
 
 
-def key_policy(account_id: str, partition: str, region: str, for_cloudwatch_logs: bool) -> str:
+def key_policy(
+    account_id: str, partition: str, region: str, for_cloudwatch_logs: bool, for_services: tuple[str, ...] = ()
+) -> str:
     """The key policy: the account administers the key through IAM; optionally CloudWatch Logs of this region
     may use it, but only for log groups of this account."""
     statements: list[dict] = [
@@ -76,6 +81,17 @@ def key_policy(account_id: str, partition: str, region: str, for_cloudwatch_logs
                         "kms:EncryptionContext:aws:logs:arn": f"arn:{partition}:logs:{region}:{account_id}:log-group:*"
                     }
                 },
+            }
+        )
+    if for_services:
+        statements.append(
+            {
+                "Sid": "ServicesPublishingForThisAccount",
+                "Effect": "Allow",
+                "Principal": {"Service": list(for_services)},
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
             }
         )
     return json.dumps({"Version": "2012-10-17", "Statement": statements})

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-COLOURS = ("blue", "green")
+from stacks.names import COLOURS
+
 APP_PORT = 3000  # `bentoml serve` in a containerized bento listens here; instances publish it on the same port
 HEALTH_PATH = "/readyz"  # BentoML answers 500 until the service is ready, so a loading replica gets no traffic
 # TLS 1.3 with TLS 1.2 as the floor (AWS's recommended policy for new listeners).

@@ -19,6 +19,7 @@ class NetworkArgs:
     nat_per_az: bool
     flow_log_retention_days: int
     flow_log_key_arn: pulumi.Input[str]
+    region: str  # names the S3 gateway endpoint's service
 
 
 def subnet_cidrs(cidr: str, az_count: int) -> tuple[list[str], list[str]]:
@@ -66,6 +67,7 @@ class Network(pulumi.ComponentResource):
 
         self.public_subnets: list[aws.ec2.Subnet] = []
         self.private_subnets: list[aws.ec2.Subnet] = []
+        private_route_tables: list[aws.ec2.RouteTable] = []
         nats: list[aws.ec2.NatGateway] = []
         for i in range(args.az_count):
             zone = zones.names.apply(lambda names, i=i: pick_zone(names, i, args.az_count))
@@ -105,6 +107,7 @@ class Network(pulumi.ComponentResource):
                     )
                 )
             private_rt = aws.ec2.RouteTable(f"{name}-private-{i}", vpc_id=self.vpc.id, opts=child)
+            private_route_tables.append(private_rt)
             aws.ec2.Route(
                 f"{name}-private-{i}-default",
                 route_table_id=private_rt.id,
@@ -116,6 +119,16 @@ class Network(pulumi.ComponentResource):
                 f"{name}-private-{i}", subnet_id=private.id, route_table_id=private_rt.id, opts=child
             )
 
+        # ECR keeps image layers in S3: through a gateway endpoint (free) every pull of the bento image stays off the
+        # NAT gateway, which bills each GB it processes.
+        self.s3_endpoint = aws.ec2.VpcEndpoint(
+            f"{name}-s3",
+            vpc_id=self.vpc.id,
+            service_name=f"com.amazonaws.{args.region}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=[rt.id for rt in private_route_tables],
+            opts=child,
+        )
         self.flow_logs = FlowLogs(
             f"{name}-flow",
             FlowLogsArgs(

@@ -3,45 +3,57 @@ metrics-server, and the blue/green model service. ``build(settings)`` makes it a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pulumi
 
 from stacks import images, outputs
-from stacks.capacity import HPA_TARGET_CPU, capacity_plan_value
+from stacks.capacity import HPA_MIN_UTILIZATION, NoPlan, hpa_cpu_utilization, promoted_plan
 from stacks.config import StackConfig
-from stacks.kind.cluster import Cluster, ClusterArgs
+from stacks.kind.cluster import Cluster, ClusterArgs, docker_need
+from stacks.kind.device_plugin import NvidiaDevicePlugin
 from stacks.kind.image import KindImage, KindImageArgs
 from stacks.kind.metrics_server import MetricsServer, MetricsServerArgs
 from stacks.kind.model_service import ModelService, ModelServiceArgs
+from stacks.threads import thread_env
 
 
-def hpa_cpu_target(settings: StackConfig) -> int:
-    """HPA CPU utilization target (%): the gate's capacity plan when it left one, else the stack setting."""
-    planned = capacity_plan_value(settings.kind.capacity_summary, HPA_TARGET_CPU)
-    if planned is None:
-        pulumi.log.info(
-            f"no capacity plan in {settings.kind.capacity_summary}: the HPAs use "
-            f"modelops:kind.hpa_cpu_target = {settings.kind.hpa_cpu_target}%"
+def hpa_cpu_target(settings: StackConfig, work_dir: Path | None = None) -> int:
+    """HPA CPU utilization target (%): from the capacity plan of the promotion that made this stack's live version,
+    else the stack setting (and a warning that says why)."""
+    default = settings.kind.hpa_cpu_target
+    plan = promoted_plan(settings.stack, settings.target, work_dir)
+    if isinstance(plan, NoPlan):
+        pulumi.log.warn(f"{plan.reason}: the HPAs use modelops:kind.hpa_cpu_target = {default}%")
+        return default
+    if plan.cpu_seconds_per_request is None or plan.rps_per_vcpu_at_slo is None:
+        pulumi.log.warn(
+            f"the capacity plan in {plan.summary} lacks cpu_seconds_per_request or rps_per_vcpu_at_slo (the gate "
+            f"could not measure them): the HPAs use modelops:kind.hpa_cpu_target = {default}%"
         )
-        return settings.kind.hpa_cpu_target
-    target = round(planned)
-    if not 10 <= target <= 100:
-        raise ValueError(
-            f"{settings.kind.capacity_summary}: capacity_plan.{HPA_TARGET_CPU} = {planned} is outside 10..100 (%): "
-            "rerun the gate"
+        return default
+    exact = hpa_cpu_utilization(plan.cpu_seconds_per_request, plan.rps_per_vcpu_at_slo)
+    target = round(exact)
+    if target < HPA_MIN_UTILIZATION:
+        pulumi.log.warn(
+            f"the capacity plan in {plan.summary} gives an HPA CPU target of {exact:.2f}%, below what Kubernetes "
+            f"accepts: the HPAs use {HPA_MIN_UTILIZATION}%"
         )
-    pulumi.log.info(f"the HPAs use the gate's capacity plan: {target}% CPU")
+        return HPA_MIN_UTILIZATION
+    pulumi.log.info(f"the HPAs use the capacity plan of the promotion of {plan.bento} ({plan.summary}): {target}% CPU")
     return target
 
 
 def build(settings: StackConfig) -> dict[str, Any]:
     """Every Kubernetes object of the stack; returns the stack outputs keyed by the names in stacks/outputs.py."""
     cfg = settings.kind
-    cluster = Cluster("kind", ClusterArgs(cfg))
+    cluster = Cluster("kind", ClusterArgs(cfg, docker_need(settings)))
     # Every Kubernetes object goes through this provider, never the ambient kubeconfig's current context.
     on_cluster = pulumi.ResourceOptions(providers={"kubernetes": cluster.provider})
     image = KindImage("kind-image", KindImageArgs(settings.bento, cfg.cluster_name, cluster.create))
+    if cfg.install_nvidia_device_plugin:
+        NvidiaDevicePlugin("nvidia-device-plugin", opts=on_cluster)
     if cfg.install_metrics_server:
         MetricsServer("metrics-server", MetricsServerArgs(), opts=on_cluster)
     overrides = image.service.apply(
@@ -63,6 +75,11 @@ def build(settings: StackConfig) -> dict[str, Any]:
             hpa_min_replicas=cfg.hpa_min_replicas,
             hpa_max_replicas=cfg.hpa_max_replicas,
             hpa_cpu_target=hpa_cpu_target(settings),
+            # Each worker's native thread pools (OpenMP, BLAS) sized to its share of the pod's CPU limit.
+            serve_args=images.serve_args(settings.limits.request_timeout_s),
+            gpus=settings.deploy.gpus_per_replica if settings.deploy.accelerator == "nvidia" else 0,
+            gpu_node_selector=cfg.gpu_node_selector,
+            thread_env=thread_env(settings.deploy.cpu_per_replica / settings.deploy.workers),
         ),
         opts=on_cluster,
     )
@@ -71,6 +88,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
         # Each colour's own NodePort Service, mapped by kind to a host port: the candidate pool alone, from here.
         outputs.POOL_URLS: {c: f"http://127.0.0.1:{port}" for c, port in cfg.pool_host_ports.model_dump().items()},
         outputs.LIVE_COLOUR: cfg.live_colour,
+        outputs.SCALING_RANGE: {"min": cfg.hpa_min_replicas, "max": cfg.hpa_max_replicas},
         outputs.IMAGE: image.image,
         outputs.BENTO: image.bento,
         outputs.KUBE_CONTEXT: cluster.context,

@@ -11,11 +11,22 @@ import pulumi_command as command
 import pulumi_kubernetes as k8s
 import yaml
 
-from stacks.config import KindSettings
+from stacks.config import KindSettings, StackConfig
 
 # Create unless it exists (a re-run after a failed `up` adopts the cluster), then print its kubeconfig: the
 # provider reads it from this command's stdout. stderr carries kind's progress output.
 CREATE = """set -euo pipefail
+# Every pod runs inside the Docker engine's VM: fail now, with the numbers, rather than leave pods Pending.
+read -r cpus memory < <(docker info --format '{{.NCPU}} {{.MemTotal}}')
+if (( cpus * 1000 < NEED_MILLICPU || memory / 1048576 < NEED_MEMORY_MB )); then
+  {
+    echo "the Docker engine has ${cpus} CPUs and $((memory / 1048576)) MiB; the kind stack needs"
+    echo "$((NEED_MILLICPU / 1000)).$((NEED_MILLICPU % 1000 / 100)) CPUs and ${NEED_MEMORY_MB} MiB (both colours,"
+    echo "a gate's candidate, the control plane): give the Docker VM more, or lower deploy.cpu_per_replica,"
+    echo "deploy.memory_mb or kind.hpa_min_replicas in stacks/Pulumi.<stack>.yaml"
+  } >&2
+  exit 1
+fi
 if ! kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
   printf '%s\\n' "$KIND_CONFIG" | kind create cluster --name "$CLUSTER" --config - --wait 120s >&2
 fi
@@ -53,9 +64,32 @@ def kind_config(settings: KindSettings) -> dict:
     }
 
 
+CONTROL_PLANE_MILLICPU = 1000  # kind's control plane, kube-proxy, CoreDNS and metrics-server, roughly
+CONTROL_PLANE_MEMORY_MB = 2048
+
+
+@dataclass(frozen=True)
+class DockerNeed:
+    millicpu: int
+    memory_mb: int
+
+
+def docker_need(settings: StackConfig) -> DockerNeed:
+    """What the Docker VM must hold: the live colour at its HPA floor, the other colour holding a gate's candidate
+    (at its floor or the gate's largest horizontal step, at the vertical suite's largest CPU), and the control
+    plane."""
+    deploy, kind, gate = settings.deploy, settings.kind, settings.gate
+    candidate_pods = max(kind.hpa_min_replicas, *gate.horizontal_replicas)
+    candidate_cpu = deploy.cpu_per_replica * max(gate.vertical_workers) / min(gate.vertical_workers)
+    millicpu = round(1000 * (kind.hpa_min_replicas * deploy.cpu_per_replica + candidate_pods * candidate_cpu))
+    memory = (kind.hpa_min_replicas + candidate_pods) * deploy.memory_mb
+    return DockerNeed(millicpu + CONTROL_PLANE_MILLICPU, memory + CONTROL_PLANE_MEMORY_MB)
+
+
 @dataclass(frozen=True)
 class ClusterArgs:
     settings: KindSettings
+    need: DockerNeed
 
 
 class Cluster(pulumi.ComponentResource):
@@ -69,7 +103,12 @@ class Cluster(pulumi.ComponentResource):
                 create=CREATE,
                 delete=DELETE,
                 interpreter=["/bin/bash", "-c"],
-                environment={"CLUSTER": s.cluster_name, "KIND_CONFIG": yaml.safe_dump(kind_config(s))},
+                environment={
+                    "CLUSTER": s.cluster_name,
+                    "KIND_CONFIG": yaml.safe_dump(kind_config(s)),
+                    "NEED_MILLICPU": str(args.need.millicpu),
+                    "NEED_MEMORY_MB": str(args.need.memory_mb),
+                },
                 # The cluster is replaced (deleted, then created) when its shape changes: kind cannot add port
                 # mappings to a running cluster.
                 triggers=[s.cluster_name, s.node_image, *[port for pair in port_mappings(s) for port in pair]],

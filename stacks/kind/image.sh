@@ -25,5 +25,10 @@ if ! docker image inspect "$bento" >/dev/null 2>&1; then
   "$bentoml" containerize "$bento" >&2
 fi
 # The node has no registry to pull from: the Deployments use imagePullPolicy IfNotPresent on this loaded image.
-kind load docker-image "$bento" --name "$CLUSTER" >&2
+# Through an archive, not `kind load docker-image`: with Docker >= 29's containerd image store that fails with
+# "content digest ... not found" (kind#3795, kind#4066); `docker save` + `kind load image-archive` works on both.
+archive=$(mktemp "${TMPDIR:-/tmp}/modelops-image.XXXXXX.tar")
+trap 'rm -f "$archive"' EXIT
+docker save "$bento" -o "$archive"
+kind load image-archive "$archive" --name "$CLUSTER" >&2
 printf '{"bento": "%s", "service": "%s", "image": "%s"}\n' "$bento" "$service" "$bento"

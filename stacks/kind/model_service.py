@@ -10,28 +10,35 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-COLOURS = ("blue", "green")
-APP = "bento"  # Deployment/Service name prefix and app.kubernetes.io/name
-COLOUR_LABEL = "modelops/colour"  # the label the live Service selects on; promotion patches it
-APP_LABELS = {"app.kubernetes.io/name": APP, "app.kubernetes.io/part-of": "modelops"}
-CONTAINER_PORT = 3000  # `bentoml serve` in a containerized bento
-SERVICE_PORT = 80
+from stacks.kind.device_plugin import GPU_RESOURCE, GPU_TOLERATION
+from stacks.names import (
+    APP,
+    APP_LABELS,
+    COLOUR_LABEL,
+    COLOURS,
+    CONTAINER_PORT,
+    SERVICE_PORT,
+    cpu_quantity,
+    deployment_name,
+)
+
 BENTO_UID = 1034  # the `bentoml` user that `bentoml containerize` images create and run as
 PRESTOP_S = 5  # keep serving while the endpoint removal reaches kube-proxy
 EMPTYDIR_LIMIT = "512Mi"
-
-
-def deployment_name(colour: str) -> str:
-    return f"{APP}-{colour}"
+# Fields of a Deployment that modelops owns after creation: which bento a colour runs (image, bento annotation), its
+# workers and thread pools (env) and its CPU budget (resources). Pulumi sets them at creation only, so `pulumi up`
+# never swaps the live bento behind the gate's back nor fights the driver's patches.
+DRIVER_OWNED = [
+    "spec.template.metadata.annotations",
+    "spec.template.spec.containers[0].image",
+    "spec.template.spec.containers[0].env",
+    "spec.template.spec.containers[0].resources",
+]
 
 
 def termination_grace_s(request_timeout_s: float) -> int:
     """preStop sleep, then BentoML's graceful shutdown finishes requests (each bounded by the request timeout)."""
     return PRESTOP_S + math.ceil(request_timeout_s) + 5
-
-
-def cpu_quantity(cores: float) -> str:
-    return f"{round(cores * 1000)}m"
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,10 @@ class ModelServiceArgs:
     hpa_min_replicas: int
     hpa_max_replicas: int
     hpa_cpu_target: int
+    thread_env: dict[str, str]  # OMP_NUM_THREADS & co. from the CPU budget per worker (stacks/threads.py)
+    serve_args: list[str]  # `bentoml serve` flags (keep-alive above any balancer's idle timeout)
+    gpus: int = 0  # NVIDIA GPUs per pod (deploy.accelerator: nvidia), 0 for none
+    gpu_node_selector: dict[str, str] | None = None
 
 
 class ModelService(pulumi.ComponentResource):
@@ -108,7 +119,7 @@ class ModelService(pulumi.ComponentResource):
                     "revisionHistoryLimit": 5,
                     "template": {"metadata": {"labels": labels}, "spec": self._pod_spec(args, account, labels)},
                 },
-                opts=in_ns,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.namespace], ignore_changes=DRIVER_OWNED),
             )
             # This colour alone, whichever is live: the gate loads a candidate here (kind maps the NodePort to a
             # host port) while the live Service keeps the traffic.
@@ -211,11 +222,20 @@ class ModelService(pulumi.ComponentResource):
     @staticmethod
     def _pod_spec(args: ModelServiceArgs, account: k8s.core.v1.ServiceAccount, labels: dict) -> dict:
         resources = {"cpu": cpu_quantity(args.cpu), "memory": f"{args.memory_mb}Mi"}
+        if args.gpus:
+            # An extended resource: requested = limited, whole devices only.
+            resources[GPU_RESOURCE] = str(args.gpus)
+        placement: dict = {}
+        if args.gpus:
+            placement["tolerations"] = [GPU_TOLERATION]
+            if args.gpu_node_selector:
+                placement["nodeSelector"] = dict(args.gpu_node_selector)
         http = {"port": "http", "scheme": "HTTP"}
         return {
             "serviceAccountName": account.metadata.name,
             "automountServiceAccountToken": False,
             "terminationGracePeriodSeconds": termination_grace_s(args.request_timeout_s),
+            **placement,
             "securityContext": {
                 "runAsNonRoot": True,
                 "runAsUser": BENTO_UID,
@@ -237,6 +257,7 @@ class ModelService(pulumi.ComponentResource):
                     "name": APP,
                     "image": args.image,
                     "imagePullPolicy": "IfNotPresent",
+                    "args": args.serve_args,
                     "ports": [{"name": "http", "containerPort": CONTAINER_PORT, "protocol": "TCP"}],
                     "env": [
                         # The root filesystem is read-only: BentoML's home (Prometheus multiprocess files) and
@@ -247,6 +268,7 @@ class ModelService(pulumi.ComponentResource):
                         {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
                         {"name": "BENTOML_CONFIG_OVERRIDES", "value": args.bentoml_overrides},
                         {"name": "MODELOPS_MAX_BODY_BYTES", "value": str(args.max_body_bytes)},
+                        *({"name": k, "value": v} for k, v in sorted(args.thread_env.items())),
                     ],
                     # Requests = limits: a replica gets exactly the CPU budget the gate measured it with.
                     "resources": {"requests": resources, "limits": resources},

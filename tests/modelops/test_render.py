@@ -1,4 +1,4 @@
-"""modelops/render.py and `modelops render`: the stack program under mocks, written down as files."""
+"""modelops/render/ and `modelops render`: the stack program under mocks, written down as files."""
 
 from __future__ import annotations
 
@@ -78,11 +78,13 @@ def test_invalid_settings_are_a_config_error_naming_the_key(tmp_path) -> None:
         render_stack("aws", tmp_path / "out", stacks_dir=stacks)
 
 
-def test_a_failing_program_is_a_render_error_with_its_cause(tmp_path) -> None:
-    summary = tmp_path / "summary.json"
-    summary.write_text("{broken")
-    stacks = copy_stack(tmp_path, "kind", "kind", {"capacity_summary": str(summary)})
-    with pytest.raises(RenderError, match=r"CapacityPlanError: .*summary\.json is not JSON"):
+def test_a_failing_program_is_a_render_error_with_its_cause(tmp_path, monkeypatch) -> None:
+    history = tmp_path / "work" / "kind" / "history.json"
+    history.parent.mkdir(parents=True)
+    history.write_text("{broken")
+    monkeypatch.setenv("MODELOPS_WORK_DIR", str(tmp_path / "work"))  # the program reads the stack's history there
+    stacks = copy_stack(tmp_path, "kind", "kind", {"hpa_cpu_target": 70})
+    with pytest.raises(RenderError, match=r"CapacityPlanError: .*history\.json \(promotion history\) is not JSON"):
         render_stack("kind", tmp_path / "out", stacks_dir=stacks)
 
 

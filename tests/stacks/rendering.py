@@ -67,11 +67,18 @@ class Rendering:
         return [m["message"] for m in self.record["logs"] if m["severity"] == "warning"]
 
 
-def render_with_cli(stack: str, out: Path, stacks_dir: Path | None = None) -> Rendering:
-    """Run the real command line, `modelops render --stack STACK --out OUT`, in a fresh process."""
-    env = {k: v for k, v in os.environ.items() if k != "MODELOPS_STACKS_DIR"}
+def render_with_cli(stack: str, out: Path, stacks_dir: Path | None = None, work_dir: Path | None = None) -> Rendering:
+    """Run the real command line, `modelops render --stack STACK --out OUT`, in a fresh process.
+
+    ``work_dir`` is where the program looks for the stack's promotion history (``<work_dir>/<stack>/history.json``);
+    by default an empty folder beside ``out``, so what a developer promoted on this machine never changes a test."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MODELOPS_STACKS_DIR", "MODELOPS_WORK_DIR")}
     if stacks_dir is not None:
         env["MODELOPS_STACKS_DIR"] = str(stacks_dir)
+    if work_dir is None:
+        work_dir = out.parent / "work"
+        work_dir.mkdir(parents=True, exist_ok=True)
+    env["MODELOPS_WORK_DIR"] = str(work_dir)
     done = subprocess.run(
         [str(VENV_BIN / "modelops"), "render", "--stack", stack, "--out", str(out)],
         cwd=PROJECT_ROOT,

@@ -12,10 +12,17 @@ from modelops.render import RenderError, record_in_subprocess
 from stacks import outputs
 from stacks.config import PROJECT, STACKS_DIR, StackConfig
 
-COMMON = {outputs.ENDPOINT_URL, outputs.POOL_URLS, outputs.LIVE_COLOUR, outputs.IMAGE, outputs.BENTO}
+COMMON = {
+    outputs.ENDPOINT_URL,
+    outputs.POOL_URLS,
+    outputs.LIVE_COLOUR,
+    outputs.IMAGE,
+    outputs.BENTO,
+    outputs.SCALING_RANGE,
+}
 EXPORTS = {
     "aws": COMMON | {outputs.LOAD_BALANCER_ARN, outputs.LISTENER_ARN, outputs.TARGET_GROUP_ARNS, outputs.ASG_NAMES,
-                     outputs.ALARM_NAMES, outputs.REPOSITORY_URL},
+                     outputs.ALARM_NAMES, outputs.REPOSITORY_URL, outputs.ALARM_TOPIC_ARN},
     "kind": COMMON | {outputs.KUBE_CONTEXT, outputs.NAMESPACE, outputs.SERVICE_NAME, outputs.DEPLOYMENT_NAMES,
                       outputs.HPA_NAMES},
 }  # fmt: skip
@@ -34,6 +41,7 @@ def test_exports_are_the_shared_output_keys(request, stack) -> None:
     for key in PER_COLOUR & set(exported):
         assert set(exported[key]) == {"blue", "green"}, key
     assert exported[outputs.LIVE_COLOUR] == "blue"
+    assert set(exported[outputs.SCALING_RANGE]) == {"min", "max"}
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ from modelops.targets.aws import AwsTarget
 from stacks import outputs as keys
 from stacks.aws.fleet import UserData, encode_user_data, render_user_data
 from stacks.images import bentoml_overrides
+from stacks.threads import thread_env
 
 REGION = "us-east-1"
 STACK_BENTO = "wine_classifier_service:v1"
@@ -37,6 +38,7 @@ SERVICE = "wine_classifier_service"  # the bento's entry service, as stacks/imag
 REPOSITORY = "123456789012.dkr.ecr.us-east-1.amazonaws.com/modelops"
 BENTO_PORT_ON_HOST = 3000
 PUSHED_VERSIONS = ("v2", "v3")  # bento versions whose images are in the ECR repository
+DECLARED = {"min": 2, "max": 4}  # each colour's ASG range as the stack declares it (scaling_range output)
 
 # `moto_server` (moto.server.main), with one fix of moto 5.2.5: CreateLaunchTemplateVersion stores UserData as a
 # plain string where CreateLaunchTemplate wraps it (parse_user_data), and any instance launched from such a version
@@ -282,6 +284,8 @@ def aws_stack(aws_session: boto3.Session, _clients: dict[str, Any]) -> AwsStack:
                 stop_timeout_s=30,
                 bentoml_overrides=bentoml_overrides(SERVICE, 1, 10.0),
                 max_body_bytes=1_048_576,
+                threads=thread_env(2 / 1),  # c7i.large, 1 worker
+                keep_alive_s=65,
             )
         )
         launch_templates[colour] = ec2.create_launch_template(
@@ -301,26 +305,34 @@ def aws_stack(aws_session: boto3.Session, _clients: dict[str, Any]) -> AwsStack:
             AutoScalingGroupName=asg_names[colour],
             LaunchTemplate={"LaunchTemplateId": launch_templates[colour], "Version": "1"},
             MinSize=minimum,
-            MaxSize=4,
+            MaxSize=DECLARED["max"],
             DesiredCapacity=desired,
             VPCZoneIdentifier=",".join(subnets),
             TargetGroupARNs=[target_groups[colour]],
             HealthCheckType="ELB",
         )
-    alarm_names = {"target_5xx": "modelops-target-5xx", "p95_latency": "modelops-p95", "unhealthy_hosts": "mo-unh"}
-    for metric, name in zip(
-        ("HTTPCode_Target_5XX_Count", "TargetResponseTime", "UnHealthyHostCount"), alarm_names.values(), strict=True
-    ):
-        cloudwatch.put_metric_alarm(
-            AlarmName=name,
-            Namespace="AWS/ApplicationELB",
-            MetricName=metric,
-            Statistic="Maximum",
-            Period=60,
-            EvaluationPeriods=1,
-            Threshold=1,
-            ComparisonOperator="GreaterThanThreshold",
-        )
+    # As stacks/aws/alarms.py exports them: per colour, and the load balancer's own.
+    alarm_names: dict[str, dict[str, str]] = {"load_balancer": {"elb_5xx": "modelops-elb-5xx"}}
+    for colour in ("blue", "green"):
+        alarm_names[colour] = {
+            "target_5xx": f"modelops-{colour}-5xx",
+            "p95_latency": f"modelops-{colour}-p95",
+            "unhealthy_hosts": f"modelops-{colour}-unhealthy",
+        }
+    metrics = {"elb_5xx": "HTTPCode_ELB_5XX_Count", "target_5xx": "HTTPCode_Target_5XX_Count",
+               "p95_latency": "TargetResponseTime", "unhealthy_hosts": "UnHealthyHostCount"}  # fmt: skip
+    for group in alarm_names.values():
+        for key, name in group.items():
+            cloudwatch.put_metric_alarm(
+                AlarmName=name,
+                Namespace="AWS/ApplicationELB",
+                MetricName=metrics[key],
+                Statistic="Maximum",
+                Period=60,
+                EvaluationPeriods=1,
+                Threshold=1,
+                ComparisonOperator="GreaterThanThreshold",
+            )
     outputs = {
         keys.ENDPOINT_URL: f"http://{alb['DNSName']}",
         keys.IMAGE: stack_image,
@@ -332,6 +344,7 @@ def aws_stack(aws_session: boto3.Session, _clients: dict[str, Any]) -> AwsStack:
         keys.ASG_NAMES: asg_names,
         keys.ALARM_NAMES: alarm_names,
         keys.REPOSITORY_URL: REPOSITORY,
+        keys.SCALING_RANGE: DECLARED,
     }
     return AwsStack(outputs, ec2, elbv2, autoscaling, cloudwatch, launch_templates, digests)
 

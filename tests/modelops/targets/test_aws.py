@@ -7,6 +7,7 @@ to the refresh, and the refresh loop itself with botocore's Stubber, which valid
 
 from __future__ import annotations
 
+import base64
 import json
 
 import boto3
@@ -16,6 +17,7 @@ from botocore.stub import Stubber
 from modelops.errors import DeploymentError, NotDeployedError, UsageError
 from modelops.targets.aws import (
     BENTO_TAG,
+    HELD_PROCESSES,
     LIVE_TAG,
     PREVIOUS_TAG,
     AwsTarget,
@@ -24,8 +26,9 @@ from modelops.targets.aws import (
 )
 from modelops.targets.base import Target
 from stacks import outputs as keys
+from stacks.threads import THREAD_VARIABLES, thread_env
 
-from .conftest import BENTO_PORT_ON_HOST, REPOSITORY, SERVICE, STACK_BENTO, AwsStack
+from .conftest import BENTO_PORT_ON_HOST, DECLARED, REPOSITORY, SERVICE, STACK_BENTO, AwsStack
 
 NEW_BENTO = "wine_classifier_service:v2"
 
@@ -153,7 +156,10 @@ def test_deploy_candidate_runs_the_bento_on_green_from_a_new_pinned_launch_templ
     before, after = boot(aws_stack, "green", "1"), boot(aws_stack, "green", "2")
     assert after["IMAGE"] == f"{REPOSITORY}@{aws_stack.digests['v2']}"  # the pushed tag, pinned by digest
     assert workers_and_timeout(after) == (2, 10)  # workers changed, the stack's request timeout kept
-    unchanged = {k: v for k, v in before.items() if k not in {"IMAGE", "BENTOML_CONFIG_OVERRIDES"}}
+    # 2 workers on 2 vCPUs: the thread pools follow (one thread per worker, the stack ran one worker with 2).
+    assert {k: after[k] for k in THREAD_VARIABLES} == thread_env(2 / 2)
+    changed = {"IMAGE", "BENTOML_CONFIG_OVERRIDES", *THREAD_VARIABLES}
+    unchanged = {k: v for k, v in before.items() if k not in changed}
     assert {k: after[k] for k in unchanged} == unchanged  # region, registry, port, colour, log group, drain
     # The rest of the stack's boot script is kept word for word.
     assert aws_stack.user_data("green", "2").splitlines()[-14:] == aws_stack.user_data("green", "1").splitlines()[-14:]
@@ -167,6 +173,27 @@ def test_deploy_candidate_runs_the_bento_on_green_from_a_new_pinned_launch_templ
     candidate = with_candidate.status().candidate
     assert candidate is not None and (candidate.bento, candidate.workers) == (NEW_BENTO, 2)
     assert not any(r.in_rotation for r in candidate.replicas)  # healthy, but the listener gives it no weight
+
+
+def test_a_candidate_is_built_from_the_stack_s_current_template_shape(
+    aws_target: AwsTarget, aws_stack: AwsStack
+) -> None:
+    # `pulumi up` changed the boot script (here: the log group) and made that the template's default version; the
+    # green group still runs version 1 (the stack no longer rolls groups itself).
+    template = aws_stack.launch_templates["green"]
+    script = aws_stack.user_data("green", "1").replace("/modelops/instances", "/modelops/instances-v2")
+    data = aws_stack.launch_template_version("green", "1")["LaunchTemplateData"]
+    aws_stack.ec2.create_launch_template_version(
+        LaunchTemplateId=template,
+        LaunchTemplateData={**data, "UserData": base64.b64encode(script.encode()).decode()},
+    )
+    aws_stack.ec2.modify_launch_template(LaunchTemplateId=template, DefaultVersion="2")
+
+    aws_target.deploy_candidate(NEW_BENTO, replicas=1, workers=1)
+
+    assert aws_stack.asg("green")["LaunchTemplate"]["Version"] == "3"
+    built = boot(aws_stack, "green", "3")
+    assert built["LOG_GROUP"] == "/modelops/instances-v2" and built["IMAGE"].endswith(aws_stack.digests["v2"])
 
 
 def test_deploy_candidate_replaces_the_previous_candidate_instances(
@@ -248,38 +275,13 @@ def test_shift_rejects_weights_that_are_not_a_percentage(aws_target: AwsTarget, 
         aws_target.shift(weight)  # type: ignore[arg-type]
 
 
-def test_rollback_after_a_full_shift_makes_blue_live_again(with_candidate: AwsTarget, aws_stack: AwsStack) -> None:
-    with_candidate.shift(100)
-
-    status = with_candidate.rollback()
-
-    assert aws_stack.listener_weights() == {"blue": 100, "green": 0}
-    assert aws_stack.listener_tags() == {LIVE_TAG: "blue", PREVIOUS_TAG: "green"}
-    assert (status.live, status.bento) == ("blue", STACK_BENTO)
-
-
-def test_rollback_during_a_partial_shift_gives_live_all_traffic(with_candidate: AwsTarget, aws_stack: AwsStack) -> None:
+def test_shift_zero_during_a_partial_shift_gives_live_all_traffic_again(
+    with_candidate: AwsTarget, aws_stack: AwsStack
+) -> None:
     with_candidate.shift(30)
 
-    assert with_candidate.rollback().live == "blue"
+    assert with_candidate.shift(0).live == "blue"
     assert aws_stack.listener_weights() == {"blue": 100, "green": 0}
-
-
-def test_rollback_without_an_earlier_live_colour_is_refused(with_candidate: AwsTarget, aws_stack: AwsStack) -> None:
-    # A deployed candidate is not "the previous version": rollback must never promote it.
-    with pytest.raises(DeploymentError, match="nothing to roll back"):
-        with_candidate.rollback()
-
-    assert aws_stack.listener_weights() == {"blue": 100, "green": 0}
-
-
-def test_rollback_to_a_pool_that_was_scaled_away_is_refused(with_candidate: AwsTarget, aws_stack: AwsStack) -> None:
-    with_candidate.shift(100)
-    with_candidate.remove_candidate()  # blue, now the candidate, goes to zero
-
-    with pytest.raises(DeploymentError, match=r"blue pool .* has no healthy target"):
-        with_candidate.rollback()
-    assert aws_stack.listener_weights() == {"blue": 0, "green": 100}
 
 
 def test_kill_replica_terminates_one_instance_and_keeps_desired_capacity(
@@ -287,9 +289,14 @@ def test_kill_replica_terminates_one_instance_and_keeps_desired_capacity(
 ) -> None:
     before = aws_stack.in_service("blue")
 
+    in_service_when_stamped: list[list[str]] = []
+    aws_target._wall_clock = lambda: in_service_when_stamped.append(aws_stack.in_service("blue")) or 1234.5
+
     killed = aws_target.kill_replica(pool="live")
 
-    assert killed.name in before and killed.healthy is False
+    assert killed.name in before and killed.killed_at == 1234.5
+    # Stamped right before the terminate call: the victim was still in service at that moment.
+    assert killed.name in in_service_when_stamped[0]
     reservations = aws_stack.ec2.describe_instances(InstanceIds=[killed.name])["Reservations"]
     assert reservations[0]["Instances"][0]["State"]["Name"] in {"shutting-down", "terminated"}
     assert aws_stack.asg("blue")["DesiredCapacity"] == 2
@@ -318,6 +325,115 @@ def test_an_instance_leaving_the_pool_stays_listed_but_neither_healthy_nor_in_ro
     assert aws_target.kill_replica(pool="live").name == staying  # never the one already leaving
 
 
+def test_a_new_version_sizes_each_worker_s_thread_pools_from_the_instance_vcpus(
+    with_candidate: AwsTarget, aws_stack: AwsStack
+) -> None:
+    # deploy_candidate ran 2 workers on c7i.large (2 vCPUs): one core, one thread each.
+    assert {k: boot(aws_stack, "green", "2")[k] for k in THREAD_VARIABLES} == thread_env(2 / 2)
+
+
+def test_cpu_is_budgeted_by_the_instance_size_and_cpu_time_is_not_measurable(aws_target: AwsTarget) -> None:
+    assert aws_target.cpu_budgets().enforced is True and "instance type" in aws_target.cpu_budgets().note
+    assert aws_target.cpu_seconds() is None and aws_target.cpu_throttling() is None
+
+
+def protected(stack: AwsStack, colour: str) -> dict[str, bool]:
+    return {i["InstanceId"]: i["ProtectedFromScaleIn"] for i in stack.asg(colour)["Instances"]}
+
+
+def suspended(stack: AwsStack, colour: str) -> set[str]:
+    return {p["ProcessName"] for p in stack.asg(colour).get("SuspendedProcesses", [])}
+
+
+def test_hold_scaling_suspends_target_tracking_and_protects_the_candidate_from_scale_in(
+    with_candidate: AwsTarget, aws_stack: AwsStack
+) -> None:
+    with_candidate.hold_scaling()
+
+    assert suspended(aws_stack, "green") == set(HELD_PROCESSES) == {"AlarmNotification", "AZRebalance"}
+    assert set(protected(aws_stack, "green").values()) == {True}
+    assert aws_stack.asg("green")["NewInstancesProtectedFromScaleIn"] is True
+    # the live group keeps autoscaling
+    assert suspended(aws_stack, "blue") == set() and set(protected(aws_stack, "blue").values()) == {False}
+
+
+def test_after_a_gate_and_a_promotion_both_groups_have_the_declared_range_and_processes(
+    with_candidate: AwsTarget, aws_stack: AwsStack
+) -> None:
+    with_candidate.hold_scaling()
+    with_candidate.scale(1)  # the horizontal suite's N=1: lowers the candidate's MinSize to 1
+    with_candidate.shift(100)  # promoted: green is live
+
+    with_candidate.release_scaling()
+
+    green = aws_stack.asg("green")
+    # Before the fix the promoted group kept the MinSize the gate left (0 or 1): no floor under live traffic.
+    assert (green["MinSize"], green["MaxSize"]) == (DECLARED["min"], DECLARED["max"])
+    assert green["DesiredCapacity"] >= DECLARED["min"]
+    assert suspended(aws_stack, "green") == set() and set(protected(aws_stack, "green").values()) == {False}
+    assert green["NewInstancesProtectedFromScaleIn"] is False
+    blue = aws_stack.asg("blue")
+    assert (blue["MinSize"], blue["MaxSize"]) == (DECLARED["min"], DECLARED["max"])
+
+
+def test_a_promotion_alone_gives_the_new_live_group_the_declared_range_and_processes(
+    with_candidate: AwsTarget, aws_stack: AwsStack
+) -> None:
+    with_candidate.hold_scaling()
+    with_candidate.scale(1)  # MinSize 1 now
+
+    with_candidate.shift(100)  # no release_scaling: promotion (or a rollback) ends here
+
+    green = aws_stack.asg("green")
+    assert (green["MinSize"], green["MaxSize"]) == (DECLARED["min"], DECLARED["max"])
+    assert suspended(aws_stack, "green") == set() and set(protected(aws_stack, "green").values()) == {False}
+
+
+def test_a_full_shift_without_the_declared_range_is_refused_before_anything_changes(
+    with_candidate: AwsTarget, aws_stack: AwsStack, aws_session
+) -> None:
+    outputs = {k: v for k, v in aws_stack.outputs.items() if k != keys.SCALING_RANGE}
+    with pytest.raises(UsageError, match="scaling_range"):
+        AwsTarget(outputs, aws_session).shift(100)
+    assert aws_stack.listener_weights() == {"blue": 100, "green": 0}
+
+
+def test_release_scaling_leaves_an_emptied_candidate_empty(with_candidate: AwsTarget, aws_stack: AwsStack) -> None:
+    with_candidate.hold_scaling()
+    with_candidate.remove_candidate()  # rejected: green goes to 0
+
+    with_candidate.release_scaling()
+
+    green = aws_stack.asg("green")
+    # MinSize 2 would boot the rejected bento again.
+    assert (green["MinSize"], green["MaxSize"], green["DesiredCapacity"]) == (0, DECLARED["max"], 0)
+    assert suspended(aws_stack, "green") == set()
+
+
+def test_release_scaling_is_idempotent_and_settles_what_a_crashed_gate_left(
+    with_candidate: AwsTarget, aws_stack: AwsStack
+) -> None:
+    with_candidate.hold_scaling()  # ... and the gate process died here
+
+    with_candidate.release_scaling()  # the next gate's first step
+    first = {c: aws_stack.asg(c) for c in ("blue", "green")}
+    with_candidate.release_scaling()
+    second = {c: aws_stack.asg(c) for c in ("blue", "green")}
+
+    keys_of_interest = ("MinSize", "MaxSize", "DesiredCapacity", "NewInstancesProtectedFromScaleIn")
+    for colour in ("blue", "green"):
+        assert [first[colour][k] for k in keys_of_interest] == [second[colour][k] for k in keys_of_interest]
+        assert suspended(aws_stack, colour) == set()
+    assert (first["green"]["MinSize"], first["green"]["MaxSize"]) == (DECLARED["min"], DECLARED["max"])
+
+
+def test_release_scaling_without_the_declared_range_says_how_to_get_it(aws_stack: AwsStack, aws_session) -> None:
+    outputs = {k: v for k, v in aws_stack.outputs.items() if k != keys.SCALING_RANGE}
+    target = AwsTarget(outputs, aws_session)
+    with pytest.raises(UsageError, match=r"no 'scaling_range'.*pulumi up -s aws"):
+        target.release_scaling()
+
+
 def test_kill_replica_of_an_empty_pool_says_so(aws_target: AwsTarget) -> None:
     with pytest.raises(NotDeployedError, match=r"green pool .* has no instance"):
         aws_target.kill_replica(pool="candidate")
@@ -334,7 +450,7 @@ def test_remove_candidate_scales_green_to_zero(with_candidate: AwsTarget, aws_st
 def test_remove_candidate_is_refused_while_it_takes_traffic(with_candidate: AwsTarget, aws_stack: AwsStack) -> None:
     with_candidate.shift(20)
 
-    with pytest.raises(DeploymentError, match="rollback"):
+    with pytest.raises(DeploymentError, match=r"takes 20 % of live traffic: shift\(0\) first"):
         with_candidate.remove_candidate()
     assert aws_stack.asg("green")["DesiredCapacity"] == 2
 
@@ -378,20 +494,47 @@ def test_up_refuses_to_swap_the_bento_of_a_serving_live_pool(aws_target: AwsTarg
     assert aws_stack.asg("blue")["LaunchTemplate"]["Version"] == "1"
 
 
+def fire(stack: AwsStack, *names: str) -> None:
+    for name in names:
+        stack.cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason="test")
+
+
 def test_alarms_report_each_alarm_state(aws_target: AwsTarget, aws_stack: AwsStack) -> None:
-    aws_stack.cloudwatch.set_alarm_state(AlarmName="modelops-target-5xx", StateValue="ALARM", StateReason="test")
+    fire(aws_stack, "modelops-blue-5xx")
 
     alarms = aws_target.alarms()
 
-    assert alarms["modelops-target-5xx"] == "ALARM"
-    assert set(alarms) == set(aws_stack.outputs[keys.ALARM_NAMES].values())
-    assert aws_target.firing_alarms() == ["modelops-target-5xx"]
+    assert alarms["modelops-blue-5xx"] == "ALARM"
+    exported = aws_stack.outputs[keys.ALARM_NAMES]
+    assert set(alarms) == {name for group in exported.values() for name in group.values()}
+    assert aws_target.firing_alarms() == ["modelops-blue-5xx"]
+
+
+def test_firing_alarms_of_a_pool_are_its_colour_s_and_the_load_balancer_s(
+    aws_target: AwsTarget, aws_stack: AwsStack
+) -> None:
+    fire(aws_stack, "modelops-green-p95")  # blue is live: green is the candidate
+
+    assert aws_target.firing_alarms("candidate") == ["modelops-green-p95"]
+    assert aws_target.firing_alarms("live") == []  # the live version is fine: a switch may start
+    fire(aws_stack, "modelops-elb-5xx")
+    assert aws_target.firing_alarms("live") == ["modelops-elb-5xx"]
+    assert set(aws_target.alarms("live")) == {"modelops-elb-5xx", *aws_stack.outputs[keys.ALARM_NAMES]["blue"].values()}
+
+
+def test_alarms_of_outputs_made_before_alarms_were_per_colour_concern_every_pool(
+    aws_stack: AwsStack, aws_session
+) -> None:
+    flat = {"target_5xx": "modelops-blue-5xx", "elb_5xx": "modelops-elb-5xx"}
+    target = AwsTarget({**aws_stack.outputs, keys.ALARM_NAMES: flat}, aws_session)
+    fire(aws_stack, "modelops-blue-5xx")
+    assert target.firing_alarms("candidate") == ["modelops-blue-5xx"]
 
 
 def test_alarms_report_a_missing_alarm_as_missing(aws_target: AwsTarget, aws_stack: AwsStack) -> None:
-    aws_stack.cloudwatch.delete_alarms(AlarmNames=["mo-unh"])
+    aws_stack.cloudwatch.delete_alarms(AlarmNames=["modelops-blue-unhealthy"])
 
-    assert aws_target.alarms()["mo-unh"] == "MISSING"
+    assert aws_target.alarms()["modelops-blue-unhealthy"] == "MISSING"
 
 
 @pytest.mark.parametrize(("cpu", "expected"), [(0.5, "c7i.large"), (3, "c7i.xlarge"), (8, "c7i.2xlarge")])
@@ -416,6 +559,8 @@ def test_resize_stages_a_version_and_leaves_the_group_alone_when_the_refresh_can
     staged = aws_stack.launch_template_version("green", "3")["LaunchTemplateData"]
     assert staged["InstanceType"] == "c7i.xlarge"
     assert workers_and_timeout(boot(aws_stack, "green", "3")) == (4, 10)
+    # c7i.xlarge has 4 vCPUs (moto answers DescribeInstanceTypes from AWS's catalogue): 1 per worker.
+    assert {k: boot(aws_stack, "green", "3")[k] for k in THREAD_VARIABLES} == dict.fromkeys(THREAD_VARIABLES, "1")
     assert instance_tags(aws_stack, "green", "3")[BENTO_TAG] == NEW_BENTO
     assert aws_stack.asg("green")["LaunchTemplate"]["Version"] == "2"
 

@@ -18,7 +18,7 @@ import pytest
 from kubernetes import client as k8s
 
 from modelops.errors import DeploymentError, NotDeployedError, UsageError
-from modelops.targets.base import Target
+from modelops.targets.base import KilledReplica, Target
 from modelops.targets.kubernetes import (
     BENTO_ANNOTATION,
     MERGE_PATCH,
@@ -28,7 +28,8 @@ from modelops.targets.kubernetes import (
 )
 from stacks import outputs as keys
 from stacks.images import bentoml_overrides
-from stacks.kind.model_service import APP, APP_LABELS, COLOUR_LABEL, CONTAINER_PORT
+from stacks.names import APP, APP_LABELS, COLOUR_LABEL, CONTAINER_PORT
+from stacks.threads import THREAD_VARIABLES, thread_env
 
 from .conftest import SERVICE, STACK_BENTO, FakeKubeApi
 
@@ -36,6 +37,7 @@ NS = "modelops"
 STACK_IMAGE = "wine_classifier_service:v1"
 NEW_BENTO = "wine_classifier_service:v2"
 NAMES = {"blue": "bento-blue", "green": "bento-green"}
+DECLARED = {"min": 2, "max": 6}  # the stack's HPA range (scaling_range output)
 OUTPUTS = {
     keys.ENDPOINT_URL: "http://127.0.0.1:8080",
     keys.IMAGE: STACK_IMAGE,
@@ -46,6 +48,7 @@ OUTPUTS = {
     keys.SERVICE_NAME: "bento",
     keys.DEPLOYMENT_NAMES: NAMES,
     keys.HPA_NAMES: NAMES,
+    keys.SCALING_RANGE: DECLARED,
 }
 DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NS}/deployments"
 SERVICE_PATH = f"/api/v1/namespaces/{NS}/services/bento"
@@ -387,10 +390,25 @@ def test_resize_patches_cpu_request_and_limit_and_workers_with_a_strategic_merge
     [container] = body["spec"]["template"]["spec"]["containers"]
     assert container["name"] == APP  # the merge key: only this container changes
     assert container["resources"] == {"requests": {"cpu": "1500m"}, "limits": {"cpu": "1500m"}}
-    [env] = container["env"]
-    assert env["name"] == "BENTOML_CONFIG_OVERRIDES"
+    env = {e["name"]: e["value"] for e in container["env"]}
     # workers changed, the stack's request timeout kept
-    assert json.loads(env["value"]) == {"services": {SERVICE: {"workers": 4, "traffic": {"timeout": 10}}}}
+    overrides = json.loads(env.pop("BENTOML_CONFIG_OVERRIDES"))
+    assert overrides == {"services": {SERVICE: {"workers": 4, "traffic": {"timeout": 10}}}}
+    # each of the 4 workers has 1.5 / 4 cores: one thread per native pool
+    assert env == thread_env(1.5 / 4) == dict.fromkeys(THREAD_VARIABLES, "1")
+
+
+def test_resize_to_more_cores_per_worker_gives_each_worker_more_threads(
+    driver: KubernetesTarget, cluster: Cluster
+) -> None:
+    cluster.live("blue")
+    cluster.pool("green", deployment("green", replicas=2))
+
+    driver.resize(workers=2, cpu=4)
+
+    [(_, body)] = cluster.patches(f"{DEPLOYMENTS}/bento-green")
+    env = {e["name"]: e["value"] for e in body["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert {name: env[name] for name in THREAD_VARIABLES} == dict.fromkeys(THREAD_VARIABLES, "2")
 
 
 def test_resize_without_cpu_changes_only_the_workers(driver: KubernetesTarget, cluster: Cluster) -> None:
@@ -442,6 +460,9 @@ def test_shift_full_weight_selects_green_and_remembers_blue(driver: KubernetesTa
     assert len(slice_reads) >= 2
     assert urllib.parse.unquote(slice_reads[0]).endswith("?labelSelector=kubernetes.io/service-name=bento")
     assert status.live == "green"
+    # The promoted pool autoscales as declared again (a gate left its HPA pinned).
+    declared = {"spec": {"minReplicas": DECLARED["min"], "maxReplicas": DECLARED["max"]}}
+    assert cluster.patches(f"{HPAS}/bento-green") == [(MERGE_PATCH, declared)]
 
 
 def test_shift_that_the_endpoints_never_follow_times_out(driver: KubernetesTarget, cluster: Cluster) -> None:
@@ -483,42 +504,67 @@ def test_shift_to_a_candidate_without_ready_pods_is_refused(driver: KubernetesTa
     assert cluster.api.sent("PATCH") == []
 
 
-def test_rollback_selects_the_previous_colour_again(driver: KubernetesTarget, cluster: Cluster) -> None:
-    cluster.live("green", previous="blue", after=service("blue", previous="green"))
-    cluster.pool("green", deployment("green"))
-    cluster.pool("blue", deployment("blue", replicas=2))
-    cluster.api.route("GET", SLICES, endpoint_slices(pod_name("blue", 0), pod_name("blue", 1)))
-
-    status = driver.rollback()
-
-    assert cluster.patches(SERVICE_PATH) == [
-        (
-            MERGE_PATCH,
-            {"metadata": {"annotations": {PREVIOUS_ANNOTATION: "green"}}, "spec": {"selector": {COLOUR_LABEL: "blue"}}},
-        )
-    ]
-    assert status.live == "blue"
-
-
-def test_rollback_without_an_earlier_live_colour_is_refused(driver: KubernetesTarget, cluster: Cluster) -> None:
-    cluster.live("blue")
-
-    with pytest.raises(DeploymentError, match="nothing to roll back"):
-        driver.rollback()
-    assert cluster.api.sent("PATCH") == []
-
-
 def test_kill_replica_deletes_one_ready_pod_at_once(driver: KubernetesTarget, cluster: Cluster) -> None:
     cluster.live("blue")
     cluster.pool("blue", deployment("blue", replicas=2))
     victim = pod_name("blue", 0)
     cluster.api.route("DELETE", f"{PODS}/{victim}", pods("blue", 1)["items"][0])
 
+    stamped_before: list[int] = []
+    driver._wall_clock = lambda: stamped_before.append(len(cluster.api.sent("DELETE"))) or 1234.5
+
     killed = driver.kill_replica(pool="live")
 
     [delete] = cluster.api.sent("DELETE")
     assert delete.path == f"{PODS}/{victim}?gracePeriodSeconds=0"
-    assert (killed.name, killed.healthy) == (victim, False)
+    assert killed == KilledReplica(name=victim, url="http://10.244.0.10:3000", killed_at=1234.5)
+    assert stamped_before == [0], "the kill time must be stamped before the delete is sent"
+
+
+def test_cpu_is_budgeted_by_the_pod_limit_and_cpu_time_is_not_measurable(driver: KubernetesTarget) -> None:
+    assert driver.cpu_budgets().enforced is True and "CPU limit" in driver.cpu_budgets().note
+    assert driver.cpu_seconds() is None and driver.cpu_throttling() is None
+
+
+def test_hold_scaling_pins_the_candidate_hpa_at_its_current_pod_count(
+    driver: KubernetesTarget, cluster: Cluster
+) -> None:
+    cluster.live("blue")
+    cluster.pool("green", deployment("green", replicas=3))
+
+    driver.hold_scaling()
+
+    assert cluster.patches(f"{HPAS}/bento-green") == [(MERGE_PATCH, {"spec": {"minReplicas": 3, "maxReplicas": 3}})]
+    assert cluster.patches(f"{HPAS}/bento-blue") == []  # the live pool keeps autoscaling
+
+
+def test_release_scaling_puts_both_hpas_back_to_the_declared_range_every_time(
+    driver: KubernetesTarget, cluster: Cluster
+) -> None:
+    cluster.live("blue")
+    cluster.pool("green", deployment("green", replicas=3))
+    cluster.pool("blue", deployment("blue", replicas=2))
+    driver.scale(3)  # the gate pins the candidate: [3, 3]
+
+    driver.release_scaling()
+    driver.release_scaling()  # idempotent: the gate also calls it before starting
+
+    declared = {"spec": {"minReplicas": DECLARED["min"], "maxReplicas": DECLARED["max"]}}
+    for colour in ("blue", "green"):
+        restores = [body for _, body in cluster.patches(f"{HPAS}/{NAMES[colour]}") if body == declared]
+        assert len(restores) == 2, f"HPA {NAMES[colour]} was not put back to {declared}"
+    assert cluster.patches(f"{HPAS}/bento-green")[-1] == (MERGE_PATCH, declared)
+
+
+def test_release_scaling_without_the_declared_range_says_how_to_get_it(kube_api: tuple[FakeKubeApi, str]) -> None:
+    outputs = {k: v for k, v in OUTPUTS.items() if k != keys.SCALING_RANGE}
+    api_client = k8s.ApiClient(k8s.Configuration(host=kube_api[1]))
+    try:
+        with pytest.raises(UsageError, match=r"no 'scaling_range'.*pulumi up -s kind"):
+            KubernetesTarget(outputs, api_client).release_scaling()
+    finally:
+        api_client.close()
+    assert kube_api[0].sent("PATCH") == []
 
 
 def test_kill_replica_of_an_empty_pool_says_so(driver: KubernetesTarget, cluster: Cluster) -> None:

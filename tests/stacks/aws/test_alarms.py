@@ -1,48 +1,108 @@
-"""stacks/aws/alarms.py: the rollback signals promotion watches, exported by name."""
+"""stacks/aws/alarms.py: the rollback signals promotion watches (per colour, and the balancer's own), exported by
+name, and the topic they notify."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from stacks import outputs
-from stacks.aws.alarms import P95_LATENCY, TARGET_5XX, UNHEALTHY_HOSTS
-from tests.stacks.aws.types import ALARM, LB, TG
+from stacks.aws.alarms import ELB_5XX, LOAD_BALANCER, P95_LATENCY, TARGET_5XX, UNHEALTHY_HOSTS
+from stacks.names import COLOURS
+from tests.stacks.aws.types import ALARM, BUDGET, LB, SUBSCRIPTION, TG, TOPIC, TOPIC_POLICY
 
 
-def alarm(rendering, key: str) -> dict:
-    name = rendering.outputs[outputs.ALARM_NAMES][key]
+def alarm(rendering, group: str, key: str) -> dict:
+    name = rendering.outputs[outputs.ALARM_NAMES][group][key]
     (found,) = [a for a in rendering.of_type(ALARM) if a["outputs"]["name"] == name]
     return found["inputs"]
 
 
-def test_the_three_rollback_alarms_are_exported_by_name(aws_rendering) -> None:
+def target_group(rendering, colour: str) -> str:
+    return rendering.one(TG, f"lb-{colour}")["outputs"]["arnSuffix"]
+
+
+def test_the_rollback_alarms_are_exported_by_colour_and_for_the_load_balancer(aws_rendering) -> None:
     names = aws_rendering.outputs[outputs.ALARM_NAMES]
-    assert set(names) == {TARGET_5XX, P95_LATENCY, UNHEALTHY_HOSTS}
-    assert sorted(names.values()) == sorted(a["outputs"]["name"] for a in aws_rendering.of_type(ALARM))
+    assert names[LOAD_BALANCER].keys() == {ELB_5XX}
+    for colour in COLOURS:
+        assert names[colour].keys() == {TARGET_5XX, P95_LATENCY, UNHEALTHY_HOSTS}
+    exported = [n for group in names.values() for n in group.values()]
+    assert sorted(exported) == sorted(a["outputs"]["name"] for a in aws_rendering.of_type(ALARM))
 
 
-def test_target_5xx_alarm_is_a_metric_math_ratio_against_the_slo(aws_rendering, aws_settings) -> None:
-    five_xx = alarm(aws_rendering, TARGET_5XX)
-    queries = {q["id"]: q for q in five_xx["metricQueries"]}
+def ratio_dimensions(found: dict) -> list[dict]:
+    queries = {q["id"]: q for q in found["metricQueries"]}
+    return [queries[i]["metric"]["dimensions"] for i in ("errors", "requests")]
+
+
+@pytest.mark.parametrize("colour", COLOURS)
+def test_each_colour_s_5xx_alarm_is_its_own_targets_error_ratio_against_the_slo(aws_rendering, aws_settings, colour):
+    five_xx = alarm(aws_rendering, colour, TARGET_5XX)
     alb = aws_rendering.one(LB, "lb-alb")["outputs"]["arnSuffix"]
+    queries = {q["id"]: q for q in five_xx["metricQueries"]}
     assert queries["errors"]["metric"]["metricName"] == "HTTPCode_Target_5XX_Count"
     assert queries["requests"]["metric"]["metricName"] == "RequestCount"
-    assert all(queries[i]["metric"]["dimensions"] == {"LoadBalancer": alb} for i in ("errors", "requests"))
+    pool = {"LoadBalancer": alb, "TargetGroup": target_group(aws_rendering, colour)}
+    assert ratio_dimensions(five_xx) == [pool, pool]
     (expression,) = [q for q in five_xx["metricQueries"] if q.get("returnData")]
     assert "errors" in expression["expression"] and "/ requests" in expression["expression"]
     assert five_xx["threshold"] == aws_settings.slo.max_error_ratio * 100
 
 
-def test_p95_alarm_compares_target_response_time_with_the_slo(aws_rendering, aws_settings) -> None:
-    p95 = alarm(aws_rendering, P95_LATENCY)
+def test_the_load_balancer_s_own_5xx_are_watched_for_the_whole_balancer(aws_rendering, aws_settings) -> None:
+    elb = alarm(aws_rendering, LOAD_BALANCER, ELB_5XX)
+    alb = aws_rendering.one(LB, "lb-alb")["outputs"]["arnSuffix"]
+    assert {q["id"]: q for q in elb["metricQueries"]}["errors"]["metric"]["metricName"] == "HTTPCode_ELB_5XX_Count"
+    assert ratio_dimensions(elb) == [{"LoadBalancer": alb}, {"LoadBalancer": alb}]
+    assert elb["threshold"] == aws_settings.slo.max_error_ratio * 100
+
+
+@pytest.mark.parametrize("colour", COLOURS)
+def test_each_colour_s_p95_alarm_compares_its_response_time_with_the_slo(aws_rendering, aws_settings, colour):
+    p95 = alarm(aws_rendering, colour, P95_LATENCY)
     assert (p95["metricName"], p95["extendedStatistic"]) == ("TargetResponseTime", "p95")
+    assert p95["dimensions"]["TargetGroup"] == target_group(aws_rendering, colour)
     assert p95["threshold"] == aws_settings.slo.p95_ms / 1000
 
 
-def test_unhealthy_hosts_alarm_watches_both_target_groups(aws_rendering) -> None:
-    unhealthy = alarm(aws_rendering, UNHEALTHY_HOSTS)
-    watched = {
-        q["metric"]["dimensions"]["TargetGroup"]
-        for q in unhealthy["metricQueries"]
-        if "metric" in q and q["metric"]["metricName"] == "UnHealthyHostCount"
-    }
-    assert watched == {tg["outputs"]["arnSuffix"] for tg in aws_rendering.of_type(TG)}
+@pytest.mark.parametrize("colour", COLOURS)
+def test_each_colour_s_unhealthy_hosts_alarm_watches_its_target_group(aws_rendering, colour) -> None:
+    unhealthy = alarm(aws_rendering, colour, UNHEALTHY_HOSTS)
+    assert (unhealthy["metricName"], unhealthy["statistic"]) == ("UnHealthyHostCount", "Maximum")
+    assert unhealthy["dimensions"]["TargetGroup"] == target_group(aws_rendering, colour)
     assert unhealthy["threshold"] == 1 and unhealthy["comparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_every_alarm_notifies_the_stack_s_topic_when_it_fires_and_clears(aws_rendering) -> None:
+    (topic,) = aws_rendering.of_type(TOPIC)
+    arn = topic["outputs"]["arn"]
+    assert aws_rendering.outputs[outputs.ALARM_TOPIC_ARN] == arn
+    for found in aws_rendering.of_type(ALARM):
+        inputs = found["inputs"]
+        assert inputs["alarmActions"] == [arn] and inputs["okActions"] == [arn], found["name"]
+
+
+def test_only_cloudwatch_and_budgets_of_this_account_may_publish_to_the_topic(aws_rendering) -> None:
+    (policy,) = aws_rendering.of_type(TOPIC_POLICY)
+    (statement,) = json.loads(policy["inputs"]["policy"])["Statement"]
+    assert statement["Principal"] == {"Service": ["cloudwatch.amazonaws.com", "budgets.amazonaws.com"]}
+    assert statement["Action"] == "sns:Publish"
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
+
+
+def test_the_shipped_stack_has_no_budget_and_no_subscription(aws_rendering) -> None:
+    assert aws_rendering.of_type(BUDGET) == [] and aws_rendering.of_type(SUBSCRIPTION) == []
+
+
+def test_a_monthly_budget_alerts_the_topic_at_80_percent_actual_and_100_percent_forecast(aws_planned) -> None:
+    (budget,) = aws_planned.of_type(BUDGET)
+    inputs = budget["inputs"]
+    assert (inputs["budgetType"], inputs["limitAmount"], inputs["timeUnit"]) == ("COST", "250.00", "MONTHLY")
+    arn = aws_planned.outputs[outputs.ALARM_TOPIC_ARN]
+    alerts = {(n["notificationType"], n["threshold"]) for n in inputs["notifications"]}
+    assert alerts == {("ACTUAL", 80), ("FORECASTED", 100)}
+    assert all(n["subscriberSnsTopicArns"] == [arn] for n in inputs["notifications"])
+    (subscription,) = aws_planned.of_type(SUBSCRIPTION)
+    assert (subscription["inputs"]["protocol"], subscription["inputs"]["endpoint"]) == ("email", "oncall@example.com")

@@ -8,12 +8,13 @@ import shlex
 
 import pytest
 
-from stacks.aws import requests_per_target_per_minute
 from stacks.aws.fleet import SETTINGS_MARKER, UserData, max_healthy_percentage, render_user_data
 from stacks.aws.load_balancer import APP_PORT, COLOURS
-from stacks.capacity import ASG_TARGET_REQUESTS, capacity_plan_value
+from stacks.images import balancer_idle_timeout_s, server_keep_alive_s
+from stacks.threads import THREAD_VARIABLES, thread_env
 from tests.stacks.aws.types import ASG, INSTANCE_PROFILE, LB, LISTENER, LT, SCALING_POLICY, SG, SUBNET, TG
-from tests.stacks.conftest import PLAN
+from tests.stacks.conftest import PINNED_AMI
+from tests.stacks.plans import PLANNED_ASG_TARGET_C7I_LARGE
 
 colours = pytest.mark.parametrize("colour", COLOURS)
 
@@ -61,6 +62,21 @@ def test_ami_is_looked_up_with_explicit_owners(aws_rendering, aws_settings) -> N
 
 
 @colours
+def test_a_looked_up_ami_only_sets_new_templates_and_the_program_prints_the_id_to_pin(aws_rendering, colour) -> None:
+    template = aws_rendering.one(LT, f"{colour}-lt")
+    # A newer AMI published by Amazon must not make `pulumi up` refresh the live fleet with the stack's bento.
+    assert "imageId" in template["ignore_changes"]
+    assert any("modelops:aws.ami_id: ami-0123456789abcdef0" in w for w in aws_rendering.warnings())
+
+
+@colours
+def test_a_pinned_ami_is_used_as_is_and_owned_by_the_stack(aws_planned, colour) -> None:
+    template = aws_planned.one(LT, f"{colour}-lt")
+    assert template["inputs"]["imageId"] == PINNED_AMI and "imageId" not in template["ignore_changes"]
+    assert not [i for i in aws_planned.record["invokes"] if i["token"] == "aws:ec2/getAmi:getAmi"]
+
+
+@colours
 def test_user_data_is_base64_of_a_boot_script_that_pulls_and_runs_the_image(aws_rendering, aws_settings, colour):
     script = boot_script(aws_rendering, colour)
     image = aws_rendering.outputs["image"]
@@ -74,6 +90,43 @@ def test_user_data_is_base64_of_a_boot_script_that_pulls_and_runs_the_image(aws_
     assert service == {"workers": aws_settings.deploy.workers, "traffic": {"timeout": 10}}
     assert f"readonly MAX_BODY_BYTES={aws_settings.limits.max_body_bytes}\n" in script
     assert '--env "MODELOPS_MAX_BODY_BYTES=${MAX_BODY_BYTES}"' in script
+
+
+@colours
+def test_the_container_s_thread_pools_follow_the_instance_vcpus_per_worker(aws_rendering, aws_settings, colour):
+    script = boot_script(aws_rendering, colour)
+    # c7i.large has 2 vCPUs (canned lookup under mocks); the shipped stack runs deploy.workers workers on it.
+    expected = thread_env(2 / aws_settings.deploy.workers)
+    for name, value in expected.items():
+        assert f"readonly {name}={value}\n" in script, f"{colour} boot script does not set {name}={value}"
+        assert f'--env "{name}=${{{name}}}"' in script, f"{colour} container does not get {name}"
+    assert set(expected) == set(THREAD_VARIABLES)
+
+
+@colours
+def test_the_server_keeps_idle_connections_longer_than_the_alb(aws_rendering, colour) -> None:
+    script = boot_script(aws_rendering, colour)
+    keep_alive = int(shlex.split(script.split("readonly KEEP_ALIVE=", 1)[1].splitlines()[0])[0])
+    idle = aws_rendering.inputs(LB, "lb-alb")["idleTimeout"]
+    # The ALB must close an idle connection first, or it reuses one the target just closed (502).
+    assert keep_alive > idle
+    assert script.rstrip().endswith('"$IMAGE" --timeout-keep-alive "$KEEP_ALIVE"')
+
+
+@pytest.mark.parametrize("request_timeout_s", [0.5, 10, 59, 60, 120, 600])
+def test_keep_alive_outlasts_the_idle_timeout_for_any_request_timeout(request_timeout_s) -> None:
+    idle = balancer_idle_timeout_s(request_timeout_s)
+    assert idle >= 60 and idle > request_timeout_s
+    assert server_keep_alive_s(request_timeout_s) > idle
+
+
+@colours
+def test_ecr_login_and_image_pull_are_retried_with_backoff(aws_rendering, colour) -> None:
+    script = boot_script(aws_rendering, colour)
+    assert 'retry "ECR login" ecr_login' in script and 'retry "docker pull ${IMAGE}" docker pull "$IMAGE"' in script
+    # Nothing outside the retry talks to ECR: under `set -e` a single failure would end the boot.
+    outside = script.replace('aws ecr get-login-password --region "$REGION" | docker login', "", 1)
+    assert "get-login-password" not in outside and "\ndocker pull" not in script
 
 
 @colours
@@ -121,8 +174,14 @@ def test_asg_registers_with_its_own_colour_target_group(aws_rendering, colour) -
 
 
 @colours
-def test_asg_desired_capacity_is_left_to_autoscaling(aws_rendering, colour) -> None:
-    assert aws_rendering.one(ASG, f"{colour}-asg")["ignore_changes"] == ["desiredCapacity"]
+def test_a_later_pulumi_up_leaves_capacity_and_the_running_version_to_autoscaling_and_promotion(
+    aws_rendering, colour
+) -> None:
+    # Without launchTemplate here, a new boot script or AMI version would refresh the live group with the stack's
+    # bento, bypassing the gate.
+    assert aws_rendering.one(ASG, f"{colour}-asg")["ignore_changes"] == ["desiredCapacity", "launchTemplate"]
+    # The template itself stays the stack's: its default version is the shape the driver builds candidates from.
+    assert aws_rendering.inputs(LT, f"{colour}-lt")["updateDefaultVersion"] is True
 
 
 @colours
@@ -144,29 +203,29 @@ def test_target_tracking_depends_on_the_listener(aws_rendering, colour) -> None:
 
 
 @colours
-def test_target_tracking_value_comes_from_the_gate_capacity_plan(aws_planned, colour) -> None:
+def test_target_tracking_value_comes_from_the_plan_of_the_promoted_version_per_vcpu(aws_planned, colour) -> None:
     tracking = aws_planned.inputs(SCALING_POLICY, f"{colour}-requests")["targetTrackingConfiguration"]
-    assert tracking["targetValue"] == PLAN[ASG_TARGET_REQUESTS]
+    # c7i.large: 2 vCPUs (from ec2:DescribeInstanceTypes; canned under mocks) x 50 req/s per vCPU x 0.7 x 60.
+    assert tracking["targetValue"] == PLANNED_ASG_TARGET_C7I_LARGE
+
+
+def test_the_instance_vcpus_are_looked_up_for_the_configured_instance_type(aws_planned, aws_settings) -> None:
+    lookups = [i for i in aws_planned.record["invokes"] if i["token"] == "aws:ec2/getInstanceType:getInstanceType"]
+    assert lookups and {i["args"]["instanceType"] for i in lookups} == {aws_settings.aws.instance_type}
 
 
 @colours
-def test_target_tracking_value_of_the_shipped_stack(aws_rendering, aws_settings, colour) -> None:
-    planned = capacity_plan_value(aws_settings.aws.capacity_summary, ASG_TARGET_REQUESTS)
-    expected = planned if planned is not None else aws_settings.aws.requests_per_target_per_minute
+def test_without_a_promotion_target_tracking_keeps_the_setting_and_says_why(aws_rendering, aws_settings, colour):
     tracking = aws_rendering.inputs(SCALING_POLICY, f"{colour}-requests")["targetTrackingConfiguration"]
-    assert tracking["targetValue"] == expected
+    assert tracking["targetValue"] == aws_settings.aws.requests_per_target_per_minute
+    assert any("no promotion history" in w and "requests_per_target_per_minute" in w for w in aws_rendering.warnings())
 
 
-def test_target_tracking_falls_back_to_the_setting_without_a_gate_run(aws_settings, tmp_path) -> None:
-    settings = aws_settings.with_overrides(aws={"capacity_summary": str(tmp_path / "none.json")})
-    assert requests_per_target_per_minute(settings) == aws_settings.aws.requests_per_target_per_minute
-
-
-def test_target_tracking_uses_the_plan_when_the_summary_has_one(aws_settings, tmp_path) -> None:
-    summary = tmp_path / "summary.json"
-    summary.write_text(json.dumps({"capacity_plan": {ASG_TARGET_REQUESTS: 321}}))
-    settings = aws_settings.with_overrides(aws={"capacity_summary": str(summary)})
-    assert requests_per_target_per_minute(settings) == 321.0
+@colours
+def test_a_rejected_summary_never_sizes_the_fleet(aws_rejected, aws_settings, colour) -> None:
+    tracking = aws_rejected.inputs(SCALING_POLICY, f"{colour}-requests")["targetTrackingConfiguration"]
+    assert tracking["targetValue"] == aws_settings.aws.requests_per_target_per_minute
+    assert any("verdict is 'reject'" in w for w in aws_rejected.warnings()), aws_rejected.warnings()
 
 
 def values(**changes: str) -> UserData:
@@ -180,6 +239,8 @@ def values(**changes: str) -> UserData:
         "stop_timeout_s": 15,
         "bentoml_overrides": '{"services":{}}',
         "max_body_bytes": 1024,
+        "threads": thread_env(1),
+        "keep_alive_s": 65,
     }
     return UserData(**{**base, **changes})
 

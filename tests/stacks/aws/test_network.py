@@ -8,7 +8,20 @@ import json
 import pytest
 
 from stacks.aws.network import pick_zone, subnet_cidrs
-from tests.stacks.aws.types import DEFAULT_SG, FLOW_LOG, IGW, KMS_KEY, LOG_GROUP, NAT, ROLE_POLICY, ROUTE, SUBNET, VPC
+from tests.stacks.aws.types import (
+    DEFAULT_SG,
+    ENDPOINT,
+    FLOW_LOG,
+    IGW,
+    KMS_KEY,
+    LOG_GROUP,
+    NAT,
+    ROLE_POLICY,
+    ROUTE,
+    ROUTE_TABLE,
+    SUBNET,
+    VPC,
+)
 
 
 def subnets(rendering, tier: str) -> list[dict]:
@@ -106,3 +119,13 @@ def test_subnet_cidrs_are_equal_halves_public_then_private() -> None:
 def test_too_few_availability_zones_name_the_setting() -> None:
     with pytest.raises(ValueError, match=r"2 available AZs .* modelops:aws\.az_count asks for 3"):
         pick_zone(["us-east-1a", "us-east-1b"], 2, 3)
+
+
+@pytest.mark.parametrize("rendering", ["aws_rendering", "aws_planned"])
+def test_image_pulls_reach_s3_through_a_gateway_endpoint_on_every_private_route_table(request, rendering) -> None:
+    found = request.getfixturevalue(rendering)
+    (endpoint,) = found.of_type(ENDPOINT)
+    inputs = endpoint["inputs"]
+    assert (inputs["vpcEndpointType"], inputs["serviceName"]) == ("Gateway", "com.amazonaws.us-east-1.s3")
+    private = {rt["id"] for rt in found.of_type(ROUTE_TABLE) if "-private-" in rt["name"]}
+    assert private and set(inputs["routeTableIds"]) == private  # one per AZ in the NAT-per-AZ variant

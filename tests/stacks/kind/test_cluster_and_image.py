@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from stacks import images, outputs
-from stacks.kind.cluster import kind_config
+from stacks.kind.cluster import CREATE, DockerNeed, docker_need, kind_config
 from tests.stacks.rendering import Rendering
 
 COMMAND = "command:local:Command"
@@ -83,3 +83,38 @@ def test_image_is_tagged_by_the_bento_version(kind_rendering) -> None:
     image, bento = kind_rendering.outputs[outputs.IMAGE], kind_rendering.outputs[outputs.BENTO]
     name, _, version = image.partition(":")
     assert image == bento and name and version and version != "latest"
+
+
+def test_the_docker_vm_must_hold_both_colours_a_gate_s_candidate_and_the_control_plane(kind_settings) -> None:
+    # live: 2 pods x 0.5 CPU; candidate colour: 2 pods at the vertical suite's 2 workers x 0.5 CPU; control plane 1.
+    assert docker_need(kind_settings) == DockerNeed(millicpu=4000, memory_mb=4 * 1024 + 2048)
+    bigger = kind_settings.with_overrides(gate={"horizontal_replicas": [1, 4]})
+    assert docker_need(bigger).millicpu == 1000 + 4 * 1000 + 1000
+
+
+def test_cluster_creation_stops_first_when_the_docker_engine_is_too_small(kind_rendering, kind_settings) -> None:
+    create = kind_rendering.inputs(COMMAND, "kind-cluster")
+    need = docker_need(kind_settings)
+    assert (create["environment"]["NEED_MILLICPU"], create["environment"]["NEED_MEMORY_MB"]) == (
+        str(need.millicpu),
+        str(need.memory_mb),
+    )
+    script = create["create"]
+    assert script.index("docker info") < script.index("kind create cluster") and "exit 1" in script
+
+
+def test_the_engine_size_check_fails_with_the_numbers_on_a_small_engine(tmp_path) -> None:
+    """Run the check itself against a stand-in `docker` that reports 2 CPUs and 4 GiB."""
+    import os
+    import subprocess
+
+    fake = tmp_path / "docker"
+    fake.write_text("#!/bin/sh\necho 2 4294967296\n")
+    fake.chmod(0o755)
+    check = CREATE.split("if ! kind get clusters", 1)[0]
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "NEED_MILLICPU": "4000", "NEED_MEMORY_MB": "6144"}
+    done = subprocess.run(["/bin/bash", "-c", check], env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert "has 2 CPUs and 4096 MiB; the kind stack needs 4.0 CPUs and 6144 MiB" in " ".join(done.stderr.split())
+    env["NEED_MILLICPU"], env["NEED_MEMORY_MB"] = "2000", "4096"
+    assert subprocess.run(["/bin/bash", "-c", check], env=env, timeout=30).returncode == 0

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from stacks import outputs
-from stacks.capacity import HPA_TARGET_CPU, capacity_plan_value
+from stacks.capacity import CAPACITY_PLAN, CPU_SECONDS_PER_REQUEST, RPS_PER_VCPU_AT_SLO
+from stacks.images import balancer_idle_timeout_s
 from stacks.kind import hpa_cpu_target
 from stacks.kind.cluster import kind_config
 from stacks.kind.model_service import (
@@ -17,7 +18,8 @@ from stacks.kind.model_service import (
     PRESTOP_S,
     deployment_name,
 )
-from tests.stacks.conftest import PLAN
+from stacks.threads import THREAD_VARIABLES, thread_env
+from tests.stacks.plans import PLANNED_HPA_TARGET, gate_summary, write_history
 
 colours = pytest.mark.parametrize("colour", COLOURS)
 
@@ -121,6 +123,38 @@ def test_image_is_used_if_present_and_workers_timeout_body_limit_reach_bentoml(k
     assert env["MODELOPS_MAX_BODY_BYTES"] == str(kind_settings.limits.max_body_bytes)
 
 
+@colours
+def test_the_server_keeps_idle_connections_longer_than_a_balancer_would(kind_rendering, kind_settings, colour) -> None:
+    args = container(kind_rendering, kind_settings, colour)["args"]
+    # The image's entrypoint turns leading flags into `bentoml serve FLAGS BENTO`.
+    assert args[0] == "--timeout-keep-alive"
+    assert int(args[1]) > balancer_idle_timeout_s(kind_settings.limits.request_timeout_s)
+
+
+@colours
+def test_a_later_pulumi_up_leaves_the_running_bento_workers_and_budget_to_promotion(kind_rendering, colour) -> None:
+    deployment_record = kind_rendering.one("kubernetes:apps/v1:Deployment", f"model-{colour}")
+    assert deployment_record["ignore_changes"] == [
+        "spec.template.metadata.annotations",
+        "spec.template.spec.containers[0].image",
+        "spec.template.spec.containers[0].env",
+        "spec.template.spec.containers[0].resources",
+    ]
+
+
+@colours
+def test_every_pod_s_thread_pools_follow_its_cpu_budget_per_worker(kind_rendering, kind_settings, colour) -> None:
+    env = {e["name"]: e["value"] for e in container(kind_rendering, kind_settings, colour)["env"]}
+    deploy = kind_settings.deploy
+    expected = thread_env(deploy.cpu_per_replica / deploy.workers)
+    assert {name: env.get(name) for name in THREAD_VARIABLES} == expected
+
+
+@pytest.mark.parametrize(("cpu", "workers", "threads"), [(0.5, 1, "1"), (4, 1, "4"), (4, 2, "2"), (3, 2, "1")])
+def test_thread_env_gives_each_worker_the_whole_cores_of_its_share(cpu, workers, threads) -> None:
+    assert thread_env(cpu / workers) == dict.fromkeys(THREAD_VARIABLES, threads)
+
+
 def test_live_service_is_a_nodeport_that_selects_the_live_colour(kind_rendering, kind_settings) -> None:
     name = kind_rendering.outputs[outputs.SERVICE_NAME]
     service = kind_rendering.kubernetes("Service", name, kind_settings.kind.namespace)
@@ -165,31 +199,48 @@ def test_hpa_scales_its_colour_within_the_settings(kind_rendering, kind_settings
     assert metric["resource"]["name"] == "cpu" and metric["resource"]["target"]["type"] == "Utilization"
 
 
-@colours
-def test_hpa_cpu_target_comes_from_the_gate_capacity_plan(kind_planned, kind_settings, colour) -> None:
-    hpa = kind_planned.kubernetes("HorizontalPodAutoscaler", deployment_name(colour), kind_settings.kind.namespace)
-    assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == PLAN[HPA_TARGET_CPU]
+def hpa_target(rendering, settings, colour) -> int:
+    hpa = rendering.kubernetes("HorizontalPodAutoscaler", deployment_name(colour), settings.kind.namespace)
+    return hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"]
 
 
 @colours
-def test_hpa_cpu_target_of_the_shipped_stack(kind_rendering, kind_settings, colour) -> None:
-    planned = capacity_plan_value(kind_settings.kind.capacity_summary, HPA_TARGET_CPU)
-    expected = round(planned) if planned is not None else kind_settings.kind.hpa_cpu_target
-    hpa = kind_rendering.kubernetes("HorizontalPodAutoscaler", deployment_name(colour), kind_settings.kind.namespace)
-    assert hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == expected
+def test_hpa_cpu_target_comes_from_the_plan_of_the_promoted_version(kind_planned, kind_settings, colour) -> None:
+    assert hpa_target(kind_planned, kind_settings, colour) == PLANNED_HPA_TARGET
 
 
-def test_hpa_cpu_target_falls_back_to_the_setting_without_a_gate_run(kind_settings, tmp_path) -> None:
-    settings = kind_settings.with_overrides(kind={"capacity_summary": str(tmp_path / "none.json")})
-    assert hpa_cpu_target(settings) == kind_settings.kind.hpa_cpu_target
+@colours
+def test_without_a_promotion_the_hpa_keeps_the_setting_and_says_why(kind_rendering, kind_settings, colour) -> None:
+    assert hpa_target(kind_rendering, kind_settings, colour) == kind_settings.kind.hpa_cpu_target
+    assert any("no promotion history" in w and "hpa_cpu_target" in w for w in kind_rendering.warnings())
 
 
-def test_an_impossible_planned_cpu_target_is_an_error(kind_settings, tmp_path) -> None:
-    summary = tmp_path / "summary.json"
-    summary.write_text(json.dumps({"capacity_plan": {HPA_TARGET_CPU: 250}}))
-    settings = kind_settings.with_overrides(kind={"capacity_summary": str(summary)})
-    with pytest.raises(ValueError, match=r"outside 10\.\.100"):
-        hpa_cpu_target(settings)
+@colours
+def test_another_stack_s_gate_run_never_sizes_the_hpa(kind_other_stack, kind_settings, colour) -> None:
+    assert hpa_target(kind_other_stack, kind_settings, colour) == kind_settings.kind.hpa_cpu_target
+    assert any("stack is 'kind-staging', not 'kind'" in w for w in kind_other_stack.warnings())
+
+
+@pytest.mark.parametrize(
+    ("plan", "expected", "warning"),
+    [
+        # Far above 100 % is valid (utilization is of the CPU request): no [30, 90] clamp any more.
+        ({RPS_PER_VCPU_AT_SLO: 50.0, CPU_SECONDS_PER_REQUEST: 0.05}, 175, None),
+        # Below what Kubernetes accepts: clamped to 1 % with a warning.
+        ({RPS_PER_VCPU_AT_SLO: 1.0, CPU_SECONDS_PER_REQUEST: 0.001}, 1, "below what Kubernetes accepts"),
+        # Not measured: the setting.
+        ({RPS_PER_VCPU_AT_SLO: 50.0, CPU_SECONDS_PER_REQUEST: None}, None, "could not measure them"),
+    ],
+)
+def test_hpa_cpu_target_from_the_plan_is_only_clamped_to_what_kubernetes_accepts(
+    kind_settings, tmp_path, capsys, plan, expected, warning
+) -> None:
+    write_history(tmp_path, "kind", gate_summary("kind", "kind", **{CAPACITY_PLAN: plan}))
+    target = hpa_cpu_target(kind_settings, work_dir=tmp_path)
+    assert target == (kind_settings.kind.hpa_cpu_target if expected is None else expected)
+    # Outside the engine pulumi.log.warn prints "warning: ..." to stderr.
+    warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert (warning is None and warned == []) or (warning is not None and any(warning in w for w in warned)), warned
 
 
 @colours

@@ -16,38 +16,49 @@ State kept on AWS itself, so every command can run on a fresh machine:
 
 Capacity limits: an ASG's MaxSize is a spending ceiling set in stacks/Pulumi.aws.yaml, so :meth:`AwsTarget.scale`
 refuses to go above it (the fix is to raise ``modelops:aws.max_size`` and `pulumi up`). MinSize is only the floor
-the autoscaler keeps: an explicit smaller request lowers it, otherwise a candidate could never be removed.
+the autoscaler keeps: an explicit smaller request lowers it, otherwise a candidate could never be removed; and
+:meth:`AwsTarget.release_scaling` (after every gate, and before the next one, which settles a crashed gate) puts
+both groups back to the range the stack declares.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 import math
-import re
-import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 from botocore.parsers import ResponseParserError
 
 from modelops.errors import DeploymentError, NotDeployedError, UsageError
-from modelops.targets.base import Colour, Pool, PoolStatus, ReplicaStatus, TargetStatus, other
+from modelops.targets.aws.boot_script import boot_settings, retarget_boot_script
+from modelops.targets.aws.launch_template import PoolSpec, as_request, start_and_wait_instance_refresh
+from modelops.targets.base import (
+    Colour,
+    CpuBudgets,
+    KilledReplica,
+    Pool,
+    PoolStatus,
+    ReplicaStatus,
+    TargetStatus,
+    other,
+)
+from modelops.targets.common import ScalingRange, api_errors, by_colour, check_weight, colour_of
 from modelops.targets.outputs import (
     BENTO_PORT,
     BENTOML_OVERRIDES_ENV,
     bento_name,
     check_outputs,
-    with_workers,
     workers_from_override,
 )
+from modelops.waiting import wait_until
 from stacks import outputs as keys
+from stacks.names import COLOURS
 
-COLOURS: tuple[Colour, Colour] = ("blue", "green")
 REQUIRED_OUTPUTS = (keys.ENDPOINT_URL, keys.LISTENER_ARN, keys.TARGET_GROUP_ARNS, keys.ASG_NAMES)
 
 LIVE_TAG = "modelops:live-colour"  # listener tag: the colour taking live traffic
@@ -59,136 +70,21 @@ BENTO_TAG = "modelops:bento"  # launch template instance tag: the bento a pool's
 LEAVING = ("Terminating", "Detaching", "EnteringStandby", "Standby")
 GONE = ("Terminated", "Detached", "Warmed")
 
-# Instance refresh states (DescribeInstanceRefreshes): the ones that end it without success.
-REFRESH_FAILED = frozenset({"Failed", "Cancelled", "RollbackSuccessful", "RollbackFailed"})
-
 # moto answers unimplemented calls with an HTML 500 that botocore cannot parse: not a BotoCoreError subclass.
 AWS_ERRORS = (ClientError, BotoCoreError, ResponseParserError)
 
-F = TypeVar("F", bound=Callable[..., Any])
+# Held for the gate's duration (Target.hold_scaling): target tracking acts through CloudWatch alarm notifications,
+# and AZ rebalancing terminates instances to even out zones; either would change the pool being measured (the
+# gate's own test-listener traffic counts toward ALBRequestCountPerTarget).
+HELD_PROCESSES = ["AlarmNotification", "AZRebalance"]
+LOAD_BALANCER_ALARMS = "load_balancer"  # stacks/aws/alarms.py LOAD_BALANCER: the group of the balancer's own alarms
 
 
-def _aws_errors(action: str) -> Callable[[F], F]:
-    """Turn an AWS API failure inside ``action`` into a DeploymentError that says what was being done."""
-
-    def decorate(method: F) -> F:
-        @functools.wraps(method)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return method(*args, **kwargs)
-            except AWS_ERRORS as exc:
-                raise DeploymentError(f"aws {action} failed: {exc}") from exc
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
+def _describe_aws_error(action: str, exc: Exception) -> str | None:
+    return f"aws {action} failed: {exc}" if isinstance(exc, AWS_ERRORS) else None
 
 
-# stacks/aws/fleet.py renders the boot script with one shell-quoted `readonly KEY=value` line per setting.
-_ASSIGNMENT = re.compile(r"^readonly ([A-Z_][A-Z0-9_]*)=(.*)$", re.MULTILINE)
-
-
-def boot_settings(script: str) -> dict[str, str]:
-    """The settings of a boot script rendered by stacks/aws/fleet.py (IMAGE, BENTOML_CONFIG_OVERRIDES, ...)."""
-    settings = {}
-    for key, quoted in _ASSIGNMENT.findall(script):
-        words = shlex.split(quoted)
-        settings[key] = words[0] if words else ""
-    return settings
-
-
-def retarget_boot_script(script: str, image: str, bento: str, workers: int) -> str:
-    """The stack's boot script, running ``image`` with ``workers`` workers; every other setting and line stays as
-    the stack rendered it (region, log group, drain timeout, the hardened `docker run`)."""
-    settings = boot_settings(script)
-    if "IMAGE" not in settings:
-        raise DeploymentError(
-            "the launch template's user data is not the stack's boot script (no `readonly IMAGE=` line from "
-            "stacks/aws/user_data.sh): run `pulumi up -s aws` so the stack owns the launch template again"
-        )
-    changes = {
-        "IMAGE": image,
-        "REGISTRY": image.split("/", 1)[0],
-        BENTOML_OVERRIDES_ENV: with_workers(settings.get(BENTOML_OVERRIDES_ENV), bento, workers),
-    }
-
-    def replace(match: re.Match[str]) -> str:
-        key = match[1]
-        return f"readonly {key}={shlex.quote(changes[key])}" if key in changes else match[0]
-
-    return _ASSIGNMENT.sub(replace, script)
-
-
-def start_and_wait_instance_refresh(
-    autoscaling: Any,
-    asg_name: str,
-    launch_template_id: str,
-    version: int,
-    timeout_s: float,
-    poll_s: float,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> str:
-    """Replace the ASG's instances with ``version`` of its launch template; block until AWS says it succeeded.
-
-    DesiredConfiguration makes the switch atomic: AWS pins the ASG to the new version only when the refresh
-    succeeds, so a failed or cancelled refresh leaves the group as it was. There is no boto3 waiter for instance
-    refreshes, hence the poll with a deadline. Returns the refresh id.
-    """
-    started = autoscaling.start_instance_refresh(
-        AutoScalingGroupName=asg_name,
-        Strategy="Rolling",
-        DesiredConfiguration={
-            # Pin the number, never $Latest: a refresh compares versions, and $Latest hides which one runs.
-            "LaunchTemplate": {"LaunchTemplateId": launch_template_id, "Version": str(version)}
-        },
-        # Launch before terminate (max 200 %): the pool never drops below its capacity while being resized; a
-        # refresh whose new instances fail their health checks rolls back by itself.
-        Preferences={
-            "MinHealthyPercentage": 100,
-            "MaxHealthyPercentage": 200,
-            "SkipMatching": True,
-            "AutoRollback": True,
-        },
-    )
-    refresh_id = started["InstanceRefreshId"]
-    deadline = clock() + timeout_s
-    while True:
-        refreshes = autoscaling.describe_instance_refreshes(
-            AutoScalingGroupName=asg_name, InstanceRefreshIds=[refresh_id]
-        )["InstanceRefreshes"]
-        refresh = refreshes[0] if refreshes else {"Status": "Unknown"}
-        status = refresh["Status"]
-        if status == "Successful":
-            return refresh_id
-        if status in REFRESH_FAILED:
-            reason = refresh.get("StatusReason", "no reason given")
-            raise DeploymentError(
-                f"instance refresh {refresh_id} of {asg_name} ended {status}: {reason}. The group keeps its "
-                f"previous launch template version; see `aws autoscaling describe-instance-refreshes "
-                f"--auto-scaling-group-name {asg_name}`"
-            )
-        if clock() >= deadline:
-            raise DeploymentError(
-                f"instance refresh {refresh_id} of {asg_name} still {status} "
-                f"({refresh.get('PercentageComplete', 0)} % done) after {timeout_s:g} s: follow it with "
-                f"`aws autoscaling describe-instance-refreshes --auto-scaling-group-name {asg_name}`, "
-                f"or cancel it with `aws autoscaling cancel-instance-refresh --auto-scaling-group-name {asg_name}`"
-            )
-        sleep(poll_s)
-
-
-@dataclass(frozen=True)
-class PoolSpec:
-    """What a pool's pinned launch template version runs."""
-
-    launch_template_id: str
-    version: int
-    data: dict[str, Any]
-    script: str  # the decoded user data
-    bento: str
-    image: str
-    workers: int  # 0: unknown (the boot script sets no BENTOML_CONFIG_OVERRIDES workers)
+_aws_errors = api_errors(_describe_aws_error)
 
 
 @dataclass(frozen=True)
@@ -215,10 +111,13 @@ class AwsTarget:
         poll_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.outputs = check_outputs(outputs, REQUIRED_OUTPUTS, source="the aws stack outputs", stack="aws")
-        self.target_groups = _by_colour(outputs, keys.TARGET_GROUP_ARNS)
-        self.asg_names = _by_colour(outputs, keys.ASG_NAMES)
+        self.progress: Callable[[str], None] = lambda _message: None
+        self._wall_clock = wall_clock
+        self.target_groups = by_colour(outputs, keys.TARGET_GROUP_ARNS)
+        self.asg_names = by_colour(outputs, keys.ASG_NAMES)
         self.listener_arn: str = outputs[keys.LISTENER_ARN]
         self.timeout_s = timeout_s
         self.poll_s = poll_s
@@ -246,12 +145,24 @@ class AwsTarget:
             pools=pools,
         )
 
-    @_aws_errors("reading alarms")
-    def alarms(self) -> dict[str, str]:
-        """{alarm name: OK | ALARM | INSUFFICIENT_DATA} for the stack's alarms; MISSING when one does not exist.
+    def _alarm_names(self, pool: Pool | None = None) -> list[str]:
+        """The stack's alarm names: those of ``pool``'s colour and the load balancer's own, or all of them.
 
-        An alarm in ALARM state (5xx from targets, p95 latency, unhealthy hosts) is a rollback signal."""
-        names = list(dict(self.outputs.get(keys.ALARM_NAMES) or {}).values())
+        Stack outputs made before alarms were per colour hold one flat map: every alarm then concerns both."""
+        exported = dict(self.outputs.get(keys.ALARM_NAMES) or {})
+        if not all(isinstance(v, dict) for v in exported.values()):
+            return [str(v) for v in exported.values() if not isinstance(v, dict)]
+        groups = [LOAD_BALANCER_ALARMS, self._colour_of(pool)] if pool else list(exported)
+        return [str(name) for group in groups for name in dict(exported.get(group) or {}).values()]
+
+    @_aws_errors("reading alarms")
+    def alarms(self, pool: Pool | None = None) -> dict[str, str]:
+        """{alarm name: OK | ALARM | INSUFFICIENT_DATA} for the stack's alarms (of ``pool``'s colour and the load
+        balancer's own, or all); MISSING when one does not exist.
+
+        Promotion reads them: a live colour in ALARM is no moment to start a switch, and a candidate that goes into
+        ALARM during the switch window is rolled back."""
+        names = self._alarm_names(pool)
         if not names:
             return {}
         found: dict[str, str] = {}
@@ -260,8 +171,9 @@ class AwsTarget:
                 found[alarm["AlarmName"]] = alarm["StateValue"]
         return {name: found.get(name, "MISSING") for name in names}
 
-    def firing_alarms(self) -> list[str]:
-        return sorted(name for name, state in self.alarms().items() if state == "ALARM")
+    def firing_alarms(self, pool: Pool | None = None) -> list[str]:
+        """The alarms of ``pool`` (and the load balancer's own; all with None) that are in ALARM state now."""
+        return sorted(name for name, state in self.alarms(pool).items() if state == "ALARM")
 
     # ---------------------------------------------------------------- the Target operations
 
@@ -291,6 +203,7 @@ class AwsTarget:
         """Both pools to zero instances. The ALB, target groups and ASGs stay: `pulumi destroy -s aws` removes
         them (and stops their cost)."""
         for colour in COLOURS:
+            self._protect(colour, False)  # a group still held by a crashed gate could not scale in
             self._set_capacity(colour, 0)
         for colour in COLOURS:
             self._wait_capacity(colour, 0)
@@ -355,7 +268,7 @@ class AwsTarget:
         if state.weights[colour] > 0:
             raise DeploymentError(
                 f"the {colour} pool takes {state.weights[colour]} % of live traffic: finish that shift with "
-                "shift(100) or undo it with rollback() before deploying another candidate onto it"
+                "shift(100) or undo it with shift(0) (`modelops rollback`) before deploying another candidate onto it"
             )
         image = image or self.image_for(bento)
         spec = self._pool_spec(colour)
@@ -364,8 +277,7 @@ class AwsTarget:
         # traffic, so there is nothing to keep up while it is replaced, and the gate never measures a pool that
         # mixes the old and the new bento.
         if self._members(self._asg(colour)):
-            self._set_capacity(colour, 0)
-            self._wait_capacity(colour, 0)
+            self._scale(colour, 0)
         self._pin(colour, spec.launch_template_id, version)
         self._scale(colour, replicas)
         return self._pool_status(colour)
@@ -376,11 +288,10 @@ class AwsTarget:
         colour = other(state.live)
         if state.weights[colour] > 0:
             raise DeploymentError(
-                f"the {colour} candidate takes {state.weights[colour]} % of live traffic: rollback() first, "
+                f"the {colour} candidate takes {state.weights[colour]} % of live traffic: shift(0) first, "
                 "or its share of requests would fail"
             )
-        self._set_capacity(colour, 0)
-        self._wait_capacity(colour, 0)
+        self._scale(colour, 0)
 
     def retire_previous(self) -> None:
         """After a full shift: the pool that lost the traffic goes to zero instances. Scale-in deregisters each
@@ -389,9 +300,11 @@ class AwsTarget:
 
     @_aws_errors("shift")
     def shift(self, weight: int) -> TargetStatus:
-        """Send ``weight`` % of the listener's traffic to the candidate colour; 100 makes it live."""
-        if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
-            raise UsageError(f"weight must be an integer percentage from 0 to 100, got {weight!r}")
+        """Send ``weight`` % of the listener's traffic to the candidate colour; 100 makes it live, and gives it the
+        stack's declared scaling (a candidate ran with the floor and processes a gate left it): every promotion
+        and rollback (deploy_candidate + shift(100)) ends with the live group autoscaling as declared."""
+        check_weight(weight)
+        declared = ScalingRange.from_outputs(self.outputs, "aws") if weight == 100 else None  # before any change
         state = self._listener_state()
         candidate = other(state.live)
         if weight > 0:
@@ -401,29 +314,12 @@ class AwsTarget:
         if weight == 100:
             tags[PREVIOUS_TAG] = state.live
         self._tag_listener(tags)
-        return self.status()
-
-    @_aws_errors("rollback")
-    def rollback(self) -> TargetStatus:
-        """Undo a partial shift (live back to 100 %), or after a full shift give the previous colour 100 % again."""
-        state = self._listener_state()
-        candidate = other(state.live)
-        if state.weights[candidate] > 0:
-            self._set_weights({state.live: 100, candidate: 0}, state.stickiness)
-            return self.status()
-        previous = state.previous
-        if previous is None or previous == state.live:
-            raise DeploymentError(
-                f"nothing to roll back: {state.live} takes all traffic and the listener records no earlier live "
-                f"colour (tag {PREVIOUS_TAG} is set by a full shift)"
-            )
-        self._require_healthy(previous, "roll back to it")
-        self._set_weights({previous: 100, state.live: 0}, state.stickiness)
-        self._tag_listener({LIVE_TAG: previous, PREVIOUS_TAG: state.live})
+        if declared is not None:
+            self._restore_scaling(candidate, declared, live=True)
         return self.status()
 
     @_aws_errors("kill_replica")
-    def kill_replica(self, pool: Pool = "candidate") -> ReplicaStatus:
+    def kill_replica(self, pool: Pool = "candidate") -> KilledReplica:
         """Terminate one in-service instance of the pool; the ASG keeps its desired capacity and replaces it."""
         colour = self._colour_of(pool)
         asg = self._asg(colour)
@@ -432,10 +328,71 @@ class AwsTarget:
         if not replicas:
             raise NotDeployedError(f"the {colour} pool ({self.asg_names[colour]}) has no instance to kill")
         victim = next((r for r in replicas if r.healthy), replicas[0])
+        # Stamped right before the call: the failover suite measures from the moment the kill left.
+        killed_at = self._wall_clock()
         self.autoscaling.terminate_instance_in_auto_scaling_group(
             InstanceId=victim.name, ShouldDecrementDesiredCapacity=False
         )
-        return ReplicaStatus(name=victim.name, url=victim.url, healthy=False)
+        return KilledReplica(name=victim.name, url=victim.url, killed_at=killed_at)
+
+    def cpu_seconds(self, pool: Pool = "candidate") -> float | None:
+        """Not measurable from here: CloudWatch's CPUUtilization is a per-minute average of whole instances,
+        too coarse for a suite of seconds."""
+        return None
+
+    def cpu_throttling(self, pool: Pool = "candidate") -> tuple[int, int] | None:
+        """Not readable from here: an instance's CPU is the whole machine (no cgroup budget to hit), and CloudWatch
+        has no throttling counter for it."""
+        return None
+
+    def cpu_budgets(self) -> CpuBudgets:
+        return CpuBudgets(
+            enforced=True,
+            note="each replica is an EC2 instance: its CPU budget is the instance type's vCPUs",
+        )
+
+    @_aws_errors("hold_scaling")
+    def hold_scaling(self) -> None:
+        """For the gate: the candidate's group stops reacting to its alarms (target tracking) and to AZ imbalance,
+        and its instances, present and new, are protected from scale-in. :meth:`release_scaling` undoes it."""
+        colour = other(self._listener_state().live)
+        name = self.asg_names[colour]
+        self.autoscaling.suspend_processes(AutoScalingGroupName=name, ScalingProcesses=HELD_PROCESSES)
+        self.autoscaling.update_auto_scaling_group(AutoScalingGroupName=name, NewInstancesProtectedFromScaleIn=True)
+        self._protect(colour, True)
+
+    @_aws_errors("release_scaling")
+    def release_scaling(self) -> None:
+        """Both groups back to the stack's declared scaling: processes resumed, no scale-in protection, and
+        MinSize/MaxSize as the stack declares them (stack output scaling_range).
+
+        One exception, on purpose: a group that is not live and has no desired instances was emptied by
+        remove_candidate/retire_previous (a rejected candidate, a retired pool); its MinSize stays 0, or AWS would
+        boot the rejected bento again. Idempotent: it only ever sets the declared state."""
+        declared = ScalingRange.from_outputs(self.outputs, "aws")
+        live = self._listener_state().live
+        for colour in COLOURS:
+            self._restore_scaling(colour, declared, live=colour == live)
+
+    def _restore_scaling(self, colour: Colour, declared: ScalingRange, live: bool) -> None:
+        name = self.asg_names[colour]
+        asg = self._asg(colour)
+        self.autoscaling.resume_processes(AutoScalingGroupName=name, ScalingProcesses=HELD_PROCESSES)
+        protected = [i["InstanceId"] for i in asg.get("Instances", []) if i.get("ProtectedFromScaleIn")]
+        if protected:
+            self.autoscaling.set_instance_protection(
+                AutoScalingGroupName=name, InstanceIds=protected, ProtectedFromScaleIn=False
+            )
+        emptied = not live and int(asg["DesiredCapacity"]) == 0
+        low = 0 if emptied else declared.min
+        desired = min(max(int(asg["DesiredCapacity"]), low), declared.max)
+        self.autoscaling.update_auto_scaling_group(
+            AutoScalingGroupName=name,
+            MinSize=low,
+            MaxSize=declared.max,
+            DesiredCapacity=desired,
+            NewInstancesProtectedFromScaleIn=False,
+        )
 
     # ---------------------------------------------------------------- images and sizing
 
@@ -465,6 +422,11 @@ class AwsTarget:
             )
         # By digest, as the stack runs its own image: what was scanned on push is exactly what runs.
         return f"{repository_url}@{images[0]['imageDigest']}"
+
+    def _vcpus(self, instance_type: str) -> int | None:
+        """The instance type's default vCPUs (each worker's thread pools get its share), None if EC2 does not say."""
+        found = self.ec2.describe_instance_types(InstanceTypes=[instance_type])["InstanceTypes"]
+        return int(found[0]["VCpuInfo"]["DefaultVCpus"]) if found else None
 
     def instance_type_for(self, cpu: float, current_type: str) -> str:
         """The smallest non-metal size of ``current_type``'s family with at least ``cpu`` vCPUs."""
@@ -550,10 +512,7 @@ class AwsTarget:
         )
 
     def _colour_of(self, pool: Pool) -> Colour:
-        if pool not in ("live", "candidate"):
-            raise UsageError(f"pool must be 'live' or 'candidate', got {pool!r}")
-        live = self._listener_state().live
-        return live if pool == "live" else other(live)
+        return colour_of(pool, self._listener_state().live)
 
     # ---------------------------------------------------------------- internals: pools
 
@@ -620,9 +579,13 @@ class AwsTarget:
                 f"Auto Scaling Group {self.asg_names[colour]} has no launch template (a launch configuration or "
                 "mixed instances policy?): the aws stack gives each colour one launch template"
             )
-        versions = self.ec2.describe_launch_template_versions(
-            LaunchTemplateId=pinned["LaunchTemplateId"], Versions=[str(pinned["Version"])]
-        )["LaunchTemplateVersions"]
+        return self._template_version(pinned["LaunchTemplateId"], str(pinned["Version"]))
+
+    def _template_version(self, launch_template_id: str, version: str) -> PoolSpec:
+        """What one version of a launch template runs (``version``: a number, or "$Default")."""
+        versions = self.ec2.describe_launch_template_versions(LaunchTemplateId=launch_template_id, Versions=[version])[
+            "LaunchTemplateVersions"
+        ]
         found = versions[0]
         data = found.get("LaunchTemplateData", {})
         script = base64.b64decode(data.get("UserData") or "").decode(errors="replace")
@@ -687,9 +650,17 @@ class AwsTarget:
         workers: int,
         instance_type: str | None = None,
     ) -> int:
-        """A new launch template version: ``source`` with the boot script retargeted, the bento tag and the
-        instance type."""
-        user_data = retarget_boot_script(source.script, image, bento, workers)
+        """A new launch template version running ``bento``: the stack's current shape (the template's default
+        version, which `pulumi up` advances: boot script, AMI, volumes) with the image, workers, thread pools, bento
+        tag and instance type of this pool.
+
+        The stack never rolls a group onto its new versions itself (the ASG ignores launchTemplate changes after
+        creation): a changed shape reaches a pool with its next candidate, through the gate."""
+        chosen_type = instance_type or source.data.get("InstanceType")
+        source = self._template_version(source.launch_template_id, "$Default")
+        user_data = retarget_boot_script(
+            source.script, image, bento, workers, vcpus=self._vcpus(chosen_type) if chosen_type else None
+        )
         tag_specs = [s for s in source.data.get("TagSpecifications", []) if s.get("ResourceType") != "instance"]
         instance_tags = [
             t
@@ -701,10 +672,10 @@ class AwsTarget:
         tag_specs.append({"ResourceType": "instance", "Tags": [*instance_tags, {"Key": BENTO_TAG, "Value": bento}]})
         # SourceVersion alone would inherit the rest on AWS; the full source data is passed too so that the new
         # version is complete wherever inheritance is not implemented (moto 5.2 keeps only the given fields).
-        data = _as_request(self.ec2, source.data)
+        data = as_request(self.ec2, source.data)
         data.update(UserData=base64.b64encode(user_data.encode()).decode(), TagSpecifications=tag_specs)
-        if instance_type:
-            data["InstanceType"] = instance_type
+        if chosen_type:
+            data["InstanceType"] = chosen_type
         created = self.ec2.create_launch_template_version(
             LaunchTemplateId=source.launch_template_id,
             SourceVersion=str(source.version),
@@ -721,8 +692,26 @@ class AwsTarget:
         )
 
     def _scale(self, colour: Colour, replicas: int) -> None:
+        """Exactly ``replicas`` in-service, healthy instances. A group held for a gate (hold_scaling) protects its
+        instances from scale-in, which also blocks a scale-in asked for here: the protection is lifted for this
+        change and put back on every instance afterwards."""
+        held = bool(self._asg(colour).get("NewInstancesProtectedFromScaleIn"))
+        if held:
+            self._protect(colour, False)
         self._set_capacity(colour, replicas)
         self._wait_capacity(colour, replicas)
+        if held:
+            self._protect(colour, True)
+
+    def _protect(self, colour: Colour, protected: bool) -> None:
+        """Scale-in protection on or off for the group's instances (those not leaving it)."""
+        members = [
+            m["InstanceId"] for m in self._members(self._asg(colour)) if m.get("ProtectedFromScaleIn") != protected
+        ]
+        if members:
+            self.autoscaling.set_instance_protection(
+                AutoScalingGroupName=self.asg_names[colour], InstanceIds=members, ProtectedFromScaleIn=protected
+            )
 
     def _set_capacity(self, colour: Colour, replicas: int) -> None:
         if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
@@ -750,22 +739,23 @@ class AwsTarget:
         The autoscaling API has no waiter, so the group is polled with a deadline; target health then uses the
         elbv2 ``target_in_service`` waiter on exactly those instances."""
         name = self.asg_names[colour]
-        deadline = self._clock() + self.timeout_s
-        while True:
-            members = self._members(self._asg(colour))
-            if len(members) == replicas and all(m["LifecycleState"] == "InService" for m in members):
-                break
-            if self._clock() >= deadline:
-                states = ", ".join(f"{m['InstanceId']} {m['LifecycleState']}" for m in members) or "no instances"
-                raise DeploymentError(
-                    f"{name} did not reach {replicas} in-service instance(s) within {self.timeout_s:g} s ({states}): "
-                    f"see `aws autoscaling describe-scaling-activities --auto-scaling-group-name {name}`"
-                )
-            self._sleep(self.poll_s)
+        started = time.monotonic()
+        members: list[dict[str, Any]] = []
+
+        def in_service() -> bool:
+            members[:] = self._members(self._asg(colour))
+            return len(members) == replicas and all(m["LifecycleState"] == "InService" for m in members)
+
+        if not wait_until(in_service, self.timeout_s, self.poll_s):
+            states = ", ".join(f"{m['InstanceId']} {m['LifecycleState']}" for m in members) or "no instances"
+            raise DeploymentError(
+                f"{name} did not reach {replicas} in-service instance(s) within {self.timeout_s:g} s ({states}): "
+                f"see `aws autoscaling describe-scaling-activities --auto-scaling-group-name {name}`"
+            )
         if replicas == 0:
             return
         port = self._port(colour)
-        remaining = max(deadline - self._clock(), self.poll_s)
+        remaining = max(self.timeout_s - (time.monotonic() - started), self.poll_s)
         try:
             self.elbv2.get_waiter("target_in_service").wait(
                 TargetGroupArn=self.target_groups[colour],
@@ -784,33 +774,3 @@ class AwsTarget:
                 f"the {colour} target group did not report {replicas} healthy target(s) within "
                 f"{self.timeout_s:g} s: {unhealthy or exc}. Check the instances' boot logs and /readyz"
             ) from exc
-
-
-def _by_colour(outputs: dict[str, Any], key: str) -> dict[Colour, str]:
-    value = outputs.get(key)
-    if not isinstance(value, dict) or any(not value.get(colour) for colour in COLOURS):
-        raise UsageError(f"stack output {key!r} must map 'blue' and 'green' to names/ARNs, got {value!r}")
-    return {colour: str(value[colour]) for colour in COLOURS}
-
-
-def _as_request(ec2: Any, data: dict[str, Any]) -> dict[str, Any]:
-    """Launch template data as DescribeLaunchTemplateVersions returns it, reduced to what
-    CreateLaunchTemplateVersion accepts (the response shape has a few read-only members)."""
-    shape = ec2.meta.service_model.operation_model("CreateLaunchTemplateVersion").input_shape
-    return _fit(data, shape.members["LaunchTemplateData"]) or {}
-
-
-def _fit(value: Any, shape: Any) -> Any:
-    kind = shape.type_name
-    if kind == "structure":
-        if not isinstance(value, dict):
-            return None
-        fitted = {k: _fit(v, shape.members[k]) for k, v in value.items() if k in shape.members}
-        return {k: v for k, v in fitted.items() if v is not None}
-    if kind == "list":
-        if not isinstance(value, list):
-            return None
-        return [f for f in (_fit(v, shape.member) for v in value) if f is not None]
-    if kind == "map":
-        return {k: _fit(v, shape.value) for k, v in value.items()} if isinstance(value, dict) else None
-    return value
