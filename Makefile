@@ -23,7 +23,7 @@ help:
 	@echo "make demo    train, build, deploy replicas behind HAProxy, gate a candidate, print the verdict"
 	@echo "make test    the whole test suite"
 	@echo "make bench   throughput/latency benchmark (batched vs naive vs no-op; direct vs HAProxy)"
-	@echo "make lint    ruff check + format check"
+	@echo "make lint    ruff check + format check + mypy (modelops, stacks, bento, loadtests)"
 	@echo "make down    stop anything 'modelops up' left running"
 	@echo "make setup   bootstrap only (.venv, tools venv, haproxy, shellcheck, prometheus)"
 
@@ -71,6 +71,7 @@ bench: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff check --fix .

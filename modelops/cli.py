@@ -99,7 +99,7 @@ def up(
     tag = bentos.resolve_default(bento, settings.bento)
     with Steps(err).step(f"deploying {tag} ({settings.deploy.replicas} replicas)") as note:
         target = open_target(settings, progress=note)
-        histories = history_file(target, settings)
+        histories = history_file(settings)
         with stack_lock(histories.path.parent, "modelops up"):
             status = target.up(tag, settings.deploy.replicas, settings.deploy.workers)
             record_up(histories, status.bento)
@@ -218,7 +218,7 @@ def rollback(stack: StackOpt = "local") -> None:
     settings = _settings(stack)
     with Steps(err).step("rolling back") as note:
         target = open_target(settings, progress=note)
-        histories = history_file(target, settings)
+        histories = history_file(settings)
         with stack_lock(histories.path.parent, f"modelops rollback --stack {stack}"):
             status = do_rollback(target, histories, note)
     out.print(f"live again: {status.bento} at {status.url}")
@@ -242,7 +242,7 @@ def history(
         live = target.status().bento
     except NotDeployedError:
         live = None
-    histories = history_file(target, settings)
+    histories = history_file(settings)
     try:
         with stack_lock(histories.path.parent, f"modelops history --stack {stack}"):
             records = reconcile(histories, live)

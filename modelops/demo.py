@@ -41,7 +41,7 @@ def run_demo(settings: StackConfig, steps: Steps, out: Console) -> Summary:
         with steps.step(f"deploying v1: {settings.deploy.replicas} replicas behind HAProxy") as note:
             target.progress = note
             status = target.up(v1, settings.deploy.replicas, settings.deploy.workers)
-        record_up(history_file(target, settings), status.bento)
+        record_up(history_file(settings), status.bento)
         out.print(f"  live: {status.url} serves {status.bento} ({len(status.replicas)} healthy replicas)")
         v2 = _model(steps, out, seed=2, label="v2")
         gate_started = time.monotonic()

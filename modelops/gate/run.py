@@ -35,10 +35,9 @@ from modelops.ui import Steps
 from stacks.config import PROJECT_ROOT, StackConfig
 
 
-def history_file(target: Target, settings: StackConfig) -> HistoryFile:
+def history_file(settings: StackConfig) -> HistoryFile:
     """Where the stack's promotion history lives: beside the local target's state, else under .work/<stack>."""
-    base = getattr(target, "dir", None) or stack_dir(settings)
-    return HistoryFile(Path(base) / "history.json")
+    return HistoryFile(stack_dir(settings) / "history.json")
 
 
 def required_suites(settings: StackConfig, has_baseline: bool) -> list[str]:
@@ -122,7 +121,7 @@ def run_gate(
     """Deploy the candidate beside the live version, run the suites on it, decide, write the outputs, and promote
     (or tear the candidate down). Returns the summary; its exit_status is the process's.
     ``generator_cgroup``: run the load generator inside this cgroup (its cgroup.procs file), e.g. a CPU budget."""
-    histories = history_file(target, settings)
+    histories = history_file(settings)
     with stack_lock(histories.path.parent, command):
         return _run(target, settings, candidate_tag, steps, suites, promote, reports or PROJECT_ROOT / "reports",
                     histories, generator_cgroup)  # fmt: skip

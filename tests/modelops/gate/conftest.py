@@ -36,7 +36,7 @@ def quick_settings(state_dir: Path, **changes: dict):
 
 def view(state: Path, **changes: dict) -> LocalTarget:
     """A deployment made in ``state``, seen with these settings (same state dir, so the same processes)."""
-    return LocalTarget(quick_settings(state, **changes), state_dir=state / "local")
+    return LocalTarget(quick_settings(state, **changes))
 
 
 def gate(target: LocalTarget, candidate: str, reports: Path, **kwargs) -> Summary:

@@ -50,7 +50,7 @@ def test_a_good_candidate_passes_every_required_suite_and_is_promoted(promoted, 
     assert status.bento == candidate_bento, "promoted: the candidate is live"
     assert status.candidate is None, "the old version was drained and stopped"
     assert len(status.replicas) == 1 and all(r.healthy for r in status.replicas), "back to the deploy shape"
-    last = history_file(target, target.settings).load().entries[-1]
+    last = history_file(target.settings).load().entries[-1]
     assert (last.action, last.state, last.bento, last.previous) == ("promote", "done", candidate_bento, reference_bento)
     assert last.summary and Path(last.summary).name == SUMMARY_FILE
 
@@ -145,7 +145,7 @@ def live(tmp_path, reference_bento):
 
 def test_promotion_and_rollback_under_load_fail_no_request(live, candidate_bento, reference_bento) -> None:
     target = live
-    histories = history_file(target, target.settings)
+    histories = history_file(target.settings)
     target.deploy_candidate(candidate_bento, replicas=1, workers=1)
     url = target.status().url
     body = {"rows": [[13.2, 3.9, 2.3, 17.5, 103.0, 2.6, 2.6, 0.3, 1.7, 4.4, 0.8, 3.0, 680.0]]}
@@ -171,7 +171,7 @@ PROMOTE = textwrap.dedent(
     from modelops.targets.local import LocalTarget
     from tests.conftest import local_settings
     target = LocalTarget(local_settings(Path(sys.argv[1])))
-    switch(target, history_file(target, target.settings), "promote", sys.argv[2], None)
+    switch(target, history_file(target.settings), "promote", sys.argv[2], None)
     """
 )
 
@@ -198,7 +198,7 @@ def test_sigkill_during_promotion_leaves_one_version_live_and_history_consistent
         assert done.returncode == -signal.SIGKILL, f"the promoting process was not killed at {point}"
         live = target.status().bento
         assert live == {"old": reference_bento, "new": candidate_bento}[expected_live]
-        entries = reconcile(history_file(target, target.settings), live).entries
+        entries = reconcile(history_file(target.settings), live).entries
         assert entries[-1].state == ("aborted" if expected_live == "old" else "done")
         assert [e.bento for e in entries if e.state == "done"][-1:] == ([live] if expected_live == "new" else [])
     finally:

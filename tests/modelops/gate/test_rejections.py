@@ -27,7 +27,7 @@ from tests.modelops.gate.conftest import gate, quick_settings, view
 def deployment(tmp_path_factory, reference_bento):
     """v1 live (one replica), shared by this module's gate runs; each test views it with its own settings."""
     state = tmp_path_factory.mktemp("rejections")
-    target = LocalTarget(quick_settings(state), state_dir=state / "local")
+    target = LocalTarget(quick_settings(state))
     target.up(reference_bento, replicas=1, workers=1)
     yield state
     target.down()
@@ -183,7 +183,7 @@ HOLD = textwrap.dedent(
 
 def test_a_second_gate_on_the_same_stack_is_refused_naming_the_holder(stack_file, deployment, candidate_bento):
     target = view(deployment)
-    lock_dir = history_file(target, target.settings).path.parent
+    lock_dir = history_file(target.settings).path.parent
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lock_dir)], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
