@@ -181,6 +181,13 @@ def gate(
             "aws without modelops:aws.test_cidrs)"
         ),
     ] = None,
+    canary: Annotated[
+        str | None,
+        typer.Option(
+            help="on: promote through the canary (modelops:canary steps, rolled back on a live breach, exit 40); "
+            "off: one-step blue/green switch (default: modelops:canary.enabled)"
+        ),
+    ] = None,
 ) -> None:
     """Prove a candidate beside the live version: smoke, slo, failover, robustness, vertical, horizontal, regression.
     Promotes it only when every required suite (modelops:gate.required_suites, plus regression when the live
@@ -196,7 +203,9 @@ def gate(
     unknown = [s for s in chosen if s not in SUITES]
     if unknown:
         raise UsageError(f"unknown suite(s) {', '.join(unknown)}: choose from {', '.join(SUITES)}")
-    settings = _settings(stack)
+    if canary not in (None, "on", "off"):
+        raise UsageError(f"--canary must be on or off, got {canary!r}")
+    settings = _settings(stack, canary={"enabled": None if canary is None else canary == "on"})
     tag = bentos.resolve_default(candidate, "")
     steps = Steps(err)
     target = open_gate_target(settings, outputs_file=outputs, candidate_url=url)

@@ -535,6 +535,11 @@ class LocalTarget:
         pool = state.pools.get(colour)
         if pool is None:
             return
+        carries = state.green_weight if colour == "green" else 100 - state.green_weight
+        if colour != state.live and carries and self._haproxy_alive(state):
+            # An interrupted canary left this pool a share of live traffic: give it back before draining, or the
+            # live frontend keeps picking a backend whose servers all drain (503s).
+            self._set_green_weight(state, 0 if colour == "green" else 100)
         if pool.replicas and self._haproxy_alive(state):
             self._retire_replicas(state, pool, list(pool.replicas))
         else:
