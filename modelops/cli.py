@@ -278,15 +278,43 @@ def history(
         # A gate or rollback is running: its pending entry is in progress, not a crash's leftover. Show, don't settle.
         err.print(f"[yellow]note:[/] {busy}; pending entries are shown as they are")
         records = histories.load()
+    from modelops.retrain import lineage_of
+
+    lineages = {bento: lineage_of(bento) for bento in {e.bento for e in records.entries}}
     if as_json:
-        out.print_json(records.model_dump_json())
+        out.print_json(json.dumps({**records.model_dump(mode="json"), "lineage": lineages}))
         return
-    table = Table("#", "when", "action", "bento", "previous", "state", "summary")
+    table = Table("#", "when", "action", "bento", "previous", "state", "model ← parent, data", "note", "summary")
     for e in records.entries:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
-        table.add_row(str(e.id), when, e.action, e.bento, e.previous or "", e.state, e.summary or "")
+        lineage = lineages.get(e.bento) or {}
+        model = lineage.get("model", "")
+        if lineage.get("data_sha256"):
+            model += f" ← {lineage.get('parent') or 'none'}, data {lineage['data_sha256'][:12]}"
+        table.add_row(str(e.id), when, e.action, e.bento, e.previous or "", e.state, model, e.note, e.summary or "")
     out.print(table)
     out.print(f"live now: {live or 'nothing (not up)'}")
+
+
+@app.command()
+@handled
+def retrain(
+    data: Annotated[
+        Path | None, typer.Option(help="CSV with the model's feature columns and a 'class' column (default: built-in)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="training seed")] = 1,
+) -> None:
+    """Train a new model version (lineage: data hash, parent version, metrics) and build its bento. Prints the bento
+    tag: prove it with `modelops gate --candidate TAG`."""
+    from modelops.retrain import retrain as do_retrain
+
+    with Steps(err).step(f"retraining on {data or 'the built-in data set'} (seed {seed}) and building its bento"):
+        result = do_retrain(data, seed)
+    lineage = result.lineage
+    err.print(f"  model {result.model} (parent {lineage['parent'] or 'none'}), data sha256 "
+              f"{lineage['data_sha256'][:16]}…, {lineage['rows']} rows: "
+              + ", ".join(f"{k} {v:.3g}" for k, v in lineage["metrics"].items()))  # fmt: skip
+    out.print(result.bento)
 
 
 @app.command()
