@@ -1,6 +1,6 @@
 # modelops — every target bootstraps what it needs (idempotent): a .venv with the pinned packages, a tools venv
-# for checkov, and the system programs haproxy + shellcheck + prometheus (with promtool) (apt-get on Debian/Ubuntu,
-# brew on macOS).
+# for checkov, and the system programs haproxy + shellcheck + prometheus (with promtool) + chromium (headless, for
+# the report rendering tests) (apt-get on Debian/Ubuntu, brew on macOS).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := .venv-tools
 # Commands on PATH; system-deps installs the package of each missing one (promtool: prometheus).
-SYSTEM_TOOLS := haproxy shellcheck promtool
+SYSTEM_TOOLS := haproxy shellcheck promtool chromium
 STACK ?= local
 
 # BentoML keeps models and bentos here, inside the project, not in ~/bentoml.
@@ -25,7 +25,7 @@ help:
 	@echo "make bench   throughput/latency benchmark (batched vs naive vs no-op; direct vs HAProxy)"
 	@echo "make lint    ruff check + format check + mypy (modelops, stacks, bento, loadtests)"
 	@echo "make down    stop anything 'modelops up' left running"
-	@echo "make setup   bootstrap only (.venv, tools venv, haproxy, shellcheck, prometheus)"
+	@echo "make setup   bootstrap only (.venv, tools venv, haproxy, shellcheck, prometheus, chromium)"
 
 setup: $(BIN)/.installed $(TOOLS)/.installed system-deps
 
@@ -54,7 +54,7 @@ system-deps:
 	  brew install $$packages; \
 	else \
 	  echo "error: cannot install$$packages here (no apt-get, no brew). Install them with your package manager"; \
-	  echo "       (haproxy >= 2.4, shellcheck, prometheus >= 2.37 with promtool), make sure they are on PATH, and run make again."; \
+	  echo "       (haproxy >= 2.4, shellcheck, prometheus >= 2.37 with promtool, chromium), make sure they are on PATH, and run make again."; \
 	  exit 1; \
 	fi; \
 	for tool in $$missing; do command -v $$tool >/dev/null || { echo "error: $$tool still not on PATH"; exit 1; }; done

@@ -53,13 +53,31 @@ def reference_statistics(x: np.ndarray, feature_names: list[str]) -> dict[str, d
     return stats
 
 
-def train(seed: int = 1, n_estimators: int = 100, test_size: float = 0.25) -> tuple[object, dict]:
-    """Fit the classifier and return (model, metadata). Deterministic for a given seed."""
+@dataclass(frozen=True)
+class Dataset:
+    """Rows to train on: features, class indices into ``classes``, and where they came from."""
+
+    x: np.ndarray
+    y: np.ndarray
+    feature_names: list[str]
+    classes: list[str]
+    source: str
+
+
+def wine() -> Dataset:
     data = load_wine()
-    feature_names = [str(n) for n in data.feature_names]
-    classes = [str(c) for c in data.target_names]
+    return Dataset(data.data, data.target, [str(n) for n in data.feature_names],
+                   [str(c) for c in data.target_names], "sklearn.datasets.load_wine")  # fmt: skip
+
+
+def train(
+    seed: int = 1, n_estimators: int = 100, test_size: float = 0.25, data: Dataset | None = None
+) -> tuple[object, dict]:
+    """Fit the classifier and return (model, metadata). Deterministic for a given seed and data set."""
+    data = data or wine()
+    feature_names, classes = data.feature_names, data.classes
     x_train, x_test, y_train, y_test = train_test_split(
-        data.data, data.target, test_size=test_size, random_state=seed, stratify=data.target
+        data.x, data.y, test_size=test_size, random_state=seed, stratify=data.y
     )
     # n_jobs=1: a replica's CPU budget is its workers; a thread pool per predict call would fight the batcher.
     model = RandomForestClassifier(n_estimators=n_estimators, random_state=seed, n_jobs=1)
@@ -84,7 +102,7 @@ def train(seed: int = 1, n_estimators: int = 100, test_size: float = 0.25) -> tu
         "input_contract": {"dtype": dtype, "max_abs": bound},
         "metrics": metrics,
         "seed": seed,
-        "dataset": "sklearn.datasets.load_wine",
+        "dataset": data.source,
         "reference_stats": reference_statistics(x_train, feature_names),
         "golden": {
             "rows": golden_x.tolist(),
@@ -95,10 +113,15 @@ def train(seed: int = 1, n_estimators: int = 100, test_size: float = 0.25) -> tu
     return model, metadata
 
 
-def save(seed: int = 1, name: str = MODEL_NAME) -> TrainResult:
+def save(
+    seed: int = 1, name: str = MODEL_NAME, data: Dataset | None = None, lineage: dict | None = None
+) -> TrainResult:
+    """Train and store the model; ``lineage`` (data hash, parent model, …) travels in its metadata."""
     import bentoml  # imported late: training itself does not need the model store
 
-    model, metadata = train(seed=seed)
+    model, metadata = train(seed=seed, data=data)
+    if lineage is not None:
+        metadata["lineage"] = {**lineage, "metrics": metadata["metrics"]}
     saved = bentoml.sklearn.save_model(
         name,
         model,

@@ -87,6 +87,9 @@ def up(
     replicas: Annotated[int | None, typer.Option(help="replicas (default: modelops:deploy.replicas)")] = None,
     workers: Annotated[int | None, typer.Option(help="workers per replica (default: modelops:deploy.workers)")] = None,
     bento: BentoOpt = None,
+    monitoring: Annotated[
+        bool, typer.Option("--monitoring", help="also start Prometheus (rules from the stack settings); down stops it")
+    ] = False,
 ) -> None:
     """Deploy a bento: N replicas behind the load balancer. Waits until every replica is healthy."""
     from modelops import bentos
@@ -104,6 +107,15 @@ def up(
             status = target.up(tag, settings.deploy.replicas, settings.deploy.workers)
             record_up(histories, status.bento)
     _print_status(status.to_dict())
+    if monitoring:
+        from modelops.monitor import service
+
+        if settings.target != "local":
+            raise UsageError("--monitoring starts Prometheus on this machine for the local target only: on kind/aws "
+                             "scrape the pods or instances with your cluster's or account's Prometheus")  # fmt: skip
+        with Steps(err).step("starting Prometheus"):
+            url = service.start(histories.path.parent, status, settings, deployment=target.deployment)
+        out.print(f"Prometheus: [cyan]{url}[/] (rules: {histories.path.parent / 'monitoring' / 'rules.yml'})")
 
 
 @app.command()
@@ -126,9 +138,16 @@ def status(
 @handled
 def down(stack: StackOpt = "local") -> None:
     """Stop everything the stack's deployment runs. Safe to run twice, and after a crashed `up`."""
+    from modelops.gate.run import history_file
+    from modelops.monitor import service
     from modelops.targets import open_target
 
-    stopped = open_target(_settings(stack)).down()
+    settings = _settings(stack)
+    target = open_target(settings)
+    prometheus = service.stop(history_file(target, settings).path.parent)
+    stopped = target.down()
+    if prometheus and stopped is not None:
+        stopped.insert(0, prometheus)
     if stopped is None:  # kind/aws: both pools scaled to zero; the infrastructure stays until `pulumi destroy`
         out.print(f"both pools scaled to 0; `pulumi destroy -s {stack}` removes the infrastructure")
     else:
@@ -181,6 +200,13 @@ def gate(
             "aws without modelops:aws.test_cidrs)"
         ),
     ] = None,
+    canary: Annotated[
+        str | None,
+        typer.Option(
+            help="on: promote through the canary (modelops:canary steps, rolled back on a live breach, exit 40); "
+            "off: one-step blue/green switch (default: modelops:canary.enabled)"
+        ),
+    ] = None,
 ) -> None:
     """Prove a candidate beside the live version: smoke, slo, failover, robustness, vertical, horizontal, regression.
     Promotes it only when every required suite (modelops:gate.required_suites, plus regression when the live
@@ -196,7 +222,9 @@ def gate(
     unknown = [s for s in chosen if s not in SUITES]
     if unknown:
         raise UsageError(f"unknown suite(s) {', '.join(unknown)}: choose from {', '.join(SUITES)}")
-    settings = _settings(stack)
+    if canary not in (None, "on", "off"):
+        raise UsageError(f"--canary must be on or off, got {canary!r}")
+    settings = _settings(stack, canary={"enabled": None if canary is None else canary == "on"})
     tag = bentos.resolve_default(candidate, "")
     steps = Steps(err)
     target = open_gate_target(settings, outputs_file=outputs, candidate_url=url)
@@ -250,15 +278,43 @@ def history(
         # A gate or rollback is running: its pending entry is in progress, not a crash's leftover. Show, don't settle.
         err.print(f"[yellow]note:[/] {busy}; pending entries are shown as they are")
         records = histories.load()
+    from modelops.retrain import lineage_of
+
+    lineages = {bento: lineage_of(bento) for bento in {e.bento for e in records.entries}}
     if as_json:
-        out.print_json(records.model_dump_json())
+        out.print_json(json.dumps({**records.model_dump(mode="json"), "lineage": lineages}))
         return
-    table = Table("#", "when", "action", "bento", "previous", "state", "summary")
+    table = Table("#", "when", "action", "bento", "previous", "state", "model ← parent, data", "note", "summary")
     for e in records.entries:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
-        table.add_row(str(e.id), when, e.action, e.bento, e.previous or "", e.state, e.summary or "")
+        lineage = lineages.get(e.bento) or {}
+        model = lineage.get("model", "")
+        if lineage.get("data_sha256"):
+            model += f" ← {lineage.get('parent') or 'none'}, data {lineage['data_sha256'][:12]}"
+        table.add_row(str(e.id), when, e.action, e.bento, e.previous or "", e.state, model, e.note, e.summary or "")
     out.print(table)
     out.print(f"live now: {live or 'nothing (not up)'}")
+
+
+@app.command()
+@handled
+def retrain(
+    data: Annotated[
+        Path | None, typer.Option(help="CSV with the model's feature columns and a 'class' column (default: built-in)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="training seed")] = 1,
+) -> None:
+    """Train a new model version (lineage: data hash, parent version, metrics) and build its bento. Prints the bento
+    tag: prove it with `modelops gate --candidate TAG`."""
+    from modelops.retrain import retrain as do_retrain
+
+    with Steps(err).step(f"retraining on {data or 'the built-in data set'} (seed {seed}) and building its bento"):
+        result = do_retrain(data, seed)
+    lineage = result.lineage
+    err.print(f"  model {result.model} (parent {lineage['parent'] or 'none'}), data sha256 "
+              f"{lineage['data_sha256'][:16]}…, {lineage['rows']} rows: "
+              + ", ".join(f"{k} {v:.3g}" for k, v in lineage["metrics"].items()))  # fmt: skip
+    out.print(result.bento)
 
 
 @app.command()
@@ -313,6 +369,46 @@ def bench(
               f"{mark[met['haproxy_overhead']]}")  # fmt: skip
     out.print(f"CPU budgets: {summary['cpu_budgets']}")
     out.print(f"results: {summary['path']}")
+
+
+@app.command()
+@handled
+def monitor(
+    stack: StackOpt = "local",
+    once: Annotated[bool, typer.Option("--once", help="one sample, then exit (for scripts)")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="with --once: machine-readable output")] = False,
+    interval: Annotated[float, typer.Option(help="seconds each sample covers (the refresh period)")] = 2.0,
+) -> None:
+    """Live view of the deployment: req/s, p50/p95/p99 and 5xx per colour and replica, firing alerts, anomalies,
+    the latest drift check. Ctrl-C stops it."""
+    from rich.live import Live
+
+    from modelops.gate.run import history_file
+    from modelops.monitor import live, service
+    from modelops.targets import open_target
+
+    if interval <= 0:
+        raise UsageError(f"--interval must be positive, got {interval}")
+    if as_json and not once:
+        raise UsageError("--json needs --once (the live view is for a terminal)")
+    settings = _settings(stack)
+    target = open_target(settings)
+    state_dir = history_file(target, settings).path.parent
+    reports = PROJECT_ROOT / "reports"
+    if once:
+        snapshot = live.sample(target, interval, service.running_prometheus(state_dir), reports)
+        if as_json:
+            out.print_json(json.dumps(snapshot.to_dict()))
+        else:
+            out.print(live.render(snapshot))
+        return
+    history = live.P95History(settings.monitor.anomaly_window, settings.monitor.anomaly_threshold)
+    with Live(console=out, auto_refresh=False) as view:
+        while True:
+            snapshot = live.sample(target, interval, service.running_prometheus(state_dir), reports)
+            if snapshot.prometheus is None:
+                snapshot.anomaly = history.add(snapshot)
+            view.update(live.render(snapshot), refresh=True)
 
 
 @app.command()

@@ -5,6 +5,10 @@ then marks the entry ``done``, then retires the old pool. Whatever moment a cras
 the balancer routes to the old version or to the new one, and :func:`reconcile` — run by every command that reads
 the history — settles a ``pending`` entry from what is actually live: ``done`` if the switch happened, else
 ``aborted``. Every history write is atomic (write, fsync, rename).
+
+A canary (modelops/canary.py) is one ``canary`` entry: written ``pending`` before the first traffic step, each
+judged step appended to it while it runs, then ``done`` (the candidate took 100 %) or ``rolled_back`` with the
+breach that stopped it. A crash in between is settled like a promotion, from what is live.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from modelops.errors import ModelopsError, UsageError
 from modelops.state import exclusive, read_json, write_json
 from modelops.targets.base import Target, TargetStatus
 
-Action = Literal["up", "promote", "rollback"]
-EntryState = Literal["pending", "done", "aborted"]
+Action = Literal["up", "promote", "rollback", "canary"]
+EntryState = Literal["pending", "done", "aborted", "rolled_back"]
 FAILPOINT = "MODELOPS_FAILPOINT"
 
 
@@ -30,6 +34,16 @@ def failpoint(name: str) -> None:
     """Fault injection for crash tests: SIGKILL this process here when MODELOPS_FAILPOINT names this point."""
     if os.environ.get(FAILPOINT) == name:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+class CanaryStep(BaseModel):
+    """One judged step of a canary: the candidate's share of live traffic and what its window showed."""
+
+    weight: int
+    passed: bool
+    source: str  # where the figures came from: "prometheus" or "haproxy+replicas"
+    reasons: list[str] = []  # the breaches (empty when it passed)
+    measured: dict[str, float | int | None] = {}
 
 
 class Entry(BaseModel):
@@ -41,6 +55,7 @@ class Entry(BaseModel):
     summary: str | None = None  # the gate's summary.json that justified it
     state: EntryState = "pending"
     note: str = ""
+    canary: list[CanaryStep] = []  # action "canary": every judged step, in order
 
 
 class History(BaseModel):
@@ -76,6 +91,15 @@ class HistoryFile:
             self.save(history)
         return entry
 
+    def add_step(self, entry: Entry, step: CanaryStep) -> None:
+        """Record a judged canary step in the (pending) entry, as it happens: a crash keeps what was judged."""
+        with self.writing():
+            history = self.load()
+            for stored in history.entries:
+                if stored.id == entry.id:
+                    stored.canary.append(step)
+            self.save(history)
+
     def finish(self, entry: Entry, state: EntryState, note: str = "") -> None:
         with self.writing():
             history = self.load()
@@ -98,6 +122,11 @@ def reconcile(history_file: HistoryFile, live_bento: str | None) -> History:
                 done = live_bento == entry.bento
                 entry.state = "done" if done else "aborted"
                 entry.note = "settled after an interruption: " + ("the switch had happened" if done else "it had not")
+                if entry.action == "canary" and not done:
+                    # The candidate may still hold a share of live traffic: removing it (the next gate does) first
+                    # shifts that share back to the live pool.
+                    weights = [s.weight for s in entry.canary]
+                    entry.note += f" (the canary was interrupted after {weights or 'no'} % step(s))"
                 changed = True
         if changed:
             history_file.save(history)

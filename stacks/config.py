@@ -254,6 +254,46 @@ class MonitorSettings(_Section):
         return self
 
 
+class CanarySettings(_Section):
+    """The canary after a promote verdict: live traffic moves to the candidate in steps, each judged on live metrics.
+
+    Read by modelops/canary.py. Every window compares the candidate colour with the live one on the same traffic:
+    error ratio, p95 against the live colour's, and (with Prometheus running) alerts that started firing."""
+
+    enabled: bool = Field(
+        False, description="promote through the canary by default (`modelops gate --canary on|off` overrides it)"
+    )
+    steps: list[int] = Field(
+        [5, 25, 50, 100], min_length=1, description="candidate's share of live traffic per step, %, ending at 100"
+    )
+    window_s: float = Field(30.0, ge=1, le=3600, description="seconds of live traffic each step is judged on")
+    min_requests: int = Field(
+        20,
+        ge=1,
+        le=1_000_000,
+        description="candidate requests a window needs to be judged; fewer rolls back (nothing proves it healthy)",
+    )
+    max_error_ratio: float = Field(
+        0.01, ge=0, le=1, description="candidate failed requests / requests in a window above which it rolls back"
+    )
+    max_p95_rise: float = Field(
+        0.5, ge=0, le=100, description="largest rise of the candidate's p95 over the live colour's (fraction)"
+    )
+    min_p95_rise_ms: float = Field(
+        25.0, ge=0, le=60_000, description="a p95 rise smaller than this is noise, whatever its ratio"
+    )
+    abort_on_alerts: bool = Field(
+        True, description="roll back when an alert starts firing during the canary (needs Prometheus running)"
+    )
+
+    @field_validator("steps")
+    @classmethod
+    def _steps_end_at_100(cls, steps: list[int]) -> list[int]:
+        if any(not 1 <= s <= 100 for s in steps) or sorted(set(steps)) != steps or steps[-1] != 100:
+            raise ValueError(f"must be strictly increasing percentages in 1..100 ending at 100, got {steps}")
+        return steps
+
+
 Colour = Literal["blue", "green"]
 
 
@@ -494,6 +534,7 @@ class StackConfig(_Section):
     kind: KindSettings = KindSettings()
     aws: AwsSettings = AwsSettings()
     monitor: MonitorSettings = MonitorSettings()
+    canary: CanarySettings = CanarySettings()
 
     def with_overrides(self, **sections: dict[str, Any]) -> StackConfig:
         """A re-validated copy with some section keys replaced, e.g. ``with_overrides(deploy={"replicas": 3})``."""

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from modelops import canary
 from modelops.bentos import describe
 from modelops.gate import judge
 from modelops.gate.capacity import plan as capacity_plan
@@ -28,7 +29,7 @@ from modelops.gate.summary import (
 from modelops.gate.summary import read as read_summary
 from modelops.gate.summary import write as write_summary
 from modelops.locking import stack_lock
-from modelops.promotion import HistoryFile, baseline_summary, reconcile, switch
+from modelops.promotion import HistoryFile, baseline_summary, reconcile
 from modelops.stackdir import stack_dir
 from modelops.targets.base import Target
 from modelops.ui import Steps
@@ -184,9 +185,11 @@ def _run(
             with steps.step("restoring the candidate to its deploy shape"):
                 measuring.to_shape(deploy.replicas)
             target.release_scaling()
-            with steps.step(f"promoting {candidate.tag}: switching traffic, draining {live.bento}"):
-                switch(target, histories, "promote", candidate.tag, str(summary_path))
-            summary.promoted = True
+            with steps.step(f"promoting {candidate.tag}: switching traffic, draining {live.bento}") as note:
+                outcome = canary.promote(target, histories, candidate.tag, str(summary_path), settings, note)
+            summary.promoted = outcome.promoted
+            if not outcome.promoted:  # the canary's live analysis breached: rolled back, live untouched
+                summary.exit_status, summary.reason = int(outcome.exit_status), outcome.reason
             summary_path = write_summary(run_dir, summary)
         else:
             with steps.step("removing the candidate (live version untouched)"):

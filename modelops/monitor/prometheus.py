@@ -64,6 +64,18 @@ def scrape_config(status: TargetStatus, rules_file: Path, scrape_interval_s: int
     }
 
 
+def query(url: str, promql: str) -> list[dict]:
+    """An instant query's result vector against the Prometheus at ``url``."""
+    try:
+        reply = httpx.get(f"{url}/api/v1/query", params={"query": promql}, timeout=5.0)
+    except httpx.HTTPError as exc:
+        raise DeploymentError(f"cannot reach prometheus at {url} ({exc}): is it running? (`modelops status`)") from None
+    body = reply.json()
+    if reply.status_code != 200 or body.get("status") != "success":
+        raise DeploymentError(f"prometheus refused {promql!r}: {body.get('error', reply.text)}")
+    return body["data"]["result"]
+
+
 @dataclass
 class Prometheus:
     """One Prometheus process on 127.0.0.1:port with its own data directory. Use as a context manager."""
@@ -135,11 +147,7 @@ class Prometheus:
 
     def query(self, promql: str) -> list[dict]:
         """An instant query's result vector (``[{"metric": {...}, "value": [ts, "v"]}, ...]``)."""
-        reply = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=5.0)
-        body = reply.json()
-        if reply.status_code != 200 or body.get("status") != "success":
-            raise DeploymentError(f"prometheus refused {promql!r}: {body.get('error', reply.text)}")
-        return body["data"]["result"]
+        return query(self.url, promql)
 
     def targets(self) -> list[dict]:
         return httpx.get(f"{self.url}/api/v1/targets", timeout=5.0).json()["data"]["activeTargets"]

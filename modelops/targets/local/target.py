@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel
 
-from modelops.bentos import describe
+from modelops.bentos import bentoml_home, describe
 from modelops.errors import DeploymentError, NotDeployedError, UsageError
 from modelops.stackdir import stack_dir
 from modelops.state import exclusive, read_json, write_atomic, write_json
@@ -267,6 +267,18 @@ class LocalTarget:
         )
         return path
 
+    def _replica_home(self, name: str) -> Path:
+        """BentoML keeps a server's Prometheus files in $BENTOML_HOME/prometheus_multiproc_dir and empties that folder
+        whenever a server starts: replicas sharing a home serve each other's /metrics, and each start wipes the
+        others'. Every replica gets a home of its own that links the store's bentos and models."""
+        store, home = bentoml_home(), self.dir / "homes" / name
+        home.mkdir(parents=True, exist_ok=True)
+        for folder in ("bentos", "models"):
+            link = home / folder
+            if not link.is_symlink():
+                link.symlink_to(store / folder, target_is_directory=True)
+        return home
+
     def _spawn_replica(self, state: LocalState, pool: PoolRecord, slot: int) -> ReplicaRecord:
         port = procs.free_port()
         name = f"{self.deployment}-{pool.colour}-{slot}"
@@ -286,6 +298,7 @@ class LocalTarget:
             str(port),
         ]
         env = {
+            "BENTOML_HOME": str(self._replica_home(name)),
             "BENTOML_CONFIG": str(self._bentoml_config(pool)),
             "MODELOPS_MAX_BODY_BYTES": str(self.settings.limits.max_body_bytes),
             "BENTOML_DO_NOT_TRACK": "true",
@@ -535,6 +548,11 @@ class LocalTarget:
         pool = state.pools.get(colour)
         if pool is None:
             return
+        carries = state.green_weight if colour == "green" else 100 - state.green_weight
+        if colour != state.live and carries and self._haproxy_alive(state):
+            # An interrupted canary left this pool a share of live traffic: give it back before draining, or the
+            # live frontend keeps picking a backend whose servers all drain (503s).
+            self._set_green_weight(state, 0 if colour == "green" else 100)
         if pool.replicas and self._haproxy_alive(state):
             self._retire_replicas(state, pool, list(pool.replicas))
         else:

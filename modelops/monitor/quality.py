@@ -1,0 +1,132 @@
+"""Model quality of a candidate against the live version, on the recent production window: for the gate.
+
+Measurement (:func:`measure`): the last ``window`` rows the live version logged (bento/prediction_log.py) are
+replayed to the candidate pool alone (its own URL: live traffic untouched); the candidate's answers are compared
+with what the live version answered for the same rows (agreement), and — where labelled feedback exists for those
+rows (modelops/monitor/concept.py) — both are scored against the true labels (accuracy).
+
+Verdict (:func:`judge_quality`, pure):
+
+- ``inconclusive`` with fewer than ``min_rows`` replayed rows: nothing to judge on;
+- ``fail`` when, on at least ``min_labelled`` labelled rows, the candidate's accuracy is more than
+  ``max_accuracy_drop`` below the live version's;
+- ``fail`` when it agrees with the live version on fewer than ``min_agreement`` of the rows *and* no labelled
+  evidence shows it at least as accurate (a model retrained on shifted data is meant to disagree: labels decide);
+- ``pass`` otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import httpx
+
+from bento.prediction_log import LoggedRow, read_window
+from modelops.monitor.concept import read_feedback
+
+Status = Literal["pass", "fail", "inconclusive"]
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    min_rows: int = 100
+    min_agreement: float = 0.9
+    min_labelled: int = 50
+    max_accuracy_drop: float = 0.02
+
+
+@dataclass(frozen=True)
+class QualityFigures:
+    rows: int
+    agreement: float | None
+    labelled: int
+    candidate_accuracy: float | None
+    live_accuracy: float | None
+
+
+@dataclass(frozen=True)
+class QualityResult:
+    status: Status
+    reason: str
+    figures: QualityFigures
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def figures_of(live: Sequence[str], candidate: Sequence[str], labels: Sequence[str | None]) -> QualityFigures:
+    """Agreement and, on the labelled rows, each version's accuracy. Three aligned sequences, one item per row."""
+    if not len(live) == len(candidate) == len(labels):
+        raise ValueError(f"rows differ in length: live {len(live)}, candidate {len(candidate)}, labels {len(labels)}")
+    rows = len(live)
+    agreement = sum(a == b for a, b in zip(live, candidate, strict=True)) / rows if rows else None
+    labelled = [(lv, c, t) for lv, c, t in zip(live, candidate, labels, strict=True) if t is not None]
+    n = len(labelled)
+    return QualityFigures(
+        rows=rows, agreement=agreement, labelled=n,
+        candidate_accuracy=sum(c == t for _, c, t in labelled) / n if n else None,
+        live_accuracy=sum(lv == t for lv, _, t in labelled) / n if n else None,
+    )  # fmt: skip
+
+
+def judge_quality(figures: QualityFigures, limits: QualityThresholds) -> QualityResult:
+    f = figures
+    if f.rows < limits.min_rows or f.agreement is None:
+        return QualityResult("inconclusive", f"{f.rows} logged rows replayed, fewer than {limits.min_rows}: "
+                             "log more production traffic (modelops:monitor.log_sample_rate)", f)  # fmt: skip
+    labelled = f.labelled >= limits.min_labelled and f.candidate_accuracy is not None and f.live_accuracy is not None
+    if labelled and f.candidate_accuracy < f.live_accuracy - limits.max_accuracy_drop:
+        return QualityResult(
+            "fail",
+            f"on {f.labelled} labelled rows the candidate is right {f.candidate_accuracy:.1%} of the time, the live "
+            f"version {f.live_accuracy:.1%}: more than {limits.max_accuracy_drop:.1%} worse",
+            f,
+        )
+    at_least_as_good = labelled and f.candidate_accuracy >= f.live_accuracy
+    if f.agreement < limits.min_agreement and not at_least_as_good:
+        evidence = "no labelled rows show it" if not labelled else "labelled rows show it less accurate"
+        return QualityResult(
+            "fail",
+            f"the candidate agrees with the live version on {f.agreement:.1%} of {f.rows} recent rows (minimum "
+            f"{limits.min_agreement:.0%}) and {evidence} at least as accurate: send feedback labels to judge it",
+            f,
+        )
+    accuracy = (
+        f", accuracy {f.candidate_accuracy:.1%} vs live {f.live_accuracy:.1%} on {f.labelled} labelled rows"
+        if labelled
+        else ""
+    )
+    return QualityResult("pass", f"agreement {f.agreement:.1%} on {f.rows} recent rows{accuracy}", f)
+
+
+def http_predictor(url: str, batch: int = 32, timeout: float = 30.0) -> Callable[[list[list[float]]], list[str]]:
+    """Predicted labels from a pool's URL (``POST /predict {"rows": [...]}``), ``batch`` rows per request."""
+
+    def predict(rows: list[list[float]]) -> list[str]:
+        labels: list[str] = []
+        with httpx.Client(timeout=timeout) as client:
+            for start in range(0, len(rows), batch):
+                reply = client.post(f"{url}/predict", json={"rows": rows[start : start + batch]})
+                reply.raise_for_status()
+                labels += [item["label"] if isinstance(item, dict) else str(item) for item in reply.json()]
+        return labels
+
+    return predict
+
+
+def measure(
+    log_dir: Path,
+    live_version: str,
+    predict: Callable[[list[list[float]]], list[str]],
+    window: int,
+    feedback: Path | None = None,
+) -> QualityFigures:
+    """Replay the live version's last ``window`` logged rows to the candidate (``predict``) and compare."""
+    logged: list[LoggedRow] = [r for r in read_window(log_dir).rows if r.model_version == live_version][-window:]
+    labels_by_row = read_feedback(feedback) if feedback and feedback.exists() else {}
+    candidate = predict([r.features for r in logged]) if logged else []
+    labels = [labels_by_row.get((r.request_id, r.row)) for r in logged]
+    return figures_of([r.prediction for r in logged], candidate, labels)

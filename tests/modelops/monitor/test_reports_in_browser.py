@@ -1,0 +1,114 @@
+"""The gate's report.html and the drift report open in a real browser (Debian's chromium, headless): every plot
+renders — each <img> decoded with a size, each inline <svg> laid out with a size — and the screenshot is not blank.
+Chromium's own flags only: --dump-dom for the DOM after a tiny inline script measured the plots, --screenshot."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from modelops.gate.report import render as render_gate_report
+from modelops.gate.summary import HorizontalScaling, Scaling, Step, SuiteResult, Summary
+from modelops.monitor import drift_report
+from modelops.monitor.drift import FeatureReference, Reference, check_drift
+from stacks.config import MonitorSettings
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed: run `make setup` (Debian's chromium package)"
+)
+# Runs at load: what the browser made of every plot, written into the DOM that --dump-dom prints.
+PROBE = """<script>window.addEventListener("load", () => {
+  const imgs = [...document.images].map(i => ({src: i.getAttribute("src"), width: i.naturalWidth}));
+  const svgs = [...document.querySelectorAll("svg")].map(s => {
+    const box = s.getBoundingClientRect(); return {width: box.width, height: box.height}; });
+  const out = document.createElement("pre"); out.id = "render-probe";
+  out.textContent = JSON.stringify({imgs, svgs}); document.body.appendChild(out);
+});</script>"""
+
+
+def chromium(*flags: str, page: Path, profile: Path) -> subprocess.CompletedProcess:
+    argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+            "--virtual-time-budget=5000", *flags, page.as_uri()]  # fmt: skip
+    return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+
+
+def plots_in_browser(page: Path, tmp_path: Path) -> dict:
+    """Open a copy of ``page`` with the probe beside it (same folder: relative image paths still resolve)."""
+    probed = page.with_name("probed-" + page.name)
+    probed.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
+    done = chromium("--dump-dom", page=probed, profile=tmp_path / "profile-dom")
+    match = re.search(r'<pre id="render-probe">(.*?)</pre>', done.stdout, re.S)
+    assert match, f"chromium printed no probe for {page} (exit {done.returncode}): {done.stderr[-2000:]}"
+    return json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+
+
+def screenshot_is_blank(page: Path, tmp_path: Path) -> bool:
+    shot = tmp_path / (page.stem + ".png")
+    done = chromium(f"--screenshot={shot}", "--window-size=1280,2000", page=page, profile=tmp_path / "profile-shot")
+    assert shot.exists(), f"chromium wrote no screenshot of {page} (exit {done.returncode}): {done.stderr[-2000:]}"
+    pixels = np.asarray(Image.open(shot).convert("L"))
+    return bool((pixels < 250).mean() < 0.01)  # under 1 % of the page is anything but white
+
+
+def gate_summary() -> Summary:
+    timeline = [{"t": t, "rps": 100 + t, "p95_ms": 40 + t % 5, "label": "slo"} for t in range(20)]
+    steps = {f"replicas={n}": [Step(users=u, rps=min(u * 10, 120 * n), p95_ms=30.0, errors=0) for u in (8, 16, 32)]
+             for n in (1, 2)}  # fmt: skip
+    suites = {
+        "smoke": SuiteResult(status="pass", reason="ok", p50_ms=10, p95_ms=20, p99_ms=30),
+        "slo": SuiteResult(status="pass", reason="ok", p50_ms=15, p95_ms=40, p99_ms=60, timeline=timeline),
+        "horizontal": SuiteResult(status="pass", reason="ok", steps=steps),
+    }
+    return Summary(
+        run_id="browser", verdict="promote", exit_status=0, reason="every required suite passed", candidate="m:2",
+        baseline="m:1", target="local", stack="local", started=0.0, finished=60.0, suites=suites,
+        scaling=Scaling(horizontal=HorizontalScaling(replicas=[1, 2], rps=[120.0, 230.0], efficiency=[1.0, 0.96])),
+        settings={"slo": {"p95_ms": 150}},
+    )  # fmt: skip
+
+
+def drift_page(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    features = []
+    for i in range(3):
+        sample = rng.normal(0.0, 1.0, 300)
+        edges = np.unique(np.quantile(sample, np.linspace(0, 1, 11)))
+        counts, _ = np.histogram(sample, bins=edges)
+        features.append(FeatureReference(name=f"f{i}", edges=edges, counts=counts.astype(float), sample=sample))
+    reference = Reference(features=features, classes=["a", "b"], class_shares={"a": 0.5, "b": 0.5})
+    window = rng.normal(0.0, 1.0, (400, 3)) + np.array([0.0, 1.0, 0.0])  # f1 shifted: a drifted page
+    report = check_drift(reference, window, ["a", "b"] * 200, MonitorSettings(window=400, min_rows=100))
+    return drift_report.write_report(report, tmp_path / "drift")[1]
+
+
+@pytest.mark.parametrize("which", ["gate", "drift"])
+def test_every_plot_of_the_report_renders_in_a_real_browser(which, tmp_path) -> None:
+    if which == "gate":
+        (tmp_path / "run").mkdir()
+        page = render_gate_report(gate_summary(), tmp_path / "run")
+    else:
+        page = drift_page(tmp_path)
+    seen = plots_in_browser(page, tmp_path)
+    plots = seen["imgs"] + seen["svgs"]
+    assert plots, f"{page} has no plot at all"
+    if which == "gate":
+        assert len(seen["imgs"]) == 3, f"expected the scaling, latency and timeline plots in {page}: {seen['imgs']}"
+    broken = [i for i in seen["imgs"] if i["width"] <= 0] + [s for s in seen["svgs"] if s["width"] <= 0]
+    assert not broken, f"plots that did not render in {page}: {broken}"
+    assert not screenshot_is_blank(page, tmp_path), f"the screenshot of {page} is blank"
+
+
+def test_the_browser_check_catches_a_plot_that_does_not_render_and_a_blank_page(tmp_path) -> None:
+    page = tmp_path / "broken.html"
+    page.write_text('<html><body><img src="missing.png" alt="x"></body></html>')
+    assert plots_in_browser(page, tmp_path)["imgs"] == [{"src": "missing.png", "width": 0}]
+    assert screenshot_is_blank(page, tmp_path)

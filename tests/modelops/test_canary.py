@@ -1,0 +1,199 @@
+"""The canary: pure analysis rules on fixed windows (each rule fails once and passes once), and real rollouts on
+real replicas behind HAProxy under client load — a healthy candidate reaches 100 %, one that turns bad under live
+traffic is rolled back on its own, and no client request fails across the steps and the rollback."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from modelops import canary
+from modelops.canary import (
+    SOURCE_HAPROXY,
+    ColourWindow,
+    Observation,
+    histogram_quantile,
+    judge,
+    run_canary,
+)
+from modelops.errors import ExitStatus
+from modelops.gate.run import history_file
+from modelops.promotion import HistoryFile, reconcile
+from modelops.targets.local import LocalTarget, procs
+from stacks.config import CanarySettings, ConfigError, load_stack_config
+from tests.conftest import local_settings
+from tests.fixtures.faulty import build_faulty
+from tests.traffic import Traffic
+
+SETTINGS = CanarySettings(min_requests=20, max_error_ratio=0.01, max_p95_rise=0.5, min_p95_rise_ms=25)
+HEALTHY = ColourWindow(requests=1000, errors=0, p95_ms=20.0)
+
+
+def seen(candidate: ColourWindow = HEALTHY, live: ColourWindow = HEALTHY, alerts=()) -> Observation:
+    return Observation(live=live, candidate=candidate, new_alerts=alerts, source="test", seconds=30.0)
+
+
+# ----------------------------------------------------------------------------------------------------- rules
+@pytest.mark.parametrize(
+    ("rule", "breaching", "passing"),
+    [
+        ("traffic", seen(ColourWindow(19, 0, 20.0)), seen(ColourWindow(20, 0, 20.0))),
+        ("error_ratio", seen(ColourWindow(1000, 11, 20.0)), seen(ColourWindow(1000, 10, 20.0))),
+        # 50 % and 25 ms over the live p95 are both needed: 31 ms over 20 is +55 % but only 11 ms (noise) ...
+        ("p95", seen(ColourWindow(1000, 0, 46.0)), seen(ColourWindow(1000, 0, 31.0))),
+        # ... and 120 ms over 100 is 20 ms but only +20 %.
+        ("p95", seen(ColourWindow(1000, 0, 151.0), ColourWindow(1000, 0, 100.0)),
+         seen(ColourWindow(1000, 0, 120.0), ColourWindow(1000, 0, 100.0))),
+        ("alerts", seen(alerts=("PredictErrorRatioOverLimit colour=green",)), seen(alerts=())),
+    ],
+)  # fmt: skip
+def test_each_analysis_rule_rolls_back_on_its_breach_and_passes_below_it(rule, breaching, passing) -> None:
+    bad, good = judge(breaching, SETTINGS), judge(passing, SETTINGS)
+    assert not bad.passed and bad.rules[rule] == "fail", bad
+    assert len(bad.reasons) == 1, f"only the {rule} rule should breach: {bad.reasons}"
+    assert good.passed and good.rules[rule] == "pass", good
+
+
+def test_breach_reasons_name_the_setting_to_change() -> None:
+    verdict = judge(seen(ColourWindow(1000, 50, 20.0)), SETTINGS)
+    assert "50 of 1000" in verdict.reasons[0] and "modelops:canary.max_error_ratio" in verdict.reasons[0]
+
+
+def test_without_prometheus_alerts_are_reported_not_evaluated_never_passed() -> None:
+    verdict = judge(seen(alerts=None), SETTINGS)
+    assert verdict.passed and verdict.rules["alerts"].startswith("not evaluated: no Prometheus")
+
+
+def test_a_window_without_live_latencies_does_not_judge_p95() -> None:
+    verdict = judge(seen(live=ColourWindow(0, 0, None)), SETTINGS)
+    assert verdict.rules["p95"].startswith("not evaluated")
+
+
+@pytest.mark.parametrize(
+    ("buckets", "expected"),
+    [
+        ({0.01: 0, 0.025: 100, math.inf: 100}, 0.01 + 0.015 * 0.95),  # all in one bucket: interpolated in it
+        ({0.025: 90, 0.5: 100, math.inf: 100}, 0.025 + 0.475 * 0.5),  # the 95th of 100 is halfway in (0.025, 0.5]
+        ({0.5: 0, math.inf: 10}, 0.5),  # beyond the last finite bound: that bound
+        ({0.5: 0, math.inf: 0}, None),  # nothing finished
+    ],
+)
+def test_p95_from_histogram_buckets_matches_prometheus_histogram_quantile(buckets, expected) -> None:
+    got = histogram_quantile(0.95, buckets)
+    assert got == pytest.approx(expected) if expected is not None else got is None
+
+
+@pytest.mark.parametrize("steps", [[5, 25, 50], [50, 25, 100], [0, 100], [5, 5, 100]])
+def test_canary_steps_must_increase_and_end_at_100(steps, tmp_path) -> None:
+    stack = tmp_path / "Pulumi.bad.yaml"
+    stack.write_text(f"config:\n  modelops:target: local\n  modelops:canary:\n    steps: {steps}\n")
+    with pytest.raises(ConfigError, match=r"canary.*steps.*ending at 100"):
+        load_stack_config("bad", stacks_dir=tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- history
+def test_a_canary_entry_keeps_its_judged_steps_and_a_crash_mid_canary_settles_from_what_is_live(tmp_path) -> None:
+    histories = HistoryFile(tmp_path / "history.json")
+    entry = histories.begin("canary", "svc:v2", "svc:v1", None)
+    histories.add_step(entry, canary.CanaryStep(weight=5, passed=True, source="test"))
+    settled = reconcile(histories, "svc:v1").entries[-1]  # the process died at 5 %: v1 still live
+    assert (settled.state, [s.weight for s in settled.canary]) == ("aborted", [5])
+    assert "interrupted after [5] %" in settled.note
+
+
+# ------------------------------------------------------------------------------------------ real replicas
+BODY = {"rows": [[1.0, 2.0]]}
+QUICK = {"steps": [10, 50, 100], "window_s": 3, "min_requests": 5, "max_p95_rise": 0.5, "min_p95_rise_ms": 25}
+
+
+@pytest.fixture(scope="module")
+def faulty_versions(tmp_path_factory, bentoml_home) -> tuple[str, str]:
+    """Two builds of the test bento (10 ms per request, faults on demand): the live version and the candidate."""
+    return build_faulty(tmp_path_factory.mktemp("v1")), build_faulty(tmp_path_factory.mktemp("v2"))
+
+
+@pytest.fixture
+def deployment(tmp_path: Path, faulty_versions) -> Iterator[LocalTarget]:
+    target = LocalTarget(local_settings(tmp_path / "state", canary={**QUICK, "enabled": True}, deploy={"replicas": 1}))
+    try:
+        target.up(faulty_versions[0], replicas=1, workers=1)
+        yield target
+    finally:
+        target.down()
+        assert procs.marked_processes(target.deployment) == [], f"processes left behind by {target.dir}"
+
+
+def deploy_candidate(target: LocalTarget, bento: str, fault: str = "") -> None:
+    os.environ["MODELOPS_TEST_FAULT"] = fault  # read by the candidate's replicas when they start
+    try:
+        target.deploy_candidate(bento, replicas=1, workers=1)
+    finally:
+        os.environ.pop("MODELOPS_TEST_FAULT", None)
+
+
+def test_a_healthy_candidate_reaches_100_percent_under_load_with_no_failed_request(deployment, faulty_versions):
+    live, candidate = faulty_versions
+    deploy_candidate(deployment, candidate)
+    histories = history_file(deployment, deployment.settings)
+    with Traffic(deployment.status().url, BODY, clients=8) as traffic:
+        outcome = canary.promote(deployment, histories, candidate, None, deployment.settings)
+        traffic.wait_for(50)
+    assert outcome.promoted and outcome.exit_status == ExitStatus.OK, outcome.reason
+    assert traffic.failed == 0, f"failed client requests across the canary: {dict(traffic.failures)}"
+    assert [s.weight for s in outcome.steps] == [10, 50] and all(s.source == SOURCE_HAPROXY for s in outcome.steps)
+    assert all(s.measured["candidate_requests"] >= 5 for s in outcome.steps), outcome.steps
+    status = deployment.status()
+    assert status.bento == candidate and status.candidate is None, "the candidate is live, the old pool retired"
+    last = histories.load().entries[-1]
+    assert (last.action, last.state, last.bento, last.previous) == ("canary", "done", candidate, live)
+    assert [s.weight for s in last.canary] == [10, 50]
+
+
+@pytest.mark.parametrize(
+    ("fault", "rule"),
+    [
+        ("slow", "p95"),  # answers after 300 ms instead of 10: every client request still succeeds
+        ("errors", "error ratio"),  # one request in four fails with a 500 (HAProxy does not retry an answered 500)
+    ],
+)
+def test_a_candidate_turning_bad_under_live_traffic_is_rolled_back_automatically(
+    deployment, faulty_versions, fault, rule
+) -> None:
+    live, candidate = faulty_versions
+    deploy_candidate(deployment, candidate, fault)
+    histories = history_file(deployment, deployment.settings)
+    with Traffic(deployment.status().url, BODY, clients=8) as traffic:
+        outcome = run_canary(deployment, histories, candidate, None, deployment.settings.canary,
+                             canary.metrics_source(deployment))  # fmt: skip
+        traffic.wait_for(50)
+    assert not outcome.promoted and outcome.exit_status == ExitStatus.CANARY_ROLLED_BACK, outcome.reason
+    assert "rolled back at 10 %" in outcome.reason and rule in outcome.reason.replace("_", " "), outcome.reason
+    status = deployment.status()
+    assert status.bento == live and status.candidate is None, "live untouched, the candidate removed"
+    assert status.pools[status.live].weight == 100
+    last = histories.load().entries[-1]
+    assert (last.action, last.state, last.note) == ("canary", "rolled_back", outcome.reason)
+    if fault == "slow":
+        assert traffic.failed == 0, f"failed client requests across the canary and its rollback: {traffic.failures}"
+    else:
+        # Every request a client saw fail was one the analysis counted: nothing failed outside the candidate.
+        counted = outcome.steps[-1].measured["candidate_errors"]
+        assert set(traffic.failures) <= {"HTTP 500"}, traffic.failures
+        assert traffic.failed <= counted + 8, f"{traffic.failed} client failures, {counted} counted by the canary"
+
+
+def test_removing_a_candidate_that_holds_live_traffic_gives_it_back_first(deployment, faulty_versions) -> None:
+    """What the next gate does after a canary was killed mid-way: no request lands on a draining pool."""
+    deploy_candidate(deployment, faulty_versions[1])
+    with Traffic(deployment.status().url, BODY, clients=8) as traffic:
+        deployment.shift(50)
+        traffic.wait_for(50)
+        deployment.remove_candidate()
+        traffic.wait_for(50)
+    assert traffic.failed == 0, f"failed client requests: {dict(traffic.failures)}"
+    status = deployment.status()
+    assert status.candidate is None and status.pools[status.live].weight == 100
