@@ -144,7 +144,7 @@ def down(stack: StackOpt = "local") -> None:
 
     settings = _settings(stack)
     target = open_target(settings)
-    prometheus = service.stop(history_file(target, settings).path.parent)
+    prometheus = service.stop(history_file(settings).path.parent)
     stopped = target.down()
     if prometheus and stopped is not None:
         stopped.insert(0, prometheus)
@@ -393,7 +393,7 @@ def monitor(
         raise UsageError("--json needs --once (the live view is for a terminal)")
     settings = _settings(stack)
     target = open_target(settings)
-    state_dir = history_file(target, settings).path.parent
+    state_dir = history_file(settings).path.parent
     reports = PROJECT_ROOT / "reports"
     if once:
         snapshot = live.sample(target, interval, service.running_prometheus(state_dir), reports)

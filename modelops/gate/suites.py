@@ -260,9 +260,11 @@ class Suites:
 
     def robustness(self) -> RobustnessRun:
         """The production load with hostile users beside it, and schemathesis against one replica meanwhile:
-        what one client sends must never fail another's request, crash a replica or earn a 5xx."""
+        what one client sends must never fail another's request, crash a replica or earn a 5xx. At the deploy shape,
+        a replica an earlier suite killed replaced first."""
+        self.to_shape(self.settings.deploy.replicas)
         pool = self.target.status().candidate
-        before = {(r.name, r.pid) for r in pool.replicas} if pool else set()
+        before = {(r.name, r.pid) for r in pool.replicas if r.healthy} if pool else set()
         spec = replace(
             self.production_load(),
             users=self.gate.users + self.gate.robustness_hostile_users,

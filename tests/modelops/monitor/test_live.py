@@ -76,7 +76,7 @@ def monitored_stack(tmp_path, monkeypatch, bentoml_home):
     try:
         yield target, build_faulty(tmp_path)
     finally:
-        service.stop(history_file(target, target.settings).path.parent)
+        service.stop(history_file(target.settings).path.parent)
         target.down()
         assert procs.marked_processes(target.deployment) == [], "processes left behind"
 
@@ -90,7 +90,7 @@ def test_monitor_once_json_reports_live_figures_and_prometheus_alerts_of_a_real_
     runner = CliRunner()
     up = runner.invoke(app, ["up", "--stack", "mon", "--bento", bento, "--monitoring"])
     assert up.exit_code == 0, up.output
-    state_dir = history_file(target, target.settings).path.parent
+    state_dir = history_file(target.settings).path.parent
     prometheus = service.running_prometheus(state_dir)
     assert prometheus, f"`up --monitoring` started no answering Prometheus: see {state_dir / 'monitoring'}"
     with Traffic(target.status().url, {"rows": [[1.0]]}, clients=4):
