@@ -26,26 +26,26 @@ class Budgets:
     root: Path | None = None
     version: int = 0
 
-    def create(self, name: str, cpus: float | None) -> Path | None:
+    def create(self, name: str, cpus: float | None, period_us: int = PERIOD_US) -> Path | None:
         """Make the group ``name`` limited to ``cpus`` cores (None: no limit yet); returns its cgroup.procs path."""
         if not self.enabled or self.root is None:
             return None
         group = self.root / name
         group.mkdir(parents=True, exist_ok=True)
-        self.limit(name, cpus)
+        self.limit(name, cpus, period_us)
         return group / "cgroup.procs"
 
-    def limit(self, name: str, cpus: float | None) -> None:
+    def limit(self, name: str, cpus: float | None, period_us: int = PERIOD_US) -> None:
         """Set (or lift, with None) the group's CPU quota; processes already in it are held to it at once."""
         if not self.enabled or self.root is None:
             return
         group = self.root / name
-        quota = max(1000, int(cpus * PERIOD_US)) if cpus else None
+        quota = max(1000, int(cpus * period_us)) if cpus else None
         if self.version == 1:
-            (group / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+            (group / "cpu.cfs_period_us").write_text(str(period_us))
             (group / "cpu.cfs_quota_us").write_text(str(quota or -1))
         else:
-            (group / "cpu.max").write_text(f"{quota or 'max'} {PERIOD_US}")
+            (group / "cpu.max").write_text(f"{quota or 'max'} {period_us}")
 
     def throttling(self, name: str) -> tuple[int, int]:
         """The group's CPU scheduler counters so far: (periods, periods in which it hit its quota)."""
