@@ -8,7 +8,7 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -47,7 +47,7 @@ def _record_child(stack: str, stacks_dir: Path) -> dict:
 
     import pulumi
     from pulumi.runtime import mocks, rpc, settings
-    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.stack import Stack, run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
     config_settings = load_stack_config(stack, stacks_dir)
@@ -85,10 +85,10 @@ def _record_child(stack: str, stacks_dir: Path) -> dict:
         def __init__(self) -> None:
             self.invokes: list[dict] = []
 
-        def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
             arguments = normalise(unwrap(args.args))
             self.invokes.append({"token": args.token, "args": arguments, "provider": args.provider})
-            return aws_call(args.token, arguments, region)
+            return aws_call(args.token, arguments, region), []  # no check failures
 
     class RecordingMonitor(mocks.MockMonitor):
         def __init__(self, m: pulumi.runtime.Mocks):
@@ -137,8 +137,12 @@ def _record_child(stack: str, stacks_dir: Path) -> dict:
 
     import runpy
 
-    _sync_await(run_pulumi_func(lambda: runpy.run_path(str(PROGRAM), run_name="__main__")))
-    exported = settings.get_root_resource().outputs
+    def program() -> None:
+        runpy.run_path(str(PROGRAM), run_name="__main__")
+
+    _sync_await(run_pulumi_func(program))
+    # The program ran as a Pulumi stack, so the root resource is its Stack (Optional only before one exists).
+    exported = cast(Stack, settings.get_root_resource()).outputs
     outputs = _sync_await(pulumi.Output.from_input(exported).future())
     return {
         "stack": stack,

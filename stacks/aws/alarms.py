@@ -9,10 +9,14 @@ For the load balancer as a whole: its own 5xx (HTTPCode_ELB_5XX_Count exists onl
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 import pulumi
 import pulumi_aws as aws
+
+from stacks.names import Colour
 
 PERIOD_S = 60
 EVALUATION_PERIODS = 3
@@ -30,7 +34,7 @@ UNHEALTHY_HOSTS = "unhealthy_hosts"
 @dataclass(frozen=True)
 class AlarmsArgs:
     load_balancer_arn_suffix: pulumi.Input[str]
-    target_group_arn_suffixes: dict[str, pulumi.Input[str]]  # by colour
+    target_group_arn_suffixes: Mapping[Colour, pulumi.Input[str]]
     max_error_ratio: float  # slo.max_error_ratio, a fraction
     p95_ms: float  # slo.p95_ms
     account_id: pulumi.Input[str]
@@ -39,11 +43,21 @@ class AlarmsArgs:
     monthly_budget_usd: float | None = None
 
 
+class _CommonAlarmArgs(TypedDict):
+    """The keyword arguments every alarm shares (typed, so mypy checks them against MetricAlarm's)."""
+
+    evaluation_periods: int
+    datapoints_to_alarm: int
+    treat_missing_data: str
+    alarm_actions: Sequence[pulumi.Input[str]]
+    ok_actions: Sequence[pulumi.Input[str]]
+
+
 class Alarms(pulumi.ComponentResource):
     def __init__(self, name: str, args: AlarmsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("modelops:aws:Alarms", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        lb = {"LoadBalancer": args.load_balancer_arn_suffix}
+        lb: dict[str, pulumi.Input[str]] = {"LoadBalancer": args.load_balancer_arn_suffix}
         self.topic = aws.sns.Topic(f"{name}-topic", kms_master_key_id=args.topic_key_arn, opts=child)
         # CloudWatch alarms and AWS Budgets publish as services: allowed for this account's resources only.
         aws.sns.TopicPolicy(
@@ -91,7 +105,7 @@ class Alarms(pulumi.ComponentResource):
                 ],
                 opts=child,
             )
-        common = {
+        common: _CommonAlarmArgs = {
             "evaluation_periods": EVALUATION_PERIODS,
             "datapoints_to_alarm": DATAPOINTS_TO_ALARM,
             # No requests means no evidence either way; promotion judges load it generated itself.
@@ -101,7 +115,9 @@ class Alarms(pulumi.ComponentResource):
             "ok_actions": [self.topic.arn],
         }
 
-        def metric(metric_id: str, metric_name: str, dimensions: dict, stat: str = "Sum") -> dict:
+        def metric(
+            metric_id: str, metric_name: str, dimensions: Mapping[str, pulumi.Input[str]], stat: str = "Sum"
+        ) -> aws.cloudwatch.MetricAlarmMetricQueryArgsDict:
             return {
                 "id": metric_id,
                 "return_data": False,
@@ -114,7 +130,9 @@ class Alarms(pulumi.ComponentResource):
                 },
             }
 
-        def error_ratio(suffix: str, errors_metric: str, who: str, dimensions: dict) -> aws.cloudwatch.MetricAlarm:
+        def error_ratio(
+            suffix: str, errors_metric: str, who: str, dimensions: Mapping[str, pulumi.Input[str]]
+        ) -> aws.cloudwatch.MetricAlarm:
             """5xx answered by ``who``, as a share of all requests, against the SLO's error ratio."""
             return aws.cloudwatch.MetricAlarm(
                 f"{name}-{suffix}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,13 @@ SETTINGS_MARKER = "#@settings@\n"
 ROOT_DEVICE = "/dev/xvda"  # Amazon Linux 2023's root device name
 # Fields of the Auto Scaling group that modelops owns after creation (see stacks/RUNNING.md, "who owns what").
 DRIVER_OWNED = ["desiredCapacity", "launchTemplate"]
-GROUP_METRICS = ["GroupDesiredCapacity", "GroupInServiceInstances", "GroupPendingInstances", "GroupTotalInstances"]
+# The SDK's enum of group metrics (a str subclass: the same strings reach AWS).
+GROUP_METRICS = [
+    aws.autoscaling.Metric.GROUP_DESIRED_CAPACITY,
+    aws.autoscaling.Metric.GROUP_IN_SERVICE_INSTANCES,
+    aws.autoscaling.Metric.GROUP_PENDING_INSTANCES,
+    aws.autoscaling.Metric.GROUP_TOTAL_INSTANCES,
+]
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,7 @@ class FleetArgs:
     root_volume_gb: int
     instance_profile_arn: pulumi.Input[str]
     security_group_id: pulumi.Input[str]
-    subnet_ids: list[pulumi.Input[str]]
+    subnet_ids: Sequence[pulumi.Input[str]]
     target_group_arn: pulumi.Input[str]
     target_group_arn_suffix: pulumi.Input[str]
     load_balancer_arn_suffix: pulumi.Input[str]

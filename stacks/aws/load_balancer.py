@@ -4,12 +4,14 @@ test listener per colour that reaches that colour alone, for the promotion gate.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import pulumi
 import pulumi_aws as aws
 
-from stacks.names import COLOURS
+from stacks.names import COLOURS, Colour
 
 APP_PORT = 3000  # `bentoml serve` in a containerized bento listens here; instances publish it on the same port
 HEALTH_PATH = "/readyz"  # BentoML answers 500 until the service is ready, so a loading replica gets no traffic
@@ -29,7 +31,9 @@ def deregistration_delay_s(p99_ms: float, request_timeout_s: float) -> int:
     return min(3600, math.ceil(max(request_timeout_s, p99_ms / 1000.0)) + DRAIN_MARGIN_S)
 
 
-def weighted_forward(target_group_arns: dict[str, pulumi.Input[str]], live_colour: str) -> dict:
+def weighted_forward(
+    target_group_arns: Mapping[Colour, pulumi.Input[str]], live_colour: str
+) -> aws.lb.ListenerDefaultActionArgsDict:
     """The listener action that splits traffic by weight: the live colour 100, the other 0."""
     return {
         "type": "forward",
@@ -46,7 +50,7 @@ def weighted_forward(target_group_arns: dict[str, pulumi.Input[str]], live_colou
 @dataclass(frozen=True)
 class LoadBalancerArgs:
     vpc_id: pulumi.Input[str]
-    public_subnet_ids: list[pulumi.Input[str]]
+    public_subnet_ids: Sequence[pulumi.Input[str]]
     live_colour: str
     deregistration_delay_s: int
     idle_timeout_s: int
@@ -55,7 +59,7 @@ class LoadBalancerArgs:
     access_log_bucket: pulumi.Input[str] | None = None
     access_log_ready: pulumi.Resource | None = None  # the bucket policy the ALB must see before it is created
     test_cidrs: tuple[str, ...] = ()  # who may reach the per-colour test listeners; empty: no test listeners
-    test_ports: dict[str, int] | None = None  # {"blue": port, "green": port} of the test listeners
+    test_ports: Mapping[str, int] | None = None  # {"blue": port, "green": port} of the test listeners
 
 
 def rule_suffix(cidr: str) -> str:
@@ -122,7 +126,7 @@ class LoadBalancer(pulumi.ComponentResource):
             opts=child,
         )
 
-        access_logs = (
+        access_logs: aws.lb.LoadBalancerAccessLogsArgsDict | None = (
             {"bucket": args.access_log_bucket, "enabled": True, "prefix": "alb"} if args.access_log_bucket else None
         )
         self.alb = aws.lb.LoadBalancer(
@@ -238,7 +242,9 @@ class LoadBalancer(pulumi.ComponentResource):
         listed CIDR blocks only, never the internet."""
         child = pulumi.ResourceOptions(parent=self)
         scheme = "https://" if https else "http://"
-        for colour, port in (args.test_ports or {}).items():
+        # ColourPorts.model_dump(): its keys are the colours, which the stack config's schema guarantees.
+        ports = cast("Mapping[Colour, int]", args.test_ports or {})
+        for colour, port in ports.items():
             for cidr in args.test_cidrs:
                 aws.vpc.SecurityGroupIngressRule(
                     f"{name}-alb-in-test-{colour}-{rule_suffix(cidr)}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass
+from functools import partial
 
 import pulumi
 import pulumi_aws as aws
@@ -70,7 +71,7 @@ class Network(pulumi.ComponentResource):
         private_route_tables: list[aws.ec2.RouteTable] = []
         nats: list[aws.ec2.NatGateway] = []
         for i in range(args.az_count):
-            zone = zones.names.apply(lambda names, i=i: pick_zone(names, i, args.az_count))
+            zone = zones.names.apply(partial(pick_zone, index=i, wanted=args.az_count))
             # No public IPs on launch even in public subnets: only the ALB (and the NAT's EIP) live there.
             public = aws.ec2.Subnet(
                 f"{name}-public-{i}",

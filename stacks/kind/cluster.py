@@ -97,6 +97,7 @@ class Cluster(pulumi.ComponentResource):
         super().__init__("modelops:kind:Cluster", name, None, opts)
         s = args.settings
         self.create: command.local.Command | None = None
+        kubeconfig: pulumi.Input[str] | None  # None: the provider's default (KUBECONFIG, ~/.kube/config)
         if s.create_cluster:
             self.create = command.local.Command(
                 f"{name}-cluster",
@@ -116,7 +117,7 @@ class Cluster(pulumi.ComponentResource):
                     parent=self, additional_secret_outputs=["stdout"], delete_before_replace=True
                 ),
             )
-            kubeconfig: pulumi.Input[str] = self.create.stdout
+            kubeconfig = self.create.stdout
             self.context = f"kind-{s.cluster_name}"
         else:
             kubeconfig = os.path.expanduser(s.kubeconfig) if s.kubeconfig else None

@@ -1,3 +1,7 @@
+# mypy: disable-error-code="call-overload"
+# The upstream device-plugin manifest is transcribed here with the Kubernetes API's own camelCase keys, which
+# pulumi-kubernetes passes through unchanged; its typed dicts only know the snake_case spelling, so mypy cannot
+# match these literals to an overload.
 """NVIDIA's Kubernetes device plugin (upstream static manifest deployments/static/nvidia-device-plugin.yml, v0.17.1),
 optional: it advertises each node's GPUs as the `nvidia.com/gpu` resource the model pods request. The node itself
 needs the NVIDIA driver and container toolkit (for kind: a GPU-enabled kind setup such as NVIDIA's nvkind)."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 import base64
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,7 +136,7 @@ class AwsTarget:
     @_aws_errors("status")
     def status(self) -> TargetStatus:
         state = self._listener_state()
-        pools = {colour: self._pool_status(colour, state) for colour in COLOURS}
+        pools: dict[str, PoolStatus] = {colour: self._pool_status(colour, state) for colour in COLOURS}
         return TargetStatus(
             target=self.name,
             url=self.outputs[keys.ENDPOINT_URL],
@@ -496,7 +496,7 @@ class AwsTarget:
         described = self.elbv2.describe_tags(ResourceArns=[self.listener_arn])["TagDescriptions"]
         return {t["Key"]: t["Value"] for d in described for t in d.get("Tags", [])}
 
-    def _tag_listener(self, tags: dict[str, str]) -> None:
+    def _tag_listener(self, tags: Mapping[str, str]) -> None:
         self.elbv2.add_tags(ResourceArns=[self.listener_arn], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
 
     def _set_weights(self, weights: dict[Colour, int], stickiness: dict[str, Any] | None) -> None:
