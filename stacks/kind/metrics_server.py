@@ -1,3 +1,7 @@
+# mypy: disable-error-code="call-overload"
+# The upstream metrics-server manifest is transcribed here with the Kubernetes API's own camelCase keys, which
+# pulumi-kubernetes passes through unchanged (the rendered objects pass kubernetes-validate strict); its typed dicts
+# only know the snake_case spelling, so mypy cannot match these literals to an overload.
 """metrics-server, which the HPAs read CPU use from, as plain Kubernetes objects (upstream v0.8.0 manifest, with
 kind's --kubelet-insecure-tls and a tighter security context). Plain objects rather than a Helm release, so every
 object is visible to the offline schema and policy checks."""
