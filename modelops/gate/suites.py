@@ -209,6 +209,8 @@ class Suites:
         return Sweep(unit=unit, values=values, curves=curves, reports=reports, cpu=cpu, retried=retried)
 
     def horizontal(self) -> Sweep:
+        # Replicas at the deploy shape's workers and budget (the vertical suite may have left another shape).
+        self.to_shape(self.gate.horizontal_replicas[0])
         return self.sweep(
             "horizontal", "replicas", self.gate.horizontal_replicas, lambda n: self.target.scale(n, "candidate")
         )
