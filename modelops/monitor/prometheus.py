@@ -7,7 +7,6 @@ rules file generated from the stack settings (:mod:`modelops.monitor.rules`). Ev
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 from dataclasses import dataclass
@@ -17,9 +16,10 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 
-from modelops.errors import DeploymentError, MissingToolError
+from modelops.errors import DeploymentError
 from modelops.monitor.rules import JOB_HAPROXY, JOB_REPLICAS, write_rules
 from modelops.targets.base import TargetStatus
+from modelops.tools import require
 from modelops.waiting import wait_until
 from stacks.config import StackConfig
 
@@ -30,10 +30,7 @@ INSTALL_HINT = (
 
 
 def binary() -> str:
-    path = shutil.which("prometheus")
-    if path is None:
-        raise MissingToolError(INSTALL_HINT)
-    return path
+    return require("prometheus", INSTALL_HINT)
 
 
 def _host(url: str) -> str:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from modelops.errors import DeploymentError, MissingToolError
+from modelops.errors import DeploymentError
+from modelops.tools import require
 
 SLOTS = 32  # server slots per colour: the most replicas a pool can have (modelops:deploy.replicas <= 32)
 COLOURS = ("blue", "green")
@@ -27,10 +27,7 @@ INSTALL_HINT = (
 
 
 def binary() -> str:
-    path = shutil.which("haproxy")
-    if path is None:
-        raise MissingToolError(INSTALL_HINT)
-    return path
+    return require("haproxy", INSTALL_HINT)
 
 
 def slot_name(colour: str, index: int) -> str:
