@@ -8,6 +8,8 @@ Built into its own bento (bentofile.bench.yaml) by `modelops bench`; the product
 
 from __future__ import annotations
 
+from typing import cast
+
 import bentoml
 from service import MAX_BODY_BYTES, MODEL, SETTINGS, Classifier, Prediction, Predictions, RequestGuard, Rows
 
@@ -35,4 +37,5 @@ class WineBench:
 NOOP = Prediction(label="none", probabilities={})
 
 
-WineBench.add_asgi_middleware(RequestGuard, max_body_bytes=MAX_BODY_BYTES)
+# @bentoml.service made the class a bentoml Service; mypy does not apply class decorators.
+cast("bentoml.Service[WineBench]", WineBench).add_asgi_middleware(RequestGuard, max_body_bytes=MAX_BODY_BYTES)

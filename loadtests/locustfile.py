@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import gevent
 import locust.stats
@@ -175,10 +176,11 @@ def _paced(per_user: float) -> Callable[[User], float]:
     period = 1.0 / per_user
 
     def wait_time(user: User) -> float:
+        paced = cast(_PredictionUser, user)  # Locust types wait_time for any User; only these users are paced
         now = time.perf_counter()
-        due = getattr(user, "_due", now) + period
-        user._due = max(due, now)
-        return user._due - now
+        due = getattr(paced, "_due", now) + period
+        paced._due = max(due, now)
+        return paced._due - now
 
     return wait_time
 

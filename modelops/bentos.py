@@ -95,8 +95,9 @@ def describe(tag: str) -> BentoInfo:
             metadata = bentoml.models.get(model_tag).info.metadata
         except bentoml.exceptions.NotFound:
             continue
-        if isinstance(metadata.get("golden"), dict):
-            golden = metadata["golden"]
+        declared = metadata.get("golden")
+        if isinstance(declared, dict):
+            golden = declared
             break
     service = info.entry_service or (info.services[0].name if info.services else info.name)
     return BentoInfo(tag=str(info.tag), service=service, path=Path(bento.path), models=models, golden=golden)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from modelops.errors import ExitStatus, ModelopsError, NotDeployedError, UsageEr
 from modelops.gate.summary import SUITES
 from modelops.ui import Steps
 from stacks.config import PROJECT_ROOT, ConfigError, StackConfig, load_stack_config
+
+if TYPE_CHECKING:
+    from modelops.targets.local import LocalTarget
 
 app = typer.Typer(
     help="Take a BentoML model from prototype to production: build, deploy, load-test, promote.",
@@ -113,8 +116,9 @@ def up(
         if settings.target != "local":
             raise UsageError("--monitoring starts Prometheus on this machine for the local target only: on kind/aws "
                              "scrape the pods or instances with your cluster's or account's Prometheus")  # fmt: skip
+        local = cast("LocalTarget", target)  # the local target (checked above): open_target made a LocalTarget
         with Steps(err).step("starting Prometheus"):
-            url = service.start(histories.path.parent, status, settings, deployment=target.deployment)
+            url = service.start(histories.path.parent, status, settings, deployment=local.deployment)
         out.print(f"Prometheus: [cyan]{url}[/] (rules: {histories.path.parent / 'monitoring' / 'rules.yml'})")
 
 

@@ -16,6 +16,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -120,5 +121,7 @@ def lineage_of(bento: str) -> dict | None:
             metadata = bentoml.models.get(tag).info.metadata
         except bentoml.exceptions.NotFound:
             continue
-        return {"model": tag, **(metadata.get("lineage") or {})}
+        # retrain() writes "lineage" as a dict (models trained before it have none); bentoml types metadata loosely.
+        lineage = cast("dict[str, Any] | None", metadata.get("lineage"))
+        return {"model": tag, **(lineage or {})}
     return None

@@ -247,7 +247,7 @@ class Suites:
 
             def marked_down() -> bool:
                 pool = self.target.status().candidate
-                return bool(pool) and any(r.name == name and r.in_rotation is False for r in pool.replicas)
+                return pool is not None and any(r.name == name and r.in_rotation is False for r in pool.replicas)
 
             if wait_until(marked_down, timeout=max(30.0, 2 * self.gate.failover_max_detection_s), interval=0.05):
                 down_after = time.time() - killed.killed_at

@@ -9,6 +9,7 @@ import html
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ def load_model(tag: str) -> tuple[dict, Callable[[np.ndarray], list[str]]]:
             f"model {tag!r} is not in {bentoml_home() / 'models'}: build it with `modelops build`, or name the "
             "model that wrote the log with --model TAG (`bentoml models list`)"
         ) from None
-    metadata = dict(stored.info.metadata)
+    metadata: dict[str, Any] = dict(stored.info.metadata)  # JSON-like values; "classes" is a list
     estimator = bentoml.sklearn.load_model(stored)
     classes = [str(c) for c in metadata.get("classes", [])]
 

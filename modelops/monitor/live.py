@@ -237,7 +237,7 @@ class P95History:
 
 def render(snapshot: Snapshot):
     """The live view: colours, replicas, balancer, alerts, anomaly and drift lines (a rich renderable)."""
-    from rich.console import Group
+    from rich.console import Group, RenderableType
     from rich.table import Table
     from rich.text import Text
 
@@ -256,7 +256,7 @@ def render(snapshot: Snapshot):
             rotation += " [red](/metrics unreachable)[/]"
         replicas.add_row(r.name, r.url, rotation, f"{f.rps:.1f}", ms(f.p50_ms), ms(f.p95_ms), ms(f.p99_ms),
                          f"[red]{f.errors}[/]" if f.errors else "0")  # fmt: skip
-    lines = [
+    lines: list[RenderableType] = [
         Text.from_markup(
             f"[bold]{snapshot.target}[/] {snapshot.url}  live: {snapshot.live_bento}  (last {snapshot.interval_s:g} s)"
         ),

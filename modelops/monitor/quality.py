@@ -77,15 +77,21 @@ def judge_quality(figures: QualityFigures, limits: QualityThresholds) -> Quality
     if f.rows < limits.min_rows or f.agreement is None:
         return QualityResult("inconclusive", f"{f.rows} logged rows replayed, fewer than {limits.min_rows}: "
                              "log more production traffic (modelops:monitor.log_sample_rate)", f)  # fmt: skip
-    labelled = f.labelled >= limits.min_labelled and f.candidate_accuracy is not None and f.live_accuracy is not None
-    if labelled and f.candidate_accuracy < f.live_accuracy - limits.max_accuracy_drop:
+    # (candidate, live) accuracy, when enough rows are labelled to judge them
+    accuracies = (
+        (f.candidate_accuracy, f.live_accuracy)
+        if f.labelled >= limits.min_labelled and f.candidate_accuracy is not None and f.live_accuracy is not None
+        else None
+    )
+    labelled = accuracies is not None
+    if accuracies is not None and accuracies[0] < accuracies[1] - limits.max_accuracy_drop:
         return QualityResult(
             "fail",
             f"on {f.labelled} labelled rows the candidate is right {f.candidate_accuracy:.1%} of the time, the live "
             f"version {f.live_accuracy:.1%}: more than {limits.max_accuracy_drop:.1%} worse",
             f,
         )
-    at_least_as_good = labelled and f.candidate_accuracy >= f.live_accuracy
+    at_least_as_good = accuracies is not None and accuracies[0] >= accuracies[1]
     if f.agreement < limits.min_agreement and not at_least_as_good:
         evidence = "no labelled rows show it" if not labelled else "labelled rows show it less accurate"
         return QualityResult(

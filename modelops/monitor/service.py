@@ -92,7 +92,12 @@ def start(state_dir: Path, status: TargetStatus, settings: StackConfig, deployme
     proc = procs.spawn(argv, deployment=deployment, log=directory / "prometheus.log")
     record = MonitoringRecord(pid=proc.pid, started=proc.started, tag=proc.tag, port=port, deployment=deployment)
     write_json(directory / RECORD, record.model_dump(mode="json"))
-    if not wait_until(lambda: procs.reap() or running_prometheus(state_dir) is not None or not proc.alive(), timeout):
+
+    def answered() -> bool:
+        procs.reap()  # collect exited children first, so that proc.alive() sees an exit
+        return running_prometheus(state_dir) is not None or not proc.alive()
+
+    if not wait_until(answered, timeout):
         stop(state_dir)
         raise DeploymentError(f"prometheus did not answer on {record.url} within {timeout:g} s: see {directory}")
     if not proc.alive():

@@ -133,7 +133,7 @@ def _open(
     candidate_url: str | None,
 ) -> Target:
     target = _driver(settings, progress, outputs)
-    return CandidateUrl(target, candidate_url) if candidate_url else target  # type: ignore[return-value]
+    return CandidateUrl(target, candidate_url) if candidate_url else target
 
 
 def _driver(

@@ -81,6 +81,11 @@ def _count(value: int | None) -> int:
     return value or 0
 
 
+def _name(obj: k8s.V1Pod | k8s.V1Deployment) -> str:
+    """``metadata.name`` of an object read from the API server (which always sets it; its models type it optional)."""
+    return (obj.metadata.name if obj.metadata else None) or ""
+
+
 _kube_errors = api_errors(_describe_kube_error)
 
 
@@ -135,7 +140,7 @@ class KubernetesTarget:
     def status(self) -> TargetStatus:
         live = self._live(self._service())
         serving = self._ready_endpoints()
-        pools = {colour: self._pool_status(colour, live, serving) for colour in COLOURS}
+        pools: dict[str, PoolStatus] = {colour: self._pool_status(colour, live, serving) for colour in COLOURS}
         return TargetStatus(
             target=self.name,
             url=self.outputs[keys.ENDPOINT_URL],
@@ -306,11 +311,12 @@ class KubernetesTarget:
         return self.core.read_namespaced_service(self.service_name, self.namespace)
 
     def _live(self, service: k8s.V1Service) -> Colour:
-        colour = (service.spec.selector or {}).get(COLOUR_LABEL)
+        selector = service.spec.selector if service.spec else None
+        colour = (selector or {}).get(COLOUR_LABEL)
         if colour not in COLOURS:
             raise DeploymentError(
                 f"Service {self.namespace}/{self.service_name} does not select a colour (selector "
-                f"{service.spec.selector}, expected {COLOUR_LABEL}: blue or green): run `pulumi up -s kind`"
+                f"{selector}, expected {COLOUR_LABEL}: blue or green): run `pulumi up -s kind`"
             )
         return colour
 
@@ -318,7 +324,8 @@ class KubernetesTarget:
         return colour_of(pool, self._live(self._service()))
 
     def _switch(self, live: Colour, to: Colour, purpose: str) -> None:
-        if not _count(self._deployment(to).status.ready_replicas):
+        status = self._deployment(to).status
+        if not _count(status.ready_replicas if status else None):
             raise DeploymentError(
                 f"the {to} pool (Deployment {self.deployments[to]}) has no ready pod, so it cannot {purpose}: "
                 "deploy_candidate or scale it up first"
@@ -359,7 +366,9 @@ class KubernetesTarget:
             endpoint.target_ref.name
             for piece in slices
             for endpoint in piece.endpoints or []
-            if endpoint.target_ref is not None and (endpoint.conditions is None or endpoint.conditions.ready)
+            if endpoint.target_ref is not None
+            and endpoint.target_ref.name is not None  # an endpoint names its pod; one that does not matches none
+            and (endpoint.conditions is None or endpoint.conditions.ready)
         }
 
     # ---------------------------------------------------------------- internals: Deployments
@@ -368,12 +377,13 @@ class KubernetesTarget:
         return self.apps.read_namespaced_deployment(self.deployments[colour], self.namespace)
 
     def _container(self, deployment: k8s.V1Deployment) -> k8s.V1Container:
-        containers = deployment.spec.template.spec.containers
+        pod_spec = deployment.spec.template.spec
+        containers = pod_spec.containers if pod_spec else []
         found = next((c for c in containers if c.name == APP), None)
         if found is None:
             names = ", ".join(c.name for c in containers)
             raise DeploymentError(
-                f"Deployment {deployment.metadata.name} has no container named {APP!r} (it has {names}): "
+                f"Deployment {_name(deployment)} has no container named {APP!r} (it has {names}): "
                 "run `pulumi up -s kind`"
             )
         return found
@@ -417,15 +427,15 @@ class KubernetesTarget:
         port = next((p.container_port for p in self._container(deployment).ports or []), CONTAINER_PORT)
         return [
             ReplicaStatus(
-                name=pod.metadata.name,
+                name=_name(pod),
                 url=f"http://{pod.status.pod_ip}:{port}" if pod.status and pod.status.pod_ip else "",
                 # A terminating pod stays listed, not healthy, until it is gone: a killed replica is visible while
                 # it leaves the Service's endpoints.
-                healthy=_ready(pod) and pod.metadata.deletion_timestamp is None,
+                healthy=_ready(pod) and (pod.metadata is None or pod.metadata.deletion_timestamp is None),
                 # The live Service's own view: kube-proxy sends requests to its ready endpoints.
-                in_rotation=None if serving is None else pod.metadata.name in serving,
+                in_rotation=None if serving is None else _name(pod) in serving,
             )
-            for pod in sorted(pods, key=lambda p: p.metadata.name)
+            for pod in sorted(pods, key=_name)
         ]
 
     def _patch_template(self, colour: Colour, template: dict[str, Any]) -> None:
@@ -504,7 +514,8 @@ class KubernetesTarget:
                 ),
                 None,
             )
-            observed = _count(status.observed_generation) >= _count(deployment.metadata.generation)
+            generation = deployment.metadata.generation if deployment.metadata else None
+            observed = _count(status.observed_generation) >= _count(generation)
             seen["done"] = (
                 observed and _count(deployment.spec.replicas) == replicas and set(seen["counts"].values()) == {replicas}
             )

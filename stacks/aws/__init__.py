@@ -3,6 +3,7 @@ colour running the bento image from ECR, and the alarms promotion watches. ``bui
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -182,27 +183,32 @@ def build(settings: StackConfig) -> dict[str, Any]:
     # get its share of them.
     vcpus = aws.ec2.get_instance_type_output(instance_type=cfg.instance_type, opts=via).default_vcpus
     target_value = requests_per_target_per_minute(settings, vcpus)
+
+    def user_data_of(v: list[Any], colour: str) -> str:
+        """One colour's user data, from the resolved [image, service, log group, vCPUs]."""
+        return encode_user_data(
+            render_user_data(
+                UserData(
+                    region=cfg.region,
+                    image=v[0],
+                    service=v[1],
+                    port=APP_PORT,
+                    colour=colour,
+                    log_group=v[2],
+                    stop_timeout_s=drain_s,
+                    bentoml_overrides=images.bentoml_overrides(v[1], settings.deploy.workers, timeout),
+                    max_body_bytes=settings.limits.max_body_bytes,
+                    threads=thread_env(int(v[3]) / settings.deploy.workers),
+                    keep_alive_s=images.server_keep_alive_s(timeout),
+                    gpus="all" if settings.deploy.accelerator == "nvidia" else "",
+                )
+            )
+        )
+
     fleets = {}
     for colour in COLOURS:
         user_data = pulumi.Output.all(image.image, image.service, instances.log_group.name, vcpus).apply(
-            lambda v, colour=colour: encode_user_data(
-                render_user_data(
-                    UserData(
-                        region=cfg.region,
-                        image=v[0],
-                        service=v[1],
-                        port=APP_PORT,
-                        colour=colour,
-                        log_group=v[2],
-                        stop_timeout_s=drain_s,
-                        bentoml_overrides=images.bentoml_overrides(v[1], settings.deploy.workers, timeout),
-                        max_body_bytes=settings.limits.max_body_bytes,
-                        threads=thread_env(int(v[3]) / settings.deploy.workers),
-                        keep_alive_s=images.server_keep_alive_s(timeout),
-                        gpus="all" if settings.deploy.accelerator == "nvidia" else "",
-                    )
-                )
-            )
+            partial(user_data_of, colour=colour)
         )
         fleets[colour] = Fleet(
             colour,

@@ -14,7 +14,7 @@ from stacks import images
 class KindImageArgs:
     bento: str  # tag, or "" for the newest bento in the local store
     cluster_name: str
-    cluster: pulumi.Resource | None  # the command that creates the cluster, when the stack creates it
+    cluster: pulumi.CustomResource | None  # the command that creates the cluster, when the stack creates it
 
 
 class KindImage(pulumi.ComponentResource):

@@ -1,3 +1,7 @@
+# mypy: disable-error-code="call-overload"
+# These objects are written with the Kubernetes API's own camelCase keys (matchLabels, targetPort, nodePort, ...),
+# which pulumi-kubernetes passes through unchanged; its typed dicts only know the snake_case spelling, so mypy cannot
+# match these literals to an overload (as in metrics_server.py and device_plugin.py).
 """The model service on Kubernetes: a restricted namespace, blue and green Deployments with an HPA and a PDB each,
 a NodePort Service that selects the live colour, one NodePort Service per colour (each pool alone, for the gate),
 and a NetworkPolicy."""

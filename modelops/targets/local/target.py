@@ -244,7 +244,12 @@ class LocalTarget:
         proc = procs.spawn([binary, "-db", "-f", str(config)], deployment=self.deployment, log=log)
         state.haproxy_pid, state.haproxy_started, state.haproxy_tag = proc.pid, proc.started, proc.tag
         self._save(state)
-        if not wait_until(lambda: procs.reap() or self.api.ready() or not proc.alive(), timeout=15):
+
+        def opened() -> bool:
+            procs.reap()  # collect exited children first, so that proc.alive() sees an exit
+            return self.api.ready() or not proc.alive()
+
+        if not wait_until(opened, timeout=15):
             raise DeploymentError(f"haproxy did not open its runtime API within 15 s:\n{procs.log_tail(log)}")
         if not proc.alive():
             raise DeploymentError(f"haproxy exited at start:\n{procs.log_tail(log)}")
