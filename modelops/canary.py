@@ -37,7 +37,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelops.errors import ExitStatus, UsageError
-from modelops.promotion import CanaryStep, HistoryFile, failpoint, switch
+from modelops.promotion import CanaryStep, HistoryFile, check_alarms, failpoint, switch
 from modelops.state import write_json
 from modelops.targets.base import Target, TargetStatus
 from stacks.config import CanarySettings, StackConfig
@@ -340,6 +340,10 @@ def run_canary(
             wait(settings.window_s)
             seen = source.observe(target.status())
             verdict = judge(seen, settings)
+            alarms = target.firing_alarms("candidate")  # the platform's own alarms (CloudWatch on aws), if any
+            if alarms:
+                reasons = [*verdict.reasons, f"the candidate's alarms fire: {', '.join(alarms)}"]
+                verdict = Judgement(False, {**verdict.rules, "platform_alarms": "fail"}, reasons)
             step = CanaryStep(
                 weight=weight, passed=verdict.passed, source=seen.source, reasons=verdict.reasons,
                 measured={
@@ -405,6 +409,7 @@ def promote(
     prometheus_url = service.running_prometheus(state_dir)
     if prometheus_url and not service.refresh(state_dir, target.status(), settings):
         prometheus_url = None
+    check_alarms(target, "promote", bento)
     source = metrics_source(target, prometheus_url)
     outcome = run_canary(target, history_file, bento, summary, settings.canary, source, note)
     if summary:  # beside the gate's summary.json: what each step of live traffic showed

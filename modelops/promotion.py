@@ -21,7 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from modelops.errors import ModelopsError, UsageError
+from modelops.errors import DeploymentError, ModelopsError, UsageError
 from modelops.state import exclusive, read_json, write_json
 from modelops.targets.base import Target, TargetStatus
 
@@ -148,8 +148,27 @@ def baseline_summary(history: History, live_bento: str) -> Path | None:
     return None
 
 
+def check_alarms(target: Target, action: Action, bento: str) -> None:
+    """Refuse a switch the platform's alarms speak against: a candidate whose own alarms fire never takes traffic,
+    and a promotion does not start while the live version's alarms fire (the switch would hide which version is at
+    fault). A rollback may: the live version's alarms are usually why it is rolled back."""
+    firing = target.firing_alarms("candidate")
+    if firing:
+        raise DeploymentError(
+            f"not switching traffic to {bento}: its own alarms fire ({', '.join(firing)}); look at them "
+            "(`modelops status`, the alarms' console) before trying again"
+        )
+    live_firing = target.firing_alarms("live") if action == "promote" else []
+    if live_firing:
+        raise DeploymentError(
+            f"not promoting {bento} while the live version's alarms fire ({', '.join(live_firing)}): a switch now "
+            "would hide which version is at fault. Wait for them to clear, or `modelops rollback`"
+        )
+
+
 def switch(target: Target, history_file: HistoryFile, action: Action, bento: str, summary: str | None) -> TargetStatus:
     """Make the candidate pool (already running ``bento``) live, with zero failed requests, and record it."""
+    check_alarms(target, action, bento)
     live = target.status()
     entry = history_file.begin(action, bento, live.bento, summary)
     failpoint(f"{action}:after-intent")

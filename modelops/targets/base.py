@@ -134,6 +134,11 @@ class Target(Protocol):
         """Whether replicas are held to a fixed CPU budget on this target, and how."""
         ...
 
+    def firing_alarms(self, pool: Pool) -> list[str]:
+        """The platform alarms firing now for the pool's colour (and the balancer's own): CloudWatch on aws. Targets
+        without platform alarms return [] (the canary reads Prometheus alerts where one runs)."""
+        ...
+
     def hold_scaling(self) -> None:
         """For the gate: keep the platform's autoscaling from changing the candidate pool while it is measured
         (aws: suspend the group's scaling processes, scale-in protection; kind: pin the HPA). Local: nothing."""

@@ -285,6 +285,11 @@ class KubernetesTarget:
         Kubernetes API."""
         return None
 
+    def firing_alarms(self, pool: Pool) -> list[str]:
+        """A kind cluster has no platform alarms (the stack installs no Prometheus); the canary reads a
+        Prometheus where one runs."""
+        return []
+
     def cpu_budgets(self) -> CpuBudgets:
         return CpuBudgets(enforced=True, note="each pod has a CPU limit (request = limit, stacks/kind)")
 

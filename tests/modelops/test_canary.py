@@ -138,7 +138,7 @@ def deploy_candidate(target: LocalTarget, bento: str, fault: str = "") -> None:
 def test_a_healthy_candidate_reaches_100_percent_under_load_with_no_failed_request(deployment, faulty_versions):
     live, candidate = faulty_versions
     deploy_candidate(deployment, candidate)
-    histories = history_file(deployment, deployment.settings)
+    histories = history_file(deployment.settings)
     with Traffic(deployment.status().url, BODY, clients=8) as traffic:
         outcome = canary.promote(deployment, histories, candidate, None, deployment.settings)
         traffic.wait_for(50)
@@ -165,7 +165,7 @@ def test_a_candidate_turning_bad_under_live_traffic_is_rolled_back_automatically
 ) -> None:
     live, candidate = faulty_versions
     deploy_candidate(deployment, candidate, fault)
-    histories = history_file(deployment, deployment.settings)
+    histories = history_file(deployment.settings)
     with Traffic(deployment.status().url, BODY, clients=8) as traffic:
         outcome = run_canary(deployment, histories, candidate, None, deployment.settings.canary,
                              canary.metrics_source(deployment))  # fmt: skip

@@ -618,6 +618,11 @@ class LocalTarget:
         counts = [self.budgets.throttling(r.cgroup) for r in record.replicas if r.cgroup]
         return (sum(c[0] for c in counts), sum(c[1] for c in counts)) if counts else None
 
+    def firing_alarms(self, pool: Pool) -> list[str]:
+        """HAProxy and the replicas raise no platform alarms here; with `up --monitoring` the canary reads
+        Prometheus alerts instead."""
+        return []
+
     def cpu_budgets(self) -> CpuBudgets:
         return CpuBudgets(enforced=self.budgets.enabled, note=self.budgets.reason)
 

@@ -15,6 +15,7 @@ import pytest
 from botocore.stub import Stubber
 
 from modelops.errors import DeploymentError, NotDeployedError, UsageError
+from modelops.promotion import HistoryFile, switch
 from modelops.targets.aws import (
     BENTO_TAG,
     HELD_PROCESSES,
@@ -667,3 +668,40 @@ def test_instance_refresh_that_outlasts_the_timeout_says_how_to_follow_it(stubbe
         start_and_wait_instance_refresh(
             client, "modelops-green", "lt-0abc", 3, timeout_s=10, poll_s=5, clock=clock, sleep=clock.sleep
         )
+
+
+# ------------------------------------------------------------------------------------- alarms gate a promotion
+@pytest.fixture
+def histories(tmp_path) -> HistoryFile:
+    return HistoryFile(tmp_path / "history.json")
+
+
+def test_a_candidate_whose_alarms_fire_never_takes_traffic(with_candidate: AwsTarget, aws_stack, histories) -> None:
+    fire(aws_stack, "modelops-green-p95")  # blue is live: green is the candidate
+
+    with pytest.raises(DeploymentError, match="its own alarms fire \\(modelops-green-p95\\)"):
+        switch(with_candidate, histories, "promote", NEW_BENTO, None)
+
+    assert with_candidate.status().live == "blue" and histories.load().entries == [], "nothing moved, nothing recorded"
+
+
+def test_a_promotion_does_not_start_while_the_live_versions_alarms_fire(
+    with_candidate: AwsTarget, aws_stack, histories
+) -> None:
+    fire(aws_stack, "modelops-blue-5xx")
+
+    with pytest.raises(DeploymentError, match="while the live version's alarms fire \\(modelops-blue-5xx\\)"):
+        switch(with_candidate, histories, "promote", NEW_BENTO, None)
+    assert with_candidate.status().live == "blue"
+
+
+def test_a_rollback_may_start_while_the_live_versions_alarms_fire(with_candidate: AwsTarget, aws_stack, histories):
+    fire(aws_stack, "modelops-blue-5xx")  # the reason one rolls back
+
+    status = switch(with_candidate, histories, "rollback", NEW_BENTO, None)
+
+    assert status.live == "green" and histories.load().entries[-1].state == "done"
+
+
+def test_a_promotion_with_quiet_alarms_switches(with_candidate: AwsTarget, histories) -> None:
+    assert switch(with_candidate, histories, "promote", NEW_BENTO, None).live == "green"
