@@ -1,7 +1,7 @@
 """Load shapes for Locust, configured through environment variables so they work headless and from modelops.
 
 StepLoad   users rise in equal steps and hold each step; the step where req/s stops growing is the knee
-           (MODELOPS_STEP_USERS=8,16,32,64  MODELOPS_STEP_SECONDS=5)
+           (MODELOPS_STEP_USERS=8,16,32,64  MODELOPS_STEP_SECONDS=5  MODELOPS_STEP_WARMUP=0)
 Spike      a base load, a spike, and back (MODELOPS_SPIKE=base,peak,seconds_each)
 
 Select one with MODELOPS_SHAPE=StepLoad (loadtests/locustfile.py imports it then). Run alone:
@@ -31,18 +31,23 @@ def _ints(name: str, default: str) -> list[int]:
 
 
 class StepLoad(LoadTestShape):
-    """Hold each user count for MODELOPS_STEP_SECONDS, then stop."""
+    """Hold each user count for MODELOPS_STEP_SECONDS, then stop. MODELOPS_STEP_WARMUP seconds at the first step's
+    users come first and belong to no step: a replica started just before the load answers its first requests
+    slowly (lazy imports, caches, the first model calls), which would otherwise be charged to the first step."""
 
     def __init__(self) -> None:
         super().__init__()
+        self.warmup = float(os.environ.get("MODELOPS_STEP_WARMUP", "0"))
         self.plan = step_plan(
             _ints("MODELOPS_STEP_USERS", "8,16,32,64"), float(os.environ.get("MODELOPS_STEP_SECONDS", "5"))
         )
-
         self._current = -1
 
     def tick(self) -> tuple[int, float] | None:
-        now = self.get_run_time()
+        now = self.get_run_time() - self.warmup
+        if now < 0:
+            users = self.plan[0][1]
+            return users, float(users)
         for index, (end, users) in enumerate(self.plan):
             if now < end:
                 if index != self._current:

@@ -217,7 +217,15 @@ def plan(
     hpa = None
     if cpu_seconds_per_request is not None and cpu_budget:
         hpa = round(100 * cpu_seconds_per_request * rps_per_replica_at_slo * HEADROOM / cpu_budget)
-        if hpa < 20:
+        if hpa > 100:
+            notes.append(
+                f"the CPU a request cost at the production load ({1000 * cpu_seconds_per_request:.1f} ms) would put a "
+                f"replica at {hpa} % of its budget at 70 % of its capacity: it costs less per request under more "
+                "load (batching), so its CPU does not measure its load; no HPA CPU target — scale on requests per "
+                "replica (the ASG target)"
+            )
+            hpa = None
+        elif hpa < 20:
             notes.append(
                 f"at 70 % of its capacity a replica uses only {hpa} % of its CPU budget: it is not CPU-bound, so a "
                 "CPU-based autoscaler reacts late; scale on requests per replica instead"

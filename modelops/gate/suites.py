@@ -133,11 +133,13 @@ class Suites:
         env = {
             "MODELOPS_STEP_USERS": ",".join(str(u) for u in users),
             "MODELOPS_STEP_SECONDS": str(self.gate.step_seconds),
+            # Each configuration may have just started its replicas: warm them before the first step counts.
+            "MODELOPS_STEP_WARMUP": str(self.gate.warmup_s),
         }
         return LoadSpec(
             users=max(users),
             spawn_rate=max(users),
-            duration_s=self.gate.step_seconds * len(users),
+            duration_s=self.gate.warmup_s + self.gate.step_seconds * len(users),
             rows_per_request=self.gate.rows_per_request,
             shape="StepLoad",
             processes=processes,

@@ -134,6 +134,12 @@ def test_plan_says_when_a_replica_is_not_cpu_bound_instead_of_clamping() -> None
     assert plan.hpa_target_cpu_utilization == 4 and "not CPU-bound" in plan.notes[0]
 
 
+def test_plan_sets_no_hpa_target_when_cpu_per_request_at_low_load_overstates_it() -> None:
+    plan = capacity.plan(rps_per_replica_at_slo=270, efficiency=1, target_rps=100, cpu_budget=0.5,
+                         cpu_seconds_per_request=0.0094)  # fmt: skip
+    assert plan.hpa_target_cpu_utilization is None and "355 % of its budget" in plan.notes[0]
+
+
 def test_plan_never_recommends_fewer_than_two_replicas_and_says_when_it_cannot_plan() -> None:
     assert capacity.plan(rps_per_replica_at_slo=1000, efficiency=1, target_rps=1, cpu_budget=None,
                          cpu_seconds_per_request=None).recommended_min_replicas == 2  # fmt: skip
