@@ -4,8 +4,9 @@ efficiency and the capacity plan.
 Pure functions over measurements, tested with fixed inputs, explained where they decide:
 - throughput is good answers only: a failed request is never capacity;
 - a step whose error ratio exceeds the SLO's ends the usable curve: the last clean step is the knee;
-- a step in which the load generator or the machine, not the candidate, was the limit ends it too, and a curve that
-  had not reached its knee before that point has an unknown capacity (a lower bound, never a verdict on its own).
+- a step in which the load generator or the machine, not the candidate, was the limit ends it too;
+- configurations are compared step by step at the same load per replica (or worker), at the highest step both ran
+  cleanly (``matched``): a batched model keeps gaining throughput with concurrency, so plateaus are no fair base.
 """
 
 from __future__ import annotations
