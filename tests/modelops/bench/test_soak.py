@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from modelops.bench import SoakSample, replica_usage, summarise_soak
+from modelops.bench.soak import SoakSample, replica_usage, summarise_soak
 
 # The load figures summarise_soak reads (a LoadResult has them as properties).
 LOAD = SimpleNamespace(requests=100, failures=0, rps=10.0, p95_ms=2.0)

@@ -1,0 +1,10 @@
+"""`make bench` / `modelops bench`: the project's performance figures, measured side by side in one run.
+
+core   throughput and latency variants of one replica (no-op floor, naive, batched, direct vs HAProxy)
+soak   production load for minutes: replica RSS and open file descriptors over time
+"""
+
+from modelops.bench.core import BenchOptions, run_bench
+from modelops.bench.soak import SoakSample, replica_usage, run_soak, summarise_soak
+
+__all__ = ["BenchOptions", "SoakSample", "replica_usage", "run_bench", "run_soak", "summarise_soak"]
