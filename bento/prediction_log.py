@@ -26,7 +26,8 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +37,30 @@ ENV_DIR = "MODELOPS_PREDICTION_LOG_DIR"
 ENV_SAMPLE_RATE = "MODELOPS_PREDICTION_LOG_SAMPLE_RATE"
 ENV_MAX_BYTES = "MODELOPS_PREDICTION_LOG_MAX_BYTES"
 ENV_BACKUPS = "MODELOPS_PREDICTION_LOG_BACKUPS"
+ENV_REPLICA = "MODELOPS_REPLICA_NAME"  # the replica's name in its deployment (writer names derive from it)
+# Request headers the service reads: a client's own request id (echoed back; feedback labels refer to it), and the
+# marker of synthetic traffic (the gate's and the benchmark's load), which is never logged: the drift check must see
+# what production clients send, not what a load generator made up.
+REQUEST_ID_HEADER = "x-request-id"
+SYNTHETIC_HEADER = "x-modelops-synthetic"
+_REQUEST_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-")
+MAX_REQUEST_ID = 64
 # Record fields: shared with the reader (and the tests) instead of repeated as literals.
 TS, REQUEST_ID, MODEL_VERSION, ROWS, PREDICTIONS = "ts", "request_id", "model_version", "rows", "predictions"
+
+
+def request_identity(headers: Mapping[str, str]) -> tuple[str, bool]:
+    """(request id, whether to log the request): the client's ``X-Request-Id`` when it is a plain token of at most
+    64 characters (letters, digits, ``._:-``), a fresh one otherwise; synthetic traffic is not logged."""
+    given = headers.get(REQUEST_ID_HEADER, "")
+    valid = 0 < len(given) <= MAX_REQUEST_ID and _REQUEST_ID_CHARS.issuperset(given)
+    return (given if valid else uuid.uuid4().hex), headers.get(SYNTHETIC_HEADER, "") == ""
+
+
+def writer_name(replica: str | None, worker_index: int | None) -> str:
+    """A stable per-process log name: the replica's (from the deployment) and the BentoML worker's index."""
+    base = "".join(c if c.isalnum() or c in "-_" else "_" for c in (replica or "replica"))[:48] or "replica"
+    return f"{base}-w{worker_index or 0}"
 
 
 class PredictionLogError(ValueError):

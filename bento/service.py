@@ -7,6 +7,12 @@ exactly what a request must hold, and a value the model cannot take is refused w
 
 Limits (environment, so an operator can tune a replica without rebuilding the bento):
   MODELOPS_MAX_BODY_BYTES   largest request body, default 1 MiB (413 above it; HAProxy enforces the same limit)
+
+Prediction log (bento/prediction_log.py; on when the deployment sets MODELOPS_PREDICTION_LOG_DIR, from
+modelops:monitor): a sample of each request's rows and predicted labels, with the model version and the request id,
+written off the request path as rotated JSONL. Every response carries ``X-Request-Id`` (the client's own, when it
+sent a plain one): ground-truth labels sent back later refer to it. Requests marked ``X-Modelops-Synthetic`` (the
+gate's and the benchmark's load) are never logged.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from bentoml.exceptions import UnprocessableEntity
 from bentoml.validators import ContentType
 from contract import out_of_range, probe_input_dtype
 from guard import RequestGuard
+from prediction_log import ENV_REPLICA, REQUEST_ID_HEADER, PredictionLogger, request_identity, writer_name
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
@@ -93,8 +100,9 @@ def input_contract(model, n_features: int) -> tuple[str, float]:
 class Classifier:
     """The model and its prediction logic, shared by the production service and the benchmark service."""
 
-    def __init__(self) -> None:
+    def __init__(self, logger: PredictionLogger | None = None) -> None:
         self.model = bentoml.sklearn.load_model(MODEL.resolve())
+        self.logger = logger
         self.dtype, self.max_abs = input_contract(self.model, len(FEATURES))
         self.batcher: Batcher[Prediction] = Batcher(self.predict, max_rows=MAX_BATCH_ROWS)
         # Garbage collection was the latency tail: each full collection walked the whole heap (framework, model)
@@ -130,15 +138,35 @@ class Classifier:
         ]
         raise InputOutOfRange(message, detail)
 
-    async def serve(self, rows: list[list[float]]) -> list[Prediction] | JSONResponse:
-        """The production predict path: contract check, then the batcher (one bad request never fails others)."""
+    async def serve(self, rows: list[list[float]], request_id: str | None = None) -> list[Prediction] | JSONResponse:
+        """The production predict path: contract check, then the batcher (one bad request never fails others); the
+        answered request goes to the prediction log when there is one and a ``request_id`` is given."""
         try:
-            return await self.batcher.submit(self.check(rows))
+            array = self.check(rows)
+            predictions = await self.batcher.submit(array)
+            if self.logger is not None and request_id is not None:
+                self.logger.log(request_id, array, [p.label for p in predictions])
+            return predictions
         except InputOutOfRange as exc:
             return exc.response()
         except (ValueError, FloatingPointError) as exc:
             # Raised by the model on this request's rows alone (the batcher isolated it): the input's fault.
             return InputOutOfRange(f"the model cannot predict these rows: {exc}", []).response()
+
+
+def answer(ctx: bentoml.Context, request_id: str, result: list[Prediction] | JSONResponse):
+    """The result with the request id in its headers. BentoML gives a handler that takes a context the context's
+    status code, even for a Response it returns: an error response's own status goes into the context."""
+    ctx.response.headers[REQUEST_ID_HEADER] = request_id
+    if isinstance(result, JSONResponse):
+        ctx.response.status_code = result.status_code
+    return result
+
+
+def prediction_logger() -> PredictionLogger | None:
+    """This worker's prediction log writer, as the deployment's environment asks (None: logging is off)."""
+    name = writer_name(os.environ.get(ENV_REPLICA), bentoml.server_context.worker_index)
+    return PredictionLogger.from_env(name=name, model_version=str(MODEL.resolve().tag))
 
 
 # Service settings shared with the benchmark service, so that it measures this configuration. Access logs are off:
@@ -151,14 +179,15 @@ class WineClassifier:
     model_ref = MODEL
 
     def __init__(self) -> None:
-        self.classifier = Classifier()
+        self.classifier = Classifier(logger=prediction_logger())
 
     @bentoml.api
-    async def predict(self, rows: Rows) -> Predictions:
-        """Predict the class of each row. The response holds one prediction per row, in order."""
-        # BentoML builds the response schema from the annotation; an error response (a JSONResponse) it passes
-        # through as is.
-        return await self.classifier.serve(rows)  # type: ignore[return-value]
+    async def predict(self, rows: Rows, ctx: bentoml.Context) -> Predictions:
+        """Predict the class of each row. The response holds one prediction per row, in order, and its
+        ``X-Request-Id`` header names the request (send your own plain id of up to 64 characters to choose it)."""
+        request_id, logged = request_identity(ctx.request.headers)
+        result = await self.classifier.serve(rows, request_id if logged else None)
+        return answer(ctx, request_id, result)  # type: ignore[return-value]
 
 
 # @bentoml.service made the class a bentoml Service; mypy does not apply class decorators.

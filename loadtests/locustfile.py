@@ -48,6 +48,8 @@ if os.environ.get("MODELOPS_SHAPE"):
     locust.stats.CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW = 2
 
 STATE: dict = {}
+# The header replicas read to leave a request out of the prediction log (bento/prediction_log.py: SYNTHETIC_HEADER).
+SYNTHETIC = {"x-modelops-synthetic": "locust"}
 
 # Every request's outcome, by half-second window and user kind: {(window, kind): [ok, failed, {rounded ms: count}]}.
 # Workers of a distributed run ship theirs to the master with each stats report; the master writes them all.
@@ -101,6 +103,14 @@ def _options(parser) -> None:
         "--rate", type=float, default=0.0, help="offered load in req/s shared by all users (0: as fast as answered)"
     )
     parser.add_argument("--payload-file", default=None, help="JSON list of request bodies to send")
+    parser.add_argument(
+        "--traffic",
+        choices=("synthetic", "production"),
+        default="synthetic",
+        help="synthetic (default): requests carry X-Modelops-Synthetic, so replicas never log them as production "
+        "traffic; production: they are logged like a client's, and with --payload-file each request's "
+        "X-Request-Id is p<index of its body>-<random> (labels known per body can be joined to the log later)",
+    )
     parser.add_argument("--meta-file", default=None, help="write run metadata (JSON) here")
     parser.add_argument("--hostile-weight", type=int, default=0, help="hostile users per 10 single users (0: none)")
     parser.add_argument(
@@ -127,6 +137,8 @@ def _prepare(environment, **_kwargs) -> None:
     openapi = fetch_openapi(environment.host)
     endpoint = find_endpoint(openapi, options.endpoint)
     STATE["endpoint"] = endpoint
+    STATE["production"] = options.traffic == "production"
+    STATE["synthetic_headers"] = {} if STATE["production"] else dict(SYNTHETIC)
     if options.payload_file:
         bodies = json.loads(Path(options.payload_file).read_text())
         STATE["single"] = STATE["batch"] = [(body, None) for body in bodies]
@@ -232,11 +244,15 @@ class _PredictionUser(FastHttpUser):
 
     def _post(self) -> None:
         bodies = STATE[self.kind]
-        body, rows = bodies[self._i % len(bodies)]
+        index = self._i % len(bodies)
+        body, rows = bodies[index]
         self._i += 1
         endpoint = STATE["endpoint"]
         name = f"{endpoint.path} [{self.kind}]"
-        with self.client.post(endpoint.path, json=body, name=name, catch_response=True) as response:
+        headers = STATE["synthetic_headers"]
+        if STATE["production"] and rows is None:  # a payload file's body: its index goes into the request id
+            headers = {"x-request-id": f"p{index}-{random.getrandbits(48):012x}"}
+        with self.client.post(endpoint.path, json=body, name=name, headers=headers, catch_response=True) as response:
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
                 return
@@ -282,7 +298,8 @@ class GoldenUser(FastHttpUser):
     def check(self) -> None:
         body, labels = STATE["golden"]
         path = STATE["endpoint"].path
-        with self.client.post(path, json=body, name=f"{path} [golden]", catch_response=True) as response:
+        name, headers = f"{path} [golden]", STATE["synthetic_headers"]
+        with self.client.post(path, json=body, name=name, headers=headers, catch_response=True) as response:
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
                 return
@@ -317,7 +334,7 @@ class HostileUser(FastHttpUser):
         self._i += 1
         path = STATE["endpoint"].path
         name = f"{path} {hostile.kind} {HOSTILE_SUFFIX}"
-        headers = {"content-type": hostile.content_type}
+        headers = {"content-type": hostile.content_type, **STATE["synthetic_headers"]}
         with self.client.post(path, data=hostile.content, headers=headers, name=name, catch_response=True) as response:
             if response.status_code == 0 or response.status_code >= 500:
                 error = response.error or (response.text or "")[:200]

@@ -17,6 +17,7 @@ from modelops.errors import ExitStatus, ModelopsError, NotDeployedError, UsageEr
 from modelops.gate.summary import SUITES
 from modelops.ui import Steps
 from stacks.config import PROJECT_ROOT, ConfigError, StackConfig, load_stack_config
+from stacks.predictions import prediction_log_dir
 
 if TYPE_CHECKING:
     from modelops.targets.local import LocalTarget
@@ -451,7 +452,7 @@ def drift(
     if calibrate:
         _calibrate(monitor, model or "wine_classifier:latest", windows, trials, feature, shift, jitter)
         return
-    log_dir = log or PROJECT_ROOT / settings.monitor.log_dir
+    log_dir = log or prediction_log_dir(settings)
     loader = (lambda _version: drift_report.store_reference(model)) if model else drift_report.store_reference
     report = drift_report.run_drift_check(log_dir, monitor, loader, window=window)
     target = out_dir or PROJECT_ROOT / "reports" / "drift" / time.strftime("%Y%m%d-%H%M%S")

@@ -39,7 +39,9 @@ def reference_bento(bentoml_home: Path) -> str:
 def local_settings(state_dir: Path, **overrides: dict) -> StackConfig:
     base = {"state_dir": str(state_dir), "ready_timeout_s": 90}
     settings = load_stack_config("local")
-    return settings.with_overrides(local={**base, **overrides.pop("local", {})}, **overrides)
+    # Each deployment logs its predictions beside its state, never into the project's .work.
+    monitor = {"log_dir": str(state_dir / "predictions"), **overrides.pop("monitor", {})}
+    return settings.with_overrides(local={**base, **overrides.pop("local", {})}, monitor=monitor, **overrides)
 
 
 @pytest.fixture

@@ -47,6 +47,9 @@ class LoadSpec:
     batch_weight: int = 0
     endpoint: str | None = None
     payload_file: Path | None = None
+    # "synthetic": marked so replicas never log it as production traffic; "production": logged like a client's
+    # (with a payload file, request ids name each body's index: labels known per body join the log later)
+    traffic: str = "synthetic"
     golden_file: Path | None = None  # rows + expected labels, checked by one extra user
     shape: str | None = None  # a LoadTestShape in loadtests/shapes.py (MODELOPS_SHAPE); -u/-r/-t then unused
     hostile_users: int = 0  # users sending hostile bodies beside the others (their requests are kind "hostile")
@@ -247,6 +250,8 @@ def command(url: str, spec: LoadSpec, out_dir: Path, prefix: str) -> list[str]:
         argv += ["--payload-file", str(spec.payload_file)]
     if spec.golden_file:
         argv += ["--golden-file", str(spec.golden_file)]
+    if spec.traffic != "synthetic":
+        argv += ["--traffic", spec.traffic]
     if spec.cgroup_procs:
         # Enter the cgroup before exec: Locust and any worker it forks inherit the budget.
         argv = ["/bin/sh", "-c", f'echo $$ > "{spec.cgroup_procs}" && exec "$@"', "modelops-locust", *argv]

@@ -158,3 +158,28 @@ def test_logging_after_close_is_refused_not_raised(tmp_path):
     writer.close()
     writer.close()  # twice is fine
     assert not writer.log("late", [ROW], ["class_0"])
+
+
+@pytest.mark.parametrize(
+    ("headers", "kept", "logged"),
+    [
+        ({"x-request-id": "order-17.a:b_c-d"}, True, True),
+        ({"x-request-id": "a" * 64}, True, True),
+        ({"x-request-id": "a" * 65}, False, True),
+        ({"x-request-id": "no spaces"}, False, True),
+        ({"x-request-id": ""}, False, True),
+        ({}, False, True),
+        ({"x-request-id": "gate-1", "x-modelops-synthetic": "locust"}, True, False),
+    ],
+)
+def test_request_identity_keeps_plain_client_ids_and_leaves_synthetic_traffic_out(headers, kept, logged):
+    request_id, log = plog.request_identity(headers)
+    assert (request_id == headers.get("x-request-id")) is kept
+    assert 0 < len(request_id) <= 64
+    assert log is logged
+
+
+def test_writer_names_are_plain_file_names_stable_per_replica_and_worker():
+    assert plog.writer_name("blue-3", 1) == "blue-3-w1"
+    assert plog.writer_name(None, None) == "replica-w0"
+    assert plog.writer_name("../evil/name", 0) == "___evil_name-w0"

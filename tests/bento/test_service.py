@@ -168,3 +168,46 @@ def test_health_and_metrics_endpoints_answer(urls, path, needle) -> None:
     response = httpx.get(urls["replica"] + path)
     assert response.status_code == 200, path
     assert needle in response.text
+
+
+# ------------------------------------------------------------------------------------------------ prediction log
+def logged(live_deployment, request_id: str) -> list:
+    from bento.prediction_log import read_window
+
+    return [r for r in read_window(live_deployment.prediction_log_dir).rows if r.request_id == request_id]
+
+
+def test_a_request_is_logged_with_its_id_model_version_rows_and_answer(live_deployment, urls, api) -> None:
+    from modelops.waiting import wait_until
+
+    rows = api["example"]
+    response = httpx.post(urls["lb"] + "/predict", json={"rows": rows}, headers={"x-request-id": "spec-logged-1"})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-request-id"] == "spec-logged-1", "the id a client sent comes back"
+    assert wait_until(lambda: len(logged(live_deployment, "spec-logged-1")) == len(rows), 10), "the request in the log"
+    records = logged(live_deployment, "spec-logged-1")
+    assert [r.features for r in records] == rows
+    assert [r.prediction for r in records] == [p["label"] for p in response.json()]
+    assert all(r.model_version.startswith("wine_classifier:") for r in records)
+
+
+def test_synthetic_and_refused_requests_are_answered_but_never_logged(live_deployment, urls, api) -> None:
+    from modelops.waiting import wait_until
+
+    replica = urls["replica"]  # one worker: its log is written in request order
+    synthetic = {"x-request-id": "spec-synthetic", "x-modelops-synthetic": "gate"}
+    assert httpx.post(replica + "/predict", json={"rows": api["example"]}, headers=synthetic).status_code == 200
+    refused = httpx.post(replica + "/predict", json={"rows": [[1e39] * 13]}, headers={"x-request-id": "spec-422"})
+    assert refused.status_code == 422
+    after = httpx.post(replica + "/predict", json={"rows": api["example"]}, headers={"x-request-id": "spec-after"})
+    assert after.status_code == 200
+    assert wait_until(lambda: bool(logged(live_deployment, "spec-after")), 10), "the request sent after them in the log"
+    assert logged(live_deployment, "spec-synthetic") == []
+    assert logged(live_deployment, "spec-422") == []
+
+
+def test_a_request_id_that_is_not_a_plain_token_is_replaced_by_a_fresh_one(urls, api) -> None:
+    response = httpx.post(urls["lb"] + "/predict", json={"rows": api["example"]}, headers={"x-request-id": "../x y"})
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] != "../x y"
+    assert len(response.headers["x-request-id"]) == 32

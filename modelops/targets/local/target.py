@@ -35,6 +35,7 @@ from modelops.targets.base import (
 from modelops.targets.local import cgroups, haproxy, procs
 from modelops.waiting import wait_until
 from stacks.config import StackConfig
+from stacks.predictions import prediction_log_dir, prediction_log_env
 from stacks.threads import thread_env
 
 Progress = Callable[[str], None]
@@ -110,6 +111,10 @@ class LocalTarget:
         self.socket_path = self.dir / "haproxy.sock"
         self.map_path = self.dir / "weights.map"
         self.api = haproxy.RuntimeAPI(self.socket_path)
+
+    @property
+    def prediction_log_dir(self) -> Path:
+        return prediction_log_dir(self.settings)
 
     # ----------------------------------------------------------------------------------------------- state
     @property
@@ -309,6 +314,8 @@ class LocalTarget:
             "BENTOML_DO_NOT_TRACK": "true",
             # Native thread pools (OpenMP, BLAS) sized to the budget per worker, not to the machine's cores.
             **thread_env((pool.cpu or self.settings.deploy.cpu_per_replica * pool.workers) / pool.workers),
+            # Every replica of the stack logs into one directory, each worker to its own file (named after the slot).
+            **prediction_log_env(self.settings.monitor, str(self.prediction_log_dir), f"{pool.colour}-{slot}"),
         }
         proc = procs.spawn(cgroups.join_command(procs_file, argv), deployment=self.deployment, log=log, env=env)
         record = ReplicaRecord(
