@@ -28,11 +28,15 @@ from bentoml.exceptions import UnprocessableEntity
 from bentoml.validators import ContentType
 from contract import out_of_range, probe_input_dtype
 from guard import RequestGuard
+from pinning import pinned_model
 from prediction_log import ENV_REPLICA, REQUEST_ID_HEADER, PredictionLogger, request_identity, writer_name
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
-MODEL = bentoml.models.BentoModel("wine_classifier:latest")
+MODEL_NAME = "wine_classifier"
+
+
+MODEL = bentoml.models.BentoModel(pinned_model(MODEL_NAME))
 MAX_ROWS = 1000
 MAX_BATCH_ROWS = 2 * MAX_ROWS  # rows merged into one model call at most (a request larger than that goes alone)
 MAX_BODY_BYTES = int(os.environ.get("MODELOPS_MAX_BODY_BYTES", str(1024 * 1024)))
@@ -187,7 +191,7 @@ class WineClassifier:
         ``X-Request-Id`` header names the request (send your own plain id of up to 64 characters to choose it)."""
         request_id, logged = request_identity(ctx.request.headers)
         result = await self.classifier.serve(rows, request_id if logged else None)
-        return answer(ctx, request_id, result)  # type: ignore[return-value]
+        return answer(ctx, request_id, result)
 
 
 # @bentoml.service made the class a bentoml Service; mypy does not apply class decorators.

@@ -211,3 +211,31 @@ def test_a_request_id_that_is_not_a_plain_token_is_replaced_by_a_fresh_one(urls,
     assert response.status_code == 200
     assert response.headers["x-request-id"] != "../x y"
     assert len(response.headers["x-request-id"]) == 32
+
+
+def test_a_replica_serves_the_model_its_bento_was_built_with_though_a_newer_one_is_stored(
+    make_target, reference_bento, api
+) -> None:
+    from bento import train
+    from modelops.waiting import wait_until
+
+    newer = train.save(seed=3).tag  # newer than the reference bento's model: "latest" in the store now
+    built_with = bentos.describe(reference_bento).models[0]
+    assert newer != built_with
+    target = make_target()
+    url = target.up(reference_bento, replicas=1, workers=1).url
+    reply = httpx.post(url + "/predict", json={"rows": api["example"]}, headers={"x-request-id": "spec-pinned"})
+    assert reply.status_code == 200
+    assert wait_until(lambda: bool(logged(target, "spec-pinned")), 10)
+    assert {r.model_version for r in logged(target, "spec-pinned")} == {built_with}
+
+
+def test_the_pinned_model_is_read_from_the_bento_beside_the_sources(tmp_path) -> None:
+    from bento.pinning import pinned_model
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "bento.yaml").write_text(
+        "services:\n- name: s\n  models:\n  - tag: other:aaa\n  - tag: wine_classifier:v1abc\n"
+    )
+    assert pinned_model("wine_classifier", tmp_path / "src" / "service.py") == "wine_classifier:v1abc"
+    assert pinned_model("wine_classifier", tmp_path / "a" / "b" / "service.py") == "wine_classifier:latest"
