@@ -237,7 +237,8 @@ class _PredictionUser(FastHttpUser):
     kind = "single"
 
     def on_start(self) -> None:
-        self._i = 0
+        # Users start at different bodies of a payload file: together they send its bodies, not N copies of its start.
+        self._i = random.randrange(len(STATE[self.kind])) if STATE["single"][0][1] is None else 0
         if STATE.get("phase"):
             gevent.sleep(random.uniform(0, STATE["phase"]))
         self._due = time.perf_counter()  # _paced's grid starts here, at this user's phase

@@ -418,6 +418,54 @@ def monitor(
 
 @app.command()
 @handled
+def traffic(
+    stack: StackOpt = "local",
+    scenario: Annotated[
+        str, typer.Option(help="normal, or shifted (one feature moved, as after an upstream change)")
+    ] = "normal",
+    requests: Annotated[int, typer.Option(help="requests to send (one row each)")] = 600,
+    rate: Annotated[float, typer.Option(help="requests per second Locust offers")] = 40.0,
+    feature: Annotated[str, typer.Option(help="shifted: the feature to move")] = "color_intensity",
+    shift: Annotated[float, typer.Option(help="shifted: by this many training standard deviations")] = 1.5,
+    feedback: Annotated[
+        bool, typer.Option("--feedback", help="then append the true labels of the logged requests to the feedback file")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="seed of the drawn rows")] = 0,
+) -> None:
+    """Send client traffic of the reference wine model to the live deployment with Locust, logged as production
+    traffic (held-out rows, optionally shifted) — for `modelops drift`, the gate's quality suite and the demo."""
+    from modelops.bentos import describe
+    from modelops.gate import loadgen
+    from modelops.monitor import drift_report
+    from modelops.monitor import traffic as scenarios
+    from modelops.targets import open_target
+    from stacks.predictions import feedback_file
+
+    if scenario not in ("normal", "shifted"):
+        raise UsageError(f"--scenario must be normal or shifted, got {scenario!r}")
+    if requests < 1 or rate <= 0:
+        raise UsageError("--requests must be at least 1 and --rate above 0")
+    settings = _settings(stack)
+    status = open_target(settings).status()
+    metadata, _ = drift_report.load_model(describe(status.bento).models[0])
+    s = scenarios.scenario(metadata, scenario, requests, feature, shift, seed=seed)  # type: ignore[arg-type]
+    work = PROJECT_ROOT / "reports" / "traffic" / time.strftime("%Y%m%d-%H%M%S")
+    payloads, _ = scenarios.write_scenario(s, work)
+    spec = loadgen.LoadSpec(users=8, spawn_rate=8, duration_s=requests / rate, rate=rate, payload_file=payloads,
+                            traffic="production")  # fmt: skip
+    began = time.time()
+    with Steps(err).step(f"{scenario} traffic to {status.url}: {requests} requests at {rate:g} req/s"):
+        result = loadgen.run(status.url, spec, work, prefix=scenario)
+    m = result.measured
+    out.print(f"{m.requests} requests, {m.failures} failed, p95 {m.p95_ms or 0:.0f} ms; payloads and labels: {work}")
+    if feedback:
+        path = feedback_file(settings)
+        count = scenarios.feedback_from_log(prediction_log_dir(settings), s.labels, path, since=began)
+        out.print(f"{count} labelled rows appended to {path}")
+
+
+@app.command()
+@handled
 def drift(
     stack: StackOpt = "local",
     window: Annotated[

@@ -28,7 +28,7 @@ TARGETS = ("local", "kind", "aws")
 # The promotion gate's suites, in the order they run (modelops/gate reads them from here: one list for both). The
 # suites that load the deploy shape come first, the scaling sweeps after; horizontal ends at the deploy shape's
 # worker count, so a promotion rarely has to reshape the candidate.
-GATE_SUITES = ("smoke", "slo", "failover", "robustness", "vertical", "horizontal", "regression")
+GATE_SUITES = ("smoke", "quality", "slo", "failover", "robustness", "vertical", "horizontal", "regression")
 DEFAULT_REQUIRED_SUITES = ["smoke", "slo", "failover", "robustness", "vertical", "horizontal"]
 Target = Literal["local", "kind", "aws"]
 
@@ -164,6 +164,24 @@ class GateSettings(_Section):
     max_generator_processes: int = Field(
         2, ge=1, le=64, description="Locust processes the gate may use when one generator process is not enough"
     )
+    # The quality suite (required whenever the live version has logged production traffic): the live version's last
+    # modelops:monitor.window logged rows replayed to the candidate (modelops/monitor/quality.py).
+    quality_min_rows: int = Field(
+        100, ge=1, le=1_000_000, description="logged rows of the live version the quality suite needs to judge"
+    )
+    quality_min_agreement: float = Field(
+        0.9,
+        ge=0,
+        le=1,
+        description="share of replayed rows the candidate must label as the live version did, "
+        "unless labelled feedback shows it at least as accurate",
+    )
+    quality_min_labelled: int = Field(
+        50, ge=1, le=1_000_000, description="labelled replayed rows needed before accuracy decides"
+    )
+    quality_max_accuracy_drop: float = Field(
+        0.02, ge=0, le=1, description="largest drop of accuracy on labelled rows, candidate vs live"
+    )
 
     @field_validator("required_suites")
     @classmethod
@@ -219,7 +237,14 @@ class MonitorSettings(_Section):
     log_dir: str = Field(
         ".work/predictions", min_length=1, description="where replicas write prediction logs (relative to the project)"
     )
-    log_sample_rate: float = Field(1.0, ge=0, le=1, description="fraction of requests whose rows are logged")
+    log_sample_rate: float = Field(
+        1.0, ge=0, le=1, description="fraction of requests whose rows are logged (0: prediction logging off)"
+    )
+    feedback_file: str = Field(
+        ".work/feedback.jsonl",
+        min_length=1,
+        description="JSONL of ground-truth labels by request id and row (relative to the project)",
+    )
     log_max_bytes: int = Field(
         10_485_760, ge=65_536, le=10_737_418_240, description="size at which a replica's prediction log rotates"
     )

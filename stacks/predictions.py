@@ -15,6 +15,12 @@ def prediction_log_dir(settings: StackConfig) -> Path:
     return directory if directory.is_absolute() else PROJECT_ROOT / directory
 
 
+def feedback_file(settings: StackConfig) -> Path:
+    """Where ground-truth labels for logged requests are kept (modelops:monitor.feedback_file)."""
+    path = Path(settings.monitor.feedback_file)
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
 def prediction_log_env(monitor: MonitorSettings, directory: str, replica: str) -> dict[str, str]:
     """Where and how much a replica logs. ``directory`` is as the replica sees it; ``replica`` names its writers
     (stable across restarts, so the directory stays bounded). A sample rate of 0 turns logging off."""

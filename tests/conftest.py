@@ -40,7 +40,11 @@ def local_settings(state_dir: Path, **overrides: dict) -> StackConfig:
     base = {"state_dir": str(state_dir), "ready_timeout_s": 90}
     settings = load_stack_config("local")
     # Each deployment logs its predictions beside its state, never into the project's .work.
-    monitor = {"log_dir": str(state_dir / "predictions"), **overrides.pop("monitor", {})}
+    monitor = {
+        "log_dir": str(state_dir / "predictions"),
+        "feedback_file": str(state_dir / "feedback.jsonl"),
+        **overrides.pop("monitor", {}),
+    }
     return settings.with_overrides(local={**base, **overrides.pop("local", {})}, monitor=monitor, **overrides)
 
 

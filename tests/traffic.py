@@ -61,3 +61,26 @@ class Traffic:
     @property
     def failed(self) -> int:
         return sum(self.failures.values())
+
+
+def log_production_traffic(target, bento: str, requests: int) -> str:
+    """``requests`` one-row production requests of normal client traffic (modelops/monitor/traffic.py: held-out
+    rows, seeded) to the live URL of ``target``, until its replicas have logged them all. Returns the model version
+    they were logged under."""
+    from bento.prediction_log import read_window
+    from modelops.bentos import describe
+    from modelops.monitor import drift_report, traffic
+
+    model = describe(bento).models[0]
+    metadata, _ = drift_report.load_model(model)
+    url = target.status().url
+    with httpx.Client(timeout=30) as client:
+        for i, body in enumerate(traffic.scenario(metadata, "normal", requests, seed=1).bodies()):
+            reply = client.post(url + "/predict", json=body, headers={"x-request-id": f"t{i}"})
+            reply.raise_for_status()
+
+    def logged() -> int:
+        return sum(r.model_version == model for r in read_window(target.prediction_log_dir).rows)
+
+    assert wait_until(lambda: logged() >= requests, 15), f"{logged()} of {requests} requests logged"
+    return model

@@ -9,12 +9,14 @@ lower bound on the side that matters.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from modelops.gate.capacity import Limits, Matched, distortion, matched, within_slo
 from modelops.gate.loadgen import LoadResult
-from modelops.gate.suites import FailoverRun, RobustnessRun, SloRun, SmokeRun, Sweep, cpu_window
+from modelops.gate.suites import FailoverRun, QualityRun, RobustnessRun, SloRun, SmokeRun, Sweep, cpu_window
 from modelops.gate.summary import SuiteResult, Summary
+from modelops.monitor import quality
+from modelops.monitor.quality import QualityThresholds
 from modelops.targets.base import CpuBudgets
 from stacks.config import GateSettings, SloSettings
 
@@ -244,6 +246,26 @@ def judge_failover(run: FailoverRun, gate: GateSettings, limits: Limits) -> Suit
     if doubt:
         return SuiteResult(status="inconclusive", reason=f"{doubt} (it also measured: {text})", **common)
     return SuiteResult(status="pass", reason=text, **common)
+
+
+# ------------------------------------------------------------------------------------------------- quality
+def judge_quality(run: QualityRun, gate: GateSettings) -> SuiteResult:
+    """The candidate's answers on the live version's recent production rows: agreement, and accuracy where
+    feedback labels exist (the rules: modelops/monitor/quality.py)."""
+    limits = QualityThresholds(min_rows=gate.quality_min_rows, min_agreement=gate.quality_min_agreement,
+                               min_labelled=gate.quality_min_labelled,
+                               max_accuracy_drop=gate.quality_max_accuracy_drop)  # fmt: skip
+    thresholds = {k: float(v) for k, v in asdict(limits).items()}
+    if run.error is not None or run.figures is None:
+        reason = f"the replay to the candidate failed: {run.error}"
+        return SuiteResult(status="inconclusive", reason=reason, thresholds=thresholds)
+    if run.figures.rows == 0:
+        reason = f"no production traffic of {run.live_model} logged in {run.log_dir}: nothing to judge answers on"
+        return SuiteResult(status="skipped", reason=reason, thresholds=thresholds)
+    verdict = quality.judge_quality(run.figures, limits)
+    measured = {k: (float(v) if v is not None else None) for k, v in asdict(run.figures).items()}
+    return SuiteResult(status=verdict.status, reason=verdict.reason, requests=run.figures.rows,
+                       thresholds=thresholds, measured=measured)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- robustness

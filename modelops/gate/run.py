@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from modelops import canary
 from modelops.bentos import describe
+from modelops.errors import BentoNotFoundError
 from modelops.gate import judge
 from modelops.gate.capacity import plan as capacity_plan
 from modelops.gate.report import render as render_report
 from modelops.gate.suites import Suites
 from modelops.gate.summary import (
     BASELINE_SUITE,
+    QUALITY_SUITE,
     SUITES,
     CapacityPlan,
     Scaling,
@@ -29,11 +32,13 @@ from modelops.gate.summary import (
 from modelops.gate.summary import read as read_summary
 from modelops.gate.summary import write as write_summary
 from modelops.locking import stack_lock
+from modelops.monitor.quality import live_window
 from modelops.promotion import HistoryFile, baseline_summary, reconcile
 from modelops.stackdir import stack_dir
 from modelops.targets.base import Target
 from modelops.ui import Steps
 from stacks.config import PROJECT_ROOT, StackConfig
+from stacks.predictions import prediction_log_dir
 
 
 def history_file(settings: StackConfig) -> HistoryFile:
@@ -41,11 +46,31 @@ def history_file(settings: StackConfig) -> HistoryFile:
     return HistoryFile(stack_dir(settings) / "history.json")
 
 
-def required_suites(settings: StackConfig, has_baseline: bool) -> list[str]:
+def required_suites(settings: StackConfig, has_baseline: bool, has_production_log: bool = False) -> list[str]:
+    """The configured suites, plus regression when the live version has a gate baseline, plus quality when it has
+    enough logged production traffic to judge the candidate's answers on."""
     required = list(settings.gate.required_suites)
     if has_baseline and BASELINE_SUITE not in required:
         required.append(BASELINE_SUITE)
+    if has_production_log and QUALITY_SUITE not in required:
+        required.append(QUALITY_SUITE)
     return [name for name in SUITES if name in required]
+
+
+def live_model_of(bento: str) -> str | None:
+    """The model version a live bento serves (what its replicas write into the prediction log)."""
+    try:
+        models = describe(bento).models
+    except BentoNotFoundError:  # a live bento this store lacks (built on another machine)
+        return None
+    return models[0] if models else None
+
+
+def has_production_log(settings: StackConfig, live_model: str | None) -> bool:
+    if live_model is None:
+        return False
+    rows = live_window(prediction_log_dir(settings), live_model, settings.monitor.window)
+    return len(rows) >= settings.gate.quality_min_rows
 
 
 def scaling_of(suites: dict[str, SuiteResult], settings: StackConfig) -> Scaling:
@@ -83,6 +108,7 @@ def measure_and_judge(
     settings: StackConfig,
     baseline: Summary | None,
     on_suite: Callable[[str, Callable[[], SuiteResult]], SuiteResult],
+    live_model: str | None = None,
 ) -> dict[str, SuiteResult]:
     """Run the chosen suites in order; a failed smoke stops the run (the candidate is broken)."""
     gate, slo, limits = settings.gate, settings.slo, suites.limits
@@ -90,6 +116,11 @@ def measure_and_judge(
     results: dict[str, SuiteResult] = {}
     steps: dict[str, Callable[[], SuiteResult]] = {
         "smoke": lambda: judge.judge_smoke(suites.smoke(), gate, limits),
+        "quality": lambda: (
+            judge.judge_quality(suites.quality(live_model), gate)
+            if live_model
+            else SuiteResult(status="skipped", reason="the live version's model is not in this BentoML store")
+        ),
         "slo": lambda: judge.judge_slo(suites.slo(), slo, gate, limits),
         "horizontal": lambda: judge.judge_horizontal(suites.horizontal(), gate, slo, budgets),
         "vertical": lambda: judge.judge_vertical(suites.vertical(), gate, slo, budgets),
@@ -118,14 +149,17 @@ def run_gate(
     reports: Path | None = None,
     command: str = "modelops gate",
     generator_cgroup: Path | None = None,
+    during_promotion: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> Summary:
     """Deploy the candidate beside the live version, run the suites on it, decide, write the outputs, and promote
     (or tear the candidate down). Returns the summary; its exit_status is the process's.
-    ``generator_cgroup``: run the load generator inside this cgroup (its cgroup.procs file), e.g. a CPU budget."""
+    ``generator_cgroup``: run the load generator inside this cgroup (its cgroup.procs file), e.g. a CPU budget.
+    ``during_promotion``: entered around the promotion only, e.g. client traffic for the canary to judge (the demo;
+    in production the clients are real)."""
     histories = history_file(settings)
     with stack_lock(histories.path.parent, command):
         return _run(target, settings, candidate_tag, steps, suites, promote, reports or PROJECT_ROOT / "reports",
-                    histories, generator_cgroup)  # fmt: skip
+                    histories, generator_cgroup, during_promotion)  # fmt: skip
 
 
 def _run(
@@ -138,6 +172,7 @@ def _run(
     reports: Path,
     histories: HistoryFile,
     generator_cgroup: Path | None,
+    during_promotion: Callable[[], AbstractContextManager[object]],
 ) -> Summary:
     started = time.time()
     target.release_scaling()  # settle anything a crashed gate left held
@@ -145,7 +180,8 @@ def _run(
     history = reconcile(histories, live.bento)
     baseline_path = baseline_summary(history, live.bento)
     baseline = read_summary(baseline_path) if baseline_path else None
-    required = required_suites(settings, baseline is not None)
+    live_model = live_model_of(live.bento)
+    required = required_suites(settings, baseline is not None, has_production_log(settings, live_model))
     candidate = describe(candidate_tag)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + candidate.tag.split(":")[-1][:8]
     run_dir = reports / run_id
@@ -170,7 +206,7 @@ def _run(
             steps.console.print(f"    [{colour}]{result.status}[/]: {result.reason}", highlight=False)
             return result
 
-        results = measure_and_judge(measuring, chosen, settings, baseline, on_suite)
+        results = measure_and_judge(measuring, chosen, settings, baseline, on_suite, live_model)
         verdict, exit_status, reason = decide(results, required)
         summary = Summary(
             run_id=run_id, verdict=verdict, exit_status=int(exit_status), reason=reason, candidate=candidate.tag,
@@ -185,7 +221,8 @@ def _run(
             with steps.step("restoring the candidate to its deploy shape"):
                 measuring.to_shape(deploy.replicas)
             target.release_scaling()
-            with steps.step(f"promoting {candidate.tag}: switching traffic, draining {live.bento}") as note:
+            promoting = f"promoting {candidate.tag}: switching traffic, draining {live.bento}"
+            with steps.step(promoting) as note, during_promotion():
                 outcome = canary.promote(target, histories, candidate.tag, str(summary_path), settings, note)
             summary.promoted = outcome.promoted
             if not outcome.promoted:  # the canary's live analysis breached: rolled back, live untouched

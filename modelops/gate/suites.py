@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import httpx
+
 from modelops.bentos import BentoInfo
 from modelops.errors import DeploymentError
 from modelops.gate import loadgen
@@ -19,9 +21,12 @@ from modelops.gate.capacity import Curve, Limits, read_curve, steps_from
 from modelops.gate.fuzz import FuzzError, FuzzResult, run_fuzz
 from modelops.gate.loadgen import LoadResult, LoadSpec
 from modelops.gate.summary import CpuWindow
+from modelops.monitor import quality
+from modelops.monitor.quality import QualityFigures
 from modelops.targets.base import KilledReplica, Target
 from modelops.waiting import wait_until
 from stacks.config import StackConfig
+from stacks.predictions import feedback_file, prediction_log_dir
 
 Note = Callable[[str], None]
 
@@ -61,6 +66,14 @@ class FailoverRun:
     workers: int
     killed: KilledReplica | None  # None: the load ended before a replica could be killed
     down_after_s: float | None  # from the kill to the balancer marking the replica down; None: never seen down
+
+
+@dataclass(frozen=True)
+class QualityRun:
+    live_model: str  # the model version whose logged traffic was replayed
+    log_dir: str
+    figures: QualityFigures | None  # None: nothing logged to replay, or the replay failed
+    error: str | None = None  # why the replay failed
 
 
 @dataclass(frozen=True)
@@ -261,6 +274,18 @@ class Suites:
             killed=killed,
             down_after_s=down_after,
         )
+
+    def quality(self, live_model: str) -> QualityRun:
+        """Replay the live version's recent logged traffic to the candidate pool alone; compare the answers."""
+        log_dir = prediction_log_dir(self.settings)
+        window = self.settings.monitor.window
+        self.note(f"replaying up to {window} rows {live_model} logged in {log_dir}")
+        try:
+            figures = quality.measure(log_dir, live_model, quality.http_predictor(self._url()), window,
+                                      feedback_file(self.settings))  # fmt: skip
+        except (OSError, ValueError, httpx.HTTPError) as exc:
+            return QualityRun(live_model, str(log_dir), None, f"{type(exc).__name__}: {exc}")
+        return QualityRun(live_model, str(log_dir), figures)
 
     def robustness(self) -> RobustnessRun:
         """The production load with hostile users beside it, and schemathesis against one replica meanwhile:

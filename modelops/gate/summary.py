@@ -20,8 +20,11 @@ SuiteStatus = Literal["pass", "fail", "inconclusive", "skipped"]
 SUITES = GATE_SUITES
 # Required whenever the live version came through the gate: the candidate is compared with it.
 BASELINE_SUITE = "regression"
+# Required whenever the live version has logged production traffic: the candidate is judged on it.
+QUALITY_SUITE = "quality"
 FAILED_STATUS = {
     "smoke": ExitStatus.SMOKE_FAILED,
+    "quality": ExitStatus.QUALITY_FAILED,
     "slo": ExitStatus.SLO_FAILED,
     "horizontal": ExitStatus.HORIZONTAL_FAILED,
     "vertical": ExitStatus.VERTICAL_FAILED,

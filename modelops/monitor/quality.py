@@ -24,7 +24,7 @@ from typing import Literal
 
 import httpx
 
-from bento.prediction_log import LoggedRow, read_window
+from bento.prediction_log import SYNTHETIC_HEADER, LoggedRow, read_window
 from modelops.monitor.concept import read_feedback
 
 Status = Literal["pass", "fail", "inconclusive"]
@@ -115,12 +115,19 @@ def http_predictor(url: str, batch: int = 32, timeout: float = 30.0) -> Callable
         labels: list[str] = []
         with httpx.Client(timeout=timeout) as client:
             for start in range(0, len(rows), batch):
-                reply = client.post(f"{url}/predict", json={"rows": rows[start : start + batch]})
+                # Marked synthetic: a replay is not production traffic, so the candidate does not log it.
+                body = {"rows": rows[start : start + batch]}
+                reply = client.post(f"{url}/predict", json=body, headers={SYNTHETIC_HEADER: "quality-replay"})
                 reply.raise_for_status()
                 labels += [item["label"] if isinstance(item, dict) else str(item) for item in reply.json()]
         return labels
 
     return predict
+
+
+def live_window(log_dir: Path, live_version: str, window: int) -> list[LoggedRow]:
+    """The last ``window`` rows the live model version logged (other versions' rows, e.g. a canary's, left out)."""
+    return [r for r in read_window(log_dir).rows if r.model_version == live_version][-window:]
 
 
 def measure(
@@ -131,7 +138,7 @@ def measure(
     feedback: Path | None = None,
 ) -> QualityFigures:
     """Replay the live version's last ``window`` logged rows to the candidate (``predict``) and compare."""
-    logged: list[LoggedRow] = [r for r in read_window(log_dir).rows if r.model_version == live_version][-window:]
+    logged = live_window(log_dir, live_version, window)
     labels_by_row = read_feedback(feedback) if feedback and feedback.exists() else {}
     candidate = predict([r.features for r in logged]) if logged else []
     labels = [labels_by_row.get((r.request_id, r.row)) for r in logged]

@@ -52,3 +52,12 @@ def test_unknown_stack_lists_the_stacks_there_are() -> None:
     result = CliRunner().invoke(app, ["config", "--stack", "nosuch"])
     assert result.exit_code == ExitStatus.USAGE
     assert "no stack named 'nosuch'" in result.output and "local" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [(["--scenario", "sideways"], "--scenario must be normal or shifted"), (["--requests", "0"], "--requests")],
+)
+def test_traffic_refuses_an_unknown_scenario_or_no_requests_before_touching_the_deployment(args, words) -> None:
+    result = CliRunner().invoke(app, ["traffic", *args])
+    assert result.exit_code == 2 and words in result.output, result.output

@@ -8,8 +8,9 @@ from modelops.gate import judge
 from modelops.gate.capacity import Limits, read_curve
 from modelops.gate.fuzz import FuzzResult
 from modelops.gate.loadgen import CpuSample, LoadResult, Window, figures
-from modelops.gate.suites import FailoverRun, RobustnessRun, SloRun, SmokeRun, Sweep
+from modelops.gate.suites import FailoverRun, QualityRun, RobustnessRun, SloRun, SmokeRun, Sweep
 from modelops.gate.summary import Step, SuiteResult, Summary
+from modelops.monitor.quality import QualityFigures
 from modelops.targets.base import CpuBudgets, KilledReplica
 from stacks.config import GateSettings, SloSettings
 
@@ -319,3 +320,29 @@ def test_regression_without_a_baseline_is_skipped_and_under_other_settings_incon
 def test_regression_needs_an_exact_capacity_on_both_sides() -> None:
     result = regression(None, 40, summary_with(500, 40))
     assert result.status == "inconclusive" and "no clean 1-replica capacity" in result.reason
+
+
+# -------------------------------------------------------------------------------------------------- quality
+def quality_run(rows=200, agreement=0.98, labelled=0, candidate=None, live=None, error=None) -> QualityRun:
+    figures = QualityFigures(rows=rows, agreement=agreement if rows else None, labelled=labelled,
+                             candidate_accuracy=candidate, live_accuracy=live)  # fmt: skip
+    return QualityRun(live_model="wine_classifier:v1", log_dir="/logs", figures=None if error else figures, error=error)
+
+
+@pytest.mark.parametrize(
+    ("run", "status", "words"),
+    [
+        (quality_run(), "pass", "agreement 98.0% on 200"),
+        (quality_run(agreement=0.5), "fail", "agrees with the live version on 50.0%"),
+        (quality_run(agreement=0.5, labelled=100, candidate=0.97, live=0.90), "pass", "accuracy 97.0% vs live 90.0%"),
+        (quality_run(agreement=0.99, labelled=100, candidate=0.85, live=0.95), "fail", "more than 2.0% worse"),
+        (quality_run(rows=40), "inconclusive", "fewer than 100"),
+        (quality_run(rows=0), "skipped", "no production traffic of wine_classifier:v1 logged"),
+        (quality_run(error="ConnectError: refused"), "inconclusive", "replay to the candidate failed"),
+    ],
+    ids=["agrees", "disagrees", "disagrees-but-labels-show-it-better", "less-accurate", "few-rows", "no-log", "error"],
+)
+def test_quality_judges_the_candidates_answers_on_the_live_versions_logged_rows(run, status, words) -> None:
+    result = judge.judge_quality(run, GATE)
+    assert (result.status, words in result.reason) == (status, True), result.reason
+    assert result.thresholds["min_agreement"] == GATE.quality_min_agreement

@@ -22,7 +22,7 @@ from modelops.promotion import reconcile, rollback, switch
 from modelops.targets.local import LocalTarget, procs
 from tests.conftest import local_settings
 from tests.modelops.gate.conftest import gate, quick_settings, view
-from tests.traffic import Traffic
+from tests.traffic import Traffic, log_production_traffic
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,7 @@ def promoted(tmp_path_factory, reference_bento, candidate_bento) -> tuple[Summar
     target = view(state)
     target.up(reference_bento, replicas=1, workers=1)
     try:
+        log_production_traffic(target, reference_bento, 120)  # v1 served clients: v2 is judged on their rows too
         yield gate(target, candidate_bento, state / "reports"), target, state / "reports"
     finally:
         target.down()
@@ -42,7 +43,8 @@ def test_a_good_candidate_passes_every_required_suite_and_is_promoted(promoted, 
     summary, target, _ = promoted
     assert summary.verdict == "promote", {n: (s.status, s.reason) for n, s in summary.suites.items()}
     assert summary.exit_status == ExitStatus.OK and summary.promoted
-    assert summary.required_suites == ["smoke", "slo", "failover", "robustness", "vertical", "horizontal"]
+    assert summary.required_suites == ["smoke", "quality", "slo", "failover", "robustness", "vertical", "horizontal"]
+    assert summary.suites["quality"].measured["agreement"] >= 0.9, "v2 answers v1's logged rows as v1 did"
     assert [n for n, s in summary.suites.items() if s.status == "pass"] == summary.required_suites
     assert summary.suites["regression"].status == "skipped", "v1 was deployed by up, not promoted: no baseline"
     assert summary.suites["smoke"].measured["golden_checks"] > 0

@@ -21,6 +21,7 @@ from modelops.locking import LOCK_FILE
 from modelops.targets.local import LocalTarget, cgroups, procs
 from stacks.config import STACKS_DIR
 from tests.modelops.gate.conftest import gate, quick_settings, view
+from tests.traffic import log_production_traffic
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +89,19 @@ def test_a_candidate_that_cannot_use_a_second_worker_fails_vertical(rejected, fa
     assert summary.suites["vertical"].measured["ratio"] < 1.3
 
 
+def test_a_candidate_answering_unlike_the_live_version_on_its_logged_traffic_fails_quality(
+    rejected, deployment, reference_bento, faulty_bento
+) -> None:
+    model = log_production_traffic(view(deployment), reference_bento, 120)
+    summary = rejected(faulty_bento, ("smoke", "quality"))
+    assert summary.suites["smoke"].status == "pass"
+    assert outcome(summary) == ("reject", ExitStatus.QUALITY_FAILED), summary.reason
+    quality = summary.suites["quality"]
+    assert quality.measured["rows"] >= 100 and quality.measured["agreement"] == 0.0, quality.measured
+    assert "agrees with the live version on 0.0%" in quality.reason
+    assert "quality" in summary.required_suites, f"{model} has logged traffic: quality is required"
+
+
 def test_a_replica_not_taken_out_in_time_fails_failover(rejected, candidate_bento) -> None:
     # HAProxy needs two failed checks 1 s apart: a 50 ms limit cannot be met, and the measured time says so.
     summary = rejected(candidate_bento, ("failover",), gate={"failover_max_detection_s": 0.05})
@@ -134,7 +148,9 @@ def test_a_partial_run_of_a_good_candidate_is_never_promoted(rejected, candidate
     summary = rejected(candidate_bento, ("smoke",))
     assert summary.suites["smoke"].status == "pass"
     assert outcome(summary) == ("inconclusive", ExitStatus.INCONCLUSIVE)
-    assert "partial run: slo, failover, robustness, vertical, horizontal did not run" in summary.reason
+    missing = [name for name in summary.required_suites if name != "smoke"]
+    assert {"slo", "failover", "robustness", "vertical", "horizontal"} <= set(missing)
+    assert f"partial run: {', '.join(missing)} did not run" in summary.reason
 
 
 # ------------------------------------------------------------------------------------------- the command line
