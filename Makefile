@@ -8,6 +8,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := .venv-tools
+PEER := .venv-peer
 # Commands on PATH; system-deps installs the package of each missing one (promtool: prometheus).
 SYSTEM_TOOLS := haproxy shellcheck promtool chromium
 STACK ?= local
@@ -22,7 +23,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 help:
 	@echo "make demo    train, build, deploy replicas behind HAProxy, gate a candidate, print the verdict"
 	@echo "make test    the whole test suite"
-	@echo "make bench   throughput/latency benchmark (batched vs naive vs no-op; direct vs HAProxy)"
+	@echo "make bench   throughput/latency benchmark (batched vs naive vs no-op; direct vs HAProxy; vs MLServer)"
 	@echo "make lint    ruff check + format check + mypy (modelops, stacks, bento, loadtests)"
 	@echo "make down    stop anything 'modelops up' left running"
 	@echo "make setup   bootstrap only (.venv, tools venv, haproxy, shellcheck, prometheus, chromium)"
@@ -39,6 +40,13 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 $(TOOLS)/.installed: constraints-tools.txt
 	@test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints-tools.txt checkov
+	@touch $@
+
+# MLServer (the peer `make bench` measures) pins its own web stack: a venv of its own, built only for the benchmark.
+$(PEER)/.installed: constraints-peer.txt
+	@test -x $(PEER)/bin/python || $(PYTHON) -m venv $(PEER)
+	$(PEER)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints-peer.txt \
+	  mlserver mlserver-sklearn uvloop scikit-learn
 	@touch $@
 
 # promtool (Prometheus' rule checker and test runner) comes with the prometheus package, like the server itself.
@@ -65,8 +73,9 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
-bench: setup
+bench: setup $(PEER)/.installed
 	$(BIN)/modelops bench --stack $(STACK)
+	$(BIN)/modelops bench --stack $(STACK) --peer mlserver --peer-venv $(PEER)
 
 lint: setup
 	$(BIN)/ruff check .
@@ -81,4 +90,4 @@ down:
 	@if [ -x $(BIN)/modelops ]; then $(BIN)/modelops down --stack $(STACK); else echo "nothing to stop (no .venv)"; fi
 
 clean: down
-	rm -rf $(VENV) $(TOOLS) .work reports .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) $(PEER) .work reports .pytest_cache .ruff_cache

@@ -36,7 +36,7 @@ from locust import FastHttpUser, User, constant, events, task
 from locust.runners import WorkerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from payloads import batch_size, body_with_rows, fetch_openapi, find_endpoint, hostile_bodies, make_payloads
+from payloads import Endpoint, batch_size, body_with_rows, fetch_openapi, find_endpoint, hostile_bodies, make_payloads
 
 # MODELOPS_SHAPE names a LoadTestShape in shapes.py; Locust uses a shape class it finds in the locustfile.
 if os.environ.get("MODELOPS_SHAPE"):
@@ -134,8 +134,14 @@ def _prepare(environment, **_kwargs) -> None:
     options = environment.parsed_options
     if options is None or not environment.host:
         return
-    openapi = fetch_openapi(environment.host)
-    endpoint = find_endpoint(openapi, options.endpoint)
+    fixed_bodies = bool(options.payload_file and options.endpoint)
+    needs_schema = not fixed_bodies or options.hostile_weight > 0 or options.hostile_users > 0 or options.golden_file
+    if needs_schema:
+        openapi = fetch_openapi(environment.host)
+        endpoint = find_endpoint(openapi, options.endpoint)
+    else:
+        # Bodies and path given: the service needs no OpenAPI document (MLServer's V2 protocol, for `bench --peer`).
+        endpoint = Endpoint(path=options.endpoint, request_schema={}, response_is_list=False)
     STATE["endpoint"] = endpoint
     STATE["production"] = options.traffic == "production"
     STATE["synthetic_headers"] = {} if STATE["production"] else dict(SYNTHETIC)

@@ -347,12 +347,22 @@ def bench(
         float,
         typer.Option(help="instead: MINUTES of production load, replica RSS and open FDs sampled every 10 s"),
     ] = 0.0,
+    peer: Annotated[
+        str | None,
+        typer.Option(help="instead: our replica vs this peer server (mlserver), same model, budget and load"),
+    ] = None,
+    peer_venv: Annotated[Path, typer.Option(help="venv holding the peer (make .venv-peer/.installed)")] = Path(
+        ".venv-peer"
+    ),
 ) -> None:
     """Benchmark (not a test): batched vs naive vs no-op predict paths, and one replica direct vs via HAProxy."""
     from modelops.bench import BenchOptions, run_bench, run_soak
 
     if soak > 0:
         _print_soak(run_soak(_settings(stack), soak, Steps(err)))
+        return
+    if peer is not None:
+        _bench_peer(_settings(stack), peer, peer_venv, users, duration, rounds, cpu)
         return
 
     options = BenchOptions(users=users, duration_s=duration, rounds=rounds, cpu=cpu)
@@ -548,6 +558,25 @@ def _calibrate(monitor, model: str, windows: int, trials: int, feature: str, shi
         f"up to {result.max_requests})"
     )
     out.print_json(json.dumps(result.to_dict()))
+
+
+def _bench_peer(
+    settings: StackConfig, peer: str, venv: Path, users: int, duration: float, rounds: int, cpu: float
+) -> None:
+    from modelops.bench.peer import PeerOptions, report_lines, run_peer
+
+    if peer != "mlserver":
+        raise UsageError(f"unknown peer {peer!r}: the one peer measured is mlserver (--peer mlserver)")
+    options = PeerOptions(venv=venv.resolve(), users=users, duration_s=duration, rounds=rounds, cpu=cpu)
+    summary = run_peer(settings, options, Steps(err))
+    table = Table("server", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "requests", "rounds req/s")
+    for name, v in summary["variants"].items():
+        table.add_row(name, f"{v['rps']:.0f}", f"{v['p50_ms']:.0f}", f"{v['p95_ms']:.0f}", f"{v['p99_ms']:.0f}",
+                      str(v["errors"]), str(v["requests"]), str(v["rounds_rps"]))  # fmt: skip
+    out.print(table)
+    for line in report_lines(summary):
+        out.print(line)
+    out.print(f"results: {summary['path']}")
 
 
 def _print_soak(summary: dict) -> None:
