@@ -6,10 +6,10 @@ cost (profiled: ~4.6 ms of CPU per call at 1 row for 100 trees). Here all trees 
 and walked together, one level per step, for all rows at once.
 
 Exactness: a tree compares the float32 input with its float64 threshold (``x <= t``), exactly as here; a leaf's
-probabilities are its stored class fractions, as ``DecisionTreeClassifier.predict_proba`` returns them; the trees' results
-are summed in the forest's order starting from zero (a cumulative sum, not numpy's pairwise sum) and divided by the
-number of trees, as ``ForestClassifier.predict_proba`` does — so the result is bit for bit scikit-learn's (the tests
-check equality to 1e-12 on the golden rows and on random rows).
+probabilities are its stored class fractions, as ``DecisionTreeClassifier.predict_proba`` returns them; the trees'
+results are summed in the forest's order starting from zero (a cumulative sum, not numpy's pairwise sum) and divided
+by the number of trees, as ``ForestClassifier.predict_proba`` does — so the result is bit for bit scikit-learn's (the
+tests check equality to 1e-12 on the golden rows and on random rows).
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ class FlatForest:
         self.proba = np.concatenate(probas)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        x32 = np.asarray(x, dtype=np.float32)  # the forest computes in float32 (sklearn casts the same way)
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, refused just below
+            x32 = np.asarray(x, dtype=np.float32)  # the forest computes in float32 (sklearn casts the same way)
         if x32.ndim != 2 or x32.shape[1] != self.n_features:
             raise ValueError(f"X has shape {x32.shape}, the forest expects (n_rows, {self.n_features})")
         if not np.isfinite(x32).all():

@@ -249,7 +249,7 @@ def run_peer(settings: StackConfig, options: PeerOptions, steps: Steps, out_dir:
 def summarise_peer(
     results: dict[str, list[loadgen.LoadResult]], options: PeerOptions, budgets: str, bento: str
 ) -> dict:
-    variants = {
+    variants: dict[str, dict[str, Any]] = {
         name: {
             "rps": statistics.median(r.rps for r in runs),
             "p50_ms": statistics.median(r.p50_ms for r in runs),
@@ -273,10 +273,10 @@ def summarise_peer(
         ratios["p95_ratio"] = ours["p95_ms"] / peers[best]["p95_ms"] if peers[best]["p95_ms"] else None
     rps_ratio, p95_ratio = ratios["rps_ratio"], ratios["p95_ratio"]
     met = {
-        "rps_ratio": rps_ratio is not None
-        and rps_ratio >= PEER_GOALS["rps_ratio"]
-        and bool(ours)
-        and ours["errors"] == 0,
+        "rps_ratio": ours is not None
+        and ours["errors"] == 0
+        and rps_ratio is not None
+        and rps_ratio >= PEER_GOALS["rps_ratio"],
         "p95_ratio": p95_ratio is not None and p95_ratio <= PEER_GOALS["p95_ratio"],
     }
     return {

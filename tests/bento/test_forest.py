@@ -37,21 +37,19 @@ def test_random_rows_give_sklearns_probabilities(reference: tuple[RandomForestCl
     high = np.array([stats[name]["max"] for name in metadata["feature_names"]])
     span = high - low
     rows = rng.uniform(low - span, high + span, size=(n_rows, len(low)))  # inside and well outside training range
-    np.testing.assert_allclose(
-        FlatForest(model).predict_proba(rows), model.predict_proba(rows), rtol=0, atol=TOLERANCE
-    )
+    np.testing.assert_allclose(FlatForest(model).predict_proba(rows), model.predict_proba(rows), rtol=0, atol=TOLERANCE)
 
 
-def test_rows_on_a_split_threshold_go_the_way_sklearn_sends_them(reference: tuple[RandomForestClassifier, dict]) -> None:
+def test_rows_on_a_split_threshold_go_the_way_sklearn_sends_them(
+    reference: tuple[RandomForestClassifier, dict],
+) -> None:
     model, metadata = reference
     tree = model.estimators_[0].tree_
     split = int(np.flatnonzero(tree.children_left != -1)[0])
     rows = np.tile(np.asarray(metadata["golden"]["rows"][:1]), (3, 1))
     threshold = tree.threshold[split]
     rows[:, tree.feature[split]] = [threshold, np.nextafter(threshold, np.inf), np.nextafter(threshold, -np.inf)]
-    np.testing.assert_allclose(
-        FlatForest(model).predict_proba(rows), model.predict_proba(rows), rtol=0, atol=TOLERANCE
-    )
+    np.testing.assert_allclose(FlatForest(model).predict_proba(rows), model.predict_proba(rows), rtol=0, atol=TOLERANCE)
 
 
 @pytest.mark.parametrize(

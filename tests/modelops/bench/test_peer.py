@@ -1,0 +1,119 @@
+"""The peer benchmark: MLServer serves our exported model and answers our Locust load; the ratio ours / best peer is
+judged against the goal (>= 1.5x req/s with 0 errors, <= 0.5x p95)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import numpy as np
+import pytest
+
+from modelops import bentos
+from modelops.bench.peer import (
+    MLSERVER_CONFIGS,
+    MODEL_NAME,
+    OURS,
+    PEER_VENV,
+    MLServer,
+    PeerOptions,
+    export_model,
+    mlserver_binary,
+    report_lines,
+    summarise_peer,
+    v2_body,
+    write_payloads,
+)
+from modelops.errors import UsageError
+from modelops.gate import loadgen
+from modelops.targets.local import cgroups, procs
+
+
+def run(rps: float, p95_ms: float, failures: int = 0) -> SimpleNamespace:
+    """The figures summarise_peer reads from a LoadResult."""
+    return SimpleNamespace(
+        rps=rps, p50_ms=p95_ms / 2, p95_ms=p95_ms, p99_ms=p95_ms, failures=failures, requests=1000,
+        measured=SimpleNamespace(generator_cpu=0.5),
+    )  # fmt: skip
+
+
+def summary(ours: SimpleNamespace, **peers: SimpleNamespace) -> dict:
+    results = {OURS: [ours], **{name: [result] for name, result in peers.items()}}
+    return summarise_peer(results, PeerOptions(), "test budgets", "bench:test")  # type: ignore[arg-type]
+
+
+def test_v2_body_carries_the_rows_row_major_and_asks_for_probabilities() -> None:
+    body = v2_body([[1.0, 2.0], [3.0, 4.0]])
+    assert body["inputs"] == [{"name": "predict", "shape": [2, 2], "datatype": "FP64", "data": [1.0, 2.0, 3.0, 4.0]}]
+    assert body["outputs"] == [{"name": "predict_proba"}]
+
+
+def test_both_servers_get_the_same_rows_one_per_request(tmp_path: Path) -> None:
+    rows = [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]
+    ours, theirs = write_payloads(rows, tmp_path)
+    assert [body["rows"] for body in json.loads(ours.read_text())] == [[row] for row in rows]
+    assert [body["inputs"][0]["data"] for body in json.loads(theirs.read_text())] == rows
+
+
+def test_ratio_is_taken_against_the_fastest_peer_and_meets_the_goal() -> None:
+    result = summary(run(1500, 40), mlserver_default=run(100, 900), mlserver_batching=run(900, 180))
+    assert result["best_peer"] == "mlserver_batching"
+    assert result["ratios"] == pytest.approx({"rps_ratio": 1500 / 900, "p95_ratio": 40 / 180})
+    assert result["goals_met"] == {"rps_ratio": True, "p95_ratio": True}
+    assert any("met" in line and "req/s" in line for line in report_lines(result))
+
+
+@pytest.mark.parametrize(
+    ("ours", "missed"),
+    [
+        (run(1000, 40), "rps_ratio"),  # 1.11x the peer's req/s
+        (run(1500, 100), "p95_ratio"),  # 0.56x its p95
+        (run(1500, 40, failures=1), "rps_ratio"),  # fast, but an error
+    ],
+)
+def test_too_slow_too_late_or_failing_misses_the_goal(ours: SimpleNamespace, missed: str) -> None:
+    result = summary(ours, mlserver_batching=run(900, 180))
+    assert result["goals_met"][missed] is False, result
+
+
+def test_a_missing_peer_venv_is_refused_with_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=r"make \.venv-peer/\.installed"):
+        mlserver_binary(tmp_path / "no-venv")
+
+
+def test_every_configuration_sets_what_the_issue_names() -> None:
+    assert MLSERVER_CONFIGS["mlserver_default"] == ({}, {})
+    assert MLSERVER_CONFIGS["mlserver_batching"][0] == {"max_batch_size": 256, "max_batch_time": 0.005}
+    assert MLSERVER_CONFIGS["mlserver_batching_pw0"][1] == {"parallel_workers": 0}
+
+
+@pytest.mark.skipif(
+    not (PEER_VENV / "bin" / "mlserver").exists(),
+    reason="MLServer's venv (.venv-peer) is missing: `make .venv-peer/.installed` builds it (`make bench` does)",
+)
+def test_mlserver_serves_our_model_and_takes_our_locust_load(reference_bento: str, tmp_path: Path) -> None:
+    info = bentos.describe(reference_bento)
+    assert info.golden is not None
+    repository = tmp_path / "repo"
+    export_model(info.models[0], repository, MLSERVER_CONFIGS["mlserver_batching_pw0"][0])
+    budgets = cgroups.probe()
+    deployment = f"test-peer-{tmp_path.name}"
+    server = MLServer("pw0", repository, mlserver_binary(PEER_VENV), deployment, budgets, 1.0, {"parallel_workers": 0})
+    try:
+        server.start()
+        answer = httpx.post(f"{server.url}/v2/models/{MODEL_NAME}/infer", json=v2_body(info.golden["rows"]), timeout=10)
+        assert answer.status_code == 200, answer.text
+        output = answer.json()["outputs"][0]
+        served = np.asarray(output["data"]).reshape(output["shape"])
+        np.testing.assert_allclose(served, info.golden["probabilities"], rtol=0, atol=1e-12)
+        _, payload = write_payloads(info.golden["rows"], tmp_path)
+        spec = loadgen.LoadSpec(
+            users=4, spawn_rate=4, duration_s=2, endpoint=f"/v2/models/{MODEL_NAME}/infer", payload_file=payload
+        )
+        result = loadgen.run(server.url, spec, tmp_path / "load")
+        assert result.requests > 0 and result.failures == 0, result.failure_messages
+    finally:
+        server.stop()
+        assert procs.marked_processes(deployment) == [], "MLServer processes left behind"
