@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,25 @@ def export_model(model_tag: str, repository: Path, model_settings: dict[str, Any
     return folder
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What a server used during one load run (warm-up included), read from its processes and its cgroup."""
+
+    cpu_s: float  # CPU seconds (user + system) of the server's processes
+    requests: int  # requests it answered in that time (warm-up included)
+    throttled: float | None  # share of CPU periods in which it hit its budget (None without budgets)
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        return 1000 * self.cpu_s / self.requests if self.requests else None
+
+
+def _throttled(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    if before is None or after is None or after[0] <= before[0]:
+        return None
+    return (after[1] - before[1]) / (after[0] - before[0])
+
+
 # ------------------------------------------------------------------------------------------------ the server
 @dataclass
 class MLServer:
@@ -172,6 +192,12 @@ class MLServer:
         if procs_file is not None:
             self.budgets.limit(self.cgroup, self.cpu)
 
+    def cpu_seconds(self) -> float:
+        return procs.cpu_seconds(self.proc) if self.proc is not None else 0.0
+
+    def throttling(self) -> tuple[int, int] | None:
+        return self.budgets.throttling(self.cgroup) if self.cgroup and self.budgets.enabled else None
+
     def stop(self) -> None:
         if self.proc is not None:
             procs.stop([self.proc], grace=10)
@@ -204,6 +230,7 @@ def run_peer(settings: StackConfig, options: PeerOptions, steps: Steps, out_dir:
     cpu = options.cpu if target.budgets.enabled else None
     servers: dict[str, MLServer] = {}
     results: dict[str, list[loadgen.LoadResult]] = {name: [] for name in (OURS, *options.configs)}
+    usage: dict[str, list[Usage]] = {name: [] for name in results}
     try:
         with steps.step(f"deploying 1 replica of {tag}") as note:
             target.progress = note
@@ -221,6 +248,10 @@ def run_peer(settings: StackConfig, options: PeerOptions, steps: Steps, out_dir:
         targets |= {
             name: (server.url, f"/v2/models/{MODEL_NAME}/infer", v2_payload) for name, server in servers.items()
         }
+        probes: dict[str, tuple[Callable[[], float], Callable[[], tuple[int, int] | None]]] = {
+            OURS: (lambda: target.cpu_seconds("live") or 0.0, lambda: target.cpu_throttling("live"))
+        }
+        probes |= {name: (server.cpu_seconds, server.throttling) for name, server in servers.items()}
         for round_no in range(1, options.rounds + 1):
             for name, (url, endpoint, payload) in targets.items():
                 spec = loadgen.LoadSpec(
@@ -232,22 +263,42 @@ def run_peer(settings: StackConfig, options: PeerOptions, steps: Steps, out_dir:
                     payload_file=payload,
                 )
                 title = f"round {round_no}/{options.rounds}: {name} ({options.users} users, {options.duration_s:g} s)"
+                cpu_of, throttling_of = probes[name]
                 with steps.step(title):
-                    results[name].append(loadgen.run(url, spec, out_dir, prefix=f"{name}-{round_no}"))
+                    cpu_before, throttling_before = cpu_of(), throttling_of()
+                    result = loadgen.run(url, spec, out_dir, prefix=f"{name}-{round_no}")
+                    used = Usage(
+                        cpu_of() - cpu_before, _answered(result), _throttled(throttling_before, throttling_of())
+                    )
+                results[name].append(result)
+                usage[name].append(used)
     finally:
         with steps.step("stopping MLServer and our replica"):
             for server in servers.values():
                 server.stop()
             target.down()
-    summary = summarise_peer(results, options, target.budgets.reason, tag)
+    summary = summarise_peer(results, usage, options, target.budgets.reason, tag)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench-peer.json").write_text(json.dumps(summary, indent=2, default=str))
     summary["path"] = str(out_dir / "bench-peer.json")
     return summary
 
 
+def _answered(result: loadgen.LoadResult) -> int:
+    return sum(w.ok + w.failed for w in result.windows if w.kind in loadgen.PRODUCTION_KINDS)
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
 def summarise_peer(
-    results: dict[str, list[loadgen.LoadResult]], options: PeerOptions, budgets: str, bento: str
+    results: dict[str, list[loadgen.LoadResult]],
+    usage: dict[str, list[Usage]],
+    options: PeerOptions,
+    budgets: str,
+    bento: str,
 ) -> dict:
     variants: dict[str, dict[str, Any]] = {
         name: {
@@ -260,6 +311,10 @@ def summarise_peer(
             "rounds_rps": [round(r.rps, 1) for r in runs],
             "rounds_p95_ms": [r.p95_ms for r in runs],
             "generator_cpu": statistics.median(r.measured.generator_cpu or 0.0 for r in runs),
+            # CPU per request: what the server costs whatever share of the machine it got (on a shared machine
+            # req/s measures the contention too); 1000 / it is the req/s one full core would give.
+            "cpu_ms_per_request": _median([u.cpu_ms_per_request for u in usage.get(name, [])]),
+            "throttled": _median([u.throttled for u in usage.get(name, [])]),
         }
         for name, runs in results.items()
         if runs
@@ -267,10 +322,12 @@ def summarise_peer(
     peers = {name: v for name, v in variants.items() if name != OURS}
     ours = variants.get(OURS)
     best = max(peers, key=lambda name: peers[name]["rps"]) if peers else None
-    ratios: dict[str, float | None] = {"rps_ratio": None, "p95_ratio": None}
+    ratios: dict[str, float | None] = {"rps_ratio": None, "p95_ratio": None, "cpu_efficiency_ratio": None}
     if ours and best:
         ratios["rps_ratio"] = ours["rps"] / peers[best]["rps"] if peers[best]["rps"] else None
         ratios["p95_ratio"] = ours["p95_ms"] / peers[best]["p95_ms"] if peers[best]["p95_ms"] else None
+        ours_cpu, best_cpu = ours["cpu_ms_per_request"], peers[best]["cpu_ms_per_request"]
+        ratios["cpu_efficiency_ratio"] = best_cpu / ours_cpu if ours_cpu and best_cpu else None
     rps_ratio, p95_ratio = ratios["rps_ratio"], ratios["p95_ratio"]
     met = {
         "rps_ratio": ours is not None
@@ -298,10 +355,12 @@ def report_lines(summary: dict) -> list[str]:
     if best is None or r["rps_ratio"] is None:
         return ["no MLServer configuration answered: no ratio"]
     p95 = f"{r['p95_ratio']:.2f}x" if r["p95_ratio"] is not None else "n/a"
+    efficiency = f"{r['cpu_efficiency_ratio']:.2f}x" if r.get("cpu_efficiency_ratio") is not None else "n/a"
     return [
         f"best MLServer configuration (by req/s): {best}",
         f"ours / {best} req/s: {r['rps_ratio']:.2f}x  (goal >= {goals['rps_ratio']:.1f}x, 0 errors) "
         f"{mark[met['rps_ratio']]}",
         f"ours / {best} p95: {p95}  (goal <= {goals['p95_ratio']:.1f}x) {mark[met['p95_ratio']]}",
+        f"requests per CPU-second, ours / {best}: {efficiency}  (whatever share of the machine each got)",
         f"CPU budgets: {summary['cpu_budgets']}",
     ]

@@ -19,6 +19,7 @@ from modelops.bench.peer import (
     PEER_VENV,
     MLServer,
     PeerOptions,
+    Usage,
     export_model,
     mlserver_binary,
     report_lines,
@@ -41,7 +42,9 @@ def run(rps: float, p95_ms: float, failures: int = 0) -> SimpleNamespace:
 
 def summary(ours: SimpleNamespace, **peers: SimpleNamespace) -> dict:
     results = {OURS: [ours], **{name: [result] for name, result in peers.items()}}
-    return summarise_peer(results, PeerOptions(), "test budgets", "bench:test")  # type: ignore[arg-type]
+    # 1 CPU-second per run, over the run's requests: CPU per request follows req/s.
+    usage = {name: [Usage(cpu_s=1.0, requests=int(runs[0].rps), throttled=0.9)] for name, runs in results.items()}
+    return summarise_peer(results, usage, PeerOptions(), "test budgets", "bench:test")  # type: ignore[arg-type]
 
 
 def test_v2_body_carries_the_rows_row_major_and_asks_for_probabilities() -> None:
@@ -60,7 +63,10 @@ def test_both_servers_get_the_same_rows_one_per_request(tmp_path: Path) -> None:
 def test_ratio_is_taken_against_the_fastest_peer_and_meets_the_goal() -> None:
     result = summary(run(1500, 40), mlserver_default=run(100, 900), mlserver_batching=run(900, 180))
     assert result["best_peer"] == "mlserver_batching"
-    assert result["ratios"] == pytest.approx({"rps_ratio": 1500 / 900, "p95_ratio": 40 / 180})
+    assert result["ratios"] == pytest.approx(
+        {"rps_ratio": 1500 / 900, "p95_ratio": 40 / 180, "cpu_efficiency_ratio": 1500 / 900}
+    )
+    assert result["variants"][OURS]["cpu_ms_per_request"] == pytest.approx(1000 / 1500)
     assert result["goals_met"] == {"rps_ratio": True, "p95_ratio": True}
     assert any("met" in line and "req/s" in line for line in report_lines(result))
 
