@@ -70,10 +70,22 @@ class FlatForest:
         return total
 
 
+# Up to this many rows the flat walk is cheaper; above it, sklearn's per-tree walk (its fixed cost, ~5 ms for 100
+# trees, is then amortised, while the flat walk's (rows x trees) gathers outgrow the CPU caches). Measured CPU per call
+# for the reference forest: 1 row 0.04 ms flat vs 5.5 ms sklearn; 256 rows 3.8 vs 5.7; 512 rows 6.9 vs 6.3.
+FLAT_MAX_ROWS = 256
+
+
 def fast_predict_proba(model) -> Predictor:
-    """``model.predict_proba``, flattened for a single-output RandomForestClassifier; anything else as is."""
+    """``model.predict_proba`` (same result), flattened up to FLAT_MAX_ROWS rows for a single-output
+    RandomForestClassifier; any other model's own predict_proba."""
     from sklearn.ensemble import RandomForestClassifier
 
-    if isinstance(model, RandomForestClassifier) and getattr(model, "n_outputs_", 1) == 1:
-        return FlatForest(model).predict_proba
-    return model.predict_proba
+    if not isinstance(model, RandomForestClassifier) or getattr(model, "n_outputs_", 1) != 1:
+        return model.predict_proba
+    flat = FlatForest(model)
+
+    def predict_proba(x: np.ndarray) -> np.ndarray:
+        return flat.predict_proba(x) if len(x) <= FLAT_MAX_ROWS else model.predict_proba(x)
+
+    return predict_proba

@@ -8,7 +8,7 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 from bento import train
-from bento.forest import FlatForest, fast_predict_proba
+from bento.forest import FLAT_MAX_ROWS, FlatForest, fast_predict_proba
 
 TOLERANCE = 1e-12
 
@@ -72,6 +72,15 @@ def test_a_multi_output_forest_keeps_sklearns_predict_proba() -> None:
     x = np.arange(20.0).reshape(10, 2)
     two_outputs = np.stack([np.arange(10) % 2, np.arange(10) % 3], axis=1)
     multi = RandomForestClassifier(n_estimators=2, random_state=0).fit(x, two_outputs)
-    single = RandomForestClassifier(n_estimators=2, random_state=0).fit(x, np.arange(10) % 2)
     assert fast_predict_proba(multi) == multi.predict_proba
-    assert isinstance(getattr(fast_predict_proba(single), "__self__", None), FlatForest)
+
+
+@pytest.mark.parametrize("n_rows", [1, FLAT_MAX_ROWS, FLAT_MAX_ROWS + 1, 1500])
+def test_the_served_predict_proba_equals_sklearns_on_both_sides_of_the_flat_limit(
+    reference: tuple[RandomForestClassifier, dict], n_rows: int
+) -> None:
+    model, metadata = reference
+    rows = np.resize(np.asarray(metadata["golden"]["rows"]), (n_rows, len(metadata["feature_names"])))
+    served = fast_predict_proba(model)
+    assert served != model.predict_proba
+    np.testing.assert_allclose(served(rows), model.predict_proba(rows), rtol=0, atol=TOLERANCE)
