@@ -69,3 +69,14 @@ def test_every_failed_gate_has_its_own_exit_code() -> None:
              ExitStatus.VERTICAL_FAILED, ExitStatus.FAILOVER_FAILED, ExitStatus.REGRESSION_FAILED,
              ExitStatus.INCONCLUSIVE, ExitStatus.USAGE]  # fmt: skip
     assert len(set(codes)) == len(codes) and ExitStatus.OK not in codes
+
+
+def test_the_autoscale_suite_is_required_only_when_autoscaling_is_on() -> None:
+    from modelops.gate.run import required_suites
+    from stacks.config import load_stack_config
+
+    settings = load_stack_config("local")
+    assert "autoscale" not in required_suites(settings, has_baseline=False)
+    autoscaled = settings.with_overrides(autoscale={"enabled": True})
+    assert required_suites(autoscaled, has_baseline=False)[-1] == "autoscale"
+    assert required_suites(autoscaled, has_baseline=True)[-2:] == ["autoscale", "regression"]
