@@ -253,15 +253,16 @@ def autoscale_timeline(run: AutoscaleRun) -> list[dict]:
     result = run.result
     if result is None:
         return []
-    rows = []
+    rows: list[dict] = []
+    end = 0.0
     for t, f in result.timeline():
-        at = [r for r in run.replicas if r[0] - result.started <= t + 1]
-        last = at[-1] if at else None
+        seen = [r for r in run.replicas if r[0] - result.started <= t + 1]
+        last = seen[-1] if seen else None
+        end = t + 1
         rows.append(
             {"t": round(t, 2), "rps": f.good_rps, "p95_ms": f.p95_ms, "label": result.prefix,
              "replicas": last[1] if last else None, "serving": last[2] if last else None}
         )  # fmt: skip
-    end = rows[-1]["t"] + 1 if rows else 0.0
     for at, count, serving in run.replicas:
         t = at - result.started
         if t > end:
@@ -299,6 +300,15 @@ def judge_autoscale(run: AutoscaleRun, gate: GateSettings, limits: Limits) -> Su
         "most_replicas": float(most),
         "final_replicas": None if final is None else float(final),
         "scale_out_s": None if out_at is None or peak is None else out_at - peak,
+        # when the autoscaler decided to scale out (the rest of scale_out_s is the new replica starting)
+        "decided_out_s": next(
+            (
+                d["time"] - peak
+                for d in run.decisions
+                if peak is not None and d.get("time", 0) >= peak and d.get("to", 0) > d.get("from", 0)
+            ),
+            None,
+        ),
         "back_to_min_s": None if back_at is None or ended is None else back_at - ended,
         "failed_requests": float(_all_failures(result)),
         "scaling_decisions": float(len(run.decisions)),

@@ -52,3 +52,9 @@ def test_unknown_stack_lists_the_stacks_there_are() -> None:
     result = CliRunner().invoke(app, ["config", "--stack", "nosuch"])
     assert result.exit_code == ExitStatus.USAGE
     assert "no stack named 'nosuch'" in result.output and "local" in result.output
+
+
+def test_up_autoscale_on_kind_says_the_hpa_applies_the_same_definition() -> None:
+    result = CliRunner().invoke(app, ["up", "--stack", "kind", "--autoscale"])
+    assert result.exit_code == ExitStatus.USAGE, result.output
+    assert "the HPA scales the pools from modelops:deploy.min_replicas/max_replicas" in " ".join(result.output.split())

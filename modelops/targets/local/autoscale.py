@@ -160,6 +160,7 @@ class Supervisor:
     decisions: list[dict] = field(default_factory=list)
     _history: tuple[Recommendation, ...] = ()
     _stopping: bool = False
+    _acting: bool = False  # inside target.scale(): a stop lets it finish (a drain half done would strand a replica)
 
     @property
     def settings(self) -> StackConfig:
@@ -176,8 +177,11 @@ class Supervisor:
     def held(self) -> bool:
         return (self.target.dir / HOLD_FILE).exists()
 
-    def stop(self, *_args: object) -> None:
+    def stop(self) -> None:
+        """Stop after the current step; at once when it is only measuring (nothing half done)."""
         self._stopping = True
+        if not self._acting:
+            raise SystemExit(0)
 
     # --- measuring
     def _colour_and_replicas(self) -> tuple[str, list]:
@@ -257,6 +261,7 @@ class Supervisor:
         if decision.changes:
             self._record(decision, colour)
             self._write(colour, decision.desired, current, metric, rps, note=decision.reason)
+            self._acting = True
             try:
                 self.target.scale(decision.desired, self.pool)
             except NotDeployedError:
@@ -264,6 +269,8 @@ class Supervisor:
             except ModelopsError as exc:
                 error = str(exc)
                 self._record(decision, colour, error=error)
+            finally:
+                self._acting = False
             current = len(self._colour_and_replicas()[1])
         self._write(colour, decision.desired, current, metric, rps, note=error or decision.reason)
         return decision

@@ -695,8 +695,8 @@ class LocalTarget:
         found = {}
         for pool in ("live", "candidate"):
             data = autoscale.read_status(self.dir, pool)
-            if data is None:
-                continue
+            if data is None or (pool == "candidate" and (state is None or other(state.live) not in state.pools)):
+                continue  # a removed candidate's autoscaler is history: the gate's summary keeps its decisions
             record = state.autoscalers.get(pool) if state else None
             data["running"] = bool(record and procs.is_alive(record.pid, record.started))
             found[pool] = data

@@ -343,7 +343,7 @@ def autoscale(result: LoadResult | None = None, samples=None, skipped: str | Non
         peak_started=105.0 if peak else None,
         peak_ended=135.0,
         replicas=ramp_samples() if samples is None else samples,
-        decisions=[{"from": 1, "to": 3}],
+        decisions=[{"time": 107.0, "from": 1, "to": 3}],
     )
     return judge.judge_autoscale(run, GATE, LIMITS)
 
@@ -352,6 +352,7 @@ def test_autoscale_passes_when_it_scaled_out_in_time_served_everything_and_came_
     result = autoscale()
     assert result.status == "pass", result.reason
     assert result.measured["scale_out_s"] == pytest.approx(5.0)
+    assert result.measured["decided_out_s"] == pytest.approx(2.0), "decided 2 s in, serving 3 s later"
     assert result.measured["back_to_min_s"] == pytest.approx(15.0)
     assert result.measured["most_replicas"] == 3 and result.measured["failed_requests"] == 0
     replicas = [p["replicas"] for p in result.timeline]

@@ -22,23 +22,36 @@ def live_scaler(target: LocalTarget) -> dict:
     return target.status().autoscale.get("live", {})
 
 
+def serving(target: LocalTarget) -> int:
+    return sum(r.healthy for r in target.status().replicas)
+
+
 def replicas(target: LocalTarget) -> int:
     return len(target.status().replicas)
 
 
-def test_autoscaler_scales_out_and_back_in_under_load_without_failing_a_request(make_target, reference_bento) -> None:
+def test_autoscaler_scales_out_and_back_in_under_load_without_failing_a_request_and_honours_a_hold(
+    make_target, reference_bento
+) -> None:
     target = make_target(**SETTINGS)
     status = target.up(reference_bento, replicas=1, workers=1)
     target.start_autoscaler("live")
     body = example_body(status.url)
+    window = SETTINGS["autoscale"]["scale_down_window_s"]
     with Traffic(status.url, body, clients=1) as steady:
-        # 7 closed-loop clients keep ~7 requests in flight on one replica: ceil(1 x 7/2) clamped to max_replicas 2.
+        # 5 closed-loop clients keep ~5 requests in flight on one replica: ceil(1 x 5/2) clamped to max_replicas 2.
         started = time.monotonic()
-        with Traffic(status.url, body, clients=6) as burst:
-            assert wait_until(lambda: replicas(target) == 2, timeout=90), live_scaler(target)
+        with Traffic(status.url, body, clients=4) as burst:
+            assert wait_until(lambda: serving(target) == 2, timeout=90), live_scaler(target)
             scaled_out_after = time.monotonic() - started
             burst.wait_for(100)  # the new replica serves its share
-        # One client left: ~0.5 in flight per replica, so the pool goes back to 1 once the 2-s window has passed.
+        # One client left: ~0.5 in flight per replica. Held by the gate, the pool keeps 2 replicas past the window.
+        target.hold_scaling()
+        held_at = time.time()
+        assert wait_until(lambda: live_scaler(target).get("updated", 0) > held_at + window + 1, timeout=30)
+        assert live_scaler(target)["held"] is True and replicas(target) == 2
+        target.release_scaling()
+        # Released: back to 1 once the 2-s window has passed, the removed replica drained first.
         assert wait_until(lambda: replicas(target) == 1, timeout=60), live_scaler(target)
         steady.wait_for(20)
     assert burst.failed == 0, f"failed requests across the scale-out: {dict(burst.failures)}"
@@ -46,23 +59,10 @@ def test_autoscaler_scales_out_and_back_in_under_load_without_failing_a_request(
     scaler = live_scaler(target)
     assert [(d["from"], d["to"]) for d in scaler["decisions"]] == [(1, 2), (2, 1)], scaler["decisions"]
     assert (scaler["desired"], scaler["actual"], scaler["running"]) == (1, 1, True)
-    print(f"scaled out {scaled_out_after:.1f} s after the burst started; {burst.ok + steady.ok} requests, 0 failed")
-
-
-def test_a_hold_pins_the_replica_count_until_released_and_down_stops_the_supervisor(make_target, reference_bento):
-    target = make_target(**{**SETTINGS, "deploy": {**SETTINGS["deploy"], "replicas": 2}})
-    target.up(reference_bento, replicas=2, workers=1)
-    target.hold_scaling()
-    held_at = time.time()
-    target.start_autoscaler("live")
-    # Idle with 2 replicas would scale in after 2 s; held, the supervisor only reports.
-    window = SETTINGS["autoscale"]["scale_down_window_s"]
-    assert wait_until(lambda: live_scaler(target).get("updated", 0) > held_at + window + 1, timeout=30)
-    scaler = live_scaler(target)
-    assert scaler["held"] is True and replicas(target) == 2 and scaler["decisions"] == []
-    target.release_scaling()
-    assert wait_until(lambda: replicas(target) == 1, timeout=30), live_scaler(target)
-    pid = live_scaler(target)["pid"]
+    pid = scaler["pid"]
     stopped = target.down()
     assert any("live autoscaler" in line for line in stopped), stopped
     assert not procs.is_alive(pid), f"the supervisor (pid {pid}) outlived `down`"
+    print(
+        f"serving 2 replicas {scaled_out_after:.1f} s after the burst began; {burst.ok + steady.ok} requests, 0 failed"
+    )
