@@ -23,6 +23,7 @@ def suites(**statuses: str) -> dict[str, SuiteResult]:
         ({"failover": "fail", "slo": "inconclusive"}, ("reject", ExitStatus.FAILOVER_FAILED)),
         ({"regression": "fail"}, ("reject", ExitStatus.REGRESSION_FAILED)),
         ({"smoke": "fail"}, ("reject", ExitStatus.SMOKE_FAILED)),
+        ({"autoscale": "fail", "slo": "pass"}, ("reject", ExitStatus.AUTOSCALE_FAILED)),
     ],
 )
 def test_the_first_failed_suite_rejects_with_its_exit_code_even_in_a_partial_run(statuses, expected) -> None:
@@ -67,7 +68,7 @@ def test_nothing_required_means_nothing_justifies_a_promotion() -> None:
 def test_every_failed_gate_has_its_own_exit_code() -> None:
     codes = [ExitStatus.SMOKE_FAILED, ExitStatus.SLO_FAILED, ExitStatus.HORIZONTAL_FAILED,
              ExitStatus.VERTICAL_FAILED, ExitStatus.FAILOVER_FAILED, ExitStatus.REGRESSION_FAILED,
-             ExitStatus.INCONCLUSIVE, ExitStatus.USAGE]  # fmt: skip
+             ExitStatus.AUTOSCALE_FAILED, ExitStatus.INCONCLUSIVE, ExitStatus.USAGE]  # fmt: skip
     assert len(set(codes)) == len(codes) and ExitStatus.OK not in codes
 
 
