@@ -94,6 +94,14 @@ def up(
     monitoring: Annotated[
         bool, typer.Option("--monitoring", help="also start Prometheus (rules from the stack settings); down stops it")
     ] = False,
+    autoscale: Annotated[
+        bool,
+        typer.Option(
+            "--autoscale",
+            help="keep the live pool on modelops:autoscale between deploy.min_replicas and max_replicas (a supervisor "
+            "process; down stops it). Default: modelops:autoscale.enabled",
+        ),
+    ] = False,
 ) -> None:
     """Deploy a bento: N replicas behind the load balancer. Waits until every replica is healthy."""
     from modelops import bentos
@@ -102,7 +110,14 @@ def up(
     from modelops.promotion import record_up
     from modelops.targets import open_target
 
-    settings = _settings(stack, deploy={"replicas": replicas, "workers": workers})
+    settings = _settings(stack, deploy={"replicas": replicas, "workers": workers},
+                         autoscale={"enabled": True if autoscale else None})  # fmt: skip
+    if autoscale and settings.target != "local":
+        scaler = "the HPA" if settings.target == "kind" else "the ASG's target tracking policy"
+        raise UsageError(
+            f"on {settings.target}, {scaler} scales the pools from modelops:deploy.min_replicas/max_replicas and "
+            f"modelops:autoscale (`pulumi up -s {stack}` applies them): --autoscale is for the local target"
+        )
     tag = bentos.resolve_default(bento, settings.bento)
     with Steps(err).step(f"deploying {tag} ({settings.deploy.replicas} replicas)") as note:
         target = open_target(settings, progress=note)
@@ -110,6 +125,11 @@ def up(
         with stack_lock(histories.path.parent, "modelops up"):
             status = target.up(tag, settings.deploy.replicas, settings.deploy.workers)
             record_up(histories, status.bento)
+    if settings.autoscale.enabled and settings.target == "local":
+        local = cast("LocalTarget", target)  # the local target (checked above)
+        with Steps(err).step("starting the autoscaler of the live pool"):
+            local.start_autoscaler("live")
+        status = local.status()
     _print_status(status.to_dict())
     if monitoring:
         from modelops.monitor import service
@@ -213,10 +233,11 @@ def gate(
         ),
     ] = None,
 ) -> None:
-    """Prove a candidate beside the live version: smoke, slo, failover, robustness, vertical, horizontal, regression.
-    Promotes it only when every required suite (modelops:gate.required_suites, plus regression when the live
-    version came through the gate) passed: blue/green switch, zero failed requests. Exits with a code per failed
-    gate; 20 when the evidence is incomplete or was distorted (a partial run, a saturated load generator)."""
+    """Prove a candidate beside the live version: smoke, slo, failover, robustness, vertical, horizontal, autoscale,
+    regression. Promotes it only when every required suite (modelops:gate.required_suites, plus regression when the
+    live version came through the gate, plus autoscale when modelops:autoscale.enabled) passed: blue/green switch,
+    zero failed requests. Exits with a code per failed gate; 20 when the evidence is incomplete or was distorted (a
+    partial run, a saturated load generator)."""
     from modelops import bentos
     from modelops.gate.run import run_gate
     from modelops.targets import open_gate_target
@@ -590,6 +611,23 @@ def _print_status(data: dict) -> None:
             table.add_row(colour, pool["bento"], f"{pool['weight']}%", replica["name"], replica["url"],
                           str(replica["pid"] or ""), healthy)  # fmt: skip
     out.print(table)
+    for pool, scaler in (data.get("autoscale") or {}).items():
+        state = "[green]running[/]" if scaler.get("running") else "[red]stopped[/]"
+        held = " [yellow](held by the gate)[/]" if scaler.get("held") else ""
+        value = scaler.get("value")
+        seen = f"{value:.3g}" if isinstance(value, int | float) else "n/a"
+        out.print(
+            f"autoscaler ({pool} pool, {scaler['colour']}): {state}{held}  desired {scaler['desired']} / actual "
+            f"{scaler['actual']}  (bounds {scaler['min_replicas']}-{scaler['max_replicas']}; "
+            f"{scaler['metric_label']}: {seen}, target {scaler['target']:g}; {scaler['rps']:.1f} req/s)"
+        )
+        decisions = scaler.get("decisions") or []
+        if decisions:
+            table = Table("when", "from", "to", "why", title="last scaling decisions")
+            for d in decisions[-10:]:
+                when = time.strftime("%H:%M:%S", time.localtime(d["time"]))
+                table.add_row(when, str(d["from"]), str(d["to"]), d["reason"])
+            out.print(table)
 
 
 def main() -> None:

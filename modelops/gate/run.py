@@ -37,7 +37,7 @@ from modelops.promotion import HistoryFile, baseline_summary, reconcile
 from modelops.stackdir import stack_dir
 from modelops.targets.base import Target
 from modelops.ui import Steps
-from stacks.config import PROJECT_ROOT, StackConfig
+from stacks.config import AUTOSCALE_SUITE, PROJECT_ROOT, StackConfig
 from stacks.predictions import prediction_log_dir
 
 
@@ -54,6 +54,8 @@ def required_suites(settings: StackConfig, has_baseline: bool, has_production_lo
         required.append(BASELINE_SUITE)
     if has_production_log and QUALITY_SUITE not in required:
         required.append(QUALITY_SUITE)
+    if settings.autoscale.enabled and AUTOSCALE_SUITE not in required:
+        required.append(AUTOSCALE_SUITE)
     return [name for name in SUITES if name in required]
 
 
@@ -126,6 +128,7 @@ def measure_and_judge(
         "vertical": lambda: judge.judge_vertical(suites.vertical(), gate, slo, budgets),
         "failover": lambda: judge.judge_failover(suites.failover(), gate, limits),
         "robustness": lambda: judge.judge_robustness(suites.robustness(), gate),
+        "autoscale": lambda: judge.judge_autoscale(suites.autoscale(), gate, limits),
         "regression": lambda: judge.judge_regression(
             results, settings.model_dump(mode="json"), budgets.note, baseline, gate
         ),

@@ -145,6 +145,17 @@ def stop(procs: Sequence[Proc], grace: float = 10.0) -> None:
     _wait_gone(left, 5.0)
 
 
+def stop_one(proc: Proc, grace: float = 10.0) -> None:
+    """SIGTERM this process alone (not its children, which may be meant to outlive it), SIGKILL after ``grace``."""
+    try:
+        process = psutil.Process(proc.pid)
+    except psutil.Error:
+        return
+    _signal([process], signal.SIGTERM)
+    _signal(_wait_gone([process], grace), signal.SIGKILL)
+    _wait_gone([process], 5.0)
+
+
 def kill_now(proc: Proc) -> None:
     """SIGKILL the process and all its workers at once: fault injection, not shutdown."""
     everyone = members(proc)

@@ -9,7 +9,7 @@ import pytest
 from stacks import outputs
 from stacks.capacity import CAPACITY_PLAN, CPU_SECONDS_PER_REQUEST, RPS_PER_VCPU_AT_SLO
 from stacks.images import balancer_idle_timeout_s
-from stacks.kind import hpa_cpu_target
+from stacks.kind import IN_FLIGHT_METRIC, hpa_cpu_target, hpa_metric
 from stacks.kind.cluster import kind_config
 from stacks.kind.model_service import (
     COLOUR_LABEL,
@@ -193,10 +193,23 @@ def test_hpa_scales_its_colour_within_the_settings(kind_rendering, kind_settings
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
     assert name == kind_rendering.outputs[outputs.DEPLOYMENT_NAMES][colour]
     spec = hpa["spec"]
-    cfg = kind_settings.kind
-    assert (spec["minReplicas"], spec["maxReplicas"]) == (cfg.hpa_min_replicas, cfg.hpa_max_replicas)
+    deploy, autoscale = kind_settings.deploy, kind_settings.autoscale
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (deploy.min_replicas, deploy.max_replicas)
     (metric,) = spec["metrics"]
     assert metric["resource"]["name"] == "cpu" and metric["resource"]["target"]["type"] == "Utilization"
+    windows = (spec["behavior"]["scaleUp"]["stabilizationWindowSeconds"],
+               spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"])  # fmt: skip
+    assert windows == (autoscale.scale_up_window_s, autoscale.scale_down_window_s)
+
+
+def test_in_flight_autoscaling_gives_the_hpa_a_pods_metric_and_warns_it_needs_an_adapter(kind_settings, capsys):
+    settings = kind_settings.with_overrides(autoscale={"metric": "in_flight", "target": 4.5})
+    metric = hpa_metric(settings)
+    assert metric == {
+        "type": "Pods",
+        "pods": {"metric": {"name": IN_FLIGHT_METRIC}, "target": {"type": "AverageValue", "averageValue": "4500m"}},
+    }
+    assert "custom-metrics adapter" in capsys.readouterr().err
 
 
 def hpa_target(rendering, settings, colour) -> int:
@@ -211,13 +224,13 @@ def test_hpa_cpu_target_comes_from_the_plan_of_the_promoted_version(kind_planned
 
 @colours
 def test_without_a_promotion_the_hpa_keeps_the_setting_and_says_why(kind_rendering, kind_settings, colour) -> None:
-    assert hpa_target(kind_rendering, kind_settings, colour) == kind_settings.kind.hpa_cpu_target
-    assert any("no promotion history" in w and "hpa_cpu_target" in w for w in kind_rendering.warnings())
+    assert hpa_target(kind_rendering, kind_settings, colour) == round(kind_settings.autoscale.target)
+    assert any("no promotion history" in w and "autoscale.target" in w for w in kind_rendering.warnings())
 
 
 @colours
 def test_another_stack_s_gate_run_never_sizes_the_hpa(kind_other_stack, kind_settings, colour) -> None:
-    assert hpa_target(kind_other_stack, kind_settings, colour) == kind_settings.kind.hpa_cpu_target
+    assert hpa_target(kind_other_stack, kind_settings, colour) == round(kind_settings.autoscale.target)
     assert any("stack is 'kind-staging', not 'kind'" in w for w in kind_other_stack.warnings())
 
 
@@ -237,7 +250,7 @@ def test_hpa_cpu_target_from_the_plan_is_only_clamped_to_what_kubernetes_accepts
 ) -> None:
     write_history(tmp_path, "kind", gate_summary("kind", "kind", **{CAPACITY_PLAN: plan}))
     target = hpa_cpu_target(kind_settings, work_dir=tmp_path)
-    assert target == (kind_settings.kind.hpa_cpu_target if expected is None else expected)
+    assert target == (round(kind_settings.autoscale.target) if expected is None else expected)
     # Outside the engine pulumi.log.warn prints "warning: ..." to stderr.
     warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert (warning is None and warned == []) or (warning is not None and any(warning in w for w in warned)), warned
