@@ -12,8 +12,9 @@ from pathlib import Path
 
 from modelops import canary
 from modelops.bentos import describe
-from modelops.gate import judge
+from modelops.gate import judge, loadgen
 from modelops.gate.capacity import plan as capacity_plan
+from modelops.gate.loadgen import LoadResult
 from modelops.gate.report import render as render_report
 from modelops.gate.suites import Suites
 from modelops.gate.summary import (
@@ -118,14 +119,16 @@ def run_gate(
     reports: Path | None = None,
     command: str = "modelops gate",
     generator_cgroup: Path | None = None,
+    load_runner: Callable[..., LoadResult] = loadgen.run,
 ) -> Summary:
     """Deploy the candidate beside the live version, run the suites on it, decide, write the outputs, and promote
     (or tear the candidate down). Returns the summary; its exit_status is the process's.
-    ``generator_cgroup``: run the load generator inside this cgroup (its cgroup.procs file), e.g. a CPU budget."""
+    ``generator_cgroup``: run the load generator inside this cgroup (its cgroup.procs file), e.g. a CPU budget.
+    ``load_runner``: what runs each load (loadgen.run, or ClusterGenerator.run from modelops/gate/cluster.py)."""
     histories = history_file(settings)
     with stack_lock(histories.path.parent, command):
         return _run(target, settings, candidate_tag, steps, suites, promote, reports or PROJECT_ROOT / "reports",
-                    histories, generator_cgroup)  # fmt: skip
+                    histories, generator_cgroup, load_runner)  # fmt: skip
 
 
 def _run(
@@ -138,6 +141,7 @@ def _run(
     reports: Path,
     histories: HistoryFile,
     generator_cgroup: Path | None,
+    load_runner: Callable[..., LoadResult],
 ) -> Summary:
     started = time.time()
     target.release_scaling()  # settle anything a crashed gate left held
@@ -155,7 +159,7 @@ def _run(
             target.remove_candidate()
     deploy = settings.deploy
     measuring = Suites(target=target, settings=settings, candidate=candidate, run_dir=run_dir,
-                       generator_cgroup=generator_cgroup)  # fmt: skip
+                       generator_cgroup=generator_cgroup, runner=load_runner)  # fmt: skip
     try:
         with steps.step(f"deploying candidate {candidate.tag} beside live {live.bento}") as note:
             target.progress = note
