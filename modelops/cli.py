@@ -240,7 +240,13 @@ def gate(
     runner = _load_runner(settings, generator, outputs)
     tag = bentos.resolve_default(candidate, "")
     steps = Steps(err)
-    target = open_gate_target(settings, outputs_file=outputs, candidate_url=url)
+    if generator == "cluster":
+        from modelops.targets import open_target
+
+        # Loads from inside the cluster reach the pool by its Service name: no host port (pool_urls) needed.
+        target = open_target(settings, outputs_file=outputs, candidate_url=url)
+    else:
+        target = open_gate_target(settings, outputs_file=outputs, candidate_url=url)
     command = "modelops gate --stack " + stack + " --candidate " + tag
     summary = run_gate(
         target, settings, tag, steps, suites=chosen, promote=promote, command=command, load_runner=runner
