@@ -33,7 +33,7 @@ from typing import cast
 import gevent
 import locust.stats
 from locust import FastHttpUser, User, constant, events, task
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from payloads import batch_size, body_with_rows, fetch_openapi, find_endpoint, hostile_bodies, make_payloads
@@ -83,6 +83,10 @@ def _ship_windows(data: dict, **_kwargs) -> None:
 
 @events.worker_report.add_listener
 def _merge_windows(data: dict, **_kwargs) -> None:
+    _merge(data)
+
+
+def _merge(data: dict) -> None:
     for w, kind, ok, failed, latencies in data.get("modelops_windows", []):
         window = WINDOWS.setdefault((w, kind), [0, 0, {}])
         window[0] += ok
@@ -90,6 +94,50 @@ def _merge_windows(data: dict, **_kwargs) -> None:
         for ms, count in latencies.items():
             window[2][int(ms)] = window[2].get(int(ms), 0) + count
     STATE["golden_checks"] = STATE.get("golden_checks", 0) + data.get("modelops_golden_checks", 0)
+
+
+# Workers report every 3 s, and when a run ends the master waits only 0.5 s for their last report before it exits;
+# a worker whose users still wait for slow answers reports too late, and the last seconds of its windows are lost.
+# So when the test stops, the master asks every worker to stop its users (requests in flight finish and count, as
+# they do in a single process) and send what it has not reported yet, and waits until every worker has answered.
+FLUSH, FLUSHED = "modelops_flush", "modelops_flushed"
+FLUSH_MARGIN_S = 5.0  # beyond --stop-timeout, which bounds how long a worker's users take to stop
+
+
+def _register_flush(environment) -> None:
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+
+        def flush(environment, msg, **_kwargs) -> None:
+            environment.runner.stop()  # returns once the users stopped (a no-op when the master stopped them)
+            data: dict = {}
+            _ship_windows(data)
+            environment.runner.send_message(FLUSHED, data)
+
+        runner.register_message(FLUSH, flush)
+    elif isinstance(runner, MasterRunner):
+
+        def flushed(environment, msg, **_kwargs) -> None:
+            _merge(msg.data or {})
+            STATE.setdefault("flushed", set()).add(msg.node_id)
+
+        runner.register_message(FLUSHED, flushed)
+
+
+@events.test_stop.add_listener
+def _collect_windows(environment, **_kwargs) -> None:
+    runner = environment.runner
+    if not isinstance(runner, MasterRunner):
+        return
+    workers = {client.id for client in runner.clients.all}
+    STATE["flushed"] = set()
+    runner.send_message(FLUSH)
+    deadline = time.time() + (environment.stop_timeout or 0.0) + FLUSH_MARGIN_S
+    while not workers <= STATE["flushed"] and time.time() < deadline:
+        gevent.sleep(0.05)
+    missing = workers - STATE["flushed"]
+    if missing:
+        STATE["unflushed_workers"] = sorted(missing)
 
 
 @events.init_command_line_parser.add_listener
@@ -130,10 +178,26 @@ def _options(parser) -> None:
 
 
 @events.init.add_listener
-def _prepare(environment, **_kwargs) -> None:
+def _on_init(environment, **_kwargs) -> None:
+    _register_flush(environment)
+    if not isinstance(environment.runner, WorkerRunner):
+        _prepare(environment)
+
+
+@events.test_start.add_listener
+def _on_worker_start(environment, **_kwargs) -> None:
+    # A worker started on its own (a Kubernetes pod: `locust --worker --master-host ...`) knows neither the host nor
+    # the run's options until the master's first spawn message, which fires test_start on it; one forked by
+    # --processes knows both from the start, and preparing again here gives it the same state.
+    if isinstance(environment.runner, WorkerRunner) and not STATE.get("prepared"):
+        _prepare(environment)
+
+
+def _prepare(environment) -> None:
     options = environment.parsed_options
     if options is None or not environment.host:
         return
+    STATE["prepared"] = True
     openapi = fetch_openapi(environment.host)
     endpoint = find_endpoint(openapi, options.endpoint)
     STATE["endpoint"] = endpoint
@@ -152,8 +216,12 @@ def _prepare(environment, **_kwargs) -> None:
         # Paced: each user sends at rate/users req/s, so all of them together offer --rate req/s. Each starts at a
         # random phase of its period and keeps it (see _paced): users started together would otherwise fire in
         # synchronised bursts and measure queueing that real, independent clients do not cause.
-        fixed = options.hostile_users + (1 if options.golden_file else 0)  # users outside the paced load
-        per_user = options.rate / max(1, options.num_users - fixed)
+        # The master computes each user's rate from the total users and sends it to its workers with the run's
+        # options (a worker started alone does not know the total).
+        per_user = getattr(options, "paced_rate_per_user", None)
+        if not per_user:
+            fixed = options.hostile_users + (1 if options.golden_file else 0)  # users outside the paced load
+            per_user = options.paced_rate_per_user = options.rate / max(1, options.num_users - fixed)
         STATE["phase"] = 1.0 / per_user
         SingleRowUser.wait_time = BatchUser.wait_time = _paced(per_user)
     classes: list[type] = [SingleRowUser]
@@ -226,6 +294,7 @@ def _write_meta(environment, **_kwargs) -> None:
         "golden_checks": STATE.get("golden_checks", 0),
         "steps": STATE.get("steps", []),
         "window_s": WINDOW_S,
+        "unflushed_workers": STATE.get("unflushed_workers", []),
         "windows": [[w * WINDOW_S, kind, *counts] for (w, kind), counts in sorted(WINDOWS.items())],
     }
     Path(options.meta_file).write_text(json.dumps(meta, indent=2))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -232,6 +233,13 @@ def gate(
             "off: one-step blue/green switch (default: modelops:canary.enabled)"
         ),
     ] = None,
+    generator: Annotated[
+        str,
+        typer.Option(
+            help="local: Locust processes on this machine; cluster (kind): a Locust master Job and workers next "
+            "to the service (modelops:kind.load_generator), results copied back"
+        ),
+    ] = "local",
 ) -> None:
     """Prove a candidate beside the live version: smoke, slo, failover, robustness, vertical, horizontal, autoscale,
     regression. Promotes it only when every required suite (modelops:gate.required_suites, plus regression when the
@@ -251,13 +259,38 @@ def gate(
     if canary not in (None, "on", "off"):
         raise UsageError(f"--canary must be on or off, got {canary!r}")
     settings = _settings(stack, canary={"enabled": None if canary is None else canary == "on"})
+    runner = _load_runner(settings, generator, outputs)
     tag = bentos.resolve_default(candidate, "")
     steps = Steps(err)
-    target = open_gate_target(settings, outputs_file=outputs, candidate_url=url)
+    if generator == "cluster":
+        from modelops.targets import open_target
+
+        # Loads from inside the cluster reach the pool by its Service name: no host port (pool_urls) needed.
+        target = open_target(settings, outputs_file=outputs, candidate_url=url)
+    else:
+        target = open_gate_target(settings, outputs_file=outputs, candidate_url=url)
     command = "modelops gate --stack " + stack + " --candidate " + tag
-    summary = run_gate(target, settings, tag, steps, suites=chosen, promote=promote, command=command)
+    summary = run_gate(
+        target, settings, tag, steps, suites=chosen, promote=promote, command=command, load_runner=runner
+    )
     _print_verdict(summary)
     raise typer.Exit(summary.exit_status)
+
+
+def _load_runner(settings: StackConfig, generator: str, outputs: Path | None):
+    """What runs the gate's loads: loadgen.run here, or the cluster's Locust (modelops/gate/cluster.py)."""
+    from modelops.gate import loadgen
+
+    if generator == "local":
+        return loadgen.run
+    if generator != "cluster":
+        raise UsageError(f"--generator must be local or cluster, got {generator!r}")
+    from modelops.gate.cluster import open_cluster_generator, require_cluster_generator
+    from modelops.targets import stack_outputs
+
+    require_cluster_generator(settings)
+    kubeconfig = os.path.expanduser(settings.kind.kubeconfig) if settings.kind.kubeconfig else None
+    return open_cluster_generator(settings, stack_outputs(settings, outputs), kubeconfig).run
 
 
 @app.command()

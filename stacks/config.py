@@ -420,6 +420,30 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 LARGEST_SUBNET_PREFIX = 27
 
 
+class LoadGeneratorSettings(_Section):
+    """Locust in the cluster, beside the service (stacks/kind/load_generator.py): for a candidate that outgrows one
+    generator machine. `modelops gate --stack kind --generator cluster` runs each load from a master Job it creates
+    with these workers."""
+
+    enabled: bool = Field(
+        False, description="render the in-cluster load generator (locustfile ConfigMap, master Service, workers)"
+    )
+    workers: int = Field(2, ge=1, le=64, description="Locust worker pods a load uses (the master expects them all)")
+    image: str = Field(
+        "locustio/locust:2.47.0",
+        pattern=r"^[^\s]+:[^\s]+$",
+        description="Locust image (name:tag, ideally @sha256 pinned), the version of the project's locust pin",
+    )
+    cpu_per_worker: float = Field(1.0, gt=0, le=16, description="CPU request = limit per worker pod, cores")
+    memory_mb: int = Field(512, ge=128, le=16_384, description="memory request = limit per worker and master pod")
+    ready_timeout_s: float = Field(
+        180,
+        ge=10,
+        le=3600,
+        description="how long the gate waits for the workers to connect and for the master to start",
+    )
+
+
 class KindSettings(_Section):
     cluster_name: str = Field(
         "modelops", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40, description="kind cluster name"
@@ -463,6 +487,9 @@ class KindSettings(_Section):
     )
     install_metrics_server: bool = Field(
         True, description="install metrics-server (the HPA needs it); false when the cluster already has one"
+    )
+    load_generator: LoadGeneratorSettings = Field(
+        LoadGeneratorSettings(), description="Locust master and workers in the cluster (off by default)"
     )
 
     @model_validator(mode="after")

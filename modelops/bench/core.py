@@ -77,6 +77,7 @@ def run_bench(settings: StackConfig, options: BenchOptions, steps: Steps, out_di
                     duration_s=options.duration_s,
                     warmup_s=options.warmup_s,
                     endpoint=endpoint,
+                    processes=_generator(settings, options, results[name]),
                 )
                 title = f"round {round_no}/{options.rounds}: {name} ({options.users} users, {options.duration_s:g} s)"
                 with steps.step(title):
@@ -89,6 +90,17 @@ def run_bench(settings: StackConfig, options: BenchOptions, steps: Steps, out_di
     (out_dir / "bench.json").write_text(json.dumps(summary, indent=2))
     summary["path"] = str(out_dir / "bench.json")
     return summary
+
+
+def _generator(settings: StackConfig, options: BenchOptions, earlier: list[loadgen.LoadResult]) -> int:
+    """Locust processes for a variant's round: the gate's choice, from the variant's previous round (its req/s and
+    the generator CPU a request cost); one process in the first round."""
+    previous = earlier[-1] if earlier else None
+    gate = settings.gate
+    return loadgen.plan_processes(
+        previous.rps if previous else None, options.users, previous, gate.max_generator_processes,
+        gate.max_generator_load,
+    ).processes  # fmt: skip
 
 
 def summarise(results: dict[str, list[loadgen.LoadResult]], options: BenchOptions, status: dict, budgets: str) -> dict:

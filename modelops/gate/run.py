@@ -14,8 +14,9 @@ from pathlib import Path
 from modelops import canary
 from modelops.bentos import describe
 from modelops.errors import BentoNotFoundError
-from modelops.gate import judge
+from modelops.gate import judge, loadgen
 from modelops.gate.capacity import plan as capacity_plan
+from modelops.gate.loadgen import LoadResult
 from modelops.gate.report import render as render_report
 from modelops.gate.suites import Suites
 from modelops.gate.summary import (
@@ -153,16 +154,18 @@ def run_gate(
     command: str = "modelops gate",
     generator_cgroup: Path | None = None,
     during_promotion: Callable[[], AbstractContextManager[object]] = nullcontext,
+    load_runner: Callable[..., LoadResult] = loadgen.run,
 ) -> Summary:
     """Deploy the candidate beside the live version, run the suites on it, decide, write the outputs, and promote
     (or tear the candidate down). Returns the summary; its exit_status is the process's.
     ``generator_cgroup``: run the load generator inside this cgroup (its cgroup.procs file), e.g. a CPU budget.
     ``during_promotion``: entered around the promotion only, e.g. client traffic for the canary to judge (the demo;
-    in production the clients are real)."""
+    in production the clients are real).
+    ``load_runner``: what runs each load (loadgen.run, or ClusterGenerator.run from modelops/gate/cluster.py)."""
     histories = history_file(settings)
     with stack_lock(histories.path.parent, command):
         return _run(target, settings, candidate_tag, steps, suites, promote, reports or PROJECT_ROOT / "reports",
-                    histories, generator_cgroup, during_promotion)  # fmt: skip
+                    histories, generator_cgroup, during_promotion, load_runner)  # fmt: skip
 
 
 def _run(
@@ -176,6 +179,7 @@ def _run(
     histories: HistoryFile,
     generator_cgroup: Path | None,
     during_promotion: Callable[[], AbstractContextManager[object]],
+    load_runner: Callable[..., LoadResult],
 ) -> Summary:
     started = time.time()
     target.release_scaling()  # settle anything a crashed gate left held
@@ -194,7 +198,7 @@ def _run(
             target.remove_candidate()
     deploy = settings.deploy
     measuring = Suites(target=target, settings=settings, candidate=candidate, run_dir=run_dir,
-                       generator_cgroup=generator_cgroup)  # fmt: skip
+                       generator_cgroup=generator_cgroup, runner=load_runner)  # fmt: skip
     try:
         with steps.step(f"deploying candidate {candidate.tag} beside live {live.bento}") as note:
             target.progress = note

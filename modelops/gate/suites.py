@@ -121,6 +121,9 @@ class Suites:
     run_dir: Path
     note: Note = lambda _m: None
     generator_cgroup: Path | None = None  # cgroup.procs of a CPU budget for the load generator (tests starve it)
+    last: LoadResult | None = None  # the latest load that measured the generator's CPU: the next one's plan
+    # Runs one load: local Locust processes (loadgen.run), or a master and workers in the cluster (gate/cluster.py).
+    runner: Callable[..., LoadResult] = loadgen.run
 
     @property
     def gate(self):
@@ -143,7 +146,19 @@ class Suites:
     def load(self, name: str, spec: LoadSpec, url: str | None = None) -> LoadResult:
         if self.generator_cgroup is not None:
             spec = replace(spec, cgroup_procs=self.generator_cgroup)
-        return loadgen.run(url or self._url(), spec, self.run_dir, prefix=name, budget_probe=self._probe)
+        result = self.runner(url or self._url(), spec, self.run_dir, prefix=name, budget_probe=self._probe)
+        if loadgen.cpu_per_request(result) is not None:
+            self.last = result
+        return result
+
+    def generator(self, expected_rps: float | None, users: int) -> int:
+        """Locust processes for the next load, from its plan and the generator CPU measured on the last one."""
+        plan = loadgen.plan_processes(
+            expected_rps, users, self.last, self.gate.max_generator_processes, self.gate.max_generator_load
+        )
+        if plan.processes > 1:
+            self.note(plan.reason)
+        return plan.processes
 
     def production_load(self) -> LoadSpec:
         """The configured production load: gate.users users offering gate.target_rps req/s in total."""
@@ -154,6 +169,7 @@ class Suites:
             warmup_s=self.gate.warmup_s,
             rows_per_request=self.gate.rows_per_request,
             rate=self.gate.target_rps,
+            processes=self.generator(self.gate.target_rps, self.gate.users),
         )
 
     def step_spec(self, processes: int = 1, scale: float = 1.0) -> LoadSpec:
@@ -215,10 +231,14 @@ class Suites:
         value); a configuration whose generator was the limit is run again with more Locust processes (up to
         gate.max_generator_processes) before the gate gives up on it."""
         curves, reports, cpu, retried = [], [], [], []
+        previous: tuple[int, float] | None = None  # (value, best step req/s) of the configuration before
         for value in values:
             self.note(f"{value} {unit}")
             configure(value)
-            processes = 1
+            # Expect the previous configuration's best throughput, scaled as if this one scaled perfectly: an upper
+            # bound, so the generator is sized for the best case.
+            expected = previous[1] * value / previous[0] if previous else None
+            processes = self.generator(expected, max(self.step_spec(scale=value / values[0]).users, 1))
             while True:
                 spec = self.step_spec(processes, scale=value / values[0])
                 result = self.load(f"{name}-{value}" + (f"-p{processes}" if processes > 1 else ""), spec)
@@ -236,6 +256,7 @@ class Suites:
                 )
                 processes += 1
             curves.append(read_curve(f"{unit}={value}", steps, self.settings.slo.max_error_ratio))
+            previous = (value, max((s.rps for s in steps), default=0.0)) if steps else previous
             reports.append(f"{result.prefix}.html")
             cpu.append(cpu_window(f"{unit}={value}", result))
         return Sweep(unit=unit, values=values, curves=curves, reports=reports, cpu=cpu, retried=retried)

@@ -14,6 +14,7 @@ from stacks.config import StackConfig
 from stacks.kind.cluster import Cluster, ClusterArgs, docker_need
 from stacks.kind.device_plugin import NvidiaDevicePlugin
 from stacks.kind.image import KindImage, KindImageArgs
+from stacks.kind.load_generator import LoadGenerator, LoadGeneratorArgs
 from stacks.kind.metrics_server import MetricsServer, MetricsServerArgs
 from stacks.kind.model_service import ModelService, ModelServiceArgs
 from stacks.threads import thread_env
@@ -106,6 +107,12 @@ def build(settings: StackConfig) -> dict[str, Any]:
         ),
         opts=on_cluster,
     )
+    if cfg.load_generator.enabled:
+        LoadGenerator(
+            "locust",
+            LoadGeneratorArgs(cfg.namespace, cfg.load_generator),
+            opts=pulumi.ResourceOptions(providers={"kubernetes": cluster.provider}, depends_on=[service.namespace]),
+        )
     return {
         outputs.ENDPOINT_URL: f"http://127.0.0.1:{cfg.host_port}",
         # Each colour's own NodePort Service, mapped by kind to a host port: the candidate pool alone, from here.

@@ -7,7 +7,7 @@ kind and aws programs never share Pulumi's process-global mock state), then many
   that left a capacity plan (a promotion history in the work dir, tests/stacks/plans.py), plus the
   other branches of the programs: aws with an ACM certificate (HTTPS listener + redirect), three AZs, a NAT per
   AZ and per-colour test listeners (HTTPS); kind on an existing cluster (kubeconfig/context instead of
-  `kind create cluster`).
+  `kind create cluster`) with the in-cluster load generator (kind.load_generator.enabled).
 - ``aws_test_listeners``: the shipped aws file with ``test_cidrs`` set and no certificate: plain-HTTP per-colour
   test listeners (the shipped file has none).
 """
@@ -66,7 +66,8 @@ AWS_VARIANT = {
 
 @pytest.fixture(scope="session")
 def kind_planned(tmp_path_factory: pytest.TempPathFactory) -> Rendering:
-    return _render(tmp_path_factory, "kind", promoted_work_dir(tmp_path_factory, "kind"), kind=EXISTING_CLUSTER)
+    kind = {**EXISTING_CLUSTER, "load_generator": {"enabled": True}}
+    return _render(tmp_path_factory, "kind", promoted_work_dir(tmp_path_factory, "kind"), kind=kind)
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,9 @@ CASES = [
     ("kind", {"pool_node_ports": {"blue": 30080, "green": 30082}}, ["modelops:kind", "must not reuse node_port 30080"]),
     ("kind", {"pool_host_ports": {"blue": 8080, "green": 8082}}, ["modelops:kind", "must not reuse host_port 8080"]),
     ("kind", {"pool_host_ports": {"blue": 8081}}, ["modelops:kind.pool_host_ports.green", "Field required"]),
+    ("kind", {"load_generator": {"workers": 0}}, ["modelops:kind.load_generator.workers", ">= 1"]),
+    ("kind", {"load_generator": {"image": "locust"}}, ["modelops:kind.load_generator.image", "pattern"]),
+    ("kind", {"load_generator": {"enabeld": True}}, ["modelops:kind.load_generator.enabeld", "unknown key"]),
 ]  # fmt: skip
 
 
