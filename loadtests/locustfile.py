@@ -140,6 +140,7 @@ def _options(parser) -> None:
         "--zipf-s", type=float, default=0.0, help="draw rows from a pool with Zipf popularity of this exponent (0: off)"
     )
     parser.add_argument("--distinct-rows", type=int, default=10_000, help="rows in the Zipf pool (with --zipf-s)")
+    parser.add_argument("--zipf-seed", type=int, default=6, help="seed of the sequence of Zipf draws (with --zipf-s)")
     parser.add_argument(
         "--golden-file",
         default=None,
@@ -196,11 +197,12 @@ def _prepare(environment, **_kwargs) -> None:
 
 def _prepare_zipf(openapi: dict, endpoint, options, distributed: bool) -> None:
     """Bodies whose rows come from a fixed pool with Zipf popularity. The pool is seeded (every process and run
-    has the same rows); so is the sequence of draws of a single process, while each worker of a distributed run
-    draws its own (the same sequence in every worker would repeat each row and inflate a cache's hit ratio)."""
+    has the same rows); so is the sequence of draws of a single process (--zipf-seed), while each worker of a
+    distributed run draws its own (the same sequence in every worker would repeat each row and inflate a cache's
+    hit ratio; so would the same seed in runs against one warm cache)."""
     pool = row_pool(openapi, endpoint, options.distinct_rows, seed=5)
-    zipf = Zipf(len(pool), options.zipf_s, seed=None if distributed else 6)
-    STATE["zipf"] = {"s": options.zipf_s, "distinct_rows": len(pool)}
+    zipf = Zipf(len(pool), options.zipf_s, seed=None if distributed else options.zipf_seed)
+    STATE["zipf"] = {"s": options.zipf_s, "distinct_rows": len(pool), "seed": options.zipf_seed}
     for name, rows in (("single", options.rows_per_request), ("batch", options.batch_rows)):
         n = batch_size(openapi, endpoint, rows)
         if n == 1:  # the common case, built once: a request costs the generator one draw

@@ -360,7 +360,8 @@ def bench(
     if cache:
         from modelops.bench import cache as cache_bench
 
-        cached = cache_bench.CacheBenchOptions(users=users, duration_s=duration, rounds=rounds, cpu=cpu)
+        levels = (users // 8, users) if users >= 16 else (users,)  # light load (latency) and the bench's own
+        cached = cache_bench.CacheBenchOptions(users=levels, duration_s=duration, rounds=rounds, cpu=cpu)
         out.print(cache_bench.render(cache_bench.run_cache_bench(_settings(stack), cached, Steps(err))))
         return
 

@@ -58,6 +58,7 @@ class LoadSpec:
     cgroup_procs: Path | None = None  # run the generator inside this cgroup (a CPU budget of its own; tests)
     zipf_s: float = 0.0  # > 0: rows drawn with Zipf popularity from a pool of distinct_rows (a cache's load)
     distinct_rows: int = 10_000
+    zipf_seed: int = 6  # the sequence of draws: the same seed, the same rows in the same order
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -246,6 +247,7 @@ def command(url: str, spec: LoadSpec, out_dir: Path, prefix: str) -> list[str]:
         argv += ["--max-body-bytes", str(spec.max_body_bytes)]
     if spec.zipf_s > 0:
         argv += ["--zipf-s", str(spec.zipf_s), "--distinct-rows", str(spec.distinct_rows)]
+        argv += ["--zipf-seed", str(spec.zipf_seed)]
     if not spec.shape:
         argv += ["-u", str(spec.users), "-r", str(spec.spawn_rate), "-t", f"{spec.warmup_s + spec.duration_s:g}s"]
     if spec.endpoint:

@@ -292,7 +292,7 @@ def test_a_zipf_load_through_the_cache_fails_no_request_and_hits(cached_replica,
     result = loadgen.run(cached_replica, spec, tmp_path, prefix="zipf")
     after = scrape(cached_replica)
     meta = json.loads((tmp_path / "zipf.meta.json").read_text())
-    assert meta["zipf"] == {"s": 1.1, "distinct_rows": 10_000}, "the load must be the Zipf mix"
+    assert meta["zipf"] == {"s": 1.1, "distinct_rows": 10_000, "seed": 6}, "the load must be the Zipf mix"
     assert result.requests >= 30, f"too few requests to judge (a busy machine?): {result.requests}"
     assert result.failures == 0, result.failure_messages
     assert after[HITS] - before[HITS] > 0, f"{cached_replica}/metrics: no cache hit under a Zipf load"

@@ -31,22 +31,30 @@ def a_round(rps: float, p95: float, hits: float = 0, misses: float = 0, failures
     return {"rps": rps, **latencies, **counts, "generator_load": 0.5, "generator_bound": False}
 
 
-def test_summary_gives_the_speed_up_and_the_hit_ratio_over_all_rounds() -> None:
+def test_summary_gives_the_speed_up_per_level_and_the_hit_ratio_over_the_run() -> None:
     rounds = {
-        "cache_off": [a_round(100, 40), a_round(110, 44)],
-        "cache_on": [a_round(300, 10, hits=600, misses=400), a_round(330, 12, hits=900, misses=100)],
+        8: {
+            "cache_off": [a_round(100, 40), a_round(110, 44)],
+            "cache_on": [a_round(300, 10, hits=600, misses=400), a_round(330, 12, hits=900, misses=100)],
+        },
+        64: {
+            "cache_off": [a_round(200, 300), a_round(200, 300, failures=1)],
+            "cache_on": [a_round(220, 270, hits=500, misses=0), a_round(220, 270, hits=500, misses=0)],
+        },
     }
-    summary = summarise(rounds, CacheBenchOptions(distinct_rows=100), "enforced", "wine:v1")
-    assert summary["speedup_rps"] == pytest.approx(315 / 105)
-    assert summary["p95_ratio"] == pytest.approx(11 / 42)
-    assert summary["hit_ratio"] == pytest.approx(1500 / 2000)
-    assert summary["variants"]["cache_on"]["rounds_hit_ratio"] == [0.6, 0.9]
-    assert summary["variants"]["cache_off"]["hit_ratio"] is None
-    assert summary["failed_requests"] == 0
+    summary = summarise(rounds, CacheBenchOptions(users=(8, 64), distinct_rows=100), "enforced", "wine:v1")
+    light, heavy = summary["levels"]["8"], summary["levels"]["64"]
+    assert light["speedup_rps"] == pytest.approx(315 / 105) and light["p95_ratio"] == pytest.approx(11 / 42)
+    assert heavy["speedup_rps"] == pytest.approx(1.1)
+    assert light["cache_on"]["rounds_hit_ratio"] == [0.6, 0.9] and light["cache_on"]["hit_ratio"] == 0.75
+    assert light["cache_off"]["hit_ratio"] is None
+    assert summary["hit_ratio"] == pytest.approx(2500 / 3000) and summary["lookups"] == 3000
+    assert summary["failed_requests"] == 1
     assert 0 < summary["ideal_hit_ratio"] < 1
-    text = Console(width=200, record=True)
-    text.print(render(summary))
-    assert "speed-up 3.00x" in text.export_text()
+    console = Console(width=250, record=True)
+    console.print(render(summary))
+    text = " ".join(console.export_text().split())  # the caption wraps at the table's width
+    assert "8 users 3.00x req/s" in text and "failed requests: 1" in text
 
 
 @pytest.mark.parametrize(
