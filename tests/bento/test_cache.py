@@ -288,12 +288,16 @@ def test_bad_input_never_reaches_the_cache(cached_replica, body: dict) -> None:
 
 def test_a_zipf_load_through_the_cache_fails_no_request_and_hits(cached_replica, tmp_path: Path) -> None:
     before = scrape(cached_replica)
-    spec = loadgen.LoadSpec(users=8, spawn_rate=8, duration_s=4, zipf_s=1.1, distinct_rows=10_000)
+    # Single-row users and 4-row batch users (partial hits: some rows cached, the others computed in one call).
+    spec = loadgen.LoadSpec(
+        users=8, spawn_rate=8, duration_s=4, batch_rows=4, batch_weight=5, zipf_s=1.1, distinct_rows=10_000
+    )
     result = loadgen.run(cached_replica, spec, tmp_path, prefix="zipf")
     after = scrape(cached_replica)
     meta = json.loads((tmp_path / "zipf.meta.json").read_text())
     assert meta["zipf"] == {"s": 1.1, "distinct_rows": 10_000, "seed": 6}, "the load must be the Zipf mix"
     assert result.requests >= 30, f"too few requests to judge (a busy machine?): {result.requests}"
     assert result.failures == 0, result.failure_messages
+    assert {w.kind for w in result.windows} >= {"single", "batch"}
     assert after[HITS] - before[HITS] > 0, f"{cached_replica}/metrics: no cache hit under a Zipf load"
     assert after[MISSES] > before[MISSES]
