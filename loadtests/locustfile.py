@@ -277,7 +277,9 @@ class _PredictionUser(FastHttpUser):
 
     def on_start(self) -> None:
         # Users start at different bodies of a payload file: together they send its bodies, not N copies of its start.
-        self._i = random.randrange(len(STATE[self.kind])) if STATE["single"][0][1] is None else 0
+        # (With --zipf-s there are no bodies to cycle through: each request draws its rows.)
+        payload_file = "single" in STATE and STATE["single"][0][1] is None
+        self._i = random.randrange(len(STATE[self.kind])) if payload_file else 0
         if STATE.get("phase"):
             gevent.sleep(random.uniform(0, STATE["phase"]))
         self._due = time.perf_counter()  # _paced's grid starts here, at this user's phase
