@@ -94,11 +94,12 @@ class CacheMetrics:
             f"{METRIC_PREFIX}_{ENTRIES}", "rows held by the prediction cache", multiprocess_mode="livesum", **where
         )
 
-    def record(self, counts: Mapping[str, int], entries: int) -> None:
+    def record(self, counts: Mapping[str, int], entries_change: int) -> None:
         for name, count in counts.items():
             if count:
                 self.counters[name].inc(count)
-        self.entries.set(entries)
+        if entries_change:  # a change, not a value: caches sharing these metrics add up
+            self.entries.inc(entries_change)
 
 
 class PredictionCache(Generic[T]):
@@ -212,9 +213,9 @@ class PredictionCache(Generic[T]):
         stats.misses += counts[MISSES]
         stats.evictions += counts[EVICTIONS]
         stats.expirations += counts[EXPIRATIONS]
-        stats.entries = len(self._entries)
+        change, stats.entries = len(self._entries) - stats.entries, len(self._entries)
         if self.metrics is not None:
-            self.metrics.record(counts, stats.entries)
+            self.metrics.record(counts, change)
 
 
 @dataclass(frozen=True)
@@ -253,8 +254,19 @@ def _number(env: Mapping[str, str], name: str, kind: type, default: float, allow
         raise CacheConfigError(f"{name}={raw!r}: must be {allowed} (set modelops:cache in the stack file)") from None
 
 
+_process_metrics: list[CacheMetrics] = []
+
+
+def process_metrics() -> CacheMetrics:
+    """This process's metrics, created on first use: prometheus_client refuses a second registration of a name, and
+    a process with several caches (the benchmark service has two classifiers) counts them together."""
+    if not _process_metrics:
+        _process_metrics.append(CacheMetrics())
+    return _process_metrics[0]
+
+
 def from_env(
-    env: Mapping[str, str], metrics: Callable[[], CacheMetrics | None] = CacheMetrics
+    env: Mapping[str, str], metrics: Callable[[], CacheMetrics | None] = process_metrics
 ) -> PredictionCache | None:
     """The cache the environment asks for, with its Prometheus metrics; None when the cache is off (the default)."""
     settings = settings_from_env(env)

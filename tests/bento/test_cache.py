@@ -183,6 +183,22 @@ def test_counters_reach_prometheus_metrics() -> None:
     }
 
 
+def test_caches_sharing_metrics_add_up_their_entries() -> None:
+    registry = CollectorRegistry()
+    metrics = CacheMetrics(registry)
+    first, second = PredictionCache(max_entries=2, metrics=metrics), PredictionCache(max_entries=5, metrics=metrics)
+    run(first, "v1", rows(1, 2, 3), Model())  # holds 2 (one evicted)
+    run(second, "v1", rows(1, 2, 3), Model())  # holds 3
+    assert registry_values(registry)[f"{METRIC_PREFIX}_{ENTRIES}"] == 5
+    assert registry_values(registry)[f"{METRIC_PREFIX}_{MISSES}_total"] == 6
+
+
+def test_every_cache_of_a_process_reports_to_the_same_metrics() -> None:
+    env = {ENV_ENABLED: "true"}
+    first, second = from_env(env), from_env(env)  # the benchmark service builds two classifiers in one worker
+    assert first is not None and second is not None and first.metrics is second.metrics is not None
+
+
 def test_the_cache_is_off_unless_the_environment_turns_it_on() -> None:
     assert from_env({}) is None
     assert from_env({ENV_ENABLED: "false", ENV_MAX_ENTRIES: "5"}) is None
