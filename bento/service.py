@@ -7,6 +7,7 @@ exactly what a request must hold, and a value the model cannot take is refused w
 
 Limits (environment, so an operator can tune a replica without rebuilding the bento):
   MODELOPS_MAX_BODY_BYTES   largest request body, default 1 MiB (413 above it; HAProxy enforces the same limit)
+  MODELOPS_CACHE_*          the opt-in prediction cache (bento/cache.py), off unless MODELOPS_CACHE_ENABLED=true
 
 Prediction log (bento/prediction_log.py; on when the deployment sets MODELOPS_PREDICTION_LOG_DIR, from
 modelops:monitor): a sample of each request's rows and predicted labels, with the model version and the request id,
@@ -26,6 +27,7 @@ import numpy as np
 from batching import Batcher
 from bentoml.exceptions import UnprocessableEntity
 from bentoml.validators import ContentType
+from cache import from_env as cache_from_env
 from contract import out_of_range, probe_input_dtype
 from guard import RequestGuard
 from pinning import pinned_model
@@ -109,6 +111,12 @@ class Classifier:
         self.logger = logger
         self.dtype, self.max_abs = input_contract(self.model, len(FEATURES))
         self.batcher: Batcher[Prediction] = Batcher(self.predict, max_rows=MAX_BATCH_ROWS)
+        # Opt-in cache in front of the batcher, keyed by this model version: never another version's answer.
+        self.version = str(MODEL.resolve().tag)
+        self.cache = cache_from_env(os.environ)
+        self.predict_valid = (
+            self.batcher.submit if self.cache is None else self.cache.front(self.version, self.batcher.submit)
+        )
         # Garbage collection was the latency tail: each full collection walked the whole heap (framework, model)
         # and stalled every in-flight request. Everything loaded so far lives as long as the process, so move it
         # out of the collector's reach, and collect the young generation less often (per request garbage is
@@ -143,11 +151,12 @@ class Classifier:
         raise InputOutOfRange(message, detail)
 
     async def serve(self, rows: list[list[float]], request_id: str | None = None) -> list[Prediction] | JSONResponse:
-        """The production predict path: contract check, then the batcher (one bad request never fails others); the
-        answered request goes to the prediction log when there is one and a ``request_id`` is given."""
+        """The production predict path: contract check, then the cache if enabled (only valid rows reach it), then
+        the batcher (one bad request never fails others); the answered request goes to the prediction log when
+        there is one and a ``request_id`` is given."""
         try:
             array = self.check(rows)
-            predictions = await self.batcher.submit(array)
+            predictions = await self.predict_valid(array)
             if self.logger is not None and request_id is not None:
                 self.logger.log(request_id, array, [p.label for p in predictions])
             return predictions

@@ -13,6 +13,11 @@ so that a step's figures come from its own window, not from Locust's cumulative 
 Also --hostile-weight N (hostile users per 10 single users, 0: none) and --max-body-bytes (the size limit
 the hostile users probe).
 
+Repeated rows (a prediction cache's load): --zipf-s S --distinct-rows N draws every row of the single and batch
+users' requests from a fixed, seeded pool of N distinct rows (built from the OpenAPI examples or bounds) with
+Zipf popularity: row k is asked for in proportion to 1 / k**S (S = 1.1 over 10,000 rows: the top 10 rows are
+41 % of the requests, the top 100 65 %). Off (S = 0) by default: every request then cycles through distinct payloads.
+
 Hostile users send what a careless or malicious client would (loadtests/payloads.py: hostile_bodies): extreme finite
 numbers, the most rows allowed, bodies just under and over the size limit, deeply nested JSON, wrong content types,
 multipart and pickle bodies. Their requests are named "<path> <kind> [hostile]" and count as failures only when
@@ -36,7 +41,16 @@ from locust import FastHttpUser, User, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from payloads import batch_size, body_with_rows, fetch_openapi, find_endpoint, hostile_bodies, make_payloads
+from payloads import (
+    Zipf,
+    batch_size,
+    body_with_rows,
+    fetch_openapi,
+    find_endpoint,
+    hostile_bodies,
+    make_payloads,
+    row_pool,
+)
 
 # MODELOPS_SHAPE names a LoadTestShape in shapes.py; Locust uses a shape class it finds in the locustfile.
 if os.environ.get("MODELOPS_SHAPE"):
@@ -171,6 +185,11 @@ def _options(parser) -> None:
         help="request size limit of the service (hostile users send bodies just under and just over it)",
     )
     parser.add_argument(
+        "--zipf-s", type=float, default=0.0, help="draw rows from a pool with Zipf popularity of this exponent (0: off)"
+    )
+    parser.add_argument("--distinct-rows", type=int, default=10_000, help="rows in the Zipf pool (with --zipf-s)")
+    parser.add_argument("--zipf-seed", type=int, default=6, help="seed of the sequence of Zipf draws (with --zipf-s)")
+    parser.add_argument(
         "--golden-file",
         default=None,
         help='JSON {"rows": [...], "labels": [...]}: one extra user checks the served labels against these',
@@ -206,6 +225,8 @@ def _prepare(environment) -> None:
     if options.payload_file:
         bodies = json.loads(Path(options.payload_file).read_text())
         STATE["single"] = STATE["batch"] = [(body, None) for body in bodies]
+    elif options.zipf_s > 0:
+        _prepare_zipf(openapi, endpoint, options, distributed=isinstance(environment.runner, WorkerRunner))
     else:
         for name, rows, seed in (("single", options.rows_per_request, 1), ("batch", options.batch_rows, 2)):
             n = batch_size(openapi, endpoint, rows)
@@ -240,6 +261,23 @@ def _prepare(environment) -> None:
         classes.append(GoldenUser)
     environment.user_classes = classes
     STATE["started"] = time.time()
+
+
+def _prepare_zipf(openapi: dict, endpoint, options, distributed: bool) -> None:
+    """Bodies whose rows come from a fixed pool with Zipf popularity. The pool is seeded (every process and run
+    has the same rows); so is the sequence of draws of a single process (--zipf-seed), while each worker of a
+    distributed run draws its own (the same sequence in every worker would repeat each row and inflate a cache's
+    hit ratio; so would the same seed in runs against one warm cache)."""
+    pool = row_pool(openapi, endpoint, options.distinct_rows, seed=5)
+    zipf = Zipf(len(pool), options.zipf_s, seed=None if distributed else options.zipf_seed)
+    STATE["zipf"] = {"s": options.zipf_s, "distinct_rows": len(pool), "seed": options.zipf_seed}
+    for name, rows in (("single", options.rows_per_request), ("batch", options.batch_rows)):
+        n = batch_size(openapi, endpoint, rows)
+        if n == 1:  # the common case, built once: a request costs the generator one draw
+            bodies = [body_with_rows(openapi, endpoint, [row]) for row in pool]
+            STATE[name + "_draw"] = lambda bodies=bodies, n=n: (bodies[zipf()], n)
+        else:
+            STATE[name + "_draw"] = lambda n=n: (body_with_rows(openapi, endpoint, [pool[zipf()] for _ in range(n)]), n)
 
 
 def _paced(per_user: float) -> Callable[[User], float]:
@@ -293,6 +331,7 @@ def _write_meta(environment, **_kwargs) -> None:
         "cpu_warning": bool(getattr(environment.runner, "cpu_warning_emitted", False)),
         "golden_checks": STATE.get("golden_checks", 0),
         "steps": STATE.get("steps", []),
+        "zipf": STATE.get("zipf"),
         "window_s": WINDOW_S,
         "unflushed_workers": STATE.get("unflushed_workers", []),
         "windows": [[w * WINDOW_S, kind, *counts] for (w, kind), counts in sorted(WINDOWS.items())],
@@ -307,16 +346,22 @@ class _PredictionUser(FastHttpUser):
 
     def on_start(self) -> None:
         # Users start at different bodies of a payload file: together they send its bodies, not N copies of its start.
-        self._i = random.randrange(len(STATE[self.kind])) if STATE["single"][0][1] is None else 0
+        # (With --zipf-s there are no bodies to cycle through: each request draws its rows.)
+        payload_file = "single" in STATE and STATE["single"][0][1] is None
+        self._i = random.randrange(len(STATE[self.kind])) if payload_file else 0
         if STATE.get("phase"):
             gevent.sleep(random.uniform(0, STATE["phase"]))
         self._due = time.perf_counter()  # _paced's grid starts here, at this user's phase
 
     def _post(self) -> None:
-        bodies = STATE[self.kind]
-        index = self._i % len(bodies)
-        body, rows = bodies[index]
-        self._i += 1
+        draw = STATE.get(self.kind + "_draw")
+        if draw is not None:  # --zipf-s: rows drawn by popularity (never a payload file's body)
+            body, rows = draw()
+        else:
+            bodies = STATE[self.kind]
+            index = self._i % len(bodies)
+            body, rows = bodies[index]
+            self._i += 1
         endpoint = STATE["endpoint"]
         name = f"{endpoint.path} [{self.kind}]"
         headers = STATE["synthetic_headers"]

@@ -401,12 +401,22 @@ def bench(
         float,
         typer.Option(help="instead: MINUTES of production load, replica RSS and open FDs sampled every 10 s"),
     ] = 0.0,
+    cache: Annotated[
+        bool, typer.Option("--cache", help="instead: the prediction cache off vs on under a Zipf load (s = 1.1)")
+    ] = False,
 ) -> None:
     """Benchmark (not a test): batched vs naive vs no-op predict paths, and one replica direct vs via HAProxy."""
     from modelops.bench import BenchOptions, run_bench, run_soak
 
     if soak > 0:
         _print_soak(run_soak(_settings(stack), soak, Steps(err)))
+        return
+    if cache:
+        from modelops.bench import cache as cache_bench
+
+        levels = (users // 8, users) if users >= 16 else (users,)  # light load (latency) and the bench's own
+        cached = cache_bench.CacheBenchOptions(users=levels, duration_s=duration, rounds=rounds, cpu=cpu)
+        out.print(cache_bench.render(cache_bench.run_cache_bench(_settings(stack), cached, Steps(err))))
         return
 
     options = BenchOptions(users=users, duration_s=duration, rounds=rounds, cpu=cpu)

@@ -135,6 +135,18 @@ class RateLimitSettings(_Section):
     window_s: int = Field(10, ge=1, le=3600, description="window of the rate, seconds (also the Retry-After value)")
 
 
+class CacheSettings(_Section):
+    """The opt-in prediction cache of each replica (bento/cache.py): per-row results keyed by the model version and
+    the row's canonical hash, so a new version never serves an old answer. Off by default: it pays only when the
+    same rows come back (repeated lookups, retries, popular items); every replica holds its own."""
+
+    enabled: bool = Field(False, description="answer rows seen before from the replica's cache")
+    max_entries: int = Field(
+        10_000, ge=1, le=10_000_000, description="rows held per worker at most (least recently used dropped first)"
+    )
+    ttl_s: float = Field(300.0, gt=0, le=604_800, description="seconds a cached row is served after it was computed")
+
+
 class LocalSettings(_Section):
     lb_port: int = Field(0, ge=0, le=65535, description="HAProxy port on 127.0.0.1; 0 picks a free one")
     admin_port: int = Field(0, ge=0, le=65535, description="HAProxy stats/Prometheus port; 0 picks a free one")
@@ -634,6 +646,7 @@ class StackConfig(_Section):
     deploy: DeploySettings = DeploySettings()
     limits: LimitsSettings = LimitsSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
+    cache: CacheSettings = CacheSettings()
     slo: SloSettings = SloSettings()
     gate: GateSettings = GateSettings()
     local: LocalSettings = LocalSettings()

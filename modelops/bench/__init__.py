@@ -2,6 +2,7 @@
 
 core   throughput and latency variants of one replica (no-op floor, naive, batched, direct vs HAProxy)
 soak   production load for minutes: replica RSS and open file descriptors over time
+cache  the prediction cache off vs on under a Zipf-distributed load (`modelops bench --cache`)
 """
 
 from modelops.bench.core import BenchOptions, run_bench

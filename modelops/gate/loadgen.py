@@ -56,6 +56,9 @@ class LoadSpec:
     max_body_bytes: int | None = None  # the service's body limit, which hostile users probe from both sides
     processes: int = 1  # Locust processes generating the load (> 1: Locust's --processes, a master and workers)
     cgroup_procs: Path | None = None  # run the generator inside this cgroup (a CPU budget of its own; tests)
+    zipf_s: float = 0.0  # > 0: rows drawn with Zipf popularity from a pool of distinct_rows (a cache's load)
+    distinct_rows: int = 10_000
+    zipf_seed: int = 6  # the sequence of draws: the same seed, the same rows in the same order
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -309,6 +312,9 @@ def locust_args(
         argv += ["--hostile-users", str(spec.hostile_users)]
     if spec.max_body_bytes:
         argv += ["--max-body-bytes", str(spec.max_body_bytes)]
+    if spec.zipf_s > 0:
+        argv += ["--zipf-s", str(spec.zipf_s), "--distinct-rows", str(spec.distinct_rows)]
+        argv += ["--zipf-seed", str(spec.zipf_seed)]
     if not spec.shape:
         argv += ["-u", str(spec.users), "-r", str(spec.spawn_rate), "-t", f"{spec.warmup_s + spec.duration_s:g}s"]
     if spec.endpoint:

@@ -25,6 +25,7 @@ from stacks.aws.load_balancer import (
 )
 from stacks.aws.network import Network, NetworkArgs
 from stacks.aws.registry import BentoImage, BentoImageArgs, Registry, RegistryArgs
+from stacks.cache import cache_env
 from stacks.capacity import NoPlan, asg_target_requests_per_minute, promoted_plan
 from stacks.config import ConfigError, StackConfig
 from stacks.threads import thread_env
@@ -199,6 +200,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
                     bentoml_overrides=images.bentoml_overrides(v[1], settings.deploy.workers, timeout),
                     max_body_bytes=settings.limits.max_body_bytes,
                     threads=thread_env(int(v[3]) / settings.deploy.workers),
+                    cache=cache_env(settings.cache),
                     keep_alive_s=images.server_keep_alive_s(timeout),
                     gpus="all" if settings.deploy.accelerator == "nvidia" else "",
                 )

@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
+
+from stacks.cache import cache_env
+from stacks.config import CacheSettings
 
 USER_DATA_TEMPLATE = Path(__file__).with_name("user_data.sh")
 SETTINGS_MARKER = "#@settings@\n"
@@ -39,6 +42,8 @@ class UserData:
     threads: dict[str, str]  # OMP_NUM_THREADS & co. from the vCPUs per worker (stacks/threads.py)
     keep_alive_s: int  # the server's idle keep-alive, above the ALB's idle timeout (stacks/images.py)
     gpus: str = ""  # `docker run --gpus` value ("all" with deploy.accelerator nvidia); empty: no GPU
+    # The prediction cache's settings (stacks/cache.py), each passed to the container by name; default: off.
+    cache: dict[str, str] = field(default_factory=lambda: cache_env(CacheSettings()))
 
 
 def render_user_data(values: UserData, template: Path = USER_DATA_TEMPLATE) -> str:
@@ -57,6 +62,7 @@ def render_user_data(values: UserData, template: Path = USER_DATA_TEMPLATE) -> s
         "BENTOML_CONFIG_OVERRIDES": values.bentoml_overrides,
         "MAX_BODY_BYTES": str(values.max_body_bytes),
         **values.threads,
+        **values.cache,
         "KEEP_ALIVE": str(values.keep_alive_s),
         "GPUS": values.gpus,
     }

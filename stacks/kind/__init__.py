@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 
 from stacks import images, outputs
+from stacks.cache import cache_env
 from stacks.capacity import HPA_MIN_UTILIZATION, NoPlan, hpa_cpu_utilization, promoted_plan
 from stacks.config import StackConfig
 from stacks.kind.cluster import Cluster, ClusterArgs, docker_need
@@ -104,6 +105,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
             gpus=settings.deploy.gpus_per_replica if settings.deploy.accelerator == "nvidia" else 0,
             gpu_node_selector=cfg.gpu_node_selector,
             thread_env=thread_env(settings.deploy.cpu_per_replica / settings.deploy.workers),
+            cache_env=cache_env(settings.cache),
         ),
         opts=on_cluster,
     )

@@ -64,6 +64,7 @@ class ModelServiceArgs:
     scale_up_window_s: int  # autoscale.scale_up_window_s: behavior.scaleUp.stabilizationWindowSeconds
     scale_down_window_s: int  # autoscale.scale_down_window_s: behavior.scaleDown.stabilizationWindowSeconds
     thread_env: dict[str, str]  # OMP_NUM_THREADS & co. from the CPU budget per worker (stacks/threads.py)
+    cache_env: dict[str, str]  # the prediction cache's settings (stacks/cache.py)
     serve_args: list[str]  # `bentoml serve` flags (keep-alive above any balancer's idle timeout)
     gpus: int = 0  # NVIDIA GPUs per pod (deploy.accelerator: nvidia), 0 for none
     gpu_node_selector: dict[str, str] | None = None
@@ -272,6 +273,7 @@ class ModelService(pulumi.ComponentResource):
                         {"name": "BENTOML_CONFIG_OVERRIDES", "value": args.bentoml_overrides},
                         {"name": "MODELOPS_MAX_BODY_BYTES", "value": str(args.max_body_bytes)},
                         *({"name": k, "value": v} for k, v in sorted(args.thread_env.items())),
+                        *({"name": k, "value": v} for k, v in sorted(args.cache_env.items())),
                     ],
                     # Requests = limits: a replica gets exactly the CPU budget the gate measured it with.
                     "resources": {"requests": resources, "limits": resources},

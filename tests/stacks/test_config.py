@@ -26,8 +26,19 @@ def test_every_shipped_stack_file_is_valid(stack: str) -> None:
         ("  modelops:gate:\n    horizontal_replicas: [2, 1]\n", ["horizontal_replicas", "strictly increasing"]),
         ("  modelops:slo:\n    max_error_ratio: 2\n", ["modelops:slo.max_error_ratio", "<= 1"]),
         ("  modelops:local:\n    cpu_budgets: maybe\n", ["modelops:local.cpu_budgets", "true or false"]),
+        ("  modelops:cache:\n    max_entries: 0\n", ["modelops:cache.max_entries", ">= 1", "rows held"]),
+        ("  modelops:cache:\n    ttl_s: 0\n", ["modelops:cache.ttl_s", "> 0"]),
     ],
-    ids=["below-minimum", "unknown-key", "p99-below-p95", "steps-not-increasing", "ratio-above-one", "not-a-bool"],
+    ids=[
+        "below-minimum",
+        "unknown-key",
+        "p99-below-p95",
+        "steps-not-increasing",
+        "ratio-above-one",
+        "not-a-bool",
+        "cache-without-room",
+        "cache-without-lifetime",
+    ],
 )
 def test_invalid_values_name_the_key_the_allowed_values_and_the_file(tmp_path, body, words) -> None:
     with pytest.raises(ConfigError) as caught:

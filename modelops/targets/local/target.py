@@ -34,6 +34,7 @@ from modelops.targets.base import (
 )
 from modelops.targets.local import autoscale, cgroups, haproxy, procs
 from modelops.waiting import wait_until
+from stacks.cache import cache_env
 from stacks.config import PROJECT_ROOT, StackConfig
 from stacks.predictions import prediction_log_dir, prediction_log_env
 from stacks.threads import thread_env
@@ -326,6 +327,7 @@ class LocalTarget:
             **thread_env((pool.cpu or self.settings.deploy.cpu_per_replica * pool.workers) / pool.workers),
             # Every replica of the stack logs into one directory, each worker to its own file (named after the slot).
             **prediction_log_env(self.settings.monitor, str(self.prediction_log_dir), f"{pool.colour}-{slot}"),
+            **cache_env(self.settings.cache),  # the opt-in prediction cache (modelops:cache)
         }
         proc = procs.spawn(cgroups.join_command(procs_file, argv), deployment=self.deployment, log=log, env=env)
         record = ReplicaRecord(

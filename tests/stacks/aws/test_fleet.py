@@ -10,10 +10,12 @@ import pytest
 
 from stacks.aws.fleet import SETTINGS_MARKER, UserData, max_healthy_percentage, render_user_data, tracking
 from stacks.aws.load_balancer import APP_PORT, COLOURS
+from stacks.cache import CACHE_VARIABLES, cache_env
+from stacks.config import CacheSettings
 from stacks.images import balancer_idle_timeout_s, server_keep_alive_s
 from stacks.threads import THREAD_VARIABLES, thread_env
 from tests.stacks.aws.types import ASG, INSTANCE_PROFILE, LB, LISTENER, LT, SCALING_POLICY, SG, SUBNET, TG
-from tests.stacks.conftest import PINNED_AMI
+from tests.stacks.conftest import CACHE_ON, PINNED_AMI
 from tests.stacks.plans import PLANNED_ASG_TARGET_C7I_LARGE
 
 colours = pytest.mark.parametrize("colour", COLOURS)
@@ -101,6 +103,18 @@ def test_the_container_s_thread_pools_follow_the_instance_vcpus_per_worker(aws_r
         assert f"readonly {name}={value}\n" in script, f"{colour} boot script does not set {name}={value}"
         assert f'--env "{name}=${{{name}}}"' in script, f"{colour} container does not get {name}"
     assert set(expected) == set(THREAD_VARIABLES)
+
+
+@colours
+@pytest.mark.parametrize(
+    ("rendering", "cache"), [("aws_rendering", CacheSettings()), ("aws_planned", CacheSettings(**CACHE_ON))]
+)
+def test_the_container_gets_the_stack_s_prediction_cache_settings(request, rendering, cache, colour) -> None:
+    script = boot_script(request.getfixturevalue(rendering), colour)
+    for name, value in cache_env(cache).items():
+        assert f"readonly {name}={shlex.quote(value)}\n" in script, f"{rendering}: {colour} boot script lacks {name}"
+        assert f'--env "{name}=${{{name}}}"' in script, f"{rendering}: {colour} container does not get {name}"
+    assert set(cache_env(cache)) == set(CACHE_VARIABLES)
 
 
 @colours

@@ -7,7 +7,9 @@ import json
 import pytest
 
 from stacks import outputs
+from stacks.cache import CACHE_VARIABLES, cache_env
 from stacks.capacity import CAPACITY_PLAN, CPU_SECONDS_PER_REQUEST, RPS_PER_VCPU_AT_SLO
+from stacks.config import CacheSettings
 from stacks.images import balancer_idle_timeout_s
 from stacks.kind import IN_FLIGHT_METRIC, hpa_cpu_target, hpa_metric
 from stacks.kind.cluster import kind_config
@@ -19,6 +21,7 @@ from stacks.kind.model_service import (
     deployment_name,
 )
 from stacks.threads import THREAD_VARIABLES, thread_env
+from tests.stacks.conftest import CACHE_ON
 from tests.stacks.plans import PLANNED_HPA_TARGET, gate_summary, write_history
 
 colours = pytest.mark.parametrize("colour", COLOURS)
@@ -148,6 +151,16 @@ def test_every_pod_s_thread_pools_follow_its_cpu_budget_per_worker(kind_renderin
     deploy = kind_settings.deploy
     expected = thread_env(deploy.cpu_per_replica / deploy.workers)
     assert {name: env.get(name) for name in THREAD_VARIABLES} == expected
+
+
+@colours
+@pytest.mark.parametrize(
+    ("rendering", "cache"), [("kind_rendering", CacheSettings()), ("kind_planned", CacheSettings(**CACHE_ON))]
+)
+def test_every_pod_gets_the_stack_s_prediction_cache_settings(request, rendering, cache, kind_settings, colour) -> None:
+    rendered = request.getfixturevalue(rendering)
+    env = {e["name"]: e["value"] for e in container(rendered, kind_settings, colour)["env"]}
+    assert {name: env.get(name) for name in CACHE_VARIABLES} == cache_env(cache), f"{rendering}: {colour} pods"
 
 
 @pytest.mark.parametrize(("cpu", "workers", "threads"), [(0.5, 1, "1"), (4, 1, "4"), (4, 2, "2"), (3, 2, "1")])
