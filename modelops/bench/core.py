@@ -198,8 +198,10 @@ def run_bench(settings: StackConfig, options: BenchOptions, steps: Steps, out_di
     try:
         for name in sorted(needed):
             deployment, tag = DEPLOYMENTS[name], tags[DEPLOYMENTS[name].bentofile]
+            # Started at the budget it is measured at, so its thread variables are those of that budget.
+            share = max(v.cpu_share for v in variants.values() if v.deployment == name)
             scoped = settings.with_overrides(
-                deploy={"cpu_per_replica": options.cpu / options.workers},
+                deploy={"cpu_per_replica": options.cpu * share / options.workers},
                 local={"state_dir": str(PROJECT_ROOT / ".work" / "bench" / name)},
             )
             targets[name] = LocalTarget(scoped, limit_threads=deployment.limit_threads)
@@ -208,41 +210,21 @@ def run_bench(settings: StackConfig, options: BenchOptions, steps: Steps, out_di
                 status = targets[name].up(tag, replicas=1, workers=options.workers)
             urls[name, False], urls[name, True] = status.replicas[0].url, status.url
             statuses[name] = status.to_dict()
-        started = time.monotonic()
-        budget_s = options.time_budget_min * 60
-        todo = list(variants)
-        while todo:
-            rounds_run += 1
-            round_started = time.monotonic()
-            for name in todo:
-                variant = variants[name]
-                users = variant.users or options.users
-                # In place: the cgroup quota only, so the replica's start-up environment (threads) stays as it was.
-                targets[variant.deployment].resize(options.workers, options.cpu * variant.cpu_share, pool="live")
-                spec = loadgen.LoadSpec(
-                    users=users,
-                    spawn_rate=users,
-                    duration_s=options.duration_s,
-                    warmup_s=options.warmup_s,
-                    endpoint=variant.endpoint,
-                )
-                title = f"round {rounds_run}: {name} ({users} users, {options.duration_s:g} s)"
-                with steps.step(title):
-                    url = urls[variant.deployment, variant.via_lb]
-                    results[name][rounds_run] = loadgen.run(url, spec, out_dir, prefix=f"{name}-{rounds_run}")
-            per_variant_s = (time.monotonic() - round_started) / len(todo)
-            if rounds_run < options.rounds:
-                todo = list(variants)
-                continue
-            todo = [name for name in variants if name in pending(results)]
-            left = budget_s - (time.monotonic() - started)
-            if todo and per_variant_s * len(todo) > left:
-                stopped = (
-                    f"inconclusive after {rounds_run} rounds: another round of {', '.join(todo)} would take "
-                    f"~{per_variant_s * len(todo):.0f} s, {max(left, 0):.0f} s of the time budget left"
-                )
-                steps.console.print(f"[yellow]{stopped}[/]")
-                todo = []
+
+        def measure(name: str, round_no: int) -> loadgen.LoadResult:
+            variant = variants[name]
+            users = variant.users or options.users
+            # In place: the cgroup quota only, so the replica's start-up environment (threads) stays as it was.
+            targets[variant.deployment].resize(options.workers, options.cpu * variant.cpu_share, pool="live")
+            spec = loadgen.LoadSpec(users=users, spawn_rate=users, duration_s=options.duration_s,
+                                    warmup_s=options.warmup_s, endpoint=variant.endpoint)  # fmt: skip
+            with steps.step(f"round {round_no}: {name} ({users} users, {options.duration_s:g} s)"):
+                url = urls[variant.deployment, variant.via_lb]
+                return loadgen.run(url, spec, out_dir, prefix=f"{name}-{round_no}")
+
+        rounds_run, stopped = measure_rounds(list(variants), measure, options, results)
+        if stopped:
+            steps.console.print(f"[yellow]{stopped}[/]")
     finally:
         with steps.step("stopping the benchmark deployments"):
             for target in targets.values():
@@ -254,6 +236,36 @@ def run_bench(settings: StackConfig, options: BenchOptions, steps: Steps, out_di
     (out_dir / "bench.json").write_text(json.dumps(summary, indent=2))
     summary["path"] = str(out_dir / "bench.json")
     return summary
+
+
+def measure_rounds(
+    variants: list[str],
+    measure: Callable[[str, int], loadgen.LoadResult],
+    options: BenchOptions,
+    results: Results,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[int, str]:
+    """Interleaved rounds into ``results``: every variant for ``options.rounds`` rounds, then rounds of just the
+    variants behind an inconclusive verdict while another such round fits in the time budget.
+    Returns (rounds run, why it stopped with verdicts still inconclusive, or "")."""
+    started, budget_s = clock(), options.time_budget_min * 60
+    todo, round_no = list(variants), 0
+    while todo:
+        round_no += 1
+        round_started = clock()
+        for name in todo:
+            results.setdefault(name, {})[round_no] = measure(name, round_no)
+        per_variant_s = (clock() - round_started) / len(todo)
+        if round_no < options.rounds:
+            continue
+        todo = [name for name in variants if name in pending(results)]
+        left = budget_s - (clock() - started)
+        if todo and per_variant_s * len(todo) > left:
+            return round_no, (
+                f"inconclusive after {round_no} rounds: another round of {', '.join(todo)} would take "
+                f"~{per_variant_s * len(todo):.0f} s, {max(left, 0):.0f} s of the time budget left"
+            )
+    return round_no, ""
 
 
 def summarise(results: Results, options: BenchOptions, statuses: dict, budgets: str, rounds_run: int) -> dict:

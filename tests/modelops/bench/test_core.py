@@ -11,6 +11,7 @@ from modelops.bench.core import (
     VARIANTS,
     BenchOptions,
     judge_all,
+    measure_rounds,
     pending,
     selected,
     summarise,
@@ -95,3 +96,60 @@ def test_every_ratio_and_figure_names_measured_variants_and_every_variant_a_depl
         assert figure.variant in VARIANTS, f"FIGURES[{name!r}] names an unknown variant"
     for name, variant in VARIANTS.items():
         assert variant.deployment in DEPLOYMENTS, f"VARIANTS[{name!r}] names an unknown deployment"
+
+
+class Clock:
+    """A fake clock: the measurer below moves it 20 s per measurement."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def measurer(clock: Clock, figures: dict[str, list[float]]):
+    """A measure function replaying each variant's req/s round after round (the last value repeats)."""
+    calls: list[tuple[str, int]] = []
+
+    def measure(name: str, round_no: int) -> SimpleNamespace:
+        clock.now += 20
+        calls.append((name, round_no))
+        series = figures[name]
+        return run(series[min(round_no, len(series)) - 1])
+
+    return measure, calls
+
+
+def test_clear_verdicts_stop_after_the_minimum_rounds() -> None:
+    clock, figures = Clock(), {name: [r.rps for r in by_round.values()] for name, by_round in clear_results().items()}
+    measure, calls = measurer(clock, figures)
+    rounds_run, stopped = measure_rounds(list(VARIANTS), measure, BenchOptions(rounds=3), {}, clock)
+    assert (rounds_run, stopped) == (3, "")
+    assert len(calls) == 3 * len(VARIANTS)
+
+
+def test_an_inconclusive_ratio_gets_rounds_of_its_two_variants_until_it_settles() -> None:
+    clock = Clock()
+    figures = {name: [r.rps for r in by_round.values()] for name, by_round in clear_results().items()}
+    # Round 1-3 straddle the goal (0.97); from round 4 on HAProxy is steadily 1 % slower.
+    figures["direct_half"] = [300, 334, 310, 320]
+    figures["haproxy_half"] = [380, 309, 330, 316.8]
+    measure, calls = measurer(clock, figures)
+    results: dict = {}
+    rounds_run, stopped = measure_rounds(list(VARIANTS), measure, BenchOptions(rounds=3), results, clock)
+    assert stopped == "" and rounds_run > 3
+    assert {name for name, round_no in calls if round_no > 3} == {"direct_half", "haproxy_half"}
+    assert verdict(results, "haproxy_vs_direct", judge_all(results)["haproxy_vs_direct"]) == "met"
+
+
+def test_a_ratio_that_never_settles_stops_when_the_time_budget_is_spent_and_says_so() -> None:
+    clock = Clock()
+    figures = {name: [r.rps for r in by_round.values()] for name, by_round in clear_results().items()}
+    figures["direct_half"] = [300, 334, 310] * 20
+    figures["haproxy_half"] = [380, 309, 330] * 20
+    measure, _ = measurer(clock, figures)
+    options = BenchOptions(rounds=3, time_budget_min=10)
+    rounds_run, stopped = measure_rounds(list(VARIANTS), measure, options, {}, clock)
+    assert stopped.startswith(f"inconclusive after {rounds_run} rounds: another round of direct_half, haproxy_half")
+    assert clock.now <= options.time_budget_min * 60, "no round may start that would overrun the budget"
