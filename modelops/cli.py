@@ -363,11 +363,6 @@ def bench(
     if soak > 0:
         _print_soak(run_soak(_settings(stack), soak, Steps(err)))
         return
-    if rounds < 1 or duration <= 0 or time_budget_min < 0:
-        raise UsageError(
-            f"--rounds must be >= 1, --duration > 0 and --time-budget-min >= 0; got {rounds}, {duration}, "
-            f"{time_budget_min}"
-        )
     options = BenchOptions(users=users, duration_s=duration, rounds=rounds, time_budget_min=time_budget_min,
                            cpu=cpu, omp=omp)  # fmt: skip
     summary = run_bench(_settings(stack), options, Steps(err))

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from modelops import bentos
 from modelops.bench.noise import Estimate, Goal, compare, spread
+from modelops.errors import UsageError
 from modelops.gate import loadgen
 from modelops.targets.local import LocalTarget
 from modelops.ui import Steps
@@ -127,6 +128,13 @@ class BenchOptions:
     cpu: float = 1.0  # CPU budget of the replica (cores), when budgets are available
     workers: int = 1
     omp: bool = True  # also the OpenMP threads variants
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1 or self.duration_s <= 0 or self.time_budget_min < 0 or self.users < 1 or self.cpu <= 0:
+            raise UsageError(
+                f"bench needs --rounds >= 1, --duration > 0, --time-budget-min >= 0, --users >= 1 and --cpu > 0; got "
+                f"{self.rounds}, {self.duration_s:g}, {self.time_budget_min:g}, {self.users} and {self.cpu:g}"
+            )
 
 
 Results = dict[str, dict[int, loadgen.LoadResult]]  # variant -> round number -> what the round measured

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+from rich.console import Console
+
 from modelops.bench.core import (
     DEPLOYMENTS,
     FIGURES,
@@ -17,6 +20,8 @@ from modelops.bench.core import (
     summarise,
     verdict,
 )
+from modelops.bench.tables import comparisons_table
+from modelops.errors import UsageError
 
 
 def run(rps: float, p95_ms: float = 60.0, failures: int = 0) -> SimpleNamespace:
@@ -153,3 +158,21 @@ def test_a_ratio_that_never_settles_stops_when_the_time_budget_is_spent_and_says
     rounds_run, stopped = measure_rounds(list(VARIANTS), measure, options, {}, clock)
     assert stopped.startswith(f"inconclusive after {rounds_run} rounds: another round of direct_half, haproxy_half")
     assert clock.now <= options.time_budget_min * 60, "no round may start that would overrun the budget"
+
+
+@pytest.mark.parametrize("bad", [{"rounds": 0}, {"duration_s": 0}, {"time_budget_min": -1}, {"users": 0}])
+def test_options_that_cannot_measure_are_refused_naming_the_flags(bad) -> None:
+    BenchOptions(rounds=1, duration_s=1, time_budget_min=0)  # the smallest valid run
+    with pytest.raises(UsageError, match="bench needs --rounds >= 1, --duration > 0"):
+        BenchOptions(**bad)
+
+
+def test_the_printed_comparisons_show_value_interval_rounds_goal_and_verdict() -> None:
+    results = {**clear_results(), "haproxy_half": rounds(380, 309, 330), "direct_half": rounds(300, 334, 310)}
+    console = Console(record=True, width=200)
+    console.print(comparisons_table(summarise(results, BenchOptions(), {}, "on", rounds_run=3)))
+    lines = {line.split("│")[1].strip(): line for line in console.export_text().splitlines() if "│" in line}
+    haproxy, floor = lines["via HAProxy / direct (½ core)"], lines["batched / no-op floor"]
+    assert "inconclusive" in haproxy and " met " not in haproxy, haproxy
+    assert "1.065" in haproxy and "0.925-1.267" in haproxy and "│ 3 " in haproxy, haproxy
+    assert " met " in floor and ">= 0.9" in floor, floor
