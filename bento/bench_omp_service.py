@@ -14,9 +14,10 @@ import bentoml
 import numpy as np
 from bentoml.validators import ContentType
 from guard import RequestGuard
+from pinning import pinned_model
 from pydantic import BaseModel, Field
 
-MODEL = bentoml.models.BentoModel("wine_hgb:latest")
+MODEL = bentoml.models.BentoModel(pinned_model("wine_hgb"))  # the version the bento was built with
 MAX_ROWS = 1000
 MAX_BODY_BYTES = 1024 * 1024
 _METADATA = MODEL.resolve().info.metadata

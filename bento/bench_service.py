@@ -66,7 +66,7 @@ class WineBench:
     async def predict_logged(self, rows: Rows, ctx: bentoml.Context) -> Predictions:
         # As service.py's predict, every request logged (synthetic marker ignored: the log's cost is the point).
         request_id, _ = request_identity(ctx.request.headers)
-        return answer(ctx, request_id, await self.logged.serve(rows, request_id))  # type: ignore[return-value]
+        return answer(ctx, request_id, await self.logged.serve(rows, request_id))
 
     @bentoml.api
     def predict_naive(self, rows: Rows) -> Predictions:
