@@ -22,7 +22,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 help:
 	@echo "make demo    train, build, deploy replicas behind HAProxy, gate a candidate, print the verdict"
 	@echo "make test    the whole test suite"
-	@echo "make bench   throughput/latency benchmark (batched vs naive vs no-op; direct vs HAProxy; cache off vs on)"
+	@echo "make bench   throughput/latency benchmark (batched vs naive vs no-op; direct vs HAProxy; OpenMP threads; cache off vs on)"
 	@echo "make lint    ruff check + format check + mypy (modelops, stacks, bento, loadtests)"
 	@echo "make down    stop anything 'modelops up' left running"
 	@echo "make setup   bootstrap only (.venv, tools venv, haproxy, shellcheck, prometheus, chromium)"

@@ -126,11 +126,15 @@ class Classifier:
         gc.set_threshold(50_000, 50, 50)
 
     def predict(self, rows: np.ndarray | list[list[float]]) -> list[Prediction]:
-        proba = self.model.predict_proba(np.asarray(rows, dtype=np.float64))
+        proba = self.predict_proba(rows)
         return [
             Prediction(label=CLASSES[int(i)], probabilities=dict(zip(CLASSES, map(float, p), strict=True)))
             for i, p in zip(proba.argmax(axis=1), proba, strict=True)
         ]
+
+    def predict_proba(self, rows: np.ndarray | list[list[float]]) -> np.ndarray:
+        """The model call alone (the benchmark's no-op floor replaces just this)."""
+        return self.model.predict_proba(np.asarray(rows, dtype=np.float64))
 
     def check(self, rows: list[list[float]]) -> np.ndarray:
         """The rows as an array, or InputOutOfRange naming each value beyond what the model can compute with."""

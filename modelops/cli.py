@@ -395,8 +395,15 @@ def bench(
     stack: StackOpt = "local",
     users: Annotated[int, typer.Option(help="concurrent Locust users")] = 64,
     duration: Annotated[float, typer.Option(help="measured seconds per variant and round")] = 15.0,
-    rounds: Annotated[int, typer.Option(help="interleaved rounds (figures are medians)")] = 3,
+    rounds: Annotated[int, typer.Option(help="interleaved rounds of every variant, at least")] = 3,
+    time_budget_min: Annotated[
+        float,
+        typer.Option(help="minutes of measuring after which no round is added for an inconclusive comparison"),
+    ] = 12.0,
     cpu: Annotated[float, typer.Option(help="CPU budget of the replica, cores (where cgroups allow)")] = 1.0,
+    omp: Annotated[
+        bool, typer.Option("--omp/--no-omp", help="also an OpenMP model at half a core, threads unset vs set")
+    ] = True,
     soak: Annotated[
         float,
         typer.Option(help="instead: MINUTES of production load, replica RSS and open FDs sampled every 10 s"),
@@ -405,8 +412,10 @@ def bench(
         bool, typer.Option("--cache", help="instead: the prediction cache off vs on under a Zipf load (s = 1.1)")
     ] = False,
 ) -> None:
-    """Benchmark (not a test): batched vs naive vs no-op predict paths, and one replica direct vs via HAProxy."""
+    """Benchmark (not a test): batched vs naive vs no-op predict paths, one replica direct vs via HAProxy, an OpenMP
+    model with threads unset vs set; every ratio with its spread across rounds and met / missed / inconclusive."""
     from modelops.bench import BenchOptions, run_bench, run_soak
+    from modelops.bench.tables import comparisons_table, omp_table, variants_table
 
     if soak > 0:
         _print_soak(run_soak(_settings(stack), soak, Steps(err)))
@@ -419,23 +428,15 @@ def bench(
         out.print(cache_bench.render(cache_bench.run_cache_bench(_settings(stack), cached, Steps(err))))
         return
 
-    options = BenchOptions(users=users, duration_s=duration, rounds=rounds, cpu=cpu)
+    options = BenchOptions(users=users, duration_s=duration, rounds=rounds, time_budget_min=time_budget_min,
+                           cpu=cpu, omp=omp)  # fmt: skip
     summary = run_bench(_settings(stack), options, Steps(err))
-    table = Table("variant", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "requests", "rounds req/s")
-    for name, v in summary["variants"].items():
-        warn = " [yellow](locust CPU-bound)[/]" if v["cpu_warning"] else ""
-        table.add_row(name + warn, f"{v['rps']:.0f}", f"{v['p50_ms']:.0f}", f"{v['p95_ms']:.0f}",
-                      f"{v['p99_ms']:.0f}", str(v["errors"]), str(v["requests"]), str(v["rounds_rps"]))  # fmt: skip
-    out.print(table)
-    r, goals, met = summary["ratios"], summary["goals"], summary["goals_met"]
-    mark = {True: "[green]met[/]", False: "[red]missed[/]"}
-    out.print(f"batched / no-op floor: {r['batched_vs_noop']:.1%}  (goal >= {goals['batched_vs_noop']:.0%}, "
-              f"0 errors) {mark[met['batched_vs_noop']]}")  # fmt: skip
-    out.print(f"batched p95: {summary['variants']['batched']['p95_ms']:.0f} ms  (goal <= "
-              f"{goals['batched_p95_ms']:.0f} ms) {mark[met['batched_p95_ms']]}")  # fmt: skip
-    out.print(f"batched / naive: {r['batched_vs_naive']:.2f}x")
-    out.print(f"HAProxy overhead: {r['haproxy_overhead']:.1%}  (goal <= {goals['haproxy_overhead']:.0%}) "
-              f"{mark[met['haproxy_overhead']]}")  # fmt: skip
+    out.print(variants_table(summary))
+    out.print(comparisons_table(summary))
+    if (threads := omp_table(summary)) is not None:
+        out.print(threads)
+    if summary["time_budget_spent"]:
+        out.print(f"[yellow]{summary['time_budget_spent']}[/]: raise --time-budget-min or run on a quieter machine")
     out.print(f"CPU budgets: {summary['cpu_budgets']}")
     out.print(f"results: {summary['path']}")
 

@@ -109,8 +109,12 @@ class LocalTarget:
         state_dir: Path | None = None,
         budgets: cgroups.Budgets | None = None,
         progress: Progress = _quiet,
+        limit_threads: bool = True,
     ) -> None:
         self.settings = settings
+        # False only for the benchmark that shows why it is on: replicas then start with OMP_NUM_THREADS & co.
+        # removed from their environment (also when this process has them), as a replica would without modelops.
+        self.limit_threads = limit_threads
         self.dir = state_dir.resolve() if state_dir else stack_dir(settings)
         self.deployment = "local-" + hashlib.sha256(str(self.dir).encode()).hexdigest()[:12]
         self._budgets = budgets
@@ -300,6 +304,12 @@ class LocalTarget:
                 link.symlink_to(store / folder, target_is_directory=True)
         return home
 
+    def thread_variables(self, pool: PoolRecord) -> tuple[dict[str, str], tuple[str, ...]]:
+        """(variables to set, variables to remove) in a replica's environment for its native thread pools."""
+        # OpenMP and BLAS size their pools to the budget per worker, not to the machine's cores (stacks/threads.py).
+        threads = thread_env((pool.cpu or self.settings.deploy.cpu_per_replica * pool.workers) / pool.workers)
+        return (threads, ()) if self.limit_threads else ({}, tuple(threads))
+
     def _spawn_replica(self, state: LocalState, pool: PoolRecord, slot: int) -> ReplicaRecord:
         port = procs.free_port()
         name = f"{self.deployment}-{pool.colour}-{slot}"
@@ -323,13 +333,13 @@ class LocalTarget:
             "BENTOML_CONFIG": str(self._bentoml_config(pool)),
             "MODELOPS_MAX_BODY_BYTES": str(self.settings.limits.max_body_bytes),
             "BENTOML_DO_NOT_TRACK": "true",
-            # Native thread pools (OpenMP, BLAS) sized to the budget per worker, not to the machine's cores.
-            **thread_env((pool.cpu or self.settings.deploy.cpu_per_replica * pool.workers) / pool.workers),
             # Every replica of the stack logs into one directory, each worker to its own file (named after the slot).
             **prediction_log_env(self.settings.monitor, str(self.prediction_log_dir), f"{pool.colour}-{slot}"),
             **cache_env(self.settings.cache),  # the opt-in prediction cache (modelops:cache)
         }
-        proc = procs.spawn(cgroups.join_command(procs_file, argv), deployment=self.deployment, log=log, env=env)
+        threads, unset = self.thread_variables(pool)
+        argv = cgroups.join_command(procs_file, argv)
+        proc = procs.spawn(argv, deployment=self.deployment, log=log, env={**env, **threads}, unset=unset)
         record = ReplicaRecord(
             slot=slot,
             port=port,
