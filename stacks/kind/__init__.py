@@ -18,6 +18,7 @@ from stacks.kind.image import KindImage, KindImageArgs
 from stacks.kind.load_generator import LoadGenerator, LoadGeneratorArgs
 from stacks.kind.metrics_server import MetricsServer, MetricsServerArgs
 from stacks.kind.model_service import ModelService, ModelServiceArgs
+from stacks.kind.monitoring import Monitoring, MonitoringArgs
 from stacks.threads import thread_env
 
 # The pods' in-flight gauge (BentoML's /metrics), served to the HPA by a custom-metrics adapter (prometheus-adapter).
@@ -108,6 +109,12 @@ def build(settings: StackConfig) -> dict[str, Any]:
             cache_env=cache_env(settings.cache),
         ),
         opts=on_cluster,
+    )
+    # The Prometheus configuration and rules, from the same thresholds as the local target's (one source).
+    Monitoring(
+        "monitoring",
+        MonitoringArgs(settings, cfg.namespace),
+        opts=pulumi.ResourceOptions(providers={"kubernetes": cluster.provider}, depends_on=[service.namespace]),
     )
     if cfg.load_generator.enabled:
         LoadGenerator(
