@@ -23,7 +23,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 help:
 	@echo "make demo    train, build, deploy replicas behind HAProxy, gate a candidate, print the verdict"
 	@echo "make test    the whole test suite"
-	@echo "make bench   throughput/latency benchmark (batched vs naive vs no-op; direct vs HAProxy; vs MLServer)"
+	@echo "make bench   throughput/latency benchmark (batched vs naive vs no-op; direct vs HAProxy; OpenMP threads; cache off vs on; vs MLServer)"
 	@echo "make lint    ruff check + format check + mypy (modelops, stacks, bento, loadtests)"
 	@echo "make down    stop anything 'modelops up' left running"
 	@echo "make setup   bootstrap only (.venv, tools venv, haproxy, shellcheck, prometheus, chromium)"
@@ -75,6 +75,7 @@ test: setup
 
 bench: setup $(PEER)/.installed
 	$(BIN)/modelops bench --stack $(STACK)
+	$(BIN)/modelops bench --cache --stack $(STACK)
 	$(BIN)/modelops bench --stack $(STACK) --peer mlserver --peer-venv $(PEER)
 
 lint: setup

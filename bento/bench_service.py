@@ -1,9 +1,12 @@
 """Benchmark-only service: the production predict path beside its unbatched twin and a no-op floor.
 
 Built into its own bento (bentofile.bench.yaml) by `modelops bench`; the production service stays clean.
-  /predict        the production code path (Classifier.serve: contract check + the batcher), as in service.py
+  /predict        the production code path, as service.py's predict serves the bench's (synthetic, so unlogged)
+                  traffic: request id, contract check, the batcher, the answer with its X-Request-Id
   /predict_naive  the same model call, one request at a time (no batching)
-  /noop           same input validation, no model: the framework's floor for this payload
+  /noop           /predict with the model call taken out (uniform probabilities of the model's shape): async, the
+                  same validation, contract check, batcher and response building, so /predict ÷ /noop is what the
+                  model costs
   /predict_logged the production path with the prediction log on, every request logged (its overhead)
 """
 
@@ -14,11 +17,20 @@ import tempfile
 from typing import cast
 
 import bentoml
+import numpy as np
 from prediction_log import PredictionLogger, request_identity, writer_name
-from service import MAX_BODY_BYTES, MODEL, SETTINGS, Classifier, Prediction, Predictions, RequestGuard, Rows, answer
+from service import CLASSES, MAX_BODY_BYTES, MODEL, SETTINGS, Classifier, Predictions, RequestGuard, Rows, answer
 
 # Where /predict_logged writes (a throwaway directory unless the benchmark names one).
 BENCH_LOG_DIR = "MODELOPS_BENCH_LOG_DIR"
+
+
+class WithoutModel(Classifier):
+    """The production Classifier whose model call returns uniform probabilities instead of calling the model."""
+
+    def predict_proba(self, rows: np.ndarray | list[list[float]]) -> np.ndarray:
+        # The same conversion the model call starts with; the answer is a constant of the model's output shape.
+        return np.full((len(np.asarray(rows, dtype=np.float64)), len(CLASSES)), 1.0 / len(CLASSES))
 
 
 @bentoml.service(name="wine_bench", **SETTINGS)
@@ -27,6 +39,7 @@ class WineBench:
 
     def __init__(self) -> None:
         self.classifier = Classifier()
+        self.floor = WithoutModel()
         logger = PredictionLogger(
             os.environ.get(BENCH_LOG_DIR) or tempfile.mkdtemp(prefix="modelops-bench-log-"),
             name=writer_name("bench", bentoml.server_context.worker_index),
@@ -35,9 +48,19 @@ class WineBench:
         )
         self.logged = Classifier(logger=logger)
 
+    @staticmethod
+    async def respond(classifier: Classifier, rows: list[list[float]], ctx: bentoml.Context):
+        """service.py's predict handler, with the classifier to serve with."""
+        request_id, logged = request_identity(ctx.request.headers)
+        return answer(ctx, request_id, await classifier.serve(rows, request_id if logged else None))
+
     @bentoml.api
-    async def predict(self, rows: Rows) -> Predictions:
-        return await self.classifier.serve(rows)
+    async def predict(self, rows: Rows, ctx: bentoml.Context) -> Predictions:
+        return await self.respond(self.classifier, rows, ctx)
+
+    @bentoml.api
+    async def noop(self, rows: Rows, ctx: bentoml.Context) -> Predictions:
+        return await self.respond(self.floor, rows, ctx)
 
     @bentoml.api
     async def predict_logged(self, rows: Rows, ctx: bentoml.Context) -> Predictions:
@@ -48,13 +71,6 @@ class WineBench:
     @bentoml.api
     def predict_naive(self, rows: Rows) -> Predictions:
         return self.classifier.predict(rows)
-
-    @bentoml.api
-    def noop(self, rows: Rows) -> Predictions:
-        return [NOOP] * len(rows)  # same response shape, no model: what the framework costs on its own
-
-
-NOOP = Prediction(label="none", probabilities={})
 
 
 # @bentoml.service made the class a bentoml Service; mypy does not apply class decorators.

@@ -13,6 +13,11 @@ so that a step's figures come from its own window, not from Locust's cumulative 
 Also --hostile-weight N (hostile users per 10 single users, 0: none) and --max-body-bytes (the size limit
 the hostile users probe).
 
+Repeated rows (a prediction cache's load): --zipf-s S --distinct-rows N draws every row of the single and batch
+users' requests from a fixed, seeded pool of N distinct rows (built from the OpenAPI examples or bounds) with
+Zipf popularity: row k is asked for in proportion to 1 / k**S (S = 1.1 over 10,000 rows: the top 10 rows are
+41 % of the requests, the top 100 65 %). Off (S = 0) by default: every request then cycles through distinct payloads.
+
 Hostile users send what a careless or malicious client would (loadtests/payloads.py: hostile_bodies): extreme finite
 numbers, the most rows allowed, bodies just under and over the size limit, deeply nested JSON, wrong content types,
 multipart and pickle bodies. Their requests are named "<path> <kind> [hostile]" and count as failures only when
@@ -33,10 +38,20 @@ from typing import cast
 import gevent
 import locust.stats
 from locust import FastHttpUser, User, constant, events, task
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from payloads import Endpoint, batch_size, body_with_rows, fetch_openapi, find_endpoint, hostile_bodies, make_payloads
+from payloads import (
+    Endpoint,
+    Zipf,
+    batch_size,
+    body_with_rows,
+    fetch_openapi,
+    find_endpoint,
+    hostile_bodies,
+    make_payloads,
+    row_pool,
+)
 
 # MODELOPS_SHAPE names a LoadTestShape in shapes.py; Locust uses a shape class it finds in the locustfile.
 if os.environ.get("MODELOPS_SHAPE"):
@@ -83,6 +98,10 @@ def _ship_windows(data: dict, **_kwargs) -> None:
 
 @events.worker_report.add_listener
 def _merge_windows(data: dict, **_kwargs) -> None:
+    _merge(data)
+
+
+def _merge(data: dict) -> None:
     for w, kind, ok, failed, latencies in data.get("modelops_windows", []):
         window = WINDOWS.setdefault((w, kind), [0, 0, {}])
         window[0] += ok
@@ -90,6 +109,50 @@ def _merge_windows(data: dict, **_kwargs) -> None:
         for ms, count in latencies.items():
             window[2][int(ms)] = window[2].get(int(ms), 0) + count
     STATE["golden_checks"] = STATE.get("golden_checks", 0) + data.get("modelops_golden_checks", 0)
+
+
+# Workers report every 3 s, and when a run ends the master waits only 0.5 s for their last report before it exits;
+# a worker whose users still wait for slow answers reports too late, and the last seconds of its windows are lost.
+# So when the test stops, the master asks every worker to stop its users (requests in flight finish and count, as
+# they do in a single process) and send what it has not reported yet, and waits until every worker has answered.
+FLUSH, FLUSHED = "modelops_flush", "modelops_flushed"
+FLUSH_MARGIN_S = 5.0  # beyond --stop-timeout, which bounds how long a worker's users take to stop
+
+
+def _register_flush(environment) -> None:
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+
+        def flush(environment, msg, **_kwargs) -> None:
+            environment.runner.stop()  # returns once the users stopped (a no-op when the master stopped them)
+            data: dict = {}
+            _ship_windows(data)
+            environment.runner.send_message(FLUSHED, data)
+
+        runner.register_message(FLUSH, flush)
+    elif isinstance(runner, MasterRunner):
+
+        def flushed(environment, msg, **_kwargs) -> None:
+            _merge(msg.data or {})
+            STATE.setdefault("flushed", set()).add(msg.node_id)
+
+        runner.register_message(FLUSHED, flushed)
+
+
+@events.test_stop.add_listener
+def _collect_windows(environment, **_kwargs) -> None:
+    runner = environment.runner
+    if not isinstance(runner, MasterRunner):
+        return
+    workers = {client.id for client in runner.clients.all}
+    STATE["flushed"] = set()
+    runner.send_message(FLUSH)
+    deadline = time.time() + (environment.stop_timeout or 0.0) + FLUSH_MARGIN_S
+    while not workers <= STATE["flushed"] and time.time() < deadline:
+        gevent.sleep(0.05)
+    missing = workers - STATE["flushed"]
+    if missing:
+        STATE["unflushed_workers"] = sorted(missing)
 
 
 @events.init_command_line_parser.add_listener
@@ -123,6 +186,11 @@ def _options(parser) -> None:
         help="request size limit of the service (hostile users send bodies just under and just over it)",
     )
     parser.add_argument(
+        "--zipf-s", type=float, default=0.0, help="draw rows from a pool with Zipf popularity of this exponent (0: off)"
+    )
+    parser.add_argument("--distinct-rows", type=int, default=10_000, help="rows in the Zipf pool (with --zipf-s)")
+    parser.add_argument("--zipf-seed", type=int, default=6, help="seed of the sequence of Zipf draws (with --zipf-s)")
+    parser.add_argument(
         "--golden-file",
         default=None,
         help='JSON {"rows": [...], "labels": [...]}: one extra user checks the served labels against these',
@@ -130,10 +198,26 @@ def _options(parser) -> None:
 
 
 @events.init.add_listener
-def _prepare(environment, **_kwargs) -> None:
+def _on_init(environment, **_kwargs) -> None:
+    _register_flush(environment)
+    if not isinstance(environment.runner, WorkerRunner):
+        _prepare(environment)
+
+
+@events.test_start.add_listener
+def _on_worker_start(environment, **_kwargs) -> None:
+    # A worker started on its own (a Kubernetes pod: `locust --worker --master-host ...`) knows neither the host nor
+    # the run's options until the master's first spawn message, which fires test_start on it; one forked by
+    # --processes knows both from the start, and preparing again here gives it the same state.
+    if isinstance(environment.runner, WorkerRunner) and not STATE.get("prepared"):
+        _prepare(environment)
+
+
+def _prepare(environment) -> None:
     options = environment.parsed_options
     if options is None or not environment.host:
         return
+    STATE["prepared"] = True
     fixed_bodies = bool(options.payload_file and options.endpoint)
     needs_schema = not fixed_bodies or options.hostile_weight > 0 or options.hostile_users > 0 or options.golden_file
     if needs_schema:
@@ -148,6 +232,8 @@ def _prepare(environment, **_kwargs) -> None:
     if options.payload_file:
         bodies = json.loads(Path(options.payload_file).read_text())
         STATE["single"] = STATE["batch"] = [(body, None) for body in bodies]
+    elif options.zipf_s > 0:
+        _prepare_zipf(openapi, endpoint, options, distributed=isinstance(environment.runner, WorkerRunner))
     else:
         for name, rows, seed in (("single", options.rows_per_request, 1), ("batch", options.batch_rows, 2)):
             n = batch_size(openapi, endpoint, rows)
@@ -158,8 +244,12 @@ def _prepare(environment, **_kwargs) -> None:
         # Paced: each user sends at rate/users req/s, so all of them together offer --rate req/s. Each starts at a
         # random phase of its period and keeps it (see _paced): users started together would otherwise fire in
         # synchronised bursts and measure queueing that real, independent clients do not cause.
-        fixed = options.hostile_users + (1 if options.golden_file else 0)  # users outside the paced load
-        per_user = options.rate / max(1, options.num_users - fixed)
+        # The master computes each user's rate from the total users and sends it to its workers with the run's
+        # options (a worker started alone does not know the total).
+        per_user = getattr(options, "paced_rate_per_user", None)
+        if not per_user:
+            fixed = options.hostile_users + (1 if options.golden_file else 0)  # users outside the paced load
+            per_user = options.paced_rate_per_user = options.rate / max(1, options.num_users - fixed)
         STATE["phase"] = 1.0 / per_user
         SingleRowUser.wait_time = BatchUser.wait_time = _paced(per_user)
     classes: list[type] = [SingleRowUser]
@@ -178,6 +268,23 @@ def _prepare(environment, **_kwargs) -> None:
         classes.append(GoldenUser)
     environment.user_classes = classes
     STATE["started"] = time.time()
+
+
+def _prepare_zipf(openapi: dict, endpoint, options, distributed: bool) -> None:
+    """Bodies whose rows come from a fixed pool with Zipf popularity. The pool is seeded (every process and run
+    has the same rows); so is the sequence of draws of a single process (--zipf-seed), while each worker of a
+    distributed run draws its own (the same sequence in every worker would repeat each row and inflate a cache's
+    hit ratio; so would the same seed in runs against one warm cache)."""
+    pool = row_pool(openapi, endpoint, options.distinct_rows, seed=5)
+    zipf = Zipf(len(pool), options.zipf_s, seed=None if distributed else options.zipf_seed)
+    STATE["zipf"] = {"s": options.zipf_s, "distinct_rows": len(pool), "seed": options.zipf_seed}
+    for name, rows in (("single", options.rows_per_request), ("batch", options.batch_rows)):
+        n = batch_size(openapi, endpoint, rows)
+        if n == 1:  # the common case, built once: a request costs the generator one draw
+            bodies = [body_with_rows(openapi, endpoint, [row]) for row in pool]
+            STATE[name + "_draw"] = lambda bodies=bodies, n=n: (bodies[zipf()], n)
+        else:
+            STATE[name + "_draw"] = lambda n=n: (body_with_rows(openapi, endpoint, [pool[zipf()] for _ in range(n)]), n)
 
 
 def _paced(per_user: float) -> Callable[[User], float]:
@@ -231,7 +338,9 @@ def _write_meta(environment, **_kwargs) -> None:
         "cpu_warning": bool(getattr(environment.runner, "cpu_warning_emitted", False)),
         "golden_checks": STATE.get("golden_checks", 0),
         "steps": STATE.get("steps", []),
+        "zipf": STATE.get("zipf"),
         "window_s": WINDOW_S,
+        "unflushed_workers": STATE.get("unflushed_workers", []),
         "windows": [[w * WINDOW_S, kind, *counts] for (w, kind), counts in sorted(WINDOWS.items())],
     }
     Path(options.meta_file).write_text(json.dumps(meta, indent=2))
@@ -244,16 +353,22 @@ class _PredictionUser(FastHttpUser):
 
     def on_start(self) -> None:
         # Users start at different bodies of a payload file: together they send its bodies, not N copies of its start.
-        self._i = random.randrange(len(STATE[self.kind])) if STATE["single"][0][1] is None else 0
+        # (With --zipf-s there are no bodies to cycle through: each request draws its rows.)
+        payload_file = "single" in STATE and STATE["single"][0][1] is None
+        self._i = random.randrange(len(STATE[self.kind])) if payload_file else 0
         if STATE.get("phase"):
             gevent.sleep(random.uniform(0, STATE["phase"]))
         self._due = time.perf_counter()  # _paced's grid starts here, at this user's phase
 
     def _post(self) -> None:
-        bodies = STATE[self.kind]
-        index = self._i % len(bodies)
-        body, rows = bodies[index]
-        self._i += 1
+        draw = STATE.get(self.kind + "_draw")
+        if draw is not None:  # --zipf-s: rows drawn by popularity (never a payload file's body)
+            body, rows = draw()
+        else:
+            bodies = STATE[self.kind]
+            index = self._i % len(bodies)
+            body, rows = bodies[index]
+            self._i += 1
         endpoint = STATE["endpoint"]
         name = f"{endpoint.path} [{self.kind}]"
         headers = STATE["synthetic_headers"]

@@ -10,7 +10,10 @@ Pure Python, no Locust import: usable from a locustfile, a test, or a script.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
+import math
 import pickle
 import random
 import urllib.request
@@ -83,6 +86,57 @@ def batch_size(openapi: dict, endpoint: Endpoint, rows: int) -> int:
     builder = _Builder(openapi, random.Random(0), rows)
     builder.build(endpoint.request_schema)
     return builder.batch_rows or 1
+
+
+def batch_of(body: Any) -> list:
+    """The batch array of a body built here: the first array met below the root (object keys in order)."""
+    found = _first_array(body)
+    if found is None:
+        raise PayloadError(f"no array in the request body {json.dumps(body)[:200]}: pass --payload-file")
+    return found
+
+
+def _first_array(value: Any) -> list | None:
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        for item in value.values():
+            found = _first_array(item)
+            if found is not None:
+                return found
+    return None
+
+
+def row_pool(openapi: dict, endpoint: Endpoint, count: int, seed: int = 0) -> list:
+    """``count`` distinct rows for ``endpoint`` (what one element of its batch array holds), built like
+    :func:`make_payloads` from the schema's examples or bounds, so the pool cycles through every example row."""
+    per_body = batch_size(openapi, endpoint, 100)
+    bodies = make_payloads(openapi, endpoint, per_body, count=math.ceil(count / per_body), seed=seed)
+    rows = [row for body in bodies for row in batch_of(body)][:count]
+    if len({json.dumps(row) for row in rows}) != len(rows):
+        raise PayloadError(f"could not build {count} distinct rows from the schema: lower --distinct-rows")
+    return rows
+
+
+class Zipf:
+    """Indices 0..n-1 drawn with P(i) proportional to 1 / (i + 1) ** s: index 0 is the most popular row.
+
+    A fixed, seeded sequence; a draw is a binary search over the cumulative weights (n up to millions is fine)."""
+
+    def __init__(self, n: int, s: float, seed: int | None = 0) -> None:
+        if n < 1:
+            raise PayloadError(f"--distinct-rows must be at least 1, got {n}")
+        if not s > 0:
+            raise PayloadError(f"--zipf-s must be positive (1.1 is a typical popularity skew), got {s}")
+        self.n, self.s = n, s
+        self._cumulative = list(itertools.accumulate(1.0 / (k**s) for k in range(1, n + 1)))
+        self._rng = random.Random(seed)
+
+    def probability(self, i: int) -> float:
+        return (1.0 / (i + 1) ** self.s) / self._cumulative[-1]
+
+    def __call__(self) -> int:
+        return min(bisect.bisect_left(self._cumulative, self._rng.random() * self._cumulative[-1]), self.n - 1)
 
 
 class _Builder:

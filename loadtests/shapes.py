@@ -3,6 +3,8 @@
 StepLoad   users rise in equal steps and hold each step; the step where req/s stops growing is the knee
            (MODELOPS_STEP_USERS=8,16,32,64  MODELOPS_STEP_SECONDS=5  MODELOPS_STEP_WARMUP=0)
 Spike      a base load, a spike, and back (MODELOPS_SPIKE=base,peak,seconds_each)
+Ramp       phases of users, each held its own seconds (MODELOPS_RAMP_USERS=2,16,2  MODELOPS_RAMP_SECONDS=5,30,30):
+           past one replica's capacity and back, for the gate's autoscale suite
 
 Select one with MODELOPS_SHAPE=StepLoad (loadtests/locustfile.py imports it then). Run alone:
     MODELOPS_SHAPE=StepLoad locust -f loadtests/locustfile.py -H URL --headless
@@ -71,4 +73,30 @@ class Spike(LoadTestShape):
         for end, users in self.plan:
             if now < end:
                 return users, float(max(users, 1))
+        return None
+
+
+class Ramp(LoadTestShape):
+    """MODELOPS_RAMP_USERS[i] users for MODELOPS_RAMP_SECONDS[i] seconds, phase after phase, then stop. Each phase
+    start is reported to STEP_LISTENERS, so the gate knows when the peak began."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        users = _ints("MODELOPS_RAMP_USERS", "2,16,2")
+        seconds = [float(v) for v in os.environ.get("MODELOPS_RAMP_SECONDS", "5,30,30").split(",") if v.strip()]
+        if len(users) != len(seconds):
+            raise ValueError(f"MODELOPS_RAMP_USERS {users} and MODELOPS_RAMP_SECONDS {seconds} need one value each")
+        ends = [sum(seconds[: i + 1]) for i in range(len(seconds))]
+        self.plan = list(zip(ends, users, strict=True))
+        self._current = -1
+
+    def tick(self) -> tuple[int, float] | None:
+        now = self.get_run_time()
+        for index, (end, users) in enumerate(self.plan):
+            if now < end:
+                if index != self._current:
+                    self._current = index
+                    for listener in STEP_LISTENERS:
+                        listener(time.time(), users)
+                return users, float(users)  # the whole phase at once: the load jumps past a replica's capacity
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -94,6 +95,14 @@ def up(
     monitoring: Annotated[
         bool, typer.Option("--monitoring", help="also start Prometheus (rules from the stack settings); down stops it")
     ] = False,
+    autoscale: Annotated[
+        bool,
+        typer.Option(
+            "--autoscale",
+            help="keep the live pool on modelops:autoscale between deploy.min_replicas and max_replicas (a supervisor "
+            "process; down stops it). Default: modelops:autoscale.enabled",
+        ),
+    ] = False,
 ) -> None:
     """Deploy a bento: N replicas behind the load balancer. Waits until every replica is healthy."""
     from modelops import bentos
@@ -102,7 +111,14 @@ def up(
     from modelops.promotion import record_up
     from modelops.targets import open_target
 
-    settings = _settings(stack, deploy={"replicas": replicas, "workers": workers})
+    settings = _settings(stack, deploy={"replicas": replicas, "workers": workers},
+                         autoscale={"enabled": True if autoscale else None})  # fmt: skip
+    if autoscale and settings.target != "local":
+        scaler = "the HPA" if settings.target == "kind" else "the ASG's target tracking policy"
+        raise UsageError(
+            f"on {settings.target}, {scaler} scales the pools from modelops:deploy.min_replicas/max_replicas and "
+            f"modelops:autoscale (`pulumi up -s {stack}` applies them): --autoscale is for the local target"
+        )
     tag = bentos.resolve_default(bento, settings.bento)
     with Steps(err).step(f"deploying {tag} ({settings.deploy.replicas} replicas)") as note:
         target = open_target(settings, progress=note)
@@ -110,6 +126,11 @@ def up(
         with stack_lock(histories.path.parent, "modelops up"):
             status = target.up(tag, settings.deploy.replicas, settings.deploy.workers)
             record_up(histories, status.bento)
+    if settings.autoscale.enabled and settings.target == "local":
+        local = cast("LocalTarget", target)  # the local target (checked above)
+        with Steps(err).step("starting the autoscaler of the live pool"):
+            local.start_autoscaler("live")
+        status = local.status()
     _print_status(status.to_dict())
     if monitoring:
         from modelops.monitor import service
@@ -212,11 +233,19 @@ def gate(
             "off: one-step blue/green switch (default: modelops:canary.enabled)"
         ),
     ] = None,
+    generator: Annotated[
+        str,
+        typer.Option(
+            help="local: Locust processes on this machine; cluster (kind): a Locust master Job and workers next "
+            "to the service (modelops:kind.load_generator), results copied back"
+        ),
+    ] = "local",
 ) -> None:
-    """Prove a candidate beside the live version: smoke, slo, failover, robustness, vertical, horizontal, regression.
-    Promotes it only when every required suite (modelops:gate.required_suites, plus regression when the live
-    version came through the gate) passed: blue/green switch, zero failed requests. Exits with a code per failed
-    gate; 20 when the evidence is incomplete or was distorted (a partial run, a saturated load generator)."""
+    """Prove a candidate beside the live version: smoke, slo, failover, robustness, vertical, horizontal, autoscale,
+    regression. Promotes it only when every required suite (modelops:gate.required_suites, plus regression when the
+    live version came through the gate, plus autoscale when modelops:autoscale.enabled) passed: blue/green switch,
+    zero failed requests. Exits with a code per failed gate; 20 when the evidence is incomplete or was distorted (a
+    partial run, a saturated load generator)."""
     from modelops import bentos
     from modelops.gate.run import run_gate
     from modelops.targets import open_gate_target
@@ -230,13 +259,38 @@ def gate(
     if canary not in (None, "on", "off"):
         raise UsageError(f"--canary must be on or off, got {canary!r}")
     settings = _settings(stack, canary={"enabled": None if canary is None else canary == "on"})
+    runner = _load_runner(settings, generator, outputs)
     tag = bentos.resolve_default(candidate, "")
     steps = Steps(err)
-    target = open_gate_target(settings, outputs_file=outputs, candidate_url=url)
+    if generator == "cluster":
+        from modelops.targets import open_target
+
+        # Loads from inside the cluster reach the pool by its Service name: no host port (pool_urls) needed.
+        target = open_target(settings, outputs_file=outputs, candidate_url=url)
+    else:
+        target = open_gate_target(settings, outputs_file=outputs, candidate_url=url)
     command = "modelops gate --stack " + stack + " --candidate " + tag
-    summary = run_gate(target, settings, tag, steps, suites=chosen, promote=promote, command=command)
+    summary = run_gate(
+        target, settings, tag, steps, suites=chosen, promote=promote, command=command, load_runner=runner
+    )
     _print_verdict(summary)
     raise typer.Exit(summary.exit_status)
+
+
+def _load_runner(settings: StackConfig, generator: str, outputs: Path | None):
+    """What runs the gate's loads: loadgen.run here, or the cluster's Locust (modelops/gate/cluster.py)."""
+    from modelops.gate import loadgen
+
+    if generator == "local":
+        return loadgen.run
+    if generator != "cluster":
+        raise UsageError(f"--generator must be local or cluster, got {generator!r}")
+    from modelops.gate.cluster import open_cluster_generator, require_cluster_generator
+    from modelops.targets import stack_outputs
+
+    require_cluster_generator(settings)
+    kubeconfig = os.path.expanduser(settings.kind.kubeconfig) if settings.kind.kubeconfig else None
+    return open_cluster_generator(settings, stack_outputs(settings, outputs), kubeconfig).run
 
 
 @app.command()
@@ -341,12 +395,22 @@ def bench(
     stack: StackOpt = "local",
     users: Annotated[int, typer.Option(help="concurrent Locust users")] = 64,
     duration: Annotated[float, typer.Option(help="measured seconds per variant and round")] = 15.0,
-    rounds: Annotated[int, typer.Option(help="interleaved rounds (figures are medians)")] = 3,
+    rounds: Annotated[int, typer.Option(help="interleaved rounds of every variant, at least")] = 3,
+    time_budget_min: Annotated[
+        float,
+        typer.Option(help="minutes of measuring after which no round is added for an inconclusive comparison"),
+    ] = 12.0,
     cpu: Annotated[float, typer.Option(help="CPU budget of the replica, cores (where cgroups allow)")] = 1.0,
+    omp: Annotated[
+        bool, typer.Option("--omp/--no-omp", help="also an OpenMP model at half a core, threads unset vs set")
+    ] = True,
     soak: Annotated[
         float,
         typer.Option(help="instead: MINUTES of production load, replica RSS and open FDs sampled every 10 s"),
     ] = 0.0,
+    cache: Annotated[
+        bool, typer.Option("--cache", help="instead: the prediction cache off vs on under a Zipf load (s = 1.1)")
+    ] = False,
     peer: Annotated[
         str | None,
         typer.Option(help="instead: our replica vs this peer server (mlserver), same model, budget and load"),
@@ -355,8 +419,10 @@ def bench(
         ".venv-peer"
     ),
 ) -> None:
-    """Benchmark (not a test): batched vs naive vs no-op predict paths, and one replica direct vs via HAProxy."""
+    """Benchmark (not a test): batched vs naive vs no-op predict paths, one replica direct vs via HAProxy, an OpenMP
+    model with threads unset vs set; every ratio with its spread across rounds and met / missed / inconclusive."""
     from modelops.bench import BenchOptions, run_bench, run_soak
+    from modelops.bench.tables import comparisons_table, omp_table, variants_table
 
     if soak > 0:
         _print_soak(run_soak(_settings(stack), soak, Steps(err)))
@@ -364,24 +430,23 @@ def bench(
     if peer is not None:
         _bench_peer(_settings(stack), peer, peer_venv, users, duration, rounds, cpu)
         return
+    if cache:
+        from modelops.bench import cache as cache_bench
 
-    options = BenchOptions(users=users, duration_s=duration, rounds=rounds, cpu=cpu)
+        levels = (users // 8, users) if users >= 16 else (users,)  # light load (latency) and the bench's own
+        cached = cache_bench.CacheBenchOptions(users=levels, duration_s=duration, rounds=rounds, cpu=cpu)
+        out.print(cache_bench.render(cache_bench.run_cache_bench(_settings(stack), cached, Steps(err))))
+        return
+
+    options = BenchOptions(users=users, duration_s=duration, rounds=rounds, time_budget_min=time_budget_min,
+                           cpu=cpu, omp=omp)  # fmt: skip
     summary = run_bench(_settings(stack), options, Steps(err))
-    table = Table("variant", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "requests", "rounds req/s")
-    for name, v in summary["variants"].items():
-        warn = " [yellow](locust CPU-bound)[/]" if v["cpu_warning"] else ""
-        table.add_row(name + warn, f"{v['rps']:.0f}", f"{v['p50_ms']:.0f}", f"{v['p95_ms']:.0f}",
-                      f"{v['p99_ms']:.0f}", str(v["errors"]), str(v["requests"]), str(v["rounds_rps"]))  # fmt: skip
-    out.print(table)
-    r, goals, met = summary["ratios"], summary["goals"], summary["goals_met"]
-    mark = {True: "[green]met[/]", False: "[red]missed[/]"}
-    out.print(f"batched / no-op floor: {r['batched_vs_noop']:.1%}  (goal >= {goals['batched_vs_noop']:.0%}, "
-              f"0 errors) {mark[met['batched_vs_noop']]}")  # fmt: skip
-    out.print(f"batched p95: {summary['variants']['batched']['p95_ms']:.0f} ms  (goal <= "
-              f"{goals['batched_p95_ms']:.0f} ms) {mark[met['batched_p95_ms']]}")  # fmt: skip
-    out.print(f"batched / naive: {r['batched_vs_naive']:.2f}x")
-    out.print(f"HAProxy overhead: {r['haproxy_overhead']:.1%}  (goal <= {goals['haproxy_overhead']:.0%}) "
-              f"{mark[met['haproxy_overhead']]}")  # fmt: skip
+    out.print(variants_table(summary))
+    out.print(comparisons_table(summary))
+    if (threads := omp_table(summary)) is not None:
+        out.print(threads)
+    if summary["time_budget_spent"]:
+        out.print(f"[yellow]{summary['time_budget_spent']}[/]: raise --time-budget-min or run on a quieter machine")
     out.print(f"CPU budgets: {summary['cpu_budgets']}")
     out.print(f"results: {summary['path']}")
 
@@ -622,6 +687,23 @@ def _print_status(data: dict) -> None:
             table.add_row(colour, pool["bento"], f"{pool['weight']}%", replica["name"], replica["url"],
                           str(replica["pid"] or ""), healthy)  # fmt: skip
     out.print(table)
+    for pool, scaler in (data.get("autoscale") or {}).items():
+        state = "[green]running[/]" if scaler.get("running") else "[red]stopped[/]"
+        held = " [yellow](held by the gate)[/]" if scaler.get("held") else ""
+        value = scaler.get("value")
+        seen = f"{value:.3g}" if isinstance(value, int | float) else "n/a"
+        out.print(
+            f"autoscaler ({pool} pool, {scaler['colour']}): {state}{held}  desired {scaler['desired']} / actual "
+            f"{scaler['actual']}  (bounds {scaler['min_replicas']}-{scaler['max_replicas']}; "
+            f"{scaler['metric_label']}: {seen}, target {scaler['target']:g}; {scaler['rps']:.1f} req/s)"
+        )
+        decisions = scaler.get("decisions") or []
+        if decisions:
+            table = Table("when", "from", "to", "why", title="last scaling decisions")
+            for d in decisions[-10:]:
+                when = time.strftime("%H:%M:%S", time.localtime(d["time"]))
+                table.add_row(when, str(d["from"]), str(d["to"]), d["reason"])
+            out.print(table)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ class ExitStatus(IntEnum):
     REGRESSION_FAILED = 15
     ROBUSTNESS_FAILED = 16  # a well-behaved request failed beside hostile ones, a hostile one got a 5xx, a replica died
     QUALITY_FAILED = 17  # on the live version's recent logged traffic, the candidate is less accurate or disagrees
+    AUTOSCALE_FAILED = 18  # a request failed across autoscaling, the pool scaled out too late or never came back to min
     INCONCLUSIVE = 20  # also: a drift check had too few logged rows to judge
     DRIFT_DETECTED = 30  # `modelops drift`: logged inputs or predictions drifted from the training reference
     CANARY_ROLLED_BACK = 40  # the gate promoted, but the canary's live analysis breached: rolled back, live untouched

@@ -28,7 +28,9 @@ TARGETS = ("local", "kind", "aws")
 # The promotion gate's suites, in the order they run (modelops/gate reads them from here: one list for both). The
 # suites that load the deploy shape come first, the scaling sweeps after; horizontal ends at the deploy shape's
 # worker count, so a promotion rarely has to reshape the candidate.
-GATE_SUITES = ("smoke", "quality", "slo", "failover", "robustness", "vertical", "horizontal", "regression")
+GATE_SUITES = ("smoke", "quality", "slo", "failover", "robustness", "vertical", "horizontal", "autoscale", "regression")
+# Required on top of gate.required_suites whenever autoscaling is on (modelops:autoscale.enabled).
+AUTOSCALE_SUITE = "autoscale"
 DEFAULT_REQUIRED_SUITES = ["smoke", "slo", "failover", "robustness", "vertical", "horizontal"]
 Target = Literal["local", "kind", "aws"]
 
@@ -42,7 +44,13 @@ class _Section(BaseModel):
 
 
 class DeploySettings(_Section):
-    replicas: int = Field(2, ge=1, le=32, description="replicas in the live pool")
+    replicas: int = Field(2, ge=1, le=32, description="replicas in the live pool (at start, when autoscaled)")
+    min_replicas: int = Field(
+        1, ge=1, le=100, description="fewest replicas per pool the autoscaler keeps (local supervisor, HPA, ASG)"
+    )
+    max_replicas: int = Field(
+        4, ge=1, le=100, description="most replicas per pool the autoscaler starts (local supervisor, HPA, ASG)"
+    )
     workers: int = Field(1, ge=1, le=16, description="BentoML worker processes per replica")
     cpu_per_replica: float = Field(
         0.5,
@@ -57,6 +65,58 @@ class DeploySettings(_Section):
         "Deep Learning Base AMI, `docker run --gpus all`; kind: nvidia.com/gpu limits, the GPU toleration)",
     )
     gpus_per_replica: int = Field(1, ge=1, le=8, description="NVIDIA GPUs per replica (accelerator: nvidia)")
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> DeploySettings:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) must be <= max_replicas ({self.max_replicas})")
+        return self
+
+
+class AutoscaleSettings(_Section):
+    """One scaling definition for the three targets, read with deploy.min_replicas/max_replicas: the local
+    supervisor (modelops/targets/local/autoscale.py), the kind HPA and the aws target tracking policy.
+
+    HPA semantics: desired = ceil(current x metric / target), unchanged within ``tolerance``, clamped to the bounds;
+    a scale-up takes the lowest recommendation of the last ``scale_up_window_s``, a scale-down the highest of the
+    last ``scale_down_window_s`` (scale out fast, scale in slowly)."""
+
+    enabled: bool = Field(
+        False,
+        description="local: `modelops up` starts the supervisor (`--autoscale` turns it on for one deployment) and the "
+        "gate requires the autoscale suite",
+    )
+    metric: Literal["in_flight", "cpu"] = Field(
+        "cpu",
+        description="in_flight: requests in flight per replica (local: HAProxy; kind: the pods' "
+        "bentoml_service_request_in_progress through a custom-metrics adapter; aws: ALB requests per target, the "
+        "closest CloudWatch has); cpu: CPU used, % of a replica's budget (cgroup, CPU request, instance vCPUs)",
+    )
+    target: float = Field(
+        70.0, gt=0, le=1000, description="per replica: requests in flight (in_flight), or % of its CPU budget (cpu)"
+    )
+    tolerance: float = Field(
+        0.1, ge=0, lt=1, description="no change while metric / target is within 1 +- tolerance (HPA: 0.1)"
+    )
+    scale_up_window_s: float = Field(
+        0.0, ge=0, le=3600, description="stabilisation window of a scale-up, seconds (HPA default 0: at once)"
+    )
+    scale_down_window_s: float = Field(
+        300.0, ge=0, le=3600, description="stabilisation window of a scale-down, seconds (HPA default 300)"
+    )
+    sync_period_s: float = Field(
+        15.0, ge=0.2, le=600, description="seconds between decisions, each on the metric averaged over the period"
+    )
+    decisions_kept: int = Field(20, ge=1, le=1000, description="last scaling decisions kept for `modelops status`")
+
+    @model_validator(mode="after")
+    def _target_in_range(self) -> AutoscaleSettings:
+        if self.metric == "cpu" and not 1 <= self.target <= 100:
+            raise ValueError(
+                f"target {self.target:g} is not a CPU percentage: with metric cpu it is % of a replica's budget, "
+                "1 to 100 (e.g. 70)"
+            )
+        return self
 
 
 class LimitsSettings(_Section):
@@ -73,6 +133,18 @@ class RateLimitSettings(_Section):
     enabled: bool = Field(False, description="refuse a source above requests per window with 429 + Retry-After")
     requests: int = Field(1000, ge=1, le=1_000_000, description="requests one source may send per window")
     window_s: int = Field(10, ge=1, le=3600, description="window of the rate, seconds (also the Retry-After value)")
+
+
+class CacheSettings(_Section):
+    """The opt-in prediction cache of each replica (bento/cache.py): per-row results keyed by the model version and
+    the row's canonical hash, so a new version never serves an old answer. Off by default: it pays only when the
+    same rows come back (repeated lookups, retries, popular items); every replica holds its own."""
+
+    enabled: bool = Field(False, description="answer rows seen before from the replica's cache")
+    max_entries: int = Field(
+        10_000, ge=1, le=10_000_000, description="rows held per worker at most (least recently used dropped first)"
+    )
+    ttl_s: float = Field(300.0, gt=0, le=604_800, description="seconds a cached row is served after it was computed")
 
 
 class LocalSettings(_Section):
@@ -182,6 +254,19 @@ class GateSettings(_Section):
     quality_max_accuracy_drop: float = Field(
         0.02, ge=0, le=1, description="largest drop of accuracy on labelled rows, candidate vs live"
     )
+    autoscale_users: list[int] = Field(
+        [2, 16],
+        min_length=2,
+        max_length=2,
+        description="autoscale suite: [base, peak] users; the peak must exceed what one replica serves at target",
+    )
+    autoscale_peak_s: float = Field(30.0, ge=2, le=3600, description="autoscale suite: seconds the peak holds")
+    autoscale_cool_s: float = Field(
+        30.0, ge=2, le=3600, description="autoscale suite: seconds of base load after the peak (scale-in under load)"
+    )
+    autoscale_max_scale_out_s: float = Field(
+        30.0, gt=0, le=3600, description="autoscale suite: longest time from the peak's start to a replica added"
+    )
 
     @field_validator("required_suites")
     @classmethod
@@ -191,7 +276,7 @@ class GateSettings(_Section):
             raise ValueError(f"unknown suite(s) {unknown}: choose from {', '.join(GATE_SUITES)}")
         return names
 
-    @field_validator("horizontal_replicas", "vertical_workers", "step_users")
+    @field_validator("horizontal_replicas", "vertical_workers", "step_users", "autoscale_users")
     @classmethod
     def _increasing_positive(cls, steps: list[int]) -> list[int]:
         if any(s < 1 for s in steps) or sorted(set(steps)) != steps:
@@ -347,6 +432,30 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 LARGEST_SUBNET_PREFIX = 27
 
 
+class LoadGeneratorSettings(_Section):
+    """Locust in the cluster, beside the service (stacks/kind/load_generator.py): for a candidate that outgrows one
+    generator machine. `modelops gate --stack kind --generator cluster` runs each load from a master Job it creates
+    with these workers."""
+
+    enabled: bool = Field(
+        False, description="render the in-cluster load generator (locustfile ConfigMap, master Service, workers)"
+    )
+    workers: int = Field(2, ge=1, le=64, description="Locust worker pods a load uses (the master expects them all)")
+    image: str = Field(
+        "locustio/locust:2.47.0",
+        pattern=r"^[^\s]+:[^\s]+$",
+        description="Locust image (name:tag, ideally @sha256 pinned), the version of the project's locust pin",
+    )
+    cpu_per_worker: float = Field(1.0, gt=0, le=16, description="CPU request = limit per worker pod, cores")
+    memory_mb: int = Field(512, ge=128, le=16_384, description="memory request = limit per worker and master pod")
+    ready_timeout_s: float = Field(
+        180,
+        ge=10,
+        le=3600,
+        description="how long the gate waits for the workers to connect and for the master to start",
+    )
+
+
 class KindSettings(_Section):
     cluster_name: str = Field(
         "modelops", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40, description="kind cluster name"
@@ -378,14 +487,6 @@ class KindSettings(_Section):
     live_colour: Colour = Field(
         "blue", description="pool the Service selects when created; promotion switches it afterwards"
     )
-    hpa_min_replicas: int = Field(2, ge=1, le=100, description="HPA minimum replicas per colour")
-    hpa_max_replicas: int = Field(6, ge=1, le=100, description="HPA maximum replicas per colour")
-    hpa_cpu_target: int = Field(
-        70,
-        ge=10,
-        le=100,
-        description="HPA CPU utilization target, %, unless the promotion of the live version left a capacity plan",
-    )
     install_nvidia_device_plugin: bool = Field(
         False,
         description="install NVIDIA's device plugin DaemonSet (deploy.accelerator: nvidia on a cluster whose GPU "
@@ -399,13 +500,12 @@ class KindSettings(_Section):
     install_metrics_server: bool = Field(
         True, description="install metrics-server (the HPA needs it); false when the cluster already has one"
     )
+    load_generator: LoadGeneratorSettings = Field(
+        LoadGeneratorSettings(), description="Locust master and workers in the cluster (off by default)"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> KindSettings:
-        if self.hpa_min_replicas > self.hpa_max_replicas:
-            raise ValueError(
-                f"hpa_min_replicas ({self.hpa_min_replicas}) must be <= hpa_max_replicas ({self.hpa_max_replicas})"
-            )
         if not self.create_cluster and not (self.kubeconfig or self.context):
             raise ValueError("create_cluster is false: set kubeconfig or context to the cluster to use")
         outside = [p for p in self.pool_node_ports.ports() if not 30000 <= p <= 32767]
@@ -433,9 +533,6 @@ class AwsSettings(_Section):
         "(at creation) and `pulumi up` prints the id to pin",
     )
     root_volume_gb: int = Field(30, ge=8, le=1024, description="encrypted gp3 root volume per instance, GiB")
-    min_size: int = Field(2, ge=0, le=100, description="ASG minimum instances per colour")
-    max_size: int = Field(6, ge=1, le=100, description="ASG maximum instances per colour")
-    desired_capacity: int = Field(2, ge=0, le=100, description="ASG instances per colour at creation")
     health_check_grace_s: int = Field(
         300,
         ge=0,
@@ -478,7 +575,8 @@ class AwsSettings(_Section):
     requests_per_target_per_minute: float = Field(
         600.0,
         gt=0,
-        description="ASG target tracking value unless the promotion of the live version left a capacity plan",
+        description="ASG target tracking value with autoscale.metric in_flight (CloudWatch has no in-flight count "
+        "per target), unless the promotion of the live version left a capacity plan",
     )
 
     @property
@@ -523,11 +621,6 @@ class AwsSettings(_Section):
 
     @model_validator(mode="after")
     def _sizes(self) -> AwsSettings:
-        if not self.min_size <= self.desired_capacity <= self.max_size:
-            raise ValueError(
-                f"need min_size <= desired_capacity <= max_size, got "
-                f"{self.min_size} <= {self.desired_capacity} <= {self.max_size}"
-            )
         taken = [p for p in self.test_ports.ports() if p in (80, 443)]
         if taken:
             raise ValueError(f"test_ports must not reuse the live listener ports 80/443, got {taken}")
@@ -553,6 +646,7 @@ class StackConfig(_Section):
     deploy: DeploySettings = DeploySettings()
     limits: LimitsSettings = LimitsSettings()
     rate_limit: RateLimitSettings = RateLimitSettings()
+    cache: CacheSettings = CacheSettings()
     slo: SloSettings = SloSettings()
     gate: GateSettings = GateSettings()
     local: LocalSettings = LocalSettings()
@@ -560,6 +654,20 @@ class StackConfig(_Section):
     aws: AwsSettings = AwsSettings()
     monitor: MonitorSettings = MonitorSettings()
     canary: CanarySettings = CanarySettings()
+    autoscale: AutoscaleSettings = AutoscaleSettings()
+
+    @model_validator(mode="after")
+    def _replicas_within_bounds(self) -> StackConfig:
+        """Where something scales the pool (the local supervisor, an HPA, an ASG), it starts within its bounds."""
+        deploy = self.deploy
+        scaled = self.autoscale.enabled or self.target != "local"
+        if scaled and not deploy.min_replicas <= deploy.replicas <= deploy.max_replicas:
+            raise ValueError(
+                f"modelops:deploy needs min_replicas <= replicas <= max_replicas when the pool is autoscaled, got "
+                f"{deploy.min_replicas} <= {deploy.replicas} <= {deploy.max_replicas}: change deploy.replicas "
+                "or deploy.min_replicas/max_replicas"
+            )
+        return self
 
     def with_overrides(self, **sections: dict[str, Any]) -> StackConfig:
         """A re-validated copy with some section keys replaced, e.g. ``with_overrides(deploy={"replicas": 3})``."""

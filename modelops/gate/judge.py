@@ -13,7 +13,16 @@ from dataclasses import asdict, dataclass
 
 from modelops.gate.capacity import Limits, Matched, distortion, matched, within_slo
 from modelops.gate.loadgen import LoadResult
-from modelops.gate.suites import FailoverRun, QualityRun, RobustnessRun, SloRun, SmokeRun, Sweep, cpu_window
+from modelops.gate.suites import (
+    AutoscaleRun,
+    FailoverRun,
+    QualityRun,
+    RobustnessRun,
+    SloRun,
+    SmokeRun,
+    Sweep,
+    cpu_window,
+)
 from modelops.gate.summary import SuiteResult, Summary
 from modelops.monitor import quality
 from modelops.monitor.quality import QualityThresholds
@@ -266,6 +275,132 @@ def judge_quality(run: QualityRun, gate: GateSettings) -> SuiteResult:
     measured = {k: (float(v) if v is not None else None) for k, v in asdict(run.figures).items()}
     return SuiteResult(status=verdict.status, reason=verdict.reason, requests=run.figures.rows,
                        thresholds=thresholds, measured=measured)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------- autoscale
+def autoscale_timeline(run: AutoscaleRun) -> list[dict]:
+    """Per second of the load: good req/s, p95 and the replicas in the pool (and serving) at that second; then the
+    replica count alone while the pool returned to min_replicas after the load."""
+    result = run.result
+    if result is None:
+        return []
+    rows: list[dict] = []
+    end = 0.0
+    for t, f in result.timeline():
+        seen = [r for r in run.replicas if r[0] - result.started <= t + 1]
+        last = seen[-1] if seen else None
+        end = t + 1
+        rows.append(
+            {"t": round(t, 2), "rps": f.good_rps, "p95_ms": f.p95_ms, "label": result.prefix,
+             "replicas": last[1] if last else None, "serving": last[2] if last else None}
+        )  # fmt: skip
+    for at, count, serving in run.replicas:
+        t = at - result.started
+        if t > end:
+            rows.append({"t": round(t, 2), "rps": 0.0, "p95_ms": None, "label": "after the load",
+                         "replicas": count, "serving": serving})  # fmt: skip
+    return rows
+
+
+def judge_autoscale(run: AutoscaleRun, gate: GateSettings, limits: Limits) -> SuiteResult:
+    """Pass when, across a ramp past one replica's capacity and back, every request succeeded, the pool scaled out
+    within gate.autoscale_max_scale_out_s of the peak's start, and it was back at min_replicas after the cool-down."""
+    if run.skipped is not None or run.result is None:
+        return SuiteResult(status="skipped", reason=run.skipped or "the autoscale load did not run")
+    result = run.result
+    figures = {**_figures(result), "timeline": autoscale_timeline(run)}
+    thresholds = {"max_scale_out_s": gate.autoscale_max_scale_out_s, "max_failed_requests": 0.0}
+    peak = run.peak_started
+    out_at = next(
+        (t for t, _count, serving in run.replicas if peak is not None and t >= peak and serving > run.min_replicas),
+        None,
+    )
+    most = max((count for _t, count, _serving in run.replicas), default=0)
+    final = run.replicas[-1][1] if run.replicas else None
+    ended = run.peak_ended
+    back_at = None
+    if final == run.min_replicas and ended is not None:
+        # The start of the last run of samples at min_replicas: from then on the pool stayed there.
+        for t, count, _serving in reversed(run.replicas):
+            if count != run.min_replicas or t < ended:
+                break
+            back_at = t
+    measured: dict[str, float | None] = {
+        "min_replicas": float(run.min_replicas),
+        "max_replicas": float(run.max_replicas),
+        "most_replicas": float(most),
+        "final_replicas": None if final is None else float(final),
+        "scale_out_s": None if out_at is None or peak is None else out_at - peak,
+        # when the autoscaler decided to scale out (the rest of scale_out_s is the new replica starting)
+        "decided_out_s": next(
+            (
+                d["time"] - peak
+                for d in run.decisions
+                if peak is not None and d.get("time", 0) >= peak and d.get("to", 0) > d.get("from", 0)
+            ),
+            None,
+        ),
+        "back_to_min_s": None if back_at is None or ended is None else back_at - ended,
+        "failed_requests": float(_all_failures(result)),
+        "scaling_decisions": float(len(run.decisions)),
+    }
+    common = {"thresholds": thresholds, "measured": measured, **figures}
+    failed = _all_failures(result)
+    if failed:
+        first = next(iter(result.failure_messages), "?")
+        return SuiteResult(
+            status="fail",
+            reason=f"{failed} of {_all_requests(result)} requests failed across autoscaling (first: {first})",
+            **common,
+        )
+    if run.min_replicas >= run.max_replicas:
+        return SuiteResult(
+            status="inconclusive",
+            reason=f"min_replicas = max_replicas = {run.min_replicas}: nothing "
+            "can scale; raise modelops:deploy.max_replicas",
+            **common,
+        )
+    if peak is None or result.requests < gate.min_requests:
+        why = "the peak never started" if peak is None else f"only {result.requests} requests"
+        return SuiteResult(status="inconclusive", reason=f"{why}: the ramp did not run as planned", **common)
+    if out_at is None:
+        distorted = _distorted(result, limits)
+        if distorted:
+            return SuiteResult(status="inconclusive", reason=f"never scaled out, but {distorted}", **common)
+        return SuiteResult(
+            status="fail",
+            reason=f"never scaled out above {run.min_replicas} replica(s) during the peak "
+            f"of {gate.autoscale_users[1]} users: raise modelops:gate.autoscale_users past one replica's "
+            "capacity, or lower modelops:autoscale.target",
+            **common,
+        )
+    took = out_at - peak
+    if took > gate.autoscale_max_scale_out_s:
+        return SuiteResult(
+            status="fail",
+            reason=f"scaled out {took:.1f} s after the peak began, more than "
+            f"modelops:gate.autoscale_max_scale_out_s {gate.autoscale_max_scale_out_s:g} s",
+            **common,
+        )
+    if back_at is None:
+        return SuiteResult(
+            status="fail",
+            reason=f"still at {final} replica(s), not min_replicas {run.min_replicas}, "
+            "after the cool-down: check modelops:autoscale.scale_down_window_s and the decisions in "
+            "`modelops status`",
+            **common,
+        )
+    reason = (
+        f"scaled out {run.min_replicas} -> {most} replicas, the first {took:.1f} s after the peak began; back "
+        f"to {run.min_replicas} {back_at - (ended or back_at):.1f} s after it ended; 0 of "
+        f"{_all_requests(result)} requests failed"
+    )
+    return SuiteResult(status="pass", reason=reason, **common)
+
+
+def _all_failures(result: LoadResult) -> int:
+    """Failed production requests over the whole run (warm-up and every phase: scaling must fail none)."""
+    return result.figures(-math.inf, math.inf).failures
 
 
 # ---------------------------------------------------------------------------------------------- robustness

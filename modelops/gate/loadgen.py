@@ -56,6 +56,9 @@ class LoadSpec:
     max_body_bytes: int | None = None  # the service's body limit, which hostile users probe from both sides
     processes: int = 1  # Locust processes generating the load (> 1: Locust's --processes, a master and workers)
     cgroup_procs: Path | None = None  # run the generator inside this cgroup (a CPU budget of its own; tests)
+    zipf_s: float = 0.0  # > 0: rows drawn with Zipf popularity from a pool of distinct_rows (a cache's load)
+    distinct_rows: int = 10_000
+    zipf_seed: int = 6  # the sequence of draws: the same seed, the same rows in the same order
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -225,36 +228,103 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+# ---------------------------------------------------------------------------------------- generator processes
+# A Locust process planned to run at most this share of a core: the gate calls a process at max_generator_load
+# (0.85 by default) saturated, and the cost of a request measured on one load varies with the next one's latencies.
+PLANNED_SHARE_OF_MAX = 0.7
+USERS_PER_PROCESS = 500  # gevent users one process carries before its scheduling shows in the latencies
+
+
+@dataclass(frozen=True)
+class GeneratorPlan:
+    processes: int  # 1: one Locust process; N > 1: a master and N workers
+    reason: str  # how the number was reached, for notes and reports
+
+
+def cpu_per_request(result: LoadResult) -> float | None:
+    """Generator CPU (core-seconds, all Locust processes) one request cost in a finished run; None when the run
+    measured no CPU or no requests."""
+    f = result.measured
+    if f.generator_cpu is None or not f.requests or not f.seconds:
+        return None
+    return f.generator_cpu / (f.requests / f.seconds)
+
+
+def plan_processes(
+    expected_rps: float | None,
+    users: int,
+    previous: LoadResult | None,
+    max_processes: int,
+    max_generator_load: float,
+    cores: int | None = None,
+) -> GeneratorPlan:
+    """How many Locust processes the next load needs, chosen before it runs: its expected request rate times the
+    generator CPU a request cost on the previous load, spread so that no process plans to be busier than
+    PLANNED_SHARE_OF_MAX of ``max_generator_load``; at least users / USERS_PER_PROCESS; at most ``max_processes``
+    and the machine's cores. Without a previous measurement or an expected rate, one process (the gate still runs a
+    load again with more when its generator turned out to be the limit)."""
+    cap = max(1, min(max_processes, cores or psutil.cpu_count() or 1))
+    by_users = -(-users // USERS_PER_PROCESS)
+    cost = cpu_per_request(previous) if previous is not None else None
+    if cost is None or not expected_rps:
+        wanted, why = by_users, "no measured generator CPU per request yet"
+    else:
+        per_process = PLANNED_SHARE_OF_MAX * max_generator_load
+        needed = expected_rps * cost
+        by_cpu = max(1, -(-needed // per_process))
+        wanted = int(max(by_cpu, by_users))
+        why = (
+            f"{expected_rps:.0f} req/s x {cost * 1000:.2f} ms of generator CPU per request (measured on "
+            f"{previous.prefix if previous else '?'}) = {needed:.2f} cores, at most {per_process:.2f} per process"
+        )
+    processes = min(cap, wanted)
+    if processes < wanted:
+        why += f"; capped at {cap} (gate.max_generator_processes or the machine's cores)"
+    return GeneratorPlan(processes=processes, reason=f"{processes} Locust process(es): {why}")
+
+
 # --------------------------------------------------------------------------------------------- running Locust
 def command(url: str, spec: LoadSpec, out_dir: Path, prefix: str) -> list[str]:
-    base = out_dir / prefix
+    argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE),
+            *locust_args(url, spec, str(out_dir / prefix), spec.payload_file, spec.golden_file)]  # fmt: skip
+    if spec.processes > 1:
+        argv += ["--processes", str(spec.processes)]
+    if spec.cgroup_procs:
+        # Enter the cgroup before exec: Locust and any worker it forks inherit the budget.
+        argv = ["/bin/sh", "-c", f'echo $$ > "{spec.cgroup_procs}" && exec "$@"', "modelops-locust", *argv]
+    return argv
+
+
+def locust_args(
+    url: str, spec: LoadSpec, base: str, payload_file: Path | str | None, golden_file: Path | str | None
+) -> list[str]:
+    """Locust's options for one load, outputs at ``base`` (a path prefix): the same for a local run and for a master
+    in a cluster (modelops/gate/cluster.py), which passes the paths its pods see."""
     argv = [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-H", url,
-        "--only-summary", "--csv", str(base), "--html", f"{base}.html", "--json-file", str(base),
+        "--headless", "-H", url,
+        "--only-summary", "--csv", base, "--html", f"{base}.html", "--json-file", base,
         "--logfile", f"{base}.log", "--meta-file", f"{base}.meta.json",
         "--rows-per-request", str(spec.rows_per_request), "--batch-rows", str(spec.batch_rows),
         "--batch-weight", str(spec.batch_weight), "--warmup", str(spec.warmup_s), "--rate", str(spec.rate),
         "--stop-timeout", "5",
     ]  # fmt: skip
-    if spec.processes > 1:
-        argv += ["--processes", str(spec.processes)]
     if spec.hostile_users:
         argv += ["--hostile-users", str(spec.hostile_users)]
     if spec.max_body_bytes:
         argv += ["--max-body-bytes", str(spec.max_body_bytes)]
+    if spec.zipf_s > 0:
+        argv += ["--zipf-s", str(spec.zipf_s), "--distinct-rows", str(spec.distinct_rows)]
+        argv += ["--zipf-seed", str(spec.zipf_seed)]
     if not spec.shape:
         argv += ["-u", str(spec.users), "-r", str(spec.spawn_rate), "-t", f"{spec.warmup_s + spec.duration_s:g}s"]
     if spec.endpoint:
         argv += ["--endpoint", spec.endpoint]
-    if spec.payload_file:
-        argv += ["--payload-file", str(spec.payload_file)]
-    if spec.golden_file:
-        argv += ["--golden-file", str(spec.golden_file)]
+    if payload_file:
+        argv += ["--payload-file", str(payload_file)]
+    if golden_file:
+        argv += ["--golden-file", str(golden_file)]
     if spec.traffic != "synthetic":
         argv += ["--traffic", spec.traffic]
-    if spec.cgroup_procs:
-        # Enter the cgroup before exec: Locust and any worker it forks inherit the budget.
-        argv = ["/bin/sh", "-c", f'echo $$ > "{spec.cgroup_procs}" && exec "$@"', "modelops-locust", *argv]
     return argv
 
 

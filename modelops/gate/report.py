@@ -17,7 +17,14 @@ COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "inconclusive": "#ef6c00", "ski
 
 def render(summary: Summary, run_dir: Path) -> Path:
     images = [
-        img for img in (_scaling(summary, run_dir), _latency(summary, run_dir), _timeline(summary, run_dir)) if img
+        img
+        for img in (
+            _scaling(summary, run_dir),
+            _latency(summary, run_dir),
+            _timeline(summary, run_dir),
+            _autoscale(summary, run_dir),
+        )
+        if img
     ]
     path = run_dir / REPORT_FILE
     path.write_text(_page(summary, images))
@@ -83,6 +90,26 @@ def _timeline(summary: Summary, run_dir: Path) -> str | None:
     top.legend()
     fig.tight_layout()
     return _save(fig, run_dir, "timeline.png")
+
+
+def _autoscale(summary: Summary, run_dir: Path) -> str | None:
+    suite = summary.suites.get("autoscale")
+    points = [p for p in (suite.timeline if suite else []) if p.get("replicas") is not None]
+    if not suite or not points:
+        return None
+    fig, load = plt.subplots(figsize=(11, 4))
+    t = [p["t"] for p in points]
+    load.plot(t, [p["rps"] for p in points], color="#1565c0", label="good req/s")
+    load.set(title="Autoscale: replicas and req/s over time", xlabel="seconds since the load began", ylabel="req/s")
+    count = load.twinx()
+    count.step(t, [p["replicas"] for p in points], where="post", color="#2e7d32", label="replicas in the pool")
+    count.step(t, [p["serving"] for p in points], where="post", color="#81c784", linestyle="--", label="serving")
+    count.set_ylabel("replicas")
+    count.set_ylim(0, max(p["replicas"] for p in points) + 1)
+    lines = load.get_legend_handles_labels()[0] + count.get_legend_handles_labels()[0]
+    load.legend(lines, [str(line.get_label()) for line in lines], loc="upper right")
+    fig.tight_layout()
+    return _save(fig, run_dir, "autoscale.png")
 
 
 def _save(fig, run_dir: Path, name: str) -> str:

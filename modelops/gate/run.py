@@ -14,8 +14,9 @@ from pathlib import Path
 from modelops import canary
 from modelops.bentos import describe
 from modelops.errors import BentoNotFoundError
-from modelops.gate import judge
+from modelops.gate import judge, loadgen
 from modelops.gate.capacity import plan as capacity_plan
+from modelops.gate.loadgen import LoadResult
 from modelops.gate.report import render as render_report
 from modelops.gate.suites import Suites
 from modelops.gate.summary import (
@@ -37,7 +38,7 @@ from modelops.promotion import HistoryFile, baseline_summary, reconcile
 from modelops.stackdir import stack_dir
 from modelops.targets.base import Target
 from modelops.ui import Steps
-from stacks.config import PROJECT_ROOT, StackConfig
+from stacks.config import AUTOSCALE_SUITE, PROJECT_ROOT, StackConfig
 from stacks.predictions import prediction_log_dir
 
 
@@ -54,6 +55,8 @@ def required_suites(settings: StackConfig, has_baseline: bool, has_production_lo
         required.append(BASELINE_SUITE)
     if has_production_log and QUALITY_SUITE not in required:
         required.append(QUALITY_SUITE)
+    if settings.autoscale.enabled and AUTOSCALE_SUITE not in required:
+        required.append(AUTOSCALE_SUITE)
     return [name for name in SUITES if name in required]
 
 
@@ -126,6 +129,7 @@ def measure_and_judge(
         "vertical": lambda: judge.judge_vertical(suites.vertical(), gate, slo, budgets),
         "failover": lambda: judge.judge_failover(suites.failover(), gate, limits),
         "robustness": lambda: judge.judge_robustness(suites.robustness(), gate),
+        "autoscale": lambda: judge.judge_autoscale(suites.autoscale(), gate, limits),
         "regression": lambda: judge.judge_regression(
             results, settings.model_dump(mode="json"), budgets.note, baseline, gate
         ),
@@ -150,16 +154,18 @@ def run_gate(
     command: str = "modelops gate",
     generator_cgroup: Path | None = None,
     during_promotion: Callable[[], AbstractContextManager[object]] = nullcontext,
+    load_runner: Callable[..., LoadResult] = loadgen.run,
 ) -> Summary:
     """Deploy the candidate beside the live version, run the suites on it, decide, write the outputs, and promote
     (or tear the candidate down). Returns the summary; its exit_status is the process's.
     ``generator_cgroup``: run the load generator inside this cgroup (its cgroup.procs file), e.g. a CPU budget.
     ``during_promotion``: entered around the promotion only, e.g. client traffic for the canary to judge (the demo;
-    in production the clients are real)."""
+    in production the clients are real).
+    ``load_runner``: what runs each load (loadgen.run, or ClusterGenerator.run from modelops/gate/cluster.py)."""
     histories = history_file(settings)
     with stack_lock(histories.path.parent, command):
         return _run(target, settings, candidate_tag, steps, suites, promote, reports or PROJECT_ROOT / "reports",
-                    histories, generator_cgroup, during_promotion)  # fmt: skip
+                    histories, generator_cgroup, during_promotion, load_runner)  # fmt: skip
 
 
 def _run(
@@ -173,6 +179,7 @@ def _run(
     histories: HistoryFile,
     generator_cgroup: Path | None,
     during_promotion: Callable[[], AbstractContextManager[object]],
+    load_runner: Callable[..., LoadResult],
 ) -> Summary:
     started = time.time()
     target.release_scaling()  # settle anything a crashed gate left held
@@ -191,7 +198,7 @@ def _run(
             target.remove_candidate()
     deploy = settings.deploy
     measuring = Suites(target=target, settings=settings, candidate=candidate, run_dir=run_dir,
-                       generator_cgroup=generator_cgroup)  # fmt: skip
+                       generator_cgroup=generator_cgroup, runner=load_runner)  # fmt: skip
     try:
         with steps.step(f"deploying candidate {candidate.tag} beside live {live.bento}") as note:
             target.progress = note

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 import httpx
 
@@ -77,6 +78,22 @@ class QualityRun:
 
 
 @dataclass(frozen=True)
+class AutoscaleRun:
+    """The ramp load on the candidate pool with an autoscaler keeping it on modelops:autoscale."""
+
+    skipped: str | None  # why the suite did not run (autoscaling off, a target that scales in the platform)
+    result: LoadResult | None = None
+    min_replicas: int = 1
+    max_replicas: int = 1
+    peak_started: float | None = None  # epoch seconds the peak phase began
+    peak_ended: float | None = None
+    # (epoch seconds, replicas in the pool, replicas serving): sampled every 0.5 s from the load's start until the
+    # pool was back at min_replicas (or the wait for it ended)
+    replicas: list[tuple[float, int, int]] = field(default_factory=list)
+    decisions: list[dict] = field(default_factory=list)  # the autoscaler's, with reasons
+
+
+@dataclass(frozen=True)
 class RobustnessRun:
     result: LoadResult  # production users + hostile users (kind "hostile") at the same time
     fuzz: FuzzResult | None  # schemathesis against one replica during the load (None: it could not run)
@@ -104,6 +121,9 @@ class Suites:
     run_dir: Path
     note: Note = lambda _m: None
     generator_cgroup: Path | None = None  # cgroup.procs of a CPU budget for the load generator (tests starve it)
+    last: LoadResult | None = None  # the latest load that measured the generator's CPU: the next one's plan
+    # Runs one load: local Locust processes (loadgen.run), or a master and workers in the cluster (gate/cluster.py).
+    runner: Callable[..., LoadResult] = loadgen.run
 
     @property
     def gate(self):
@@ -126,7 +146,19 @@ class Suites:
     def load(self, name: str, spec: LoadSpec, url: str | None = None) -> LoadResult:
         if self.generator_cgroup is not None:
             spec = replace(spec, cgroup_procs=self.generator_cgroup)
-        return loadgen.run(url or self._url(), spec, self.run_dir, prefix=name, budget_probe=self._probe)
+        result = self.runner(url or self._url(), spec, self.run_dir, prefix=name, budget_probe=self._probe)
+        if loadgen.cpu_per_request(result) is not None:
+            self.last = result
+        return result
+
+    def generator(self, expected_rps: float | None, users: int) -> int:
+        """Locust processes for the next load, from its plan and the generator CPU measured on the last one."""
+        plan = loadgen.plan_processes(
+            expected_rps, users, self.last, self.gate.max_generator_processes, self.gate.max_generator_load
+        )
+        if plan.processes > 1:
+            self.note(plan.reason)
+        return plan.processes
 
     def production_load(self) -> LoadSpec:
         """The configured production load: gate.users users offering gate.target_rps req/s in total."""
@@ -137,6 +169,7 @@ class Suites:
             warmup_s=self.gate.warmup_s,
             rows_per_request=self.gate.rows_per_request,
             rate=self.gate.target_rps,
+            processes=self.generator(self.gate.target_rps, self.gate.users),
         )
 
     def step_spec(self, processes: int = 1, scale: float = 1.0) -> LoadSpec:
@@ -198,10 +231,14 @@ class Suites:
         value); a configuration whose generator was the limit is run again with more Locust processes (up to
         gate.max_generator_processes) before the gate gives up on it."""
         curves, reports, cpu, retried = [], [], [], []
+        previous: tuple[int, float] | None = None  # (value, best step req/s) of the configuration before
         for value in values:
             self.note(f"{value} {unit}")
             configure(value)
-            processes = 1
+            # Expect the previous configuration's best throughput, scaled as if this one scaled perfectly: an upper
+            # bound, so the generator is sized for the best case.
+            expected = previous[1] * value / previous[0] if previous else None
+            processes = self.generator(expected, max(self.step_spec(scale=value / values[0]).users, 1))
             while True:
                 spec = self.step_spec(processes, scale=value / values[0])
                 result = self.load(f"{name}-{value}" + (f"-p{processes}" if processes > 1 else ""), spec)
@@ -219,6 +256,7 @@ class Suites:
                 )
                 processes += 1
             curves.append(read_curve(f"{unit}={value}", steps, self.settings.slo.max_error_ratio))
+            previous = (value, max((s.rps for s in steps), default=0.0)) if steps else previous
             reports.append(f"{result.prefix}.html")
             cpu.append(cpu_window(f"{unit}={value}", result))
         return Sweep(unit=unit, values=values, curves=curves, reports=reports, cpu=cpu, retried=retried)
@@ -317,6 +355,78 @@ class Suites:
         now = {(r.name, r.pid) for r in after.replicas if r.healthy} if after else set()
         lost = sorted(f"{name} (pid {pid})" for name, pid in before - now)
         return RobustnessRun(result=outcome["result"], fuzz=fuzz, fuzz_error=fuzz_error, lost=lost)
+
+    def autoscale(self) -> AutoscaleRun:
+        """From min_replicas, a load that ramps past one replica's capacity and back (gate.autoscale_users, the peak
+        for gate.autoscale_peak_s, the base for gate.autoscale_cool_s), with the candidate pool's own autoscaler
+        running: when did it scale out, did every request succeed, did it return to min_replicas after the cool-down.
+        Local only: on kind/aws the platform's autoscaler acts in minutes, outside the gate."""
+        scaling, deploy, gate = self.settings.autoscale, self.settings.deploy, self.gate
+        if not scaling.enabled:
+            return AutoscaleRun(skipped="autoscaling is off (modelops:autoscale.enabled: false): nothing to prove")
+        if self.target.name != "local":
+            return AutoscaleRun(
+                skipped=f"on {self.target.name} the platform autoscales (HPA / ASG target tracking, minutes): the "
+                "gate proves autoscaling on the local target, from the same modelops:autoscale definition"
+            )
+        from modelops.targets.local import LocalTarget
+
+        local = cast(LocalTarget, self.target)
+        self.to_shape(deploy.min_replicas)
+        base, peak = gate.autoscale_users
+        warm = max(gate.warmup_s, 2 * scaling.sync_period_s, 2.0)
+        phases = [warm, gate.autoscale_peak_s, gate.autoscale_cool_s]
+        spec = LoadSpec(
+            users=peak,
+            spawn_rate=peak,
+            duration_s=sum(phases),
+            rows_per_request=gate.rows_per_request,
+            shape="Ramp",
+            extra_env={
+                "MODELOPS_RAMP_USERS": f"{base},{peak},{base}",
+                "MODELOPS_RAMP_SECONDS": ",".join(f"{s:g}" for s in phases),
+            },
+        )
+        url = self._url()
+        samples: list[tuple[float, int, int]] = []
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                pool = self.target.status().candidate
+                if pool is not None:
+                    samples.append((time.time(), len(pool.replicas), sum(r.healthy for r in pool.replicas)))
+                done.wait(0.5)
+
+        local.release_scaling()
+        local.start_autoscaler("candidate")
+        sampler = threading.Thread(target=sample, name="autoscale-sampler", daemon=True)
+        sampler.start()
+        try:
+            self.note(f"ramp {base} -> {peak} -> {base} users")
+            result = self.load("autoscale", spec, url)
+            # The pool returns to min_replicas at the earliest one scale-down window after the load fell; give it
+            # that, a few sync periods and a drain (the longest request) on top, then stop waiting.
+            self.note(f"waiting for the pool to return to {deploy.min_replicas} replica(s)")
+            settle = scaling.scale_down_window_s + 4 * scaling.sync_period_s + self.settings.limits.request_timeout_s
+            wait_until(lambda: bool(samples) and samples[-1][1] == deploy.min_replicas, timeout=settle, interval=0.5)
+        finally:
+            done.set()
+            sampler.join(timeout=10)
+            decisions = local.status().autoscale.get("candidate", {}).get("decisions", [])
+            local.stop_autoscaler("candidate")
+            local.hold_scaling()
+        starts = [at for at, users in result.steps_started]
+        return AutoscaleRun(
+            skipped=None,
+            result=result,
+            min_replicas=deploy.min_replicas,
+            max_replicas=deploy.max_replicas,
+            peak_started=starts[1] if len(starts) > 1 else None,
+            peak_ended=starts[2] if len(starts) > 2 else None,
+            replicas=samples,
+            decisions=decisions,
+        )
 
     # ------------------------------------------------------------------------------------------------ shape
     def to_shape(self, replicas: int) -> None:

@@ -31,6 +31,7 @@ FAILED_STATUS = {
     "failover": ExitStatus.FAILOVER_FAILED,
     "robustness": ExitStatus.ROBUSTNESS_FAILED,
     "regression": ExitStatus.REGRESSION_FAILED,
+    "autoscale": ExitStatus.AUTOSCALE_FAILED,
 }
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"

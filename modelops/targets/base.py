@@ -65,6 +65,9 @@ class TargetStatus:
     live: Colour
     pools: dict[str, PoolStatus] = field(default_factory=dict)  # by colour
     admin_url: str | None = None
+    # By pool ("live", "candidate"): what its autoscaler last saw and decided (desired/actual, last decisions);
+    # empty where no autoscaler of modelops runs (local without --autoscale; kind/aws scale in the platform).
+    autoscale: dict[str, dict] = field(default_factory=dict)
 
     @property
     def replicas(self) -> list[ReplicaStatus]:

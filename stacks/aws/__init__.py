@@ -25,6 +25,7 @@ from stacks.aws.load_balancer import (
 )
 from stacks.aws.network import Network, NetworkArgs
 from stacks.aws.registry import BentoImage, BentoImageArgs, Registry, RegistryArgs
+from stacks.cache import cache_env
 from stacks.capacity import NoPlan, asg_target_requests_per_minute, promoted_plan
 from stacks.config import ConfigError, StackConfig
 from stacks.threads import thread_env
@@ -199,6 +200,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
                     bentoml_overrides=images.bentoml_overrides(v[1], settings.deploy.workers, timeout),
                     max_body_bytes=settings.limits.max_body_bytes,
                     threads=thread_env(int(v[3]) / settings.deploy.workers),
+                    cache=cache_env(settings.cache),
                     keep_alive_s=images.server_keep_alive_s(timeout),
                     gpus="all" if settings.deploy.accelerator == "nvidia" else "",
                 )
@@ -226,12 +228,14 @@ def build(settings: StackConfig) -> dict[str, Any]:
                 load_balancer_arn_suffix=lb.alb.arn_suffix,
                 listener=lb.listener,
                 user_data=user_data,
-                min_size=cfg.min_size,
-                max_size=cfg.max_size,
-                desired_capacity=cfg.desired_capacity,
+                min_size=settings.deploy.min_replicas,
+                max_size=settings.deploy.max_replicas,
+                desired_capacity=settings.deploy.replicas,
                 health_check_grace_s=cfg.health_check_grace_s,
                 min_healthy_percentage=cfg.instance_refresh_min_healthy,
                 requests_per_target_per_minute=target_value,
+                scaling_metric=settings.autoscale.metric,
+                cpu_target=settings.autoscale.target,
             ),
             opts=top,
         )
@@ -260,7 +264,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
         outputs.ENDPOINT_URL: lb.url,
         outputs.POOL_URLS: lb.pool_urls,
         outputs.LIVE_COLOUR: cfg.live_colour,
-        outputs.SCALING_RANGE: {"min": cfg.min_size, "max": cfg.max_size},
+        outputs.SCALING_RANGE: {"min": settings.deploy.min_replicas, "max": settings.deploy.max_replicas},
         outputs.IMAGE: image.image,
         outputs.BENTO: image.bento,
         outputs.LOAD_BALANCER_ARN: lb.alb.arn,

@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
+
+from stacks.cache import cache_env
+from stacks.config import CacheSettings
 
 USER_DATA_TEMPLATE = Path(__file__).with_name("user_data.sh")
 SETTINGS_MARKER = "#@settings@\n"
@@ -39,6 +42,8 @@ class UserData:
     threads: dict[str, str]  # OMP_NUM_THREADS & co. from the vCPUs per worker (stacks/threads.py)
     keep_alive_s: int  # the server's idle keep-alive, above the ALB's idle timeout (stacks/images.py)
     gpus: str = ""  # `docker run --gpus` value ("all" with deploy.accelerator nvidia); empty: no GPU
+    # The prediction cache's settings (stacks/cache.py), each passed to the container by name; default: off.
+    cache: dict[str, str] = field(default_factory=lambda: cache_env(CacheSettings()))
 
 
 def render_user_data(values: UserData, template: Path = USER_DATA_TEMPLATE) -> str:
@@ -57,6 +62,7 @@ def render_user_data(values: UserData, template: Path = USER_DATA_TEMPLATE) -> s
         "BENTOML_CONFIG_OVERRIDES": values.bentoml_overrides,
         "MAX_BODY_BYTES": str(values.max_body_bytes),
         **values.threads,
+        **values.cache,
         "KEEP_ALIVE": str(values.keep_alive_s),
         "GPUS": values.gpus,
     }
@@ -94,7 +100,32 @@ class FleetArgs:
     desired_capacity: int
     health_check_grace_s: int
     min_healthy_percentage: int
-    requests_per_target_per_minute: pulumi.Input[float]
+    requests_per_target_per_minute: pulumi.Input[float]  # tracked with scaling_metric in_flight
+    scaling_metric: str = "in_flight"  # modelops:autoscale.metric: in_flight (ALB requests per target) or cpu
+    cpu_target: float = 70.0  # modelops:autoscale.target with scaling_metric cpu: the group's average CPU, %
+
+
+def tracking(
+    metric: str,
+    cpu_target: float,
+    requests_per_target_per_minute: pulumi.Input[float],
+    resource_label: pulumi.Input[str],
+) -> dict:
+    """The target tracking configuration of modelops:autoscale (one definition with the local supervisor and the
+    kind HPA). Target tracking has no stabilisation windows of its own: AWS scales out on 3 one-minute datapoints
+    and in on 15."""
+    if metric == "cpu":
+        return {
+            "predefined_metric_specification": {"predefined_metric_type": "ASGAverageCPUUtilization"},
+            "target_value": cpu_target,
+        }
+    return {
+        "predefined_metric_specification": {
+            "predefined_metric_type": "ALBRequestCountPerTarget",
+            "resource_label": resource_label,
+        },
+        "target_value": requests_per_target_per_minute,
+    }
 
 
 class Fleet(pulumi.ComponentResource):
@@ -181,16 +212,13 @@ class Fleet(pulumi.ComponentResource):
             f"{name}-requests",
             autoscaling_group_name=self.asg.name,
             policy_type="TargetTrackingScaling",
-            target_tracking_configuration={
-                "predefined_metric_specification": {
-                    "predefined_metric_type": "ALBRequestCountPerTarget",
-                    # app/<alb>/<id>/targetgroup/<tg>/<id>: the metric exists only for this pair.
-                    "resource_label": pulumi.Output.concat(
-                        args.load_balancer_arn_suffix, "/", args.target_group_arn_suffix
-                    ),
-                },
-                "target_value": args.requests_per_target_per_minute,
-            },
+            target_tracking_configuration=tracking(
+                args.scaling_metric,
+                args.cpu_target,
+                args.requests_per_target_per_minute,
+                # app/<alb>/<id>/targetgroup/<tg>/<id>: the metric exists only for this pair.
+                pulumi.Output.concat(args.load_balancer_arn_suffix, "/", args.target_group_arn_suffix),
+            ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[args.listener]),
         )
         self.register_outputs({"asg_name": self.asg.name, "launch_template_id": self.launch_template.id})

@@ -58,6 +58,8 @@ docker run --detach --name bento --restart unless-stopped \
   --env "MODELOPS_MAX_BODY_BYTES=${MAX_BODY_BYTES}" \
   --env "OMP_NUM_THREADS=${OMP_NUM_THREADS}" --env "MKL_NUM_THREADS=${MKL_NUM_THREADS}" \
   --env "OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS}" --env "NUMEXPR_NUM_THREADS=${NUMEXPR_NUM_THREADS}" \
+  --env "MODELOPS_CACHE_ENABLED=${MODELOPS_CACHE_ENABLED}" --env "MODELOPS_CACHE_MAX_ENTRIES=${MODELOPS_CACHE_MAX_ENTRIES}" \
+  --env "MODELOPS_CACHE_TTL_S=${MODELOPS_CACHE_TTL_S}" \
   --log-driver awslogs --log-opt "awslogs-region=${REGION}" --log-opt "awslogs-group=${LOG_GROUP}" \
   --log-opt "awslogs-stream=${COLOUR}/${instance_id}" \
   "$IMAGE" --timeout-keep-alive "$KEEP_ALIVE"

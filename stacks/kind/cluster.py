@@ -23,7 +23,7 @@ if (( cpus * 1000 < NEED_MILLICPU || memory / 1048576 < NEED_MEMORY_MB )); then
     echo "the Docker engine has ${cpus} CPUs and $((memory / 1048576)) MiB; the kind stack needs"
     echo "$((NEED_MILLICPU / 1000)).$((NEED_MILLICPU % 1000 / 100)) CPUs and ${NEED_MEMORY_MB} MiB (both colours,"
     echo "a gate's candidate, the control plane): give the Docker VM more, or lower deploy.cpu_per_replica,"
-    echo "deploy.memory_mb or kind.hpa_min_replicas in stacks/Pulumi.<stack>.yaml"
+    echo "deploy.memory_mb or deploy.min_replicas in stacks/Pulumi.<stack>.yaml"
   } >&2
   exit 1
 fi
@@ -78,11 +78,11 @@ def docker_need(settings: StackConfig) -> DockerNeed:
     """What the Docker VM must hold: the live colour at its HPA floor, the other colour holding a gate's candidate
     (at its floor or the gate's largest horizontal step, at the vertical suite's largest CPU), and the control
     plane."""
-    deploy, kind, gate = settings.deploy, settings.kind, settings.gate
-    candidate_pods = max(kind.hpa_min_replicas, *gate.horizontal_replicas)
+    deploy, gate = settings.deploy, settings.gate
+    candidate_pods = max(deploy.min_replicas, *gate.horizontal_replicas)
     candidate_cpu = deploy.cpu_per_replica * max(gate.vertical_workers) / min(gate.vertical_workers)
-    millicpu = round(1000 * (kind.hpa_min_replicas * deploy.cpu_per_replica + candidate_pods * candidate_cpu))
-    memory = (kind.hpa_min_replicas + candidate_pods) * deploy.memory_mb
+    millicpu = round(1000 * (deploy.min_replicas * deploy.cpu_per_replica + candidate_pods * candidate_cpu))
+    memory = (deploy.min_replicas + candidate_pods) * deploy.memory_mb
     return DockerNeed(millicpu + CONTROL_PLANE_MILLICPU, memory + CONTROL_PLANE_MEMORY_MB)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -57,10 +58,13 @@ class ModelServiceArgs:
     node_port: int
     pool_node_ports: dict[str, int]  # {"blue": NodePort, "green": NodePort} of the per-colour Services
     live_colour: str
-    hpa_min_replicas: int
-    hpa_max_replicas: int
-    hpa_cpu_target: int
+    hpa_min_replicas: int  # deploy.min_replicas
+    hpa_max_replicas: int  # deploy.max_replicas
+    hpa_metric: dict[str, Any]  # one autoscaling/v2 MetricSpec, from modelops:autoscale (stacks/kind/__init__.py)
+    scale_up_window_s: int  # autoscale.scale_up_window_s: behavior.scaleUp.stabilizationWindowSeconds
+    scale_down_window_s: int  # autoscale.scale_down_window_s: behavior.scaleDown.stabilizationWindowSeconds
     thread_env: dict[str, str]  # OMP_NUM_THREADS & co. from the CPU budget per worker (stacks/threads.py)
+    cache_env: dict[str, str]  # the prediction cache's settings (stacks/cache.py)
     serve_args: list[str]  # `bentoml serve` flags (keep-alive above any balancer's idle timeout)
     gpus: int = 0  # NVIDIA GPUs per pod (deploy.accelerator: nvidia), 0 for none
     gpu_node_selector: dict[str, str] | None = None
@@ -152,15 +156,11 @@ class ModelService(pulumi.ComponentResource):
                     "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name(colour)},
                     "minReplicas": args.hpa_min_replicas,
                     "maxReplicas": args.hpa_max_replicas,
-                    "metrics": [
-                        {
-                            "type": "Resource",
-                            "resource": {
-                                "name": "cpu",
-                                "target": {"type": "Utilization", "averageUtilization": args.hpa_cpu_target},
-                            },
-                        }
-                    ],
+                    "metrics": [args.hpa_metric],
+                    "behavior": {
+                        "scaleUp": {"stabilizationWindowSeconds": args.scale_up_window_s},
+                        "scaleDown": {"stabilizationWindowSeconds": args.scale_down_window_s},
+                    },
                 },
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.deployments[colour]]),
             )
@@ -273,6 +273,7 @@ class ModelService(pulumi.ComponentResource):
                         {"name": "BENTOML_CONFIG_OVERRIDES", "value": args.bentoml_overrides},
                         {"name": "MODELOPS_MAX_BODY_BYTES", "value": str(args.max_body_bytes)},
                         *({"name": k, "value": v} for k, v in sorted(args.thread_env.items())),
+                        *({"name": k, "value": v} for k, v in sorted(args.cache_env.items())),
                     ],
                     # Requests = limits: a replica gets exactly the CPU budget the gate measured it with.
                     "resources": {"requests": resources, "limits": resources},

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from loadtests.payloads import PayloadError, batch_size, body_with_rows, find_endpoint, make_payloads
+from loadtests.payloads import (
+    PayloadError,
+    Zipf,
+    batch_of,
+    batch_size,
+    body_with_rows,
+    find_endpoint,
+    make_payloads,
+    row_pool,
+)
 
 ROWS = {"type": "array", "minItems": 1, "maxItems": 50,
         "items": {"type": "array", "minItems": 3, "maxItems": 3, "items": {"type": "number"}}}  # fmt: skip
@@ -68,3 +77,46 @@ def test_hostile_bodies_cover_every_kind_and_respect_the_size_limit_edges() -> N
     assert bodies["deeply nested"].content.count(b"[") >= 1000
     types = {b.content_type.split(";")[0] for b in bodies.values()}
     assert {"text/plain", "multipart/form-data", "application/vnd.bentoml+pickle"} <= types
+
+
+def test_a_zipf_pool_holds_distinct_rows_cycling_through_the_examples() -> None:
+    examples = [[10.0, 20.0, 30.0], [-1.0, -2.0, -3.0]]
+    doc = openapi({**ROWS, "examples": [examples]})
+    pool = row_pool(doc, find_endpoint(doc), count=1000, seed=5)
+    assert len(pool) == 1000 and len({tuple(r) for r in pool}) == 1000
+    assert all(len(r) == 3 for r in pool)
+    near = [min(range(2), key=lambda i, r=r: abs(r[0] - examples[i][0])) for r in pool]
+    assert near.count(0) == near.count(1) == 500, "rows alternate between the declared examples"
+    assert pool == row_pool(doc, find_endpoint(doc), count=1000, seed=5), "the pool is seeded"
+
+
+def test_a_pool_larger_than_the_schema_allows_distinct_rows_is_refused() -> None:
+    doc = openapi({**ROWS, "items": {"type": "array", "minItems": 1, "maxItems": 1, "items": {"type": "boolean"}}})
+    with pytest.raises(PayloadError, match="distinct rows"):
+        row_pool(doc, find_endpoint(doc), count=10)
+
+
+def test_zipf_draws_follow_their_popularity_and_repeat_with_the_seed() -> None:
+    zipf = Zipf(10_000, 1.1, seed=6)
+    draws = [zipf() for _ in range(50_000)]
+    assert sum(zipf.probability(i) for i in range(10_000)) == pytest.approx(1.0)
+    top10 = sum(zipf.probability(i) for i in range(10))
+    assert sum(d < 10 for d in draws) / len(draws) == pytest.approx(top10, abs=0.01)
+    assert draws.count(0) > draws.count(1) > draws.count(9) > 0, "rank 1 is the most popular"
+    assert all(0 <= d < 10_000 for d in draws)
+    again = Zipf(10_000, 1.1, seed=6)
+    assert [again() for _ in range(1000)] == draws[:1000]
+
+
+@pytest.mark.parametrize(
+    ("n", "s", "words"), [(0, 1.1, "--distinct-rows"), (10, 0.0, "--zipf-s"), (10, -1, "--zipf-s")]
+)
+def test_a_zipf_without_rows_or_skew_is_refused(n: int, s: float, words: str) -> None:
+    with pytest.raises(PayloadError, match=words):
+        Zipf(n, s)
+
+
+def test_the_batch_of_a_body_is_its_first_array() -> None:
+    assert batch_of({"model": "x", "rows": [[1.0]], "other": [2]}) == [[1.0]]
+    with pytest.raises(PayloadError, match="no array"):
+        batch_of({"x": 1})

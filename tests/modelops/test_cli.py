@@ -61,3 +61,9 @@ def test_unknown_stack_lists_the_stacks_there_are() -> None:
 def test_traffic_refuses_an_unknown_scenario_or_no_requests_before_touching_the_deployment(args, words) -> None:
     result = CliRunner().invoke(app, ["traffic", *args])
     assert result.exit_code == 2 and words in result.output, result.output
+
+
+def test_up_autoscale_on_kind_says_the_hpa_applies_the_same_definition() -> None:
+    result = CliRunner().invoke(app, ["up", "--stack", "kind", "--autoscale"])
+    assert result.exit_code == ExitStatus.USAGE, result.output
+    assert "the HPA scales the pools from modelops:deploy.min_replicas/max_replicas" in " ".join(result.output.split())

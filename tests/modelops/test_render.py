@@ -73,8 +73,8 @@ def test_local_stack_is_refused_without_running_anything(tmp_path) -> None:
 
 
 def test_invalid_settings_are_a_config_error_naming_the_key(tmp_path) -> None:
-    stacks = copy_stack(tmp_path, "aws", "aws", {"min_size": 9})
-    with pytest.raises(ConfigError, match=r"(?s)modelops:aws.*min_size <= desired_capacity <= max_size"):
+    stacks = copy_stack(tmp_path, "aws", "deploy", {"min_replicas": 9})
+    with pytest.raises(ConfigError, match=r"(?s)modelops:deploy.*min_replicas \(9\) must be <= max_replicas"):
         render_stack("aws", tmp_path / "out", stacks_dir=stacks)
 
 
@@ -83,7 +83,7 @@ def test_a_failing_program_is_a_render_error_with_its_cause(tmp_path, monkeypatc
     history.parent.mkdir(parents=True)
     history.write_text("{broken")
     monkeypatch.setenv("MODELOPS_WORK_DIR", str(tmp_path / "work"))  # the program reads the stack's history there
-    stacks = copy_stack(tmp_path, "kind", "kind", {"hpa_cpu_target": 70})
+    stacks = copy_stack(tmp_path, "kind", "autoscale", {"target": 70})
     with pytest.raises(RenderError, match=r"CapacityPlanError: .*history\.json \(promotion history\) is not JSON"):
         render_stack("kind", tmp_path / "out", stacks_dir=stacks)
 

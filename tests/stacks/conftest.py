@@ -7,7 +7,8 @@ kind and aws programs never share Pulumi's process-global mock state), then many
   that left a capacity plan (a promotion history in the work dir, tests/stacks/plans.py), plus the
   other branches of the programs: aws with an ACM certificate (HTTPS listener + redirect), three AZs, a NAT per
   AZ and per-colour test listeners (HTTPS); kind on an existing cluster (kubeconfig/context instead of
-  `kind create cluster`).
+  `kind create cluster`) with the in-cluster load generator (kind.load_generator.enabled).
+- both ``*_planned`` variants also turn the prediction cache on (``CACHE_ON``); the shipped files leave it off.
 - ``aws_test_listeners``: the shipped aws file with ``test_cidrs`` set and no certificate: plain-HTTP per-colour
   test listeners (the shipped file has none).
 """
@@ -53,6 +54,7 @@ def aws_rendering(tmp_path_factory: pytest.TempPathFactory) -> Rendering:
 EXISTING_CLUSTER = {"create_cluster": False, "kubeconfig": "~/.kube/config", "context": "kind-existing"}
 TEST_CIDRS = ["203.0.113.7/32", "198.51.100.0/24"]  # documentation ranges (RFC 5737): the gate's addresses
 PINNED_AMI = "ami-0fedcba9876543210"
+CACHE_ON = {"enabled": True, "max_entries": 2500, "ttl_s": 45.5}
 AWS_VARIANT = {
     "ami_id": PINNED_AMI,
     "monthly_budget_usd": 250,
@@ -66,12 +68,14 @@ AWS_VARIANT = {
 
 @pytest.fixture(scope="session")
 def kind_planned(tmp_path_factory: pytest.TempPathFactory) -> Rendering:
-    return _render(tmp_path_factory, "kind", promoted_work_dir(tmp_path_factory, "kind"), kind=EXISTING_CLUSTER)
+    kind = {**EXISTING_CLUSTER, "load_generator": {"enabled": True}}
+    work_dir = promoted_work_dir(tmp_path_factory, "kind")
+    return _render(tmp_path_factory, "kind", work_dir, kind=kind, cache=CACHE_ON)
 
 
 @pytest.fixture(scope="session")
 def aws_planned(tmp_path_factory: pytest.TempPathFactory) -> Rendering:
-    return _render(tmp_path_factory, "aws", promoted_work_dir(tmp_path_factory, "aws"), aws=AWS_VARIANT)
+    return _render(tmp_path_factory, "aws", promoted_work_dir(tmp_path_factory, "aws"), aws=AWS_VARIANT, cache=CACHE_ON)
 
 
 @pytest.fixture(scope="session")

@@ -26,8 +26,19 @@ def test_every_shipped_stack_file_is_valid(stack: str) -> None:
         ("  modelops:gate:\n    horizontal_replicas: [2, 1]\n", ["horizontal_replicas", "strictly increasing"]),
         ("  modelops:slo:\n    max_error_ratio: 2\n", ["modelops:slo.max_error_ratio", "<= 1"]),
         ("  modelops:local:\n    cpu_budgets: maybe\n", ["modelops:local.cpu_budgets", "true or false"]),
+        ("  modelops:cache:\n    max_entries: 0\n", ["modelops:cache.max_entries", ">= 1", "rows held"]),
+        ("  modelops:cache:\n    ttl_s: 0\n", ["modelops:cache.ttl_s", "> 0"]),
     ],
-    ids=["below-minimum", "unknown-key", "p99-below-p95", "steps-not-increasing", "ratio-above-one", "not-a-bool"],
+    ids=[
+        "below-minimum",
+        "unknown-key",
+        "p99-below-p95",
+        "steps-not-increasing",
+        "ratio-above-one",
+        "not-a-bool",
+        "cache-without-room",
+        "cache-without-lifetime",
+    ],
 )
 def test_invalid_values_name_the_key_the_allowed_values_and_the_file(tmp_path, body, words) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -53,3 +64,39 @@ def test_overrides_are_validated_like_the_file() -> None:
     assert settings.with_overrides(deploy={"replicas": 3}).deploy.replicas == 3
     with pytest.raises(ConfigError, match=r"modelops:deploy\.workers"):
         settings.with_overrides(deploy={"workers": 0})
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ("  modelops:deploy:\n    min_replicas: 3\n    max_replicas: 2\n",
+         ["modelops:deploy", "min_replicas (3) must be <= max_replicas (2)"]),
+        ("  modelops:deploy:\n    replicas: 6\n  modelops:autoscale:\n    enabled: true\n",
+         ["modelops:deploy needs min_replicas <= replicas <= max_replicas", "1 <= 6 <= 4"]),
+        ("  modelops:autoscale:\n    metric: cpu\n    target: 150\n",
+         ["modelops:autoscale", "not a CPU percentage", "1 to 100"]),
+        ("  modelops:autoscale:\n    metric: rps\n", ["modelops:autoscale.metric", "'in_flight', 'cpu'"]),
+        ("  modelops:autoscale:\n    sync_period_s: 0\n", ["modelops:autoscale.sync_period_s", ">= 0.2"]),
+        ("  modelops:gate:\n    autoscale_users: [16, 2]\n", ["modelops:gate.autoscale_users", "strictly increasing"]),
+    ],
+    ids=["bounds-reversed", "replicas-outside-bounds", "cpu-target-not-percent", "unknown-metric", "sync-zero",
+         "peak-below-base"],
+)  # fmt: skip
+def test_invalid_autoscaling_values_name_the_key_and_the_fix(tmp_path, body, words) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_stack_config("t", write_stack(tmp_path, body))
+    for word in words:
+        assert word in str(caught.value), f"{word!r} missing from: {caught.value}"
+
+
+def test_one_scaling_definition_validates_for_in_flight_and_cpu(tmp_path) -> None:
+    body = "  modelops:deploy:\n    replicas: 6\n    max_replicas: 8\n  modelops:autoscale:\n    enabled: true\n"
+    settings = load_stack_config("t", write_stack(tmp_path, body + "    metric: in_flight\n    target: 150\n"))
+    assert (settings.deploy.max_replicas, settings.autoscale.target) == (8, 150)
+    settings = settings.with_overrides(autoscale={"metric": "cpu", "target": 70})
+    assert settings.autoscale.metric == "cpu"
+
+
+def test_replicas_outside_the_bounds_are_fine_while_nothing_autoscales_the_local_pool(tmp_path) -> None:
+    settings = load_stack_config("t", write_stack(tmp_path, "  modelops:deploy:\n    replicas: 6\n"))
+    assert settings.deploy.replicas == 6

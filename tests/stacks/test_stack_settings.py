@@ -15,8 +15,6 @@ def write(tmp_path, target: str, section: str, values: dict):
 
 
 CASES = [
-    ("aws", {"min_size": 5, "max_size": 3, "desired_capacity": 4},
-     ["modelops:aws", "min_size <= desired_capacity <= max_size", "5 <= 4 <= 3"]),
     ("aws", {"vpc_cidr": "10.0.0.300/16"}, ["modelops:aws.vpc_cidr", "not an IPv4 CIDR block like 10.20.0.0/16"]),
     ("aws", {"vpc_cidr": "10.0.0.0/8"}, ["modelops:aws.vpc_cidr", "/16 to /24", "got /8"]),
     ("aws", {"vpc_cidr": "10.0.0.0/24", "az_count": 6},
@@ -30,15 +28,16 @@ CASES = [
     ("aws", {"test_cidrs": ["203.0.113.7/24"]}, ["modelops:aws.test_cidrs", "not an IPv4 CIDR block"]),
     ("aws", {"test_ports": {"blue": 443, "green": 8082}}, ["modelops:aws", "test_ports", "80/443", "[443]"]),
     ("aws", {"test_ports": {"blue": 8081, "green": 8081}}, ["modelops:aws.test_ports", "different ports"]),
-    ("kind", {"hpa_min_replicas": 4, "hpa_max_replicas": 2},
-     ["modelops:kind", "hpa_min_replicas (4) must be <= hpa_max_replicas (2)"]),
     ("kind", {"node_port": 8080}, ["modelops:kind.node_port", ">= 30000, <= 32767", "NodePort"]),
     ("kind", {"create_cluster": False}, ["modelops:kind", "set kubeconfig or context"]),
-    ("kind", {"hpa_cpu_target": 5}, ["modelops:kind.hpa_cpu_target", ">= 10"]),
+    ("kind", {"hpa_cpu_target": 70}, ["modelops:kind.hpa_cpu_target", "unknown key"]),
     ("kind", {"pool_node_ports": {"blue": 8081, "green": 30082}}, ["modelops:kind", "NodePorts (30000-32767)"]),
     ("kind", {"pool_node_ports": {"blue": 30080, "green": 30082}}, ["modelops:kind", "must not reuse node_port 30080"]),
     ("kind", {"pool_host_ports": {"blue": 8080, "green": 8082}}, ["modelops:kind", "must not reuse host_port 8080"]),
     ("kind", {"pool_host_ports": {"blue": 8081}}, ["modelops:kind.pool_host_ports.green", "Field required"]),
+    ("kind", {"load_generator": {"workers": 0}}, ["modelops:kind.load_generator.workers", ">= 1"]),
+    ("kind", {"load_generator": {"image": "locust"}}, ["modelops:kind.load_generator.image", "pattern"]),
+    ("kind", {"load_generator": {"enabeld": True}}, ["modelops:kind.load_generator.enabeld", "unknown key"]),
 ]  # fmt: skip
 
 

@@ -15,7 +15,7 @@ State kept on AWS itself, so every command can run on a fresh machine:
   instance tag (:data:`BENTO_TAG`) because an image digest cannot name it.
 
 Capacity limits: an ASG's MaxSize is a spending ceiling set in stacks/Pulumi.aws.yaml, so :meth:`AwsTarget.scale`
-refuses to go above it (the fix is to raise ``modelops:aws.max_size`` and `pulumi up`). MinSize is only the floor
+refuses to go above it (the fix is to raise ``modelops:deploy.max_replicas`` and `pulumi up`). MinSize is only the floor
 the autoscaler keeps: an explicit smaller request lowers it, otherwise a candidate could never be removed; and
 :meth:`AwsTarget.release_scaling` (after every gate, and before the next one, which settles a crashed gate) puts
 both groups back to the range the stack declares.
@@ -721,7 +721,7 @@ class AwsTarget:
         if replicas > asg["MaxSize"]:
             raise UsageError(
                 f"{replicas} replicas exceed the {colour} group's MaxSize {asg['MaxSize']} ({name}), the spending "
-                "ceiling: raise modelops:aws.max_size in stacks/Pulumi.aws.yaml and run `pulumi up -s aws`"
+                "ceiling: raise modelops:deploy.max_replicas in stacks/Pulumi.aws.yaml and run `pulumi up -s aws`"
             )
         if replicas < asg["MinSize"]:
             # MinSize only stops the autoscaler from going lower; an explicit request for fewer lowers it.

@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 PERIOD_US = 10_000  # short period: throttling in 10 ms slices keeps tail latency low (100 ms adds spikes)
 V1_ROOT = Path("/sys/fs/cgroup/cpu")
 V2_ROOT = Path("/sys/fs/cgroup")
@@ -53,6 +55,23 @@ class Budgets:
             return (0, 0)
         fields = dict(line.split() for line in (self.root / name / "cpu.stat").read_text().splitlines() if line)
         return int(fields.get("nr_periods", 0)), int(fields.get("nr_throttled", 0))
+
+    def usage_seconds(self, name: str) -> float | None:
+        """CPU seconds (user + system) the group's processes used so far; None without budgets. cgroup v2 counts it
+        itself (cpu.stat usage_usec); the v1 ``cpu`` controller does not (cpuacct is another hierarchy here), so the
+        group's member processes are summed instead."""
+        if not self.enabled or self.root is None:
+            return None
+        group = self.root / name
+        if self.version == 2:
+            fields = dict(line.split() for line in (group / "cpu.stat").read_text().splitlines() if line)
+            return int(fields.get("usage_usec", 0)) / 1e6
+        total = 0.0
+        for pid in (group / "cgroup.procs").read_text().split():
+            with contextlib.suppress(psutil.Error):
+                times = psutil.Process(int(pid)).cpu_times()
+                total += times.user + times.system
+        return total
 
     def remove(self, name: str) -> None:
         if self.root is None:

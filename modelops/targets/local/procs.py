@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,11 +60,14 @@ def spawn(
     log: Path,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    unset: Collection[str] = (),
 ) -> Proc:
-    """Start ``argv`` in a new session, output to ``log``, marked with the deployment and a process tag."""
+    """Start ``argv`` in a new session, output to ``log``, marked with the deployment and a process tag; ``unset``
+    names variables of this process's environment the child does not inherit."""
     log.parent.mkdir(parents=True, exist_ok=True)
     tag = uuid.uuid4().hex[:12]
-    child_env = {**os.environ, **(env or {}), MARKER: deployment, PROCESS_MARKER: tag}
+    inherited = {k: v for k, v in os.environ.items() if k not in unset}
+    child_env = {**inherited, **(env or {}), MARKER: deployment, PROCESS_MARKER: tag}
     with open(log, "ab") as out:
         process = subprocess.Popen(
             list(argv),
@@ -143,6 +146,17 @@ def stop(procs: Sequence[Proc], grace: float = 10.0) -> None:
     left = _wait_gone(everyone, grace)
     _signal(left, signal.SIGKILL)
     _wait_gone(left, 5.0)
+
+
+def stop_one(proc: Proc, grace: float = 10.0) -> None:
+    """SIGTERM this process alone (not its children, which may be meant to outlive it), SIGKILL after ``grace``."""
+    try:
+        process = psutil.Process(proc.pid)
+    except psutil.Error:
+        return
+    _signal([process], signal.SIGTERM)
+    _signal(_wait_gone([process], grace), signal.SIGKILL)
+    _wait_gone([process], 5.0)
 
 
 def kill_now(proc: Proc) -> None:

@@ -32,9 +32,10 @@ from modelops.targets.base import (
     TargetStatus,
     other,
 )
-from modelops.targets.local import cgroups, haproxy, procs
+from modelops.targets.local import autoscale, cgroups, haproxy, procs
 from modelops.waiting import wait_until
-from stacks.config import StackConfig
+from stacks.cache import cache_env
+from stacks.config import PROJECT_ROOT, StackConfig
 from stacks.predictions import prediction_log_dir, prediction_log_env
 from stacks.threads import thread_env
 
@@ -77,6 +78,12 @@ class PoolRecord(BaseModel):
     replicas: list[ReplicaRecord] = []
 
 
+class ProcRecord(BaseModel):
+    pid: int
+    started: float | None
+    tag: str = ""
+
+
 class LocalState(BaseModel):
     deployment: str
     stack: str
@@ -90,6 +97,7 @@ class LocalState(BaseModel):
     green_weight: int = 0
     budgets: str = ""
     pools: dict[str, PoolRecord] = {}
+    autoscalers: dict[str, ProcRecord] = {}  # by pool (live, candidate): the supervisor processes
 
 
 class LocalTarget:
@@ -101,8 +109,12 @@ class LocalTarget:
         state_dir: Path | None = None,
         budgets: cgroups.Budgets | None = None,
         progress: Progress = _quiet,
+        limit_threads: bool = True,
     ) -> None:
         self.settings = settings
+        # False only for the benchmark that shows why it is on: replicas then start with OMP_NUM_THREADS & co.
+        # removed from their environment (also when this process has them), as a replica would without modelops.
+        self.limit_threads = limit_threads
         self.dir = state_dir.resolve() if state_dir else stack_dir(settings)
         self.deployment = "local-" + hashlib.sha256(str(self.dir).encode()).hexdigest()[:12]
         self._budgets = budgets
@@ -189,6 +201,8 @@ class LocalTarget:
     def _teardown(self, state: LocalState | None) -> list[str]:
         stopped: list[str] = []
         if state is not None:
+            for pool_name in list(state.autoscalers):
+                stopped.append(self._stop_autoscaler(state, pool_name))  # first: it would replace what stops next
             for pool in state.pools.values():
                 self._stop_replicas(pool.replicas)
                 stopped += [f"{pool.colour} replica on port {r.port} (pid {r.pid})" for r in pool.replicas]
@@ -202,7 +216,8 @@ class LocalTarget:
                 for replica in pool.replicas:
                     if replica.cgroup:
                         self.budgets.remove(replica.cgroup)
-        for path in (self.state_file, self.socket_path, self.map_path):
+        for path in (self.state_file, self.socket_path, self.map_path, self.dir / autoscale.HOLD_FILE,
+                     *(autoscale.state_file(self.dir, p) for p in ("live", "candidate"))):  # fmt: skip
             path.unlink(missing_ok=True)
         return stopped
 
@@ -289,6 +304,12 @@ class LocalTarget:
                 link.symlink_to(store / folder, target_is_directory=True)
         return home
 
+    def thread_variables(self, pool: PoolRecord) -> tuple[dict[str, str], tuple[str, ...]]:
+        """(variables to set, variables to remove) in a replica's environment for its native thread pools."""
+        # OpenMP and BLAS size their pools to the budget per worker, not to the machine's cores (stacks/threads.py).
+        threads = thread_env((pool.cpu or self.settings.deploy.cpu_per_replica * pool.workers) / pool.workers)
+        return (threads, ()) if self.limit_threads else ({}, tuple(threads))
+
     def _spawn_replica(self, state: LocalState, pool: PoolRecord, slot: int) -> ReplicaRecord:
         port = procs.free_port()
         name = f"{self.deployment}-{pool.colour}-{slot}"
@@ -312,12 +333,13 @@ class LocalTarget:
             "BENTOML_CONFIG": str(self._bentoml_config(pool)),
             "MODELOPS_MAX_BODY_BYTES": str(self.settings.limits.max_body_bytes),
             "BENTOML_DO_NOT_TRACK": "true",
-            # Native thread pools (OpenMP, BLAS) sized to the budget per worker, not to the machine's cores.
-            **thread_env((pool.cpu or self.settings.deploy.cpu_per_replica * pool.workers) / pool.workers),
             # Every replica of the stack logs into one directory, each worker to its own file (named after the slot).
             **prediction_log_env(self.settings.monitor, str(self.prediction_log_dir), f"{pool.colour}-{slot}"),
+            **cache_env(self.settings.cache),  # the opt-in prediction cache (modelops:cache)
         }
-        proc = procs.spawn(cgroups.join_command(procs_file, argv), deployment=self.deployment, log=log, env=env)
+        threads, unset = self.thread_variables(pool)
+        argv = cgroups.join_command(procs_file, argv)
+        proc = procs.spawn(argv, deployment=self.deployment, log=log, env={**env, **threads}, unset=unset)
         record = ReplicaRecord(
             slot=slot,
             port=port,
@@ -478,6 +500,7 @@ class LocalTarget:
             live=state.live,
             pools=pools,
             admin_url=f"http://127.0.0.1:{state.admin_port}/stats",
+            autoscale=self.autoscale_status(),
         )
 
     def _pool(self, state: LocalState, pool: Pool) -> PoolRecord:
@@ -634,7 +657,66 @@ class LocalTarget:
         return CpuBudgets(enforced=self.budgets.enabled, note=self.budgets.reason)
 
     def hold_scaling(self) -> None:
-        """Nothing scales the local pools on its own: the replica count changes only when modelops asks."""
+        """Pause every autoscaler of this deployment (they keep measuring, and change nothing) until released."""
+        write_atomic(self.dir / autoscale.HOLD_FILE, f"held at {time.time():.3f}\n")
 
     def release_scaling(self) -> None:
-        """Nothing to restore: see hold_scaling."""
+        """Let the autoscalers act again. Idempotent."""
+        (self.dir / autoscale.HOLD_FILE).unlink(missing_ok=True)
+
+    # ----------------------------------------------------------------------------------------- autoscaling
+    def start_autoscaler(self, pool: Pool = "live") -> None:
+        """Start the supervisor process that keeps ``pool`` on modelops:autoscale (autoscale.py); returns once it
+        wrote its first state. It carries the deployment marker: `down` stops it."""
+        with self._locked():
+            state = self._require()
+            self._pool(state, pool)
+            running = state.autoscalers.get(pool)
+            if running and procs.is_alive(running.pid, running.started):
+                return
+            settings_file = self.dir / f"autoscale-{pool}.settings.json"
+            write_atomic(settings_file, self.settings.model_dump_json())
+            status_file = autoscale.state_file(self.dir, pool)
+            status_file.unlink(missing_ok=True)
+            log = self.dir / "logs" / f"autoscale-{pool}.log"
+            argv = [*autoscale.COMMAND, "--settings", str(settings_file), "--state-dir", str(self.dir), "--pool", pool]
+            proc = procs.spawn(argv, deployment=self.deployment, log=log, cwd=PROJECT_ROOT)
+            state.autoscalers[pool] = ProcRecord(pid=proc.pid, started=proc.started, tag=proc.tag)
+            self._save(state)
+        period = self.settings.autoscale.sync_period_s
+
+        def started() -> bool:
+            procs.reap()
+            return status_file.exists() or not proc.alive()
+
+        if not wait_until(started, timeout=30 + 2 * period) or not proc.alive():
+            raise DeploymentError(f"the {pool} autoscaler did not start:\n{procs.log_tail(log)}")
+
+    def stop_autoscaler(self, pool: Pool = "live") -> str | None:
+        """Stop the pool's supervisor (its replicas stay as they are); what was stopped, or None."""
+        with self._locked():
+            state = self.load()
+            if state is None or pool not in state.autoscalers:
+                return None
+            return self._stop_autoscaler(state, pool)
+
+    def _stop_autoscaler(self, state: LocalState, pool: str) -> str:
+        record = state.autoscalers.pop(pool)
+        # Signal the supervisor alone: the replicas it started are its children, and they must keep serving.
+        if procs.is_alive(record.pid, record.started):
+            procs.stop_one(procs.Proc(record.pid, record.started, record.tag))
+        self._save(state)
+        return f"{pool} autoscaler (pid {record.pid})"
+
+    def autoscale_status(self) -> dict[str, dict]:
+        """By pool: what its supervisor last wrote, with whether it still runs."""
+        state = self.load()
+        found = {}
+        for pool in ("live", "candidate"):
+            data = autoscale.read_status(self.dir, pool)
+            if data is None or (pool == "candidate" and (state is None or other(state.live) not in state.pools)):
+                continue  # a removed candidate's autoscaler is history: the gate's summary keeps its decisions
+            record = state.autoscalers.get(pool) if state else None
+            data["running"] = bool(record and procs.is_alive(record.pid, record.started))
+            found[pool] = data
+        return found

@@ -8,7 +8,7 @@ from modelops.gate import judge
 from modelops.gate.capacity import Limits, read_curve
 from modelops.gate.fuzz import FuzzResult
 from modelops.gate.loadgen import CpuSample, LoadResult, Window, figures
-from modelops.gate.suites import FailoverRun, QualityRun, RobustnessRun, SloRun, SmokeRun, Sweep
+from modelops.gate.suites import AutoscaleRun, FailoverRun, QualityRun, RobustnessRun, SloRun, SmokeRun, Sweep
 from modelops.gate.summary import Step, SuiteResult, Summary
 from modelops.monitor.quality import QualityFigures
 from modelops.targets.base import CpuBudgets, KilledReplica
@@ -346,3 +346,68 @@ def test_quality_judges_the_candidates_answers_on_the_live_versions_logged_rows(
     result = judge.judge_quality(run, GATE)
     assert (result.status, words in result.reason) == (status, True), result.reason
     assert result.thresholds["min_agreement"] == GATE.quality_min_agreement
+
+
+# ----------------------------------------------------------------------------------------------- autoscale
+# A 60-s ramp from t=100: peak from 105 to 135, base load after it; replicas sampled twice a second.
+def ramp_samples(out_at: float | None = 110, back_at: float | None = 150, end: float = 160, top: int = 3):
+    samples = []
+    t = 100.0
+    while t <= end:
+        scaled = out_at is not None and t >= out_at and (back_at is None or t < back_at)
+        count = top if scaled else 1
+        samples.append((t, count, count))
+        t += 0.5
+    return samples
+
+
+def autoscale(result: LoadResult | None = None, samples=None, skipped: str | None = None, peak: bool = True):
+    run = AutoscaleRun(
+        skipped=skipped,
+        result=result or load(seconds=60),
+        min_replicas=1,
+        max_replicas=4,
+        peak_started=105.0 if peak else None,
+        peak_ended=135.0,
+        replicas=ramp_samples() if samples is None else samples,
+        decisions=[{"time": 107.0, "from": 1, "to": 3}],
+    )
+    return judge.judge_autoscale(run, GATE, LIMITS)
+
+
+def test_autoscale_passes_when_it_scaled_out_in_time_served_everything_and_came_back_to_min() -> None:
+    result = autoscale()
+    assert result.status == "pass", result.reason
+    assert result.measured["scale_out_s"] == pytest.approx(5.0)
+    assert result.measured["decided_out_s"] == pytest.approx(2.0), "decided 2 s in, serving 3 s later"
+    assert result.measured["back_to_min_s"] == pytest.approx(15.0)
+    assert result.measured["most_replicas"] == 3 and result.measured["failed_requests"] == 0
+    replicas = [p["replicas"] for p in result.timeline]
+    assert replicas[0] == 1 and max(replicas) == 3 and replicas[-1] == 1, "the plot's replicas over time"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"result": load(seconds=60, failed_per_s=2, failures={"HTTP 503": 120})}, ["requests failed", "HTTP 503"]),
+        ({"samples": ramp_samples(out_at=None)}, ["never scaled out", "autoscale_users"]),
+        ({"samples": ramp_samples(out_at=140)}, ["35.0 s after the peak began", "autoscale_max_scale_out_s"]),
+        ({"samples": ramp_samples(back_at=None)}, ["still at 3 replica(s)", "scale_down_window_s"]),
+    ],
+    ids=["failed-requests", "never-scaled-out", "too-slow", "never-back-to-min"],
+)
+def test_autoscale_fails_on_errors_a_late_or_missing_scale_out_or_no_return_to_min(kwargs, words) -> None:
+    result = autoscale(**kwargs)
+    assert result.status == "fail", result.reason
+    for word in words:
+        assert word in result.reason, f"{word!r} missing from: {result.reason}"
+
+
+def test_autoscale_that_never_scaled_out_under_a_saturated_generator_is_inconclusive() -> None:
+    result = autoscale(load(seconds=60, generator_load=0.95), samples=ramp_samples(out_at=None))
+    assert result.status == "inconclusive" and "never scaled out" in result.reason
+
+
+def test_autoscale_is_skipped_when_autoscaling_is_off_and_inconclusive_without_a_peak() -> None:
+    assert autoscale(skipped="autoscaling is off").status == "skipped"
+    assert autoscale(peak=False).status == "inconclusive"

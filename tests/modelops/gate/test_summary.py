@@ -23,6 +23,7 @@ def suites(**statuses: str) -> dict[str, SuiteResult]:
         ({"failover": "fail", "slo": "inconclusive"}, ("reject", ExitStatus.FAILOVER_FAILED)),
         ({"regression": "fail"}, ("reject", ExitStatus.REGRESSION_FAILED)),
         ({"smoke": "fail"}, ("reject", ExitStatus.SMOKE_FAILED)),
+        ({"autoscale": "fail", "slo": "pass"}, ("reject", ExitStatus.AUTOSCALE_FAILED)),
     ],
 )
 def test_the_first_failed_suite_rejects_with_its_exit_code_even_in_a_partial_run(statuses, expected) -> None:
@@ -67,5 +68,16 @@ def test_nothing_required_means_nothing_justifies_a_promotion() -> None:
 def test_every_failed_gate_has_its_own_exit_code() -> None:
     codes = [ExitStatus.SMOKE_FAILED, ExitStatus.SLO_FAILED, ExitStatus.HORIZONTAL_FAILED,
              ExitStatus.VERTICAL_FAILED, ExitStatus.FAILOVER_FAILED, ExitStatus.REGRESSION_FAILED,
-             ExitStatus.INCONCLUSIVE, ExitStatus.USAGE]  # fmt: skip
+             ExitStatus.AUTOSCALE_FAILED, ExitStatus.INCONCLUSIVE, ExitStatus.USAGE]  # fmt: skip
     assert len(set(codes)) == len(codes) and ExitStatus.OK not in codes
+
+
+def test_the_autoscale_suite_is_required_only_when_autoscaling_is_on() -> None:
+    from modelops.gate.run import required_suites
+    from stacks.config import load_stack_config
+
+    settings = load_stack_config("local")
+    assert "autoscale" not in required_suites(settings, has_baseline=False)
+    autoscaled = settings.with_overrides(autoscale={"enabled": True})
+    assert required_suites(autoscaled, has_baseline=False)[-1] == "autoscale"
+    assert required_suites(autoscaled, has_baseline=True)[-2:] == ["autoscale", "regression"]

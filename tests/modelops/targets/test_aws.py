@@ -125,7 +125,7 @@ def test_scale_below_min_size_lowers_min_size(aws_target: AwsTarget, aws_stack: 
 
 
 def test_scale_above_max_size_is_refused_and_changes_nothing(aws_target: AwsTarget, aws_stack: AwsStack) -> None:
-    with pytest.raises(UsageError, match=r"MaxSize 4 .*modelops:aws.max_size"):
+    with pytest.raises(UsageError, match=r"MaxSize 4 .*modelops:deploy.max_replicas"):
         aws_target.scale(5, pool="live")
 
     assert aws_stack.asg("blue")["DesiredCapacity"] == 2

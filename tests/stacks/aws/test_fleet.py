@@ -8,12 +8,14 @@ import shlex
 
 import pytest
 
-from stacks.aws.fleet import SETTINGS_MARKER, UserData, max_healthy_percentage, render_user_data
+from stacks.aws.fleet import SETTINGS_MARKER, UserData, max_healthy_percentage, render_user_data, tracking
 from stacks.aws.load_balancer import APP_PORT, COLOURS
+from stacks.cache import CACHE_VARIABLES, cache_env
+from stacks.config import CacheSettings
 from stacks.images import balancer_idle_timeout_s, server_keep_alive_s
 from stacks.threads import THREAD_VARIABLES, thread_env
 from tests.stacks.aws.types import ASG, INSTANCE_PROFILE, LB, LISTENER, LT, SCALING_POLICY, SG, SUBNET, TG
-from tests.stacks.conftest import PINNED_AMI
+from tests.stacks.conftest import CACHE_ON, PINNED_AMI
 from tests.stacks.plans import PLANNED_ASG_TARGET_C7I_LARGE
 
 colours = pytest.mark.parametrize("colour", COLOURS)
@@ -104,6 +106,18 @@ def test_the_container_s_thread_pools_follow_the_instance_vcpus_per_worker(aws_r
 
 
 @colours
+@pytest.mark.parametrize(
+    ("rendering", "cache"), [("aws_rendering", CacheSettings()), ("aws_planned", CacheSettings(**CACHE_ON))]
+)
+def test_the_container_gets_the_stack_s_prediction_cache_settings(request, rendering, cache, colour) -> None:
+    script = boot_script(request.getfixturevalue(rendering), colour)
+    for name, value in cache_env(cache).items():
+        assert f"readonly {name}={shlex.quote(value)}\n" in script, f"{rendering}: {colour} boot script lacks {name}"
+        assert f'--env "{name}=${{{name}}}"' in script, f"{rendering}: {colour} container does not get {name}"
+    assert set(cache_env(cache)) == set(CACHE_VARIABLES)
+
+
+@colours
 def test_the_server_keeps_idle_connections_longer_than_the_alb(aws_rendering, colour) -> None:
     script = boot_script(aws_rendering, colour)
     keep_alive = int(shlex.split(script.split("readonly KEEP_ALIVE=", 1)[1].splitlines()[0])[0])
@@ -162,9 +176,9 @@ def test_asg_runs_in_the_private_subnets(aws_rendering, colour) -> None:
 @colours
 def test_asg_sizes_come_from_the_settings(aws_rendering, aws_settings, colour) -> None:
     asg = aws_rendering.inputs(ASG, f"{colour}-asg")
-    cfg = aws_settings.aws
-    assert (asg["minSize"], asg["maxSize"]) == (cfg.min_size, cfg.max_size)
-    assert asg["desiredCapacity"] == cfg.desired_capacity
+    deploy = aws_settings.deploy
+    assert (asg["minSize"], asg["maxSize"]) == (deploy.min_replicas, deploy.max_replicas)
+    assert asg["desiredCapacity"] == deploy.replicas
 
 
 @colours
@@ -226,6 +240,19 @@ def test_a_rejected_summary_never_sizes_the_fleet(aws_rejected, aws_settings, co
     tracking = aws_rejected.inputs(SCALING_POLICY, f"{colour}-requests")["targetTrackingConfiguration"]
     assert tracking["targetValue"] == aws_settings.aws.requests_per_target_per_minute
     assert any("verdict is 'reject'" in w for w in aws_rejected.warnings()), aws_rejected.warnings()
+
+
+def test_cpu_autoscaling_tracks_the_group_s_average_cpu_at_the_autoscale_target() -> None:
+    assert tracking("cpu", 55.0, 600.0, "app/a/1/targetgroup/t/2") == {
+        "predefined_metric_specification": {"predefined_metric_type": "ASGAverageCPUUtilization"},
+        "target_value": 55.0,
+    }
+
+
+def test_in_flight_autoscaling_tracks_alb_requests_per_target() -> None:
+    config = tracking("in_flight", 55.0, 600.0, "app/a/1/targetgroup/t/2")
+    assert config["predefined_metric_specification"]["predefined_metric_type"] == "ALBRequestCountPerTarget"
+    assert config["target_value"] == 600.0
 
 
 def values(**changes: str) -> UserData:

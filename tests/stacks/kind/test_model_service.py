@@ -7,9 +7,11 @@ import json
 import pytest
 
 from stacks import outputs
+from stacks.cache import CACHE_VARIABLES, cache_env
 from stacks.capacity import CAPACITY_PLAN, CPU_SECONDS_PER_REQUEST, RPS_PER_VCPU_AT_SLO
+from stacks.config import CacheSettings
 from stacks.images import balancer_idle_timeout_s
-from stacks.kind import hpa_cpu_target
+from stacks.kind import IN_FLIGHT_METRIC, hpa_cpu_target, hpa_metric
 from stacks.kind.cluster import kind_config
 from stacks.kind.model_service import (
     COLOUR_LABEL,
@@ -19,6 +21,7 @@ from stacks.kind.model_service import (
     deployment_name,
 )
 from stacks.threads import THREAD_VARIABLES, thread_env
+from tests.stacks.conftest import CACHE_ON
 from tests.stacks.plans import PLANNED_HPA_TARGET, gate_summary, write_history
 
 colours = pytest.mark.parametrize("colour", COLOURS)
@@ -150,6 +153,16 @@ def test_every_pod_s_thread_pools_follow_its_cpu_budget_per_worker(kind_renderin
     assert {name: env.get(name) for name in THREAD_VARIABLES} == expected
 
 
+@colours
+@pytest.mark.parametrize(
+    ("rendering", "cache"), [("kind_rendering", CacheSettings()), ("kind_planned", CacheSettings(**CACHE_ON))]
+)
+def test_every_pod_gets_the_stack_s_prediction_cache_settings(request, rendering, cache, kind_settings, colour) -> None:
+    rendered = request.getfixturevalue(rendering)
+    env = {e["name"]: e["value"] for e in container(rendered, kind_settings, colour)["env"]}
+    assert {name: env.get(name) for name in CACHE_VARIABLES} == cache_env(cache), f"{rendering}: {colour} pods"
+
+
 @pytest.mark.parametrize(("cpu", "workers", "threads"), [(0.5, 1, "1"), (4, 1, "4"), (4, 2, "2"), (3, 2, "1")])
 def test_thread_env_gives_each_worker_the_whole_cores_of_its_share(cpu, workers, threads) -> None:
     assert thread_env(cpu / workers) == dict.fromkeys(THREAD_VARIABLES, threads)
@@ -193,10 +206,23 @@ def test_hpa_scales_its_colour_within_the_settings(kind_rendering, kind_settings
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
     assert name == kind_rendering.outputs[outputs.DEPLOYMENT_NAMES][colour]
     spec = hpa["spec"]
-    cfg = kind_settings.kind
-    assert (spec["minReplicas"], spec["maxReplicas"]) == (cfg.hpa_min_replicas, cfg.hpa_max_replicas)
+    deploy, autoscale = kind_settings.deploy, kind_settings.autoscale
+    assert (spec["minReplicas"], spec["maxReplicas"]) == (deploy.min_replicas, deploy.max_replicas)
     (metric,) = spec["metrics"]
     assert metric["resource"]["name"] == "cpu" and metric["resource"]["target"]["type"] == "Utilization"
+    windows = (spec["behavior"]["scaleUp"]["stabilizationWindowSeconds"],
+               spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"])  # fmt: skip
+    assert windows == (autoscale.scale_up_window_s, autoscale.scale_down_window_s)
+
+
+def test_in_flight_autoscaling_gives_the_hpa_a_pods_metric_and_warns_it_needs_an_adapter(kind_settings, capsys):
+    settings = kind_settings.with_overrides(autoscale={"metric": "in_flight", "target": 4.5})
+    metric = hpa_metric(settings)
+    assert metric == {
+        "type": "Pods",
+        "pods": {"metric": {"name": IN_FLIGHT_METRIC}, "target": {"type": "AverageValue", "averageValue": "4500m"}},
+    }
+    assert "custom-metrics adapter" in capsys.readouterr().err
 
 
 def hpa_target(rendering, settings, colour) -> int:
@@ -211,13 +237,13 @@ def test_hpa_cpu_target_comes_from_the_plan_of_the_promoted_version(kind_planned
 
 @colours
 def test_without_a_promotion_the_hpa_keeps_the_setting_and_says_why(kind_rendering, kind_settings, colour) -> None:
-    assert hpa_target(kind_rendering, kind_settings, colour) == kind_settings.kind.hpa_cpu_target
-    assert any("no promotion history" in w and "hpa_cpu_target" in w for w in kind_rendering.warnings())
+    assert hpa_target(kind_rendering, kind_settings, colour) == round(kind_settings.autoscale.target)
+    assert any("no promotion history" in w and "autoscale.target" in w for w in kind_rendering.warnings())
 
 
 @colours
 def test_another_stack_s_gate_run_never_sizes_the_hpa(kind_other_stack, kind_settings, colour) -> None:
-    assert hpa_target(kind_other_stack, kind_settings, colour) == kind_settings.kind.hpa_cpu_target
+    assert hpa_target(kind_other_stack, kind_settings, colour) == round(kind_settings.autoscale.target)
     assert any("stack is 'kind-staging', not 'kind'" in w for w in kind_other_stack.warnings())
 
 
@@ -237,7 +263,7 @@ def test_hpa_cpu_target_from_the_plan_is_only_clamped_to_what_kubernetes_accepts
 ) -> None:
     write_history(tmp_path, "kind", gate_summary("kind", "kind", **{CAPACITY_PLAN: plan}))
     target = hpa_cpu_target(kind_settings, work_dir=tmp_path)
-    assert target == (kind_settings.kind.hpa_cpu_target if expected is None else expected)
+    assert target == (round(kind_settings.autoscale.target) if expected is None else expected)
     # Outside the engine pulumi.log.warn prints "warning: ..." to stderr.
     warned = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert (warning is None and warned == []) or (warning is not None and any(warning in w for w in warned)), warned

@@ -178,3 +178,30 @@ def test_status_json_from_another_process_lists_url_bento_and_replicas(make_targ
     assert data["bento"] == reference_bento
     assert sorted(r["pid"] for r in data["replicas"]) == sorted(r.pid for r in status.replicas)
     assert all(set(r) >= {"url", "healthy", "pid"} and r["healthy"] for r in data["replicas"])
+
+
+@pytest.mark.parametrize(("limit", "set_", "removed"), [(True, {"OMP_NUM_THREADS": "1"}, ()), (False, {}, True)])
+def test_replica_thread_variables_follow_the_budget_unless_turned_off_for_the_bench(tmp_path, limit, set_, removed):
+    from modelops.targets.local.target import PoolRecord
+    from stacks.threads import THREAD_VARIABLES
+
+    target = LocalTarget(local_settings(tmp_path), limit_threads=limit)
+    pool = PoolRecord(colour="blue", bento="b:1", service="s", workers=1, cpu=0.5)
+    threads, unset = target.thread_variables(pool)
+    assert set_.items() <= threads.items() and (set(threads) == set(THREAD_VARIABLES) if limit else not threads)
+    assert set(unset) == (set(THREAD_VARIABLES) if removed else set())
+
+
+def test_spawn_leaves_out_the_unset_variables_of_its_own_environment(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    monkeypatch.setenv("MKL_NUM_THREADS", "7")
+    shown = "import os; print(os.environ.get('OMP_NUM_THREADS'), os.environ.get('MKL_NUM_THREADS'))"
+    logs = {}
+    for unset in ((), ("OMP_NUM_THREADS",)):
+        log = tmp_path / f"{len(unset)}.log"
+        proc = procs.spawn([sys.executable, "-c", shown], deployment="spawn-test", log=log, unset=unset)
+        assert wait_until(lambda pid=proc.pid: procs.exit_code(pid) is not None, timeout=20), "the child never ended"
+        procs.reap()
+        logs[unset] = log.read_text().strip()
+    assert logs[()] == "7 7", "without unset a child inherits the variable"
+    assert logs[("OMP_NUM_THREADS",)] == "None 7", "unset removes exactly the named variables"
