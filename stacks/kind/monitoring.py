@@ -76,6 +76,3 @@ class Monitoring(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )  # fmt: skip
         self.register_outputs({})
-
-
-
