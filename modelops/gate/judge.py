@@ -167,11 +167,20 @@ def _sweep_common(sweep: Sweep, threshold: dict[str, float], measured: dict[str,
     }
 
 
+def peak_ratio(sweep: Sweep, scales: list[float]) -> list[float | None]:
+    """Each larger configuration's best clean throughput against the smallest's, scaled like its matched ratio."""
+    first = sweep.curves[0].capacity
+    return [c.capacity / (scale * first) if first else None
+            for c, scale in zip(sweep.curves[1:], scales, strict=True)]  # fmt: skip
+
+
 def _judge_scaling(
     name: str, figure: str, results: list[tuple[int, Matched]], minimum: float, sweep: Sweep, common: dict,
-    budgets: CpuBudgets,
+    budgets: CpuBudgets, peaks: list[float | None],
 ) -> SuiteResult:  # fmt: skip
-    """Shared by horizontal and vertical: each larger configuration against the smallest at matched load."""
+    """Shared by horizontal and vertical: each larger configuration against the smallest at matched load; and its
+    best clean throughput must have grown as much (a smaller configuration starved past its knee at the compared
+    step must not make a larger one look like it scales)."""
     notes = [f"{c.label} {c.ended}" for c in sweep.curves if c.ended] + sweep.retried
     parts = []
     for value, m in results:
@@ -199,6 +208,11 @@ def _judge_scaling(
     worst = min(m.value for _, m in results if m.value is not None)
     if worst < minimum:
         return SuiteResult(status="fail", reason=f"{text}: below {name} {minimum:g}", **common)
+    flat = [f"{value} {sweep.unit}: {peak:.2f}" for (value, _), peak in zip(results, peaks, strict=True)
+            if peak is not None and peak < minimum]  # fmt: skip
+    if flat:
+        reason = f"{text}: the best clean throughput did not grow as much ({', '.join(flat)}, below {name} {minimum:g})"
+        return SuiteResult(status="fail", reason=reason, **common)
     return SuiteResult(status="pass", reason=text, **common)
 
 
@@ -215,7 +229,8 @@ def judge_horizontal(sweep: Sweep, gate: GateSettings, slo: SloSettings, budgets
         # What a later regression check compares with: the best clean throughput of one replica under this plan.
         measured["capacity_per_replica"] = first.capacity / base
     common = _sweep_common(sweep, {"min_efficiency": gate.min_efficiency}, measured)
-    return _judge_scaling("min_efficiency", "E", results, gate.min_efficiency, sweep, common, budgets)
+    peaks = peak_ratio(sweep, [n / base for n in sweep.values[1:]])
+    return _judge_scaling("min_efficiency", "E", results, gate.min_efficiency, sweep, common, budgets, peaks)
 
 
 def judge_vertical(sweep: Sweep, gate: GateSettings, slo: SloSettings, budgets: CpuBudgets) -> SuiteResult:
@@ -226,7 +241,9 @@ def judge_vertical(sweep: Sweep, gate: GateSettings, slo: SloSettings, budgets: 
     measured: dict[str, float | None] = {"ratio": last}
     measured |= {f"rps_{w}": c.capacity for w, c in zip(sweep.values, sweep.curves, strict=True)}
     common = _sweep_common(sweep, {"min_vertical_ratio": gate.min_vertical_ratio}, measured)
-    return _judge_scaling("min_vertical_ratio", "ratio", results, gate.min_vertical_ratio, sweep, common, budgets)
+    peaks = peak_ratio(sweep, [1.0] * (len(sweep.values) - 1))
+    return _judge_scaling("min_vertical_ratio", "ratio", results, gate.min_vertical_ratio, sweep, common, budgets,
+                          peaks)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ failover

@@ -190,6 +190,20 @@ def test_vertical_fails_below_its_ratio_and_passes_above() -> None:
     assert good.status == "pass" and good.measured["ratio"] == pytest.approx(204 / 112)
 
 
+def test_scaling_fails_when_the_best_clean_throughput_did_not_grow_whatever_the_matched_ratio() -> None:
+    # Measured on a busy machine: one worker held by a lock peaks at 49 req/s and sags to 37 at its last step; two
+    # workers, held by the same lock, reach 49 at twice the users. Matched at that step: 1.32; peak to peak: 1.0.
+    one, two = curve("workers=1", 45, 49, 37), curve("workers=2", 45, 49, 49, base=8)
+    gate = GATE.model_copy(update={"min_vertical_ratio": 1.3})
+    result = judge.judge_vertical(sweep("workers", [1, 2], one, two), gate, SLO, BUDGETS)
+    assert result.status == "fail", result.reason
+    assert "best clean throughput did not grow as much (2 workers: 1.00" in result.reason
+    # Two replicas matched at the last step (30 vs 2 x 20: E 0.75) but never above 50 against one replica's 49.
+    sagging, pair = curve("replicas=1", 45, 49, 20), curve("replicas=2", 40, 50, 30, base=8)
+    replicas = judge.judge_horizontal(sweep("replicas", [1, 2], sagging, pair), GATE, SLO, BUDGETS)
+    assert replicas.status == "fail" and "did not grow as much (2 replicas: 0.51" in replicas.reason, replicas.reason
+
+
 # ------------------------------------------------------------------------------------------------ failover
 def failover(down_after: float | None, result: LoadResult | None = None, killed: bool = True) -> SuiteResult:
     run = FailoverRun(result=result or load(seconds=20), replicas=2, workers=1,
