@@ -382,8 +382,9 @@ def demo(stack: StackOpt = "local") -> None:
     """The main job on the local target, end to end (what `make demo` runs)."""
     from modelops.demo import run_demo
 
-    summary = run_demo(_settings(stack), Steps(err), out)
-    _print_verdict(summary)
+    result = run_demo(_settings(stack), Steps(err), out)
+    summary = result.summary
+    _print_verdict(summary, result.reports)
     # The demo worked when it printed a verdict: promote, reject and inconclusive are all outcomes of a working
     # pipeline (`modelops gate` keeps the verdict's exit code). Anything broken raised before this line.
     out.print(f"demo finished: the gate's verdict was {summary.verdict} (gate exit status {summary.exit_status})")
@@ -660,7 +661,7 @@ def _print_soak(summary: dict) -> None:
     out.print(f"goal: RSS within ±{summary['goals']['rss_drift']:.0%}, FDs flat. results: {summary['path']}")
 
 
-def _print_verdict(summary) -> None:
+def _print_verdict(summary, reports: Path = PROJECT_ROOT / "reports") -> None:
     colour = {"promote": "green", "reject": "red"}.get(summary.verdict, "yellow")
     out.print(f"[bold {colour}]verdict: {summary.verdict}[/] (exit {summary.exit_status}) — {summary.reason}")
     plan = summary.capacity_plan
@@ -673,7 +674,7 @@ def _print_verdict(summary) -> None:
         )
     for note in plan.notes:
         out.print(f"  note: {note}")
-    out.print(f"report: {PROJECT_ROOT / 'reports' / summary.run_id / 'report.html'}")
+    out.print(f"report: {reports / summary.run_id / 'report.html'}")
 
 
 def _print_status(data: dict) -> None:

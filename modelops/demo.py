@@ -11,12 +11,13 @@ One full model-update loop, for real on loopback:
    traffic → promoted or rejected/rolled back;
 5. down. Reports (drift JSON/HTML, the gate's report, the prediction log) stay under reports/demo-<time>/.
 
-Returns the gate's summary (the demo succeeded whatever the verdict).
+Returns the gate's summary and the folder its report is in (the demo succeeded whatever the verdict).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -89,7 +90,13 @@ def _accuracy(target: LocalTarget, feedback: Path, since: float) -> tuple[int, f
     return len(hits), (sum(hits) / len(hits) if hits else None)
 
 
-def run_demo(settings: StackConfig, steps: Steps, out: Console) -> Summary:
+@dataclass(frozen=True)
+class DemoResult:
+    summary: Summary
+    reports: Path  # the folder the gate's run folder is in
+
+
+def run_demo(settings: StackConfig, steps: Steps, out: Console) -> DemoResult:
     started = time.monotonic()
     work = PROJECT_ROOT / "reports" / time.strftime("demo-%Y%m%d-%H%M%S")
     feedback = work / "feedback.jsonl"
@@ -132,10 +139,12 @@ def run_demo(settings: StackConfig, steps: Steps, out: Console) -> Summary:
         out.print(f"  v2 bento {v2.bento}")
 
         gate_started = time.monotonic()
-        url = target.status().url
-        summary = run_gate(target, settings, v2.bento, steps, command="modelops demo",
-                           reports=work, during_promotion=lambda: traffic.Clients(url, shifted))  # fmt: skip
+        clients = traffic.Clients(target.status().url, shifted)  # the canary judges real client traffic
+        summary = run_gate(target, settings, v2.bento, steps, command="modelops demo", reports=work,
+                           during_promotion=lambda: clients)  # fmt: skip
         out.print(f"  gate took {time.monotonic() - gate_started:.0f} s")
+        if summary.verdict == "promote":
+            out.print(f"  clients during the promotion: {clients.ok} answered, {clients.failed} failed")
         live = target.status()
         out.print(f"  live now: {live.bento} ({'v2, promoted' if live.bento == v2.bento else 'v1, v2 not promoted'})")
     finally:
@@ -143,4 +152,4 @@ def run_demo(settings: StackConfig, steps: Steps, out: Console) -> Summary:
             target.down()
     out.print(f"demo took {time.monotonic() - started:.0f} s; everything it wrote: {work}")
     assert summary is not None  # run_gate returns one or raises
-    return summary
+    return DemoResult(summary, work)

@@ -124,8 +124,9 @@ def test_a_starved_load_generator_makes_the_run_inconclusive_never_a_verdict(rej
     if not budgets.enabled:
         pytest.skip(f"needs a cgroup CPU budget for the load generator: {budgets.reason}")
     name = f"modelops-test-generator-{os.getpid()}"
-    # 2 % of a core (100-ms periods: 2 ms each) for a load that needs several times that: Locust waits for CPU.
-    procs_file = budgets.create(name, 0.02, period_us=100_000)
+    # 5 % of a core (100-ms periods: 5 ms each) for a load that needs many times that: Locust waits for CPU. (At
+    # 2 % the test took 55 s, most of it Locust importing; the verdict was the same.)
+    procs_file = budgets.create(name, 0.05, period_us=100_000)
     try:
         summary = rejected(candidate_bento, ("slo",), gate={"users": 32, "target_rps": 400},
                            run={"generator_cgroup": procs_file})  # fmt: skip
