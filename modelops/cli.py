@@ -17,7 +17,7 @@ from rich.table import Table
 from modelops.errors import ExitStatus, ModelopsError, NotDeployedError, UsageError
 from modelops.gate.summary import SUITES
 from modelops.ui import Steps
-from stacks.config import PROJECT_ROOT, ConfigError, StackConfig, load_stack_config
+from stacks.config import DEMO_STACK, PROJECT_ROOT, ConfigError, StackConfig, load_stack_config
 from stacks.predictions import prediction_log_dir
 
 if TYPE_CHECKING:
@@ -378,11 +378,13 @@ def retrain(
 
 @app.command()
 @handled
-def demo(stack: StackOpt = "local") -> None:
-    """The main job on the local target, end to end (what `make demo` runs)."""
+def demo() -> None:
+    """The main job on the local target, end to end (what `make demo` runs), on a stack of its own (`demo`: the local
+    stack's settings, its own deployment and history), so a deployment you have up on `local` is never touched.
+    `modelops down --stack demo` stops what an interrupted demo left running."""
     from modelops.demo import run_demo
 
-    result = run_demo(_settings(stack), Steps(err), out)
+    result = run_demo(_settings(DEMO_STACK), Steps(err), out)
     summary = result.summary
     _print_verdict(summary, result.reports)
     # The demo worked when it printed a verdict: promote, reject and inconclusive are all outcomes of a working

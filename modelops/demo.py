@@ -107,6 +107,7 @@ def run_demo(settings: StackConfig, steps: Steps, out: Console) -> DemoResult:
     v1 = _model(steps, out, seed=1, label="v1")
     metadata, _ = drift_report.load_model(bentos.describe(v1).models[0])
     target = LocalTarget(settings)
+    target.down()  # an interrupted demo's leftovers (the demo's own stack only: a deployment on `local` is not touched)
     summary: Summary | None = None
     try:
         with steps.step(f"deploying v1: {settings.deploy.replicas} replicas behind HAProxy") as note:

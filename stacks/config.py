@@ -686,12 +686,21 @@ def stack_file(stack: str, stacks_dir: Path | None = None) -> Path:
 
 def available_stacks(stacks_dir: Path | None = None) -> list[str]:
     found = (stacks_dir or STACKS_DIR).glob("Pulumi.*.yaml")
-    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in found)
+    return sorted({p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in found} | {DEMO_STACK})
+
+
+# `make demo` runs on a stack of its own, so it never stops or rewrites the history of a deployment a user has up on
+# `local`: the same settings as the local stack (no file of its own to drift from it), its own state and history.
+DEMO_STACK = "demo"
+DEMO_BASE_STACK = "local"
 
 
 def load_stack_config(stack: str, stacks_dir: Path | None = None) -> StackConfig:
-    """Read and validate ``stacks/Pulumi.<stack>.yaml``. Raises :class:`ConfigError` naming the key and the fix."""
+    """Read and validate ``stacks/Pulumi.<stack>.yaml``. Raises :class:`ConfigError` naming the key and the fix.
+    The demo's stack, without a file of its own, is the local stack's settings under the name ``demo``."""
     path = stack_file(stack, stacks_dir)
+    if stack == DEMO_STACK and not path.is_file():
+        return load_stack_config(DEMO_BASE_STACK, stacks_dir).model_copy(update={"stack": DEMO_STACK})
     if not path.is_file():
         known = ", ".join(available_stacks(stacks_dir)) or "none"
         raise ConfigError(f"no stack named {stack!r}: {path} does not exist (stacks here: {known})")

@@ -100,3 +100,20 @@ def test_one_scaling_definition_validates_for_in_flight_and_cpu(tmp_path) -> Non
 def test_replicas_outside_the_bounds_are_fine_while_nothing_autoscales_the_local_pool(tmp_path) -> None:
     settings = load_stack_config("t", write_stack(tmp_path, "  modelops:deploy:\n    replicas: 6\n"))
     assert settings.deploy.replicas == 6
+
+
+def test_the_demo_stack_is_the_local_settings_under_its_own_name_and_state() -> None:
+    from modelops.gate.run import history_file
+    from modelops.stackdir import stack_dir
+
+    demo, local = load_stack_config("demo"), load_stack_config("local")
+    assert demo.stack == "demo" and demo.target == "local"
+    assert demo.model_dump(exclude={"stack"}) == local.model_dump(exclude={"stack"})
+    # Its own deployment (state, process marker) and history: the demo never stops or rewrites `local`'s.
+    assert stack_dir(demo) != stack_dir(local)
+    assert history_file(demo).path != history_file(local).path
+
+
+def test_a_demo_stack_file_wins_over_the_derived_settings(tmp_path) -> None:
+    stacks = write_stack(tmp_path, "  modelops:deploy:\n    replicas: 3\n", name="demo")
+    assert load_stack_config("demo", stacks).deploy.replicas == 3
