@@ -23,8 +23,17 @@ from stacks.predictions import prediction_log_dir
 if TYPE_CHECKING:
     from modelops.targets.local import LocalTarget
 
+
+def _exit_codes() -> str:
+    """Every exit status with its meaning, from the enum's own comments: `modelops --help` lists them."""
+    return "Exit codes: " + "; ".join(
+        f"{status.value} {status.name.lower().replace('_', ' ')}" for status in ExitStatus
+    )
+
+
 app = typer.Typer(
     help="Take a BentoML model from prototype to production: build, deploy, load-test, promote.",
+    epilog=_exit_codes(),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -32,10 +41,34 @@ app = typer.Typer(
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-StackOpt = Annotated[str, typer.Option("--stack", "-s", help="stack name: its settings are stacks/Pulumi.<stack>.yaml")]
+StackOpt = Annotated[
+    str,
+    typer.Option(
+        "--stack", "-s", envvar="MODELOPS_STACK", help="stack name: its settings are stacks/Pulumi.<stack>.yaml"
+    ),
+]
 BentoOpt = Annotated[
     str | None, typer.Option("--bento", "-b", help="bento tag (default: modelops:bento, else the last build)")
 ]
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        import importlib.metadata
+        import platform
+
+        versions = {name: importlib.metadata.version(name) for name in ("modelops", "bentoml", "locust", "pulumi")}
+        out.print(" ".join(f"{name} {v}" for name, v in versions.items()) + f" (Python {platform.python_version()})")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the versions and exit")
+    ] = False,
+) -> None:
+    """Take a BentoML model from prototype to production: build, deploy, load-test, promote."""
 
 
 def handled(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -11,6 +11,7 @@ class ExitStatus(IntEnum):
     OK = 0  # also: the candidate was promoted
     ERROR = 1  # an operation failed (a replica would not start, a port is taken …)
     USAGE = 2  # bad command line or invalid settings
+    STACK_BUSY = 3  # another modelops command holds the stack's operation lock: wait for it, or retry later
     SMOKE_FAILED = 10
     SLO_FAILED = 11
     HORIZONTAL_FAILED = 12

@@ -16,13 +16,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from modelops.errors import ModelopsError
+from modelops.errors import ExitStatus, ModelopsError
 
 LOCK_FILE = "operation.lock"
 
 
 class StackBusyError(ModelopsError):
     """Another modelops command is changing this stack."""
+
+    exit_status = ExitStatus.STACK_BUSY
 
 
 def _holder(handle) -> str:

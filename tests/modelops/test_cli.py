@@ -67,3 +67,23 @@ def test_up_autoscale_on_kind_says_the_hpa_applies_the_same_definition() -> None
     result = CliRunner().invoke(app, ["up", "--stack", "kind", "--autoscale"])
     assert result.exit_code == ExitStatus.USAGE, result.output
     assert "the HPA scales the pools from modelops:deploy.min_replicas/max_replicas" in " ".join(result.output.split())
+
+
+def test_version_prints_the_versions_of_modelops_and_what_it_drives() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    for name in ("modelops", "bentoml", "locust", "Python"):
+        assert name in result.output, f"`modelops --version` does not name {name}: {result.output}"
+
+
+def test_help_lists_every_exit_code() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    text = " ".join(result.output.split())  # rich wraps the epilog to the terminal's width
+    for status in ExitStatus:
+        assert f"{status.value} {status.name.lower().replace('_', ' ')}" in text, status
+
+
+def test_the_stack_can_come_from_modelops_stack() -> None:
+    result = CliRunner().invoke(app, ["config"], env={"MODELOPS_STACK": "no-such-stack"})
+    assert result.exit_code == ExitStatus.USAGE
+    assert "no stack named 'no-such-stack'" in result.output

@@ -14,6 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from modelops.cli import app
+from modelops.errors import ExitStatus
 from modelops.locking import LOCK_FILE, StackBusyError, is_locked, stack_lock
 from modelops.promotion import HistoryFile
 
@@ -46,7 +47,7 @@ def test_a_second_operation_is_refused_naming_the_holders_pid_and_command(tmp_pa
         pass
     message = str(refused.value)
     assert f"pid {holder.pid}" in message and "`modelops gate --candidate v9`" in message
-    assert str(tmp_path / LOCK_FILE) in message and refused.value.exit_status == 1
+    assert str(tmp_path / LOCK_FILE) in message and refused.value.exit_status == ExitStatus.STACK_BUSY
 
 
 def test_a_crashed_holder_releases_the_lock(tmp_path, holder) -> None:
