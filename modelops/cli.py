@@ -25,10 +25,9 @@ if TYPE_CHECKING:
 
 
 def _exit_codes() -> str:
-    """Every exit status with its meaning, from the enum's own comments: `modelops --help` lists them."""
-    return "Exit codes: " + "; ".join(
-        f"{status.value} {status.name.lower().replace('_', ' ')}" for status in ExitStatus
-    )
+    """Every exit status by its name in ExitStatus (the README explains each): `modelops --help` lists them."""
+    named = (f"{status.value} {status.name.lower().replace('_', ' ')}" for status in ExitStatus)
+    return "Exit codes: " + "; ".join(named)
 
 
 app = typer.Typer(
