@@ -24,7 +24,7 @@ export BENTOML_HOME := $(CURDIR)/.work/bentoml
 export BENTOML_DO_NOT_TRACK := true
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup setup-test system-deps demo test bench lint format down clean
+.PHONY: help setup setup-test system-deps delegate-budgets demo test bench lint format down clean
 
 help:
 	@echo "make demo    train, build, deploy replicas behind HAProxy, gate a candidate, print the verdict"
@@ -107,6 +107,11 @@ lint: setup
 format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# CPU budgets without root (cgroup v1): an administrator hands a plain user a group of their own, once.
+DELEGATE_TO ?= $(or $(SUDO_USER),$(USER))
+delegate-budgets: $(BIN)/.installed
+	$(BIN)/python -c 'from modelops.targets.local.cgroups import delegate; print("delegated", delegate("$(DELEGATE_TO)"))'
 
 down:
 	@if [ -x $(BIN)/modelops ]; then $(BIN)/modelops down --stack $(STACK) && $(BIN)/modelops down --stack demo; \
