@@ -1,6 +1,6 @@
 # modelops — every target bootstraps what it needs (idempotent): a .venv with the pinned packages, a tools venv
 # for checkov, and the system programs haproxy + shellcheck + prometheus (with promtool) + chromium (headless, for
-# the report rendering tests) (apt-get on Debian/Ubuntu, brew on macOS).
+# the report rendering tests) + alertmanager (apt-get on Debian/Ubuntu, brew on macOS).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 TOOLS := .venv-tools
 PEER := .venv-peer
 # Commands on PATH; system-deps installs the package of each missing one (promtool: prometheus).
-SYSTEM_TOOLS := haproxy shellcheck promtool chromium
+SYSTEM_TOOLS := haproxy shellcheck promtool prometheus-alertmanager chromium
 STACK ?= local
 
 # BentoML keeps models and bentos here, inside the project, not in ~/bentoml.
@@ -53,16 +53,16 @@ $(PEER)/.installed: constraints-peer.txt
 system-deps:
 	@missing=""; for tool in $(SYSTEM_TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
-	packages=""; for tool in $$missing; do case $$tool in promtool) packages="$$packages prometheus";; *) packages="$$packages $$tool";; esac; done; \
+	packages=""; for tool in $$missing; do case $$tool in promtool) packages="$$packages prometheus";; prometheus-alertmanager) packages="$$packages $$(command -v apt-get >/dev/null && echo prometheus-alertmanager || echo alertmanager)";; *) packages="$$packages $$tool";; esac; done; \
 	echo "installing system packages:$$packages"; \
 	if command -v apt-get >/dev/null; then \
 	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
-	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$packages >/dev/null; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$packages >/dev/null; \
 	elif command -v brew >/dev/null; then \
 	  brew install $$packages; \
 	else \
 	  echo "error: cannot install$$packages here (no apt-get, no brew). Install them with your package manager"; \
-	  echo "       (haproxy >= 2.4, shellcheck, prometheus >= 2.37 with promtool, chromium), make sure they are on PATH, and run make again."; \
+	  echo "       (haproxy >= 2.4, shellcheck, prometheus >= 2.37 with promtool, alertmanager >= 0.25 as prometheus-alertmanager, chromium), make sure they are on PATH, and run make again."; \
 	  exit 1; \
 	fi; \
 	for tool in $$missing; do command -v $$tool >/dev/null || { echo "error: $$tool still not on PATH"; exit 1; }; done

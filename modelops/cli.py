@@ -139,9 +139,11 @@ def up(
             raise UsageError("--monitoring starts Prometheus on this machine for the local target only: on kind/aws "
                              "scrape the pods or instances with your cluster's or account's Prometheus")  # fmt: skip
         local = cast("LocalTarget", target)  # the local target (checked above): open_target made a LocalTarget
-        with Steps(err).step("starting Prometheus"):
-            url = service.start(histories.path.parent, status, settings, deployment=local.deployment)
+        with Steps(err).step("starting the drift monitor, Alertmanager and Prometheus"):
+            url = service.start(histories.path.parent, status, settings, deployment=local.deployment,
+                                log_dir=prediction_log_dir(settings))  # fmt: skip
         out.print(f"Prometheus: [cyan]{url}[/] (rules: {histories.path.parent / 'monitoring' / 'rules.yml'})")
+        _print_monitoring(histories.path.parent, settings)
 
 
 @app.command()
@@ -494,6 +496,39 @@ def monitor(
 
 @app.command()
 @handled
+def alerts(
+    stack: StackOpt = "local",
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """What fires now, from the deployment's Alertmanager (`modelops up --monitoring` starts it): name, severity,
+    since when, the receiver it was routed to, its summary."""
+    from modelops.gate.run import history_file
+    from modelops.monitor import alertmanager, service
+
+    settings = _settings(stack)
+    url = service.running_alertmanager(history_file(settings).path.parent)
+    if url is None:
+        raise NotDeployedError(
+            f"no Alertmanager runs for stack {stack!r}: start the deployment with "
+            f"`modelops up --stack {stack} --monitoring` (kind/aws: query your own Alertmanager)"
+        )
+    found = alertmanager.alerts(url)
+    if as_json:
+        out.print_json(json.dumps({"alertmanager": url, "alerts": [a.to_dict() for a in found]}))
+        return
+    if not found:
+        out.print(f"nothing fires (Alertmanager at {url})")
+        return
+    table = Table("alert", "severity", "since", "state", "receiver", "labels", "summary", title=f"firing at {url}")
+    for a in found:
+        labels = " ".join(f"{k}={v}" for k, v in sorted(a.labels.items()) if k not in ("job", "instance"))
+        style = "red" if a.severity == "page" else "yellow"
+        table.add_row(f"[{style}]{a.name}[/]", a.severity, a.since, a.state, ", ".join(a.receivers), labels, a.summary)
+    out.print(table)
+
+
+@app.command()
+@handled
 def traffic(
     stack: StackOpt = "local",
     scenario: Annotated[
@@ -675,6 +710,21 @@ def _print_verdict(summary, reports: Path = PROJECT_ROOT / "reports") -> None:
     for note in plan.notes:
         out.print(f"  note: {note}")
     out.print(f"report: {reports / summary.run_id / 'report.html'}")
+
+
+def _print_monitoring(state_dir: Path, settings: StackConfig) -> None:
+    from modelops.monitor import service
+
+    found = service.urls(state_dir)
+    out.print(f"Alertmanager: [cyan]{found['alertmanager']}[/]   drift monitor: [cyan]{found['monitor']}[/]/metrics")
+    webhook = settings.monitor.alert_webhook
+    if webhook:
+        out.print(f"alerts are posted to {webhook} (pages and tickets); `modelops alerts` lists what fires")
+    else:
+        err.print(
+            "[yellow]no alert webhook: alerts are kept by Alertmanager and listed by `modelops alerts`, nobody is "
+            f"notified[/] (set modelops:monitor.alert_webhook in stacks/Pulumi.{settings.stack}.yaml)"
+        )
 
 
 def _print_status(data: dict) -> None:

@@ -43,12 +43,11 @@ def heldout_rows(metadata: dict) -> np.ndarray:
 
 
 def normal_traffic(heldout: np.ndarray, jitter: float, rng: np.random.Generator) -> Callable[[int], np.ndarray]:
-    """A sampler of n normal rows: held-out rows drawn with replacement, plus ``jitter`` held-out stds of noise."""
-    spread = heldout.std(axis=0, ddof=1) * jitter
+    """A sampler of n normal rows: the smoothed bootstrap of the held-out rows that ``modelops traffic`` sends."""
+    from modelops.monitor.traffic import smoothed_bootstrap
 
     def sample(n: int) -> np.ndarray:
-        rows = heldout[rng.integers(0, len(heldout), n)]
-        return rows + rng.normal(0.0, 1.0, rows.shape) * spread if jitter else rows
+        return smoothed_bootstrap(heldout, n, jitter, rng)[0]
 
     return sample
 

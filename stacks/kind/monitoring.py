@@ -1,5 +1,5 @@
 """Monitoring on kind from the same thresholds as the local target: a ConfigMap holding the Prometheus
-configuration and the rules file (modelops/monitor/rules.py, rendered from this stack's modelops:slo and
+configuration and the rules file (stacks/alerting.py, rendered from this stack's modelops:slo and
 modelops:monitor), for a Prometheus the user runs in the cluster (stacks/RUNNING.md says how to mount it).
 
 The scrape configuration finds the model pods through the Kubernetes API (pods of this namespace carrying the
@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from modelops.monitor.rules import JOB_REPLICAS, render_rules
+from stacks.alerting import JOB_REPLICAS, render_rules
 from stacks.config import StackConfig
 from stacks.names import APP_LABELS, COLOUR_LABEL
 
