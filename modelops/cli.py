@@ -599,17 +599,31 @@ def drift(
     feature: Annotated[str, typer.Option(help="--calibrate: the feature to shift")] = "alcohol",
     shift: Annotated[float, typer.Option(help="--calibrate: shift, in training standard deviations")] = 1.0,
     jitter: Annotated[float, typer.Option(help="--calibrate: noise on resampled rows, in held-out stds")] = 0.3,
+    windowed: Annotated[
+        bool, typer.Option("--windowed", help="--calibrate: the on-demand window check instead of the monitor's")
+    ] = False,
+    rate: Annotated[float, typer.Option(help="--calibrate: rows per second of simulated traffic")] = 10.0,
+    days: Annotated[float, typer.Option(help="--calibrate: simulated days of normal traffic")] = 1.0,
+    seed: Annotated[int, typer.Option(help="--calibrate: random seed of the simulated traffic")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="--calibrate: the whole result as JSON")] = False,
 ) -> None:
     """Compare the last logged inputs and predictions with the training reference: per-feature PSI + KS test,
-    predicted class shares. Writes drift.json + drift.html; exits 30 on drift, 20 when too few rows."""
+    predicted class shares. Writes drift.json + drift.html; exits 30 on drift, 20 when too few rows.
+    --calibrate measures the drift monitor's detector instead: false alarms over simulated days of normal traffic,
+    delays to find 0.5/1/2-sd shifts of 1 and 3 features (--windowed: this window check's own figures)."""
     from modelops.monitor import drift_report
 
     settings = _settings(stack)
     monitor = settings.monitor.model_copy(update={"window": window}) if window else settings.monitor
     if window is not None and window < 1:
         raise UsageError(f"--window must be at least 1, got {window}")
-    if calibrate:
+    if calibrate and windowed:
         _calibrate(monitor, model or "wine_classifier:latest", windows, trials, feature, shift, jitter)
+        return
+    if calibrate:
+        from modelops.monitor.drift_calibration import run_and_print
+
+        run_and_print(out, err, monitor.drift, model or "wine_classifier:latest", rate, days, jitter, seed, as_json)
         return
     log_dir = log or prediction_log_dir(settings)
     loader = (lambda _version: drift_report.store_reference(model)) if model else drift_report.store_reference
