@@ -461,9 +461,20 @@ def monitor(
     once: Annotated[bool, typer.Option("--once", help="one sample, then exit (for scripts)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="with --once: machine-readable output")] = False,
     interval: Annotated[float, typer.Option(help="seconds each sample covers (the refresh period)")] = 2.0,
+    calibrate: Annotated[
+        bool, typer.Option("--calibrate", help="count AnomalyFlagged's false alarms over simulated normal days")
+    ] = False,
+    rate: Annotated[float, typer.Option(help="--calibrate: simulated requests per second")] = 10.0,
+    days: Annotated[float, typer.Option(help="--calibrate: simulated days")] = 1.0,
+    seed: Annotated[int, typer.Option(help="--calibrate: random seed")] = 0,
 ) -> None:
     """Live view of the deployment: req/s, p50/p95/p99 and 5xx per colour and replica, firing alerts, anomalies,
-    the latest drift check. Ctrl-C stops it."""
+    the latest drift check. Ctrl-C stops it. --calibrate measures the anomaly rule instead (no deployment needed)."""
+    if calibrate:
+        from modelops.monitor.anomaly_day import run_and_print
+
+        run_and_print(out, _settings(stack), rate, days, seed, as_json)
+        return
     from rich.live import Live
 
     from modelops.gate.run import history_file

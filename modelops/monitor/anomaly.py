@@ -83,12 +83,12 @@ def detect(
 
 
 def condition(
-    series: Sequence[float],
+    series: Sequence[float] | np.ndarray,
     window: int,
     threshold: float,
     min_scale: float,
     direction: Direction,
-    events: Sequence[float] | None = None,
+    events: Sequence[float] | np.ndarray | None = None,
     min_events: float | None = None,
     baseline_events: float | None = None,
 ) -> np.ndarray:
