@@ -1,7 +1,7 @@
 # modelops — every target bootstraps what it needs (idempotent). `make demo` installs only what the demo runs: a
 # .venv with the pinned packages and HAProxy. `make test` adds what the tests run: a tools venv for checkov and the
-# system programs shellcheck, prometheus (with promtool) and chromium (headless, for the report rendering tests).
-# apt-get on Debian/Ubuntu, brew on macOS.
+# system programs shellcheck, prometheus (with promtool), alertmanager and chromium (headless, for the report
+# rendering tests). apt-get on Debian/Ubuntu, brew on macOS.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -16,7 +16,7 @@ PEER := .venv-peer
 # Commands on PATH; system-deps installs the package of each missing one (promtool: prometheus). The demo needs only
 # HAProxy; the tests need the rest.
 DEMO_TOOLS := haproxy
-TEST_TOOLS := $(DEMO_TOOLS) shellcheck promtool chromium
+TEST_TOOLS := $(DEMO_TOOLS) shellcheck promtool alertmanager chromium
 STACK ?= local
 
 # BentoML keeps models and bentos here, inside the project, not in ~/bentoml.
@@ -64,14 +64,17 @@ $(PEER)/.installed: constraints-peer.txt
 	@touch $@
 
 # promtool (Prometheus' rule checker and test runner) comes with the prometheus package, like the server itself.
-# Chromium is `chromium` on Debian and `chromium-browser` on Ubuntu: either name on PATH will do.
+# Some programs go by two names: chromium (Debian) / chromium-browser (Ubuntu), prometheus-alertmanager (Debian's
+# package and binary) / alertmanager (brew). Either name on PATH will do.
 TOOLS_NEEDED ?= $(TEST_TOOLS)
+found = case $$1 in chromium) command -v chromium || command -v chromium-browser;; 	  alertmanager) command -v prometheus-alertmanager || command -v alertmanager;; *) command -v $$1;; esac >/dev/null
 system-deps:
-	@missing=""; for tool in $(TOOLS_NEEDED); do \
-	  case $$tool in chromium) command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing="$$missing $$tool";; \
-	  *) command -v $$tool >/dev/null || missing="$$missing $$tool";; esac; done; \
+	@has() { $(found); }; \
+	missing=""; for tool in $(TOOLS_NEEDED); do has $$tool || missing="$$missing $$tool"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
-	packages=""; for tool in $$missing; do case $$tool in promtool) packages="$$packages prometheus";; *) packages="$$packages $$tool";; esac; done; \
+	apt=""; command -v apt-get >/dev/null && apt=1; \
+	packages=""; for tool in $$missing; do case $$tool in promtool) packages="$$packages prometheus";; \
+	  alertmanager) packages="$$packages $${apt:+prometheus-}alertmanager";; *) packages="$$packages $$tool";; esac; done; \
 	echo "installing system packages:$$packages"; \
 	if command -v apt-get >/dev/null; then \
 	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
@@ -82,10 +85,10 @@ system-deps:
 	  brew install $$packages; \
 	else \
 	  echo "error: cannot install$$packages here (no apt-get, no brew). Install them with your package manager"; \
-	  echo "       (haproxy >= 2.4; for the tests also shellcheck, prometheus >= 2.37 with promtool, chromium), make sure they are on PATH, and run make again."; \
+	  echo "       (haproxy >= 2.4; for the tests also shellcheck, prometheus >= 2.37 with promtool, alertmanager >= 0.25, chromium), make sure they are on PATH, and run make again."; \
 	  exit 1; \
 	fi; \
-	for tool in $$missing; do case $$tool in chromium) command -v chromium >/dev/null || command -v chromium-browser >/dev/null;; *) command -v $$tool >/dev/null;; esac || { echo "error: $$tool still not on PATH"; exit 1; }; done
+	for tool in $$missing; do has $$tool || { echo "error: $$tool still not on PATH"; exit 1; }; done
 
 # The demo runs on a stack of its own (`demo`: the local stack's settings, its own deployment and history).
 demo: setup

@@ -171,9 +171,11 @@ def up(
             raise UsageError("--monitoring starts Prometheus on this machine for the local target only: on kind/aws "
                              "scrape the pods or instances with your cluster's or account's Prometheus")  # fmt: skip
         local = cast("LocalTarget", target)  # the local target (checked above): open_target made a LocalTarget
-        with Steps(err).step("starting Prometheus"):
-            url = service.start(histories.path.parent, status, settings, deployment=local.deployment)
+        with Steps(err).step("starting the drift monitor, Alertmanager and Prometheus"):
+            url = service.start(histories.path.parent, status, settings, deployment=local.deployment,
+                                log_dir=prediction_log_dir(settings))  # fmt: skip
         out.print(f"Prometheus: [cyan]{url}[/] (rules: {histories.path.parent / 'monitoring' / 'rules.yml'})")
+        _print_monitoring(histories.path.parent, settings)
 
 
 @app.command()
@@ -493,9 +495,20 @@ def monitor(
     once: Annotated[bool, typer.Option("--once", help="one sample, then exit (for scripts)")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="with --once: machine-readable output")] = False,
     interval: Annotated[float, typer.Option(help="seconds each sample covers (the refresh period)")] = 2.0,
+    calibrate: Annotated[
+        bool, typer.Option("--calibrate", help="count AnomalyFlagged's false alarms over simulated normal days")
+    ] = False,
+    rate: Annotated[float, typer.Option(help="--calibrate: simulated requests per second")] = 10.0,
+    days: Annotated[float, typer.Option(help="--calibrate: simulated days")] = 1.0,
+    seed: Annotated[int, typer.Option(help="--calibrate: random seed")] = 0,
 ) -> None:
     """Live view of the deployment: req/s, p50/p95/p99 and 5xx per colour and replica, firing alerts, anomalies,
-    the latest drift check. Ctrl-C stops it."""
+    the latest drift check. Ctrl-C stops it. --calibrate measures the anomaly rule instead (no deployment needed)."""
+    if calibrate:
+        from modelops.monitor.anomaly_day import run_and_print
+
+        run_and_print(out, _settings(stack), rate, days, seed, as_json)
+        return
     from rich.live import Live
 
     from modelops.gate.run import history_file
@@ -524,6 +537,39 @@ def monitor(
             if snapshot.prometheus is None:
                 snapshot.anomaly = history.add(snapshot)
             view.update(live.render(snapshot), refresh=True)
+
+
+@app.command()
+@handled
+def alerts(
+    stack: StackOpt = "local",
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """What fires now, from the deployment's Alertmanager (`modelops up --monitoring` starts it): name, severity,
+    since when, the receiver it was routed to, its summary."""
+    from modelops.gate.run import history_file
+    from modelops.monitor import alertmanager, service
+
+    settings = _settings(stack)
+    url = service.running_alertmanager(history_file(settings).path.parent)
+    if url is None:
+        raise NotDeployedError(
+            f"no Alertmanager runs for stack {stack!r}: start the deployment with "
+            f"`modelops up --stack {stack} --monitoring` (kind/aws: query your own Alertmanager)"
+        )
+    found = alertmanager.alerts(url)
+    if as_json:
+        out.print_json(json.dumps({"alertmanager": url, "alerts": [a.to_dict() for a in found]}))
+        return
+    if not found:
+        out.print(f"nothing fires (Alertmanager at {url})")
+        return
+    table = Table("alert", "severity", "since", "state", "receiver", "labels", "summary", title=f"firing at {url}")
+    for a in found:
+        labels = " ".join(f"{k}={v}" for k, v in sorted(a.labels.items()) if k not in ("job", "instance"))
+        style = "red" if a.severity == "page" else "yellow"
+        table.add_row(f"[{style}]{a.name}[/]", a.severity, a.since, a.state, ", ".join(a.receivers), labels, a.summary)
+    out.print(table)
 
 
 @app.command()
@@ -598,17 +644,31 @@ def drift(
     feature: Annotated[str, typer.Option(help="--calibrate: the feature to shift")] = "alcohol",
     shift: Annotated[float, typer.Option(help="--calibrate: shift, in training standard deviations")] = 1.0,
     jitter: Annotated[float, typer.Option(help="--calibrate: noise on resampled rows, in held-out stds")] = 0.3,
+    windowed: Annotated[
+        bool, typer.Option("--windowed", help="--calibrate: the on-demand window check instead of the monitor's")
+    ] = False,
+    rate: Annotated[float, typer.Option(help="--calibrate: rows per second of simulated traffic")] = 10.0,
+    days: Annotated[float, typer.Option(help="--calibrate: simulated days of normal traffic")] = 1.0,
+    seed: Annotated[int, typer.Option(help="--calibrate: random seed of the simulated traffic")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="--calibrate: the whole result as JSON")] = False,
 ) -> None:
     """Compare the last logged inputs and predictions with the training reference: per-feature PSI + KS test,
-    predicted class shares. Writes drift.json + drift.html; exits 30 on drift, 20 when too few rows."""
+    predicted class shares. Writes drift.json + drift.html; exits 30 on drift, 20 when too few rows.
+    --calibrate measures the drift monitor's detector instead: false alarms over simulated days of normal traffic,
+    delays to find 0.5/1/2-sd shifts of 1 and 3 features (--windowed: this window check's own figures)."""
     from modelops.monitor import drift_report
 
     settings = _settings(stack)
     monitor = settings.monitor.model_copy(update={"window": window}) if window else settings.monitor
     if window is not None and window < 1:
         raise UsageError(f"--window must be at least 1, got {window}")
-    if calibrate:
+    if calibrate and windowed:
         _calibrate(monitor, model or "wine_classifier:latest", windows, trials, feature, shift, jitter)
+        return
+    if calibrate:
+        from modelops.monitor.drift_calibration import run_and_print
+
+        run_and_print(out, err, monitor.drift, model or "wine_classifier:latest", rate, days, jitter, seed, as_json)
         return
     log_dir = log or prediction_log_dir(settings)
     loader = (lambda _version: drift_report.store_reference(model)) if model else drift_report.store_reference
@@ -709,6 +769,21 @@ def _print_verdict(summary, reports: Path = PROJECT_ROOT / "reports") -> None:
     for note in plan.notes:
         out.print(f"  note: {note}")
     out.print(f"report: {reports / summary.run_id / 'report.html'}")
+
+
+def _print_monitoring(state_dir: Path, settings: StackConfig) -> None:
+    from modelops.monitor import service
+
+    found = service.urls(state_dir)
+    out.print(f"Alertmanager: [cyan]{found['alertmanager']}[/]   drift monitor: [cyan]{found['monitor']}[/]/metrics")
+    webhook = settings.monitor.alert_webhook
+    if webhook:
+        out.print(f"alerts are posted to {webhook} (pages and tickets); `modelops alerts` lists what fires")
+    else:
+        err.print(
+            "[yellow]no alert webhook: alerts are kept by Alertmanager and listed by `modelops alerts`, nobody is "
+            f"notified[/] (set modelops:monitor.alert_webhook in stacks/Pulumi.{settings.stack}.yaml)"
+        )
 
 
 def _print_status(data: dict) -> None:

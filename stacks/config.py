@@ -284,6 +284,28 @@ class GateSettings(_Section):
         return steps
 
 
+class DriftWatchSettings(_Section):
+    """The monitor process's online drift detector (modelops/monitor/online.py): CUSUM on chunk statistics, its
+    thresholds set from the false alarms a day the user accepts (docs/monitoring-watch.md argues the method)."""
+
+    interval_s: int = Field(60, ge=1, le=86_400, description="seconds between two looks at the prediction log")
+    min_chunk_rows: int = Field(
+        100, ge=10, le=1_000_000, description="rows a chunk needs before it is judged (fewer: it waits for more)"
+    )
+    max_false_alarms_per_day: float = Field(
+        1.0, gt=0, le=1000, description="expected drift alarms a day on traffic that did not drift; sets thresholds"
+    )
+    min_shift_sd: float = Field(
+        0.5, gt=0, le=10, description="smallest mean shift (training standard deviations) the detector is tuned to"
+    )
+    pca_variance: float = Field(
+        0.65, gt=0, lt=1, description="variance the multivariate check's PCA keeps (NannyML's default: 0.65)"
+    )
+    stale_after_s: int = Field(
+        900, ge=10, le=604_800, description="data judged older than this while requests flow raises DriftDataStale"
+    )
+
+
 class MonitorSettings(_Section):
     """Thresholds of the monitoring: drift, prediction logging, anomaly detection and the Prometheus rules.
 
@@ -351,6 +373,42 @@ class MonitorSettings(_Section):
         15, ge=0, le=86_400, description="seconds a replica is unreachable before the replica-down alert fires"
     )
     scrape_interval_s: int = Field(5, ge=1, le=300, description="Prometheus scrape and rule evaluation interval")
+    drift: DriftWatchSettings = DriftWatchSettings()
+    alert_webhook: str | None = Field(
+        None, description="http(s) URL Alertmanager posts alerts to (its webhook JSON); none: alerts stay listed"
+    )
+    alert_group_wait_s: int = Field(30, ge=0, le=3600, description="Alertmanager waits this long to group alerts")
+    alert_group_interval_s: int = Field(
+        300, ge=1, le=86_400, description="Alertmanager's wait before it notifies changes of a group"
+    )
+    alert_repeat_page_s: int = Field(3600, ge=1, le=604_800, description="a still-firing page is re-sent this often")
+    alert_repeat_ticket_s: int = Field(
+        86_400, ge=1, le=604_800, description="a still-firing ticket is re-sent this often"
+    )
+    anomaly_for_s: int = Field(
+        60, ge=0, le=86_400, description="seconds an anomaly holds before AnomalyFlagged fires (the rule's for:)"
+    )
+    anomaly_min_events: int = Field(
+        5, ge=1, le=1_000_000, description="errors (or requests, for a traffic drop) a rate window needs to count"
+    )
+    max_invalid_ratio: float = Field(
+        0.05, gt=0, le=1, description="share of requests refused 422 (input contract) that raises InvalidInputRatio"
+    )
+
+    @field_validator("alert_webhook")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+            raise ValueError(
+                f"must be an http:// or https:// URL with a host, like https://alerts.example.com/hook, got "
+                f"{value!r}: set modelops:monitor.alert_webhook to your receiver's URL, or remove it"
+            )
+        return value
 
     @model_validator(mode="after")
     def _window_holds_min_rows(self) -> MonitorSettings:

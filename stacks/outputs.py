@@ -22,6 +22,8 @@ ASG_NAMES = "asg_names"  # {"blue": name, "green": name}
 # {"blue": {"target_5xx", "p95_latency", "unhealthy_hosts": name}, "green": {...}, "load_balancer": {"elb_5xx": name}}
 ALARM_NAMES = "alarm_names"
 ALARM_TOPIC_ARN = "alarm_topic_arn"  # the SNS topic every alarm (and the optional budget) notifies
+# Alarms that tell someone, not promotion: anomalies and data quality from modelops:monitor (stacks/aws/alarms.py).
+WATCH_ALARM_NAMES = "watch_alarm_names"
 REPOSITORY_URL = "repository_url"
 
 # kind / kubernetes

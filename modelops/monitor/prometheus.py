@@ -1,8 +1,9 @@
 """A real Prometheus for a deployment: its configuration from the target's status, a process, and queries.
 
 The scrape configuration names every replica's ``/metrics`` (job ``modelops-replicas``, labelled with the replica's
-name and colour) and HAProxy's Prometheus exporter on the admin port (job ``modelops-haproxy``), and loads the
-rules file generated from the stack settings (:mod:`modelops.monitor.rules`). Everything binds to 127.0.0.1.
+name and colour), HAProxy's Prometheus exporter on the admin port (job ``modelops-haproxy``) and the drift monitor
+(job ``modelops-monitor``, modelops/monitor/watch.py), loads the rules file generated from the stack settings
+(stacks/alerting.py) and sends alerts to the deployment's Alertmanager. Everything binds to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import httpx
 import yaml
 
 from modelops.errors import DeploymentError
-from modelops.monitor.rules import JOB_HAPROXY, JOB_REPLICAS, write_rules
+from modelops.monitor.rules import JOB_HAPROXY, JOB_MONITOR, JOB_REPLICAS, write_rules
 from modelops.targets.base import TargetStatus
 from modelops.tools import require
 from modelops.waiting import wait_until
@@ -37,8 +38,15 @@ def _host(url: str) -> str:
     return urlsplit(url).netloc
 
 
-def scrape_config(status: TargetStatus, rules_file: Path, scrape_interval_s: int) -> dict:
-    """Prometheus' configuration for a deployment: both pools' replicas and HAProxy's exporter."""
+def scrape_config(
+    status: TargetStatus,
+    rules_file: Path,
+    scrape_interval_s: int,
+    monitor: str | None = None,
+    alertmanager: str | None = None,
+) -> dict:
+    """Prometheus' configuration for a deployment: both pools' replicas and HAProxy's exporter; the drift monitor
+    (``host:port``) when one runs, and the Alertmanager (``host:port``) its alerts go to."""
     interval = f"{scrape_interval_s}s"
     replica_targets = [
         {"targets": [_host(r.url)], "labels": {"replica": r.name, "colour": colour}}
@@ -54,11 +62,16 @@ def scrape_config(status: TargetStatus, rules_file: Path, scrape_interval_s: int
                 "static_configs": [{"targets": [_host(status.admin_url)]}],
             }
         )
-    return {
+    if monitor:
+        jobs.append({"job_name": JOB_MONITOR, "metrics_path": "/metrics", "static_configs": [{"targets": [monitor]}]})
+    config: dict = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval, "scrape_timeout": interval},
         "rule_files": [str(rules_file)],
         "scrape_configs": jobs,
     }
+    if alertmanager:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+    return config
 
 
 def query(url: str, promql: str) -> list[dict]:

@@ -12,7 +12,7 @@ import pulumi_aws as aws
 
 from stacks import images, outputs
 from stacks.aws.access_logs import AccessLogBucket, AccessLogBucketArgs
-from stacks.aws.alarms import Alarms, AlarmsArgs
+from stacks.aws.alarms import Alarms, AlarmsArgs, WatchThresholds
 from stacks.aws.fleet import Fleet, FleetArgs, UserData, encode_user_data, render_user_data
 from stacks.aws.iam import InstanceIdentity, InstanceIdentityArgs
 from stacks.aws.keys import Account, EncryptionKey, EncryptionKeyArgs
@@ -257,6 +257,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
             topic_key_arn=alerts_key.arn,
             alarm_email=cfg.alarm_email,
             monthly_budget_usd=cfg.monthly_budget_usd,
+            watch=WatchThresholds.of(settings),
         ),
         opts=top,
     )
@@ -273,5 +274,6 @@ def build(settings: StackConfig) -> dict[str, Any]:
         outputs.ASG_NAMES: {c: f.asg.name for c, f in fleets.items()},
         outputs.ALARM_NAMES: alarms.names,
         outputs.ALARM_TOPIC_ARN: alarms.topic.arn,
+        outputs.WATCH_ALARM_NAMES: alarms.watch_names,
         outputs.REPOSITORY_URL: registry.url,
     }

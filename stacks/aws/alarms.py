@@ -4,11 +4,21 @@ topic they (and the optional cost budget) notify.
 Per colour (the TargetGroup dimension): the targets' 5xx ratio, p95 response time and unhealthy hosts, so promotion
 can tell "the live version is unwell" (do not start a switch) from "the candidate is unwell" (abort the switch).
 For the load balancer as a whole: its own 5xx (HTTPCode_ELB_5XX_Count exists only per load balancer).
+
+The watch (modelops:monitor, the same thresholds the local target's Prometheus rules use, stacks/alerting.py) reaches
+CloudWatch where CloudWatch has the signal, for the load balancer as a whole and outside promotion's alarms (a
+colour that takes no traffic during a switch is not a traffic drop): the targets' 4xx ratio against
+``max_invalid_ratio``; p95 response time above and request count below CloudWatch's anomaly-detection band of
+``anomaly_threshold`` standard deviations, held for ``anomaly_for_s`` (as consecutive 1-minute periods). What cannot
+reach CloudWatch: the 422 ratio alone (the ALB counts 4xx, not 422), the 5xx and 4xx *anomaly* scores (the ratios'
+thresholds cover them), the class mix and drift (the prediction log stays on the instances: no monitor reads it on
+aws), and the median/IQR method itself (CloudWatch's band is its own model, trained on two weeks of the metric).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypedDict
@@ -16,6 +26,7 @@ from typing import TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from stacks.config import StackConfig
 from stacks.names import Colour
 
 PERIOD_S = 60
@@ -29,6 +40,29 @@ TARGET_5XX = "target_5xx"
 ELB_5XX = "elb_5xx"  # 502/503/504 the ALB itself answers (no healthy target, a target reset): invisible in TARGET_5XX
 P95_LATENCY = "p95_latency"
 UNHEALTHY_HOSTS = "unhealthy_hosts"
+# Keys of the WATCH_ALARM_NAMES stack output.
+CLIENT_ERRORS = "client_errors"
+P95_ANOMALY = "p95_anomaly"
+TRAFFIC_DROP = "traffic_drop"
+
+
+@dataclass(frozen=True)
+class WatchThresholds:
+    """modelops:monitor's thresholds that CloudWatch can evaluate."""
+
+    max_invalid_ratio: float
+    anomaly_threshold: float
+    anomaly_for_s: int
+
+    @classmethod
+    def of(cls, settings: StackConfig) -> WatchThresholds:
+        m = settings.monitor
+        return cls(m.max_invalid_ratio, m.anomaly_threshold, m.anomaly_for_s)
+
+    @property
+    def periods(self) -> int:
+        """A ``for:`` of N seconds as consecutive 1-minute periods: the first breaching one plus N seconds more."""
+        return 1 + math.ceil(self.anomaly_for_s / PERIOD_S)
 
 
 @dataclass(frozen=True)
@@ -41,6 +75,7 @@ class AlarmsArgs:
     topic_key_arn: pulumi.Input[str]  # a KMS key CloudWatch and Budgets may use (SNS's AWS-managed key refuses them)
     alarm_email: str | None = None
     monthly_budget_usd: float | None = None
+    watch: WatchThresholds | None = None
 
 
 class _CommonAlarmArgs(TypedDict):
@@ -185,4 +220,54 @@ class Alarms(pulumi.ComponentResource):
                 **common,
             )
             self.names[colour] = {TARGET_5XX: target_5xx.name, P95_LATENCY: p95.name, UNHEALTHY_HOSTS: unhealthy.name}
-        self.register_outputs({"names": self.names})
+        self.watch_names: dict[str, pulumi.Output[str]] = {}
+        if args.watch is not None:
+            self.watch_names = self._watch(name, args.watch, lb, metric, common, child)
+        self.register_outputs({"names": self.names, "watch_names": self.watch_names})
+
+    def _watch(self, name: str, watch: WatchThresholds, lb: Mapping[str, pulumi.Input[str]], metric,
+               common: _CommonAlarmArgs, child: pulumi.ResourceOptions) -> dict[str, pulumi.Output[str]]:  # fmt: skip
+        held = {**common, "evaluation_periods": watch.periods, "datapoints_to_alarm": watch.periods}
+        client = aws.cloudwatch.MetricAlarm(
+            f"{name}-4xx",
+            alarm_description="share of requests the targets answered 4xx (invalid input: 400, 413, 415, 422 alike) "
+            "exceeds modelops:monitor.max_invalid_ratio",
+            comparison_operator="GreaterThanThreshold",
+            threshold=watch.max_invalid_ratio * 100,
+            metric_queries=[
+                metric("errors", "HTTPCode_Target_4XX_Count", lb),
+                metric("requests", "RequestCount", lb),
+                {
+                    "id": "client_error_percent",
+                    "label": "4xx by the targets, % of requests",
+                    "expression": "IF(requests > 0, 100 * FILL(errors, 0) / requests, 0)",
+                    "return_data": True,
+                },
+            ],
+            opts=child,
+            **common,
+        )
+
+        def band(suffix: str, metric_name: str, stat: str, comparison: str, what: str) -> aws.cloudwatch.MetricAlarm:
+            return aws.cloudwatch.MetricAlarm(
+                f"{name}-{suffix}",
+                alarm_description=f"{what} left CloudWatch's anomaly band of {watch.anomaly_threshold:g} sds for "
+                f"{watch.anomaly_for_s} s (modelops:monitor.anomaly_threshold, anomaly_for_s)",
+                comparison_operator=comparison,
+                threshold_metric_id="band",
+                metric_queries=[
+                    {**metric("m1", metric_name, lb, stat=stat), "return_data": True},
+                    {
+                        "id": "band",
+                        "label": f"{what}, expected",
+                        "return_data": True,
+                        "expression": f"ANOMALY_DETECTION_BAND(m1, {watch.anomaly_threshold:g})",
+                    },
+                ],
+                opts=child,
+                **held,
+            )
+
+        p95 = band("p95-anomaly", "TargetResponseTime", "p95", "GreaterThanUpperThreshold", "p95 response time")
+        drop = band("traffic-drop", "RequestCount", "Sum", "LessThanLowerThreshold", "request count")
+        return {CLIENT_ERRORS: client.name, P95_ANOMALY: p95.name, TRAFFIC_DROP: drop.name}

@@ -1,6 +1,12 @@
 """Monitoring on kind from the same thresholds as the local target: a ConfigMap holding the Prometheus
-configuration and the rules file (modelops/monitor/rules.py, rendered from this stack's modelops:slo and
-modelops:monitor), for a Prometheus the user runs in the cluster (stacks/RUNNING.md says how to mount it).
+configuration, the rules file and the Alertmanager configuration (stacks/alerting.py, rendered from this stack's
+modelops:slo and modelops:monitor), for a Prometheus and an Alertmanager the user runs in the cluster
+(stacks/RUNNING.md says how to mount it). Prometheus sends alerts to the Service ``alertmanager`` of the namespace
+(:data:`ALERTMANAGER`); Alertmanager routes pages and tickets to modelops:monitor.alert_webhook.
+
+Not rendered: the drift monitor (modelops/monitor/watch.py). The replicas' prediction logs stay in their pods
+(README, Known limits), so there is no log for a monitor to read; the DriftDetected and DriftDataStale rules stay
+silent there until logs are shipped to a shared store.
 
 The scrape configuration finds the model pods through the Kubernetes API (pods of this namespace carrying the
 app's labels, on their ``http`` port) and gives each series the ``replica`` and ``colour`` labels the rules and
@@ -14,13 +20,15 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from modelops.monitor.rules import JOB_REPLICAS, render_rules
+from stacks.alerting import JOB_REPLICAS, render_alertmanager, render_rules
 from stacks.config import StackConfig
 from stacks.names import APP_LABELS, COLOUR_LABEL
 
 CONFIG_MAP = "modelops-prometheus"
 CONFIG_FILE = "prometheus.yml"
 RULES_FILE = "rules.yml"
+ALERTMANAGER_FILE = "alertmanager.yml"
+ALERTMANAGER = "alertmanager:9093"  # the Service the user's Alertmanager answers on, in this namespace
 MOUNT_DIR = "/etc/prometheus/modelops"  # where RUNNING.md mounts the ConfigMap in the user's Prometheus
 
 
@@ -35,6 +43,7 @@ def prometheus_config(settings: StackConfig, namespace: str) -> dict:
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval, "scrape_timeout": interval},
         "rule_files": [f"{MOUNT_DIR}/{RULES_FILE}"],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [ALERTMANAGER]}]}]},
         "scrape_configs": [
             {
                 "job_name": JOB_REPLICAS,
@@ -52,10 +61,11 @@ def prometheus_config(settings: StackConfig, namespace: str) -> dict:
 
 
 def config_files(settings: StackConfig, namespace: str) -> dict[str, str]:
-    """The ConfigMap's files: the Prometheus configuration and the rules, as YAML text."""
+    """The ConfigMap's files: the Prometheus configuration, the rules and Alertmanager's configuration, as YAML."""
     return {
         CONFIG_FILE: yaml.safe_dump(prometheus_config(settings, namespace), sort_keys=False),
         RULES_FILE: yaml.safe_dump(render_rules(settings), sort_keys=False),
+        ALERTMANAGER_FILE: yaml.safe_dump(render_alertmanager(settings), sort_keys=False),
     }
 
 

@@ -52,15 +52,17 @@ def case(series: dict[str, str], alert: str, checks: list[tuple[float, list[dict
     }
 
 
-def _flat_then(n: int, pattern: list[float], then: float) -> str:
-    """n noisy points cycling through pattern, then one point at ``then``."""
-    return " ".join(f"{pattern[i % len(pattern)]:g}" for i in range(n)) + f" {then:g}"
+def _flat_then(n: int, pattern: list[float], then: float, repeat: int = 1) -> str:
+    """n noisy points cycling through pattern, then ``repeat`` points at ``then``."""
+    return " ".join(f"{pattern[i % len(pattern)]:g}" for i in range(n)) + f" {then:g}" * repeat
 
 
 HOLD = SETTINGS.monitor.alert_for_s
 LATER = HOLD + SETTINGS.monitor.rate_window_s + 60  # past the rate window and the for: the alert is firing
 DOWN = SETTINGS.monitor.replica_down_for_s
 SPIKE = 70  # index of the anomalous point: after a full anomaly baseline of normal points
+ANOMALY_HOLD = SETTINGS.monitor.anomaly_for_s
+STALE = SETTINGS.monitor.drift.stale_after_s
 NOISE = [0.040, 0.043, 0.041, 0.046, 0.042, 0.044]
 
 CASES = {
@@ -144,23 +146,59 @@ CASES = {
         rules.DRIFT_DETECTED,
         [(STEP, []), (3 * STEP, [expected(rules.DRIFT_DETECTED, model_version="wine:1")])],
     ),
+    rules.DRIFT_DATA_STALE: case(
+        {
+            # The monitor judged nothing for a while (its data age grows by a step each step) while 10 req/s flow.
+            f'{rules.DRIFT_DATA_AGE}{{job="{rules.JOB_MONITOR}",instance="127.0.0.1:9100"}}': f"0+{STEP}x400",
+            f'bentoml_service_request_total{{{REPLICAS},service_version="v1",http_response_code="200"}}': (
+                f"0+{10 * STEP}x400"
+            ),
+        },
+        rules.DRIFT_DATA_STALE,
+        [(STALE - STEP, []), (STALE + 2 * STEP, [expected(rules.DRIFT_DATA_STALE)])],
+    ),
+    rules.MONITOR_DOWN: case(
+        {
+            f'up{{job="{rules.JOB_MONITOR}",instance="127.0.0.1:9100"}}': "1 1 0x40",
+            f'up{{job="{rules.JOB_REPLICAS}",instance="127.0.0.1:9001",replica="blue-1"}}': "1x42",
+        },
+        rules.MONITOR_DOWN,
+        [
+            (2 * STEP, []),
+            (2 * STEP + DOWN + STEP, [expected(rules.MONITOR_DOWN, job=rules.JOB_MONITOR, instance="127.0.0.1:9100")]),
+        ],
+    ),
+    rules.PREDICTION_LOG_LOSING: case(
+        {
+            # blue-1-w0 drops a record at step 30; blue-2-w0 dropped 5 long ago and nothing since.
+            f'{rules.LOG_DROPPED}{{job="{rules.JOB_MONITOR}",writer="blue-1-w0"}}': "0x30 1x30",
+            f'{rules.LOG_DROPPED}{{job="{rules.JOB_MONITOR}",writer="blue-2-w0"}}': "5x60",
+            f'{rules.LOG_ERRORS}{{job="{rules.JOB_MONITOR}",writer="blue-1-w0"}}': "0x60",
+        },
+        rules.PREDICTION_LOG_LOSING,
+        [(29 * STEP, []), (31 * STEP, [expected(rules.PREDICTION_LOG_LOSING)])],
+    ),
+    rules.INVALID_INPUT_RATIO: case(
+        {
+            # v1: 10 of every 110 requests break the input contract (9 %); v2: 1 of 101 (1 %, under the 5 % limit).
+            f'bentoml_service_request_total{{{REPLICAS},service_version="v1",http_response_code="200"}}': "0+100x100",
+            f'bentoml_service_request_total{{{REPLICAS},service_version="v1",http_response_code="422"}}': "0+10x100",
+            f'bentoml_service_request_total{{{REPLICAS},service_version="v2",http_response_code="200"}}': "0+100x100",
+            f'bentoml_service_request_total{{{REPLICAS},service_version="v2",http_response_code="422"}}': "0+1x100",
+        },
+        rules.INVALID_INPUT_RATIO,
+        [(HOLD / 2, []), (LATER, [expected(rules.INVALID_INPUT_RATIO, service_version="v1")])],
+    ),
     rules.ANOMALY_FLAGGED: case(
         {
-            # Recorded p95 and error ratio given directly: v1's latency jumps, v3's errors jump, v2 stays noisy.
-            f'{rules.P95}{{service_version="v1"}}': _flat_then(SPIKE, NOISE, 0.2),
-            f'{rules.P95}{{service_version="v2"}}': _flat_then(SPIKE, NOISE, NOISE[3]),
-            f'{rules.ERROR_RATIO}{{service_version="v3"}}': _flat_then(SPIKE, [0.0], 0.05),
+            # Recorded p95 given directly: v1's latency jumps for good at SPIKE, v2 stays noisy.
+            f'{rules.P95}{{service_version="v1"}}': _flat_then(SPIKE, NOISE, 0.2, repeat=40),
+            f'{rules.P95}{{service_version="v2"}}': _flat_then(SPIKE, NOISE, NOISE[3], repeat=40),
         },
         rules.ANOMALY_FLAGGED,
         [
-            ((SPIKE - 1) * STEP, []),
-            (
-                SPIKE * STEP,
-                [
-                    expected(rules.ANOMALY_FLAGGED, service_version="v1"),
-                    expected(rules.ANOMALY_FLAGGED, service_version="v3"),
-                ],
-            ),
+            (SPIKE * STEP + ANOMALY_HOLD - STEP, []),
+            (SPIKE * STEP + ANOMALY_HOLD, [expected(rules.ANOMALY_FLAGGED, service_version="v1", signal="p95")]),
         ],
     ),
 }
@@ -186,10 +224,11 @@ def test_every_alert_the_issue_asks_for_is_generated_and_tested():
 
 
 def test_thresholds_come_from_the_stack_settings():
-    tighter = SETTINGS.with_overrides(slo={"p95_ms": 120}, monitor={"anomaly_threshold": 4.5})
+    tighter = SETTINGS.with_overrides(slo={"p95_ms": 120}, monitor={"anomaly_threshold": 4.5, "max_invalid_ratio": 0.2})
     alerts = {r["alert"]: r for g in rules.render_rules(tighter)["groups"] for r in g["rules"] if "alert" in r}
     assert alerts[rules.P95_OVER_SLO]["expr"].endswith("> 0.12")
     assert "> 4.5" in alerts[rules.ANOMALY_FLAGGED]["expr"]
+    assert "> 0.2)" in alerts[rules.INVALID_INPUT_RATIO]["expr"]
 
 
 def _run_case(tmp_path, rules_file, name: str, body: dict) -> subprocess.CompletedProcess:
@@ -208,7 +247,10 @@ def test_alert_fires_on_breaching_series_and_stays_quiet_on_the_others(tmp_path,
     assert done.returncode == 0, f"{alert}:\n{done.stdout}{done.stderr}"
 
 
-@pytest.mark.parametrize("alert", [rules.P95_OVER_SLO, rules.REPLICA_DOWN, rules.ANOMALY_FLAGGED])
+@pytest.mark.parametrize(
+    "alert",
+    [rules.P95_OVER_SLO, rules.REPLICA_DOWN, rules.ANOMALY_FLAGGED, rules.INVALID_INPUT_RATIO, rules.DRIFT_DATA_STALE],
+)
 def test_promtool_fails_the_case_when_the_alert_is_expected_but_the_series_are_healthy(tmp_path, rules_file, alert):
     """The harness can fail: the same expectations over series that breach nothing are reported as a failure."""
     body = CASES[alert]
@@ -216,7 +258,15 @@ def test_promtool_fails_the_case_when_the_alert_is_expected_but_the_series_are_h
     healthy = {
         rules.P95_OVER_SLO: {k: "0+10x100" for k in (s["series"] for s in body["input_series"])},
         rules.REPLICA_DOWN: {s["series"]: "1x42" for s in body["input_series"]},
-        rules.ANOMALY_FLAGGED: {s["series"]: _flat_then(SPIKE, NOISE, NOISE[0]) for s in body["input_series"]},
+        rules.INVALID_INPUT_RATIO: {
+            s["series"]: "0+100x100" if "200" in s["series"] else "0x100" for s in body["input_series"]
+        },
+        # Old data but no traffic: nothing was there to judge.
+        rules.DRIFT_DATA_STALE: {
+            s["series"]: f"0+{STEP}x400" if rules.DRIFT_DATA_AGE in s["series"] else "0x400"
+            for s in body["input_series"]
+        },
+        rules.ANOMALY_FLAGGED: {s["series"]: _flat_then(SPIKE, NOISE, NOISE[0], 40) for s in body["input_series"]},
     }[alert]
     broken = {
         **body,

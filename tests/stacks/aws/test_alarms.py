@@ -8,7 +8,16 @@ import json
 import pytest
 
 from stacks import outputs
-from stacks.aws.alarms import ELB_5XX, LOAD_BALANCER, P95_LATENCY, TARGET_5XX, UNHEALTHY_HOSTS
+from stacks.aws.alarms import (
+    CLIENT_ERRORS,
+    ELB_5XX,
+    LOAD_BALANCER,
+    P95_ANOMALY,
+    P95_LATENCY,
+    TARGET_5XX,
+    TRAFFIC_DROP,
+    UNHEALTHY_HOSTS,
+)
 from stacks.names import COLOURS
 from tests.stacks.aws.types import ALARM, BUDGET, LB, SUBSCRIPTION, TG, TOPIC, TOPIC_POLICY
 
@@ -29,7 +38,9 @@ def test_the_rollback_alarms_are_exported_by_colour_and_for_the_load_balancer(aw
     for colour in COLOURS:
         assert names[colour].keys() == {TARGET_5XX, P95_LATENCY, UNHEALTHY_HOSTS}
     exported = [n for group in names.values() for n in group.values()]
-    assert sorted(exported) == sorted(a["outputs"]["name"] for a in aws_rendering.of_type(ALARM))
+    watch = list(aws_rendering.outputs[outputs.WATCH_ALARM_NAMES].values())
+    assert sorted(exported + watch) == sorted(a["outputs"]["name"] for a in aws_rendering.of_type(ALARM))
+    assert not set(exported) & set(watch), "promotion never reads the watch's alarms"
 
 
 def ratio_dimensions(found: dict) -> list[dict]:
@@ -106,3 +117,35 @@ def test_a_monthly_budget_alerts_the_topic_at_80_percent_actual_and_100_percent_
     assert all(n["subscriberSnsTopicArns"] == [arn] for n in inputs["notifications"])
     (subscription,) = aws_planned.of_type(SUBSCRIPTION)
     assert (subscription["inputs"]["protocol"], subscription["inputs"]["endpoint"]) == ("email", "oncall@example.com")
+
+
+def watch_alarm(rendering, key: str) -> dict:
+    name = rendering.outputs[outputs.WATCH_ALARM_NAMES][key]
+    (found,) = [a for a in rendering.of_type(ALARM) if a["outputs"]["name"] == name]
+    return found["inputs"]
+
+
+def test_the_4xx_ratio_reaches_cloudwatch_with_the_monitors_invalid_input_threshold(aws_rendering, aws_settings):
+    found = watch_alarm(aws_rendering, CLIENT_ERRORS)
+    assert found["threshold"] == pytest.approx(aws_settings.monitor.max_invalid_ratio * 100)
+    queries = {q["id"]: q for q in found["metricQueries"]}
+    assert queries["errors"]["metric"]["metricName"] == "HTTPCode_Target_4XX_Count"
+    assert "TargetGroup" not in queries["errors"]["metric"]["dimensions"], "the balancer as a whole"
+
+
+@pytest.mark.parametrize(
+    ("key", "metric", "comparison"),
+    [(P95_ANOMALY, "TargetResponseTime", "GreaterThanUpperThreshold"),
+     (TRAFFIC_DROP, "RequestCount", "LessThanLowerThreshold")],
+)  # fmt: skip
+def test_anomalies_use_cloudwatchs_band_at_the_monitors_threshold_held_for_its_duration(
+    aws_rendering, aws_settings, key, metric, comparison
+):
+    found = watch_alarm(aws_rendering, key)
+    m = aws_settings.monitor
+    queries = {q["id"]: q for q in found["metricQueries"]}
+    assert queries["m1"]["metric"]["metricName"] == metric
+    assert queries["band"]["expression"] == f"ANOMALY_DETECTION_BAND(m1, {m.anomaly_threshold:g})"
+    assert found["comparisonOperator"] == comparison and found["thresholdMetricId"] == "band"
+    periods = 1 + -(-m.anomaly_for_s // 60)
+    assert found["evaluationPeriods"] == found["datapointsToAlarm"] == periods

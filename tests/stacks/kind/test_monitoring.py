@@ -10,9 +10,9 @@ import subprocess
 import pytest
 import yaml
 
-from modelops.monitor.rules import P95_OVER_SLO, render_rules
+from stacks.alerting import P95_OVER_SLO, render_alertmanager, render_rules
 from stacks.config import load_stack_config
-from stacks.kind.monitoring import CONFIG_FILE, CONFIG_MAP, RULES_FILE
+from stacks.kind.monitoring import ALERTMANAGER, ALERTMANAGER_FILE, CONFIG_FILE, CONFIG_MAP, RULES_FILE
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
@@ -60,3 +60,38 @@ def test_promtool_refuses_rules_with_a_broken_expression(files, tmp_path) -> Non
     done = subprocess.run([PROMTOOL, "check", "rules", str(tmp_path / RULES_FILE)], capture_output=True, text=True,
                           check=False, timeout=60)  # fmt: skip
     assert done.returncode != 0 and "unclosed" in (done.stdout + done.stderr).lower(), done.stdout + done.stderr
+
+
+def test_alerts_go_to_an_alertmanager_whose_configuration_routes_pages_and_tickets(files) -> None:
+    settings = load_stack_config("kind")
+    config = yaml.safe_load(files[CONFIG_FILE])
+    assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == [ALERTMANAGER]
+    routing = yaml.safe_load(files[ALERTMANAGER_FILE])
+    assert routing == render_alertmanager(settings), "the local target's Alertmanager configuration, same source"
+    assert {r["receiver"] for r in routing["route"]["routes"]} == {"page", "ticket"}
+
+
+AMTOOL = shutil.which("amtool")
+
+
+@pytest.mark.skipif(AMTOOL is None, reason="amtool is not installed: run `make setup` (prometheus-alertmanager)")
+@pytest.mark.parametrize("webhook", [None, "https://alerts.example.com/modelops"])
+def test_amtool_accepts_the_alertmanager_configuration(tmp_path, webhook) -> None:
+    settings = load_stack_config("kind").with_overrides(monitor={"alert_webhook": webhook})
+    path = tmp_path / ALERTMANAGER_FILE
+    path.write_text(yaml.safe_dump(render_alertmanager(settings)))
+    done = subprocess.run([AMTOOL, "check-config", str(path)], capture_output=True, text=True, check=False,
+                          timeout=60)  # fmt: skip
+    assert done.returncode == 0 and "SUCCESS" in done.stdout, done.stdout + done.stderr
+    assert ("webhook_configs" in path.read_text()) == bool(webhook)
+
+
+@pytest.mark.skipif(AMTOOL is None, reason="amtool is not installed: run `make setup` (prometheus-alertmanager)")
+def test_amtool_refuses_a_route_to_a_receiver_that_does_not_exist(tmp_path) -> None:
+    routing = render_alertmanager(load_stack_config("kind"))
+    routing["route"]["routes"][0]["receiver"] = "nobody"
+    path = tmp_path / ALERTMANAGER_FILE
+    path.write_text(yaml.safe_dump(routing))
+    done = subprocess.run([AMTOOL, "check-config", str(path)], capture_output=True, text=True, check=False,
+                          timeout=60)  # fmt: skip
+    assert done.returncode != 0 and "nobody" in done.stdout + done.stderr
