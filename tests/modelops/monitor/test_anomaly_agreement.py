@@ -115,7 +115,16 @@ def _run(tmp_path, case: dict) -> subprocess.CompletedProcess:
     test_file = tmp_path / "agreement.test.yml"
     test_file.write_text(
         yaml.safe_dump(
-            {"rule_files": [str(rules_file)], "evaluation_interval": f"{STEP}s", "tests": [case]}, width=100_000
+            # promtool evaluates groups in map order unless told: the alert group read the robust z of the step before
+            # in about one run of three. Prometheus itself runs groups concurrently, so the same one-step lag can
+            # happen there; the test pins the order the Python detector assumes.
+            {
+                "rule_files": [str(rules_file)],
+                "evaluation_interval": f"{STEP}s",
+                "tests": [case],
+                "group_eval_order": [g["name"] for g in rules.render_rules(SETTINGS)["groups"]],
+            },
+            width=100_000,
         )
     )
     return subprocess.run([PROMTOOL, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=120,

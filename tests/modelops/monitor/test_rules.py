@@ -235,7 +235,14 @@ def _run_case(tmp_path, rules_file, name: str, body: dict) -> subprocess.Complet
     test_file = tmp_path / f"{name}.test.yml"
     test_file.write_text(
         yaml.safe_dump(
-            {"rule_files": [str(rules_file)], "evaluation_interval": _steps(STEP), "tests": [body]}, width=1000
+            # Recording group before the alert group, as the alerts assume (promtool's default order is random).
+            {
+                "rule_files": [str(rules_file)],
+                "evaluation_interval": _steps(STEP),
+                "tests": [body],
+                "group_eval_order": [g["name"] for g in rules.render_rules(SETTINGS)["groups"]],
+            },
+            width=1000,
         )
     )
     return _promtool("test", "rules", str(test_file))
