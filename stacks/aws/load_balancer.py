@@ -249,7 +249,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 aws.vpc.SecurityGroupIngressRule(
                     f"{name}-alb-in-test-{colour}-{rule_suffix(cidr)}",
                     security_group_id=self.alb_security_group.id,
-                    description=f"{colour} pool test listener, from the promotion gate's addresses",
+                    description=f"{colour} pool test listener, from the promotion gate addresses (test_cidrs)",
                     ip_protocol="tcp",
                     from_port=port,
                     to_port=port,
