@@ -23,6 +23,9 @@ ASG_NAMES = "asg_names"  # {"blue": name, "green": name}
 ALARM_NAMES = "alarm_names"
 ALARM_TOPIC_ARN = "alarm_topic_arn"  # the SNS topic every alarm (and the optional budget) notifies
 REPOSITORY_URL = "repository_url"
+# {"min_healthy_percentage", "max_healthy_percentage", "instance_warmup_s"}: how the driver's instance refreshes
+# (resize) replace a pool's instances, from modelops:aws.instance_refresh_min_healthy and health_check_grace_s.
+REFRESH_PREFERENCES = "refresh_preferences"
 
 # kind / kubernetes
 KUBE_CONTEXT = "kube_context"

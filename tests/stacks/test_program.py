@@ -22,7 +22,8 @@ COMMON = {
 }
 EXPORTS = {
     "aws": COMMON | {outputs.LOAD_BALANCER_ARN, outputs.LISTENER_ARN, outputs.TARGET_GROUP_ARNS, outputs.ASG_NAMES,
-                     outputs.ALARM_NAMES, outputs.REPOSITORY_URL, outputs.ALARM_TOPIC_ARN},
+                     outputs.ALARM_NAMES, outputs.REPOSITORY_URL, outputs.ALARM_TOPIC_ARN,
+                     outputs.REFRESH_PREFERENCES},
     "kind": COMMON | {outputs.KUBE_CONTEXT, outputs.NAMESPACE, outputs.SERVICE_NAME, outputs.DEPLOYMENT_NAMES,
                       outputs.HPA_NAMES},
 }  # fmt: skip
