@@ -24,7 +24,7 @@ export BENTOML_HOME := $(CURDIR)/.work/bentoml
 export BENTOML_DO_NOT_TRACK := true
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help setup setup-test system-deps delegate-budgets demo test bench lint format down clean
+.PHONY: help setup setup-test system-deps container-deps delegate-budgets demo test bench lint format down clean
 
 help:
 	@echo "make demo    train, build, deploy replicas behind HAProxy, gate a candidate, print the verdict"
@@ -94,7 +94,22 @@ system-deps:
 demo: setup
 	$(BIN)/modelops demo
 
-test: setup-test
+# The container tests (tests/stacks/test_container.py) build and run the bento's image with a real Docker engine:
+# Debian's docker.io (the tests start dockerd themselves when none runs) and debootstrap (the base image, since no
+# registry may be reachable). Linux with apt-get only; elsewhere install Docker Engine and debootstrap yourself.
+container-deps:
+	@missing=""; for tool in dockerd debootstrap; do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	packages=""; for tool in $$missing; do case $$tool in dockerd) packages="$$packages docker.io";; *) packages="$$packages $$tool";; esac; done; \
+	if command -v apt-get >/dev/null; then \
+	  echo "installing system packages:$$packages"; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo="sudo"; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$packages >/dev/null; \
+	else \
+	  echo "warning: the container tests need Docker Engine and debootstrap (missing:$$missing); install them to run those tests"; \
+	fi
+
+test: setup-test container-deps
 	$(BIN)/python -m pytest
 
 bench: setup $(PEER)/.installed

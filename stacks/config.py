@@ -581,6 +581,11 @@ class AwsSettings(_Section):
     vpc_cidr: str = Field("10.20.0.0/16", description="VPC CIDR block, /16 to /24")
     az_count: int = Field(2, ge=2, le=6, description="availability zones (the ALB needs at least 2)")
     nat_per_az: bool = Field(False, description="one NAT gateway per AZ (resilient) instead of one (cheaper)")
+    interface_endpoints: bool = Field(
+        True,
+        description="VPC interface endpoints for ECR, CloudWatch Logs, SSM and Auto Scaling, so instances boot "
+        "and report ready without the NAT gateway (about 7.3 USD a month per endpoint and AZ)",
+    )
     instance_type: str = Field(
         "c7i.large", pattern=r"^[a-z0-9-]+[.][a-z0-9]+$", description="EC2 instance type of both pools"
     )

@@ -27,6 +27,20 @@ APP_LABELS = {"app.kubernetes.io/name": APP, "app.kubernetes.io/part-of": "model
 CONTAINER_PORT = 3000  # `bentoml serve` in a containerized bento listens here (also the aws instances' container)
 SERVICE_PORT = 80
 
+# AWS (stacks/aws makes the listener and the ECR repository; modelops/targets/aws/driver.py keeps its state there)
+LIVE_TAG = "modelops:live-colour"  # listener tag: the colour taking live traffic
+PREVIOUS_TAG = "modelops:previous-colour"  # listener tag: the colour that was live before the last full shift
+# ECR tag prefix of every image that has been live: the repository's lifecycle policy never expires these, so a
+# rollback or a scale-out can always pull them.
+PROTECTED_TAG_PREFIX = "live-"
+
+
+def live_colour_from(tags: dict[str, str] | None, configured: Colour) -> Colour:
+    """Which colour the live listener serves, as the driver last recorded it (its tag); the stack file's
+    live_colour until a promotion has happened."""
+    found = (tags or {}).get(LIVE_TAG)
+    return found if found in COLOURS else configured
+
 
 def deployment_name(colour: str) -> str:
     return f"{APP}-{colour}"

@@ -25,6 +25,9 @@ ALARM_TOPIC_ARN = "alarm_topic_arn"  # the SNS topic every alarm (and the option
 # Alarms that tell someone, not promotion: anomalies and data quality from modelops:monitor (stacks/aws/alarms.py).
 WATCH_ALARM_NAMES = "watch_alarm_names"
 REPOSITORY_URL = "repository_url"
+# {"min_healthy_percentage", "max_healthy_percentage", "instance_warmup_s"}: how the driver's instance refreshes
+# (resize) replace a pool's instances, from modelops:aws.instance_refresh_min_healthy and health_check_grace_s.
+REFRESH_PREFERENCES = "refresh_preferences"
 
 # kind / kubernetes
 KUBE_CONTEXT = "kube_context"

@@ -229,6 +229,9 @@ def aws_call(token: str, args: dict, region: str) -> dict:
                 f"no canned vCPU count for {instance_type}: add its size to MOCK_VCPUS in modelops/render/mocks.py"
             )
         return {"id": instance_type, "instanceType": instance_type, "defaultVcpus": MOCK_VCPUS[size]}
+    if token == "aws:lb/getListener:getListener":
+        # A listener as the program just made it: no tags yet (the driver adds its live/previous colour tags).
+        return {"arn": args.get("arn", ""), "id": args.get("arn", ""), "tags": {}, "port": 80, "protocol": "HTTP"}
     if token == "aws:elb/getServiceAccount:getServiceAccount":
         return {"arn": f"arn:aws:iam::{MOCK_ELB_ACCOUNT}:root", "id": MOCK_ELB_ACCOUNT}
     raise RenderError(f"no mock for the lookup {token}: add one to aws_call in modelops/render/mocks.py")

@@ -9,10 +9,15 @@ Traffic cannot be split by weight: a Service selects pods, and kube-proxy balanc
 :meth:`KubernetesTarget.shift` accepts 0 (nothing moves) or 100 (the candidate becomes live) and refuses the rest.
 Weighted canaries need a mesh or a Gateway API HTTPRoute with backend weights, which the kind stack does not run.
 
-Patch types: strategic merge for Deployments (the containers list merges by container name, so one container's
-env and resources change without restating the others), JSON merge patch for the rest (Service selector and
-annotations, HPA range, the scale subresource). The client is always told which: left to itself it picks
-``application/json-patch+json`` or strategic merge depending on its version.
+Server-side apply with the field manager ``modelops`` (:data:`FIELD_MANAGER`) for every field the driver owns: the
+live Service's selector and previous-colour annotation, each HPA's range, and per Deployment the bento annotation
+and the container's image, env and resources. Each apply restates every field the driver owns on that object (what
+it omits, it would give up, and the API server would delete a field nobody owns any more). ``force``: the driver
+takes these fields over from Pulumi's field manager after creation; the stack ignores them (Deployments) or wins
+them back when it changes them (the HPAs carry ``pulumi.com/patchForce``: the declared range is Pulumi's). A merge
+patch would leave the fields to the client's default manager with an Update operation, and the next `pulumi up`
+that changes the range would fail with a field conflict. Only the scale subresource keeps a JSON merge patch:
+replicas is the HPA controller's, never Pulumi's.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from modelops.targets.outputs import (
 from modelops.waiting import wait_until
 from stacks import outputs as keys
 from stacks.names import APP, COLOUR_LABEL, COLOURS, CONTAINER_PORT, SERVICE_PORT, cpu_quantity
-from stacks.threads import thread_env
+from stacks.threads import THREAD_VARIABLES, thread_env
 
 REQUIRED_OUTPUTS = (keys.ENDPOINT_URL, keys.NAMESPACE, keys.SERVICE_NAME, keys.DEPLOYMENT_NAMES)
 
@@ -57,6 +62,8 @@ BENTO_ANNOTATION = "modelops/bento"  # on a Deployment's pod template: the bento
 
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"  # server-side apply (JSON is YAML)
+FIELD_MANAGER = "modelops"
 
 
 def _describe_kube_error(action: str, exc: Exception) -> str | None:
@@ -205,15 +212,11 @@ class KubernetesTarget:
         overrides = with_workers(_env(container, BENTOML_OVERRIDES_ENV), bento, workers)
         budget = cpu if cpu is not None else _cpu_limit(container)
         threads = thread_env(budget / workers) if budget else {}
-        env = [
-            {"name": BENTOML_OVERRIDES_ENV, "value": overrides},
-            *({"name": k, "value": v} for k, v in threads.items()),
-        ]
-        patch: dict[str, Any] = {"name": container.name, "env": env}
+        resources = None
         if cpu is not None:
             quantity = cpu_quantity(cpu)
-            patch["resources"] = {"requests": {"cpu": quantity}, "limits": {"cpu": quantity}}
-        self._patch_template(colour, {"spec": {"containers": [patch]}})
+            resources = {"requests": {"cpu": quantity}, "limits": {"cpu": quantity}}
+        self._apply_template(colour, deployment, overrides=overrides, threads=threads, resources=resources)
         self._wait_rollout(colour, _count(deployment.spec.replicas))
         return self._pool_status(colour, self._live(self._service()))
 
@@ -335,12 +338,22 @@ class KubernetesTarget:
                 f"the {to} pool (Deployment {self.deployments[to]}) has no ready pod, so it cannot {purpose}: "
                 "deploy_candidate or scale it up first"
             )
-        # Merge patch: only the colour key of the selector changes, the app labels stay.
-        self.core.patch_namespaced_service(
+        # A Service's selector is an atomic map: the apply restates it whole, the app labels with the new colour.
+        current = self._service().spec
+        selector = dict((current.selector if current else None) or {})
+        self._apply(
+            self.core.patch_namespaced_service,
             self.service_name,
-            self.namespace,
-            {"metadata": {"annotations": {PREVIOUS_ANNOTATION: live}}, "spec": {"selector": {COLOUR_LABEL: to}}},
-            _content_type=MERGE_PATCH,
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {
+                    "name": self.service_name,
+                    "namespace": self.namespace,
+                    "annotations": {PREVIOUS_ANNOTATION: live},
+                },
+                "spec": {"selector": {**selector, COLOUR_LABEL: to}},
+            },
         )
         self._wait_endpoints(to)
 
@@ -443,29 +456,52 @@ class KubernetesTarget:
             for pod in sorted(pods, key=_name)
         ]
 
-    def _patch_template(self, colour: Colour, template: dict[str, Any]) -> None:
-        self.apps.patch_namespaced_deployment(
-            self.deployments[colour], self.namespace, {"spec": {"template": template}}, _content_type=STRATEGIC_MERGE
-        )
-
-    def _set_bento(self, colour: Colour, bento: str, workers: int, image: str) -> None:
-        container = self._container(self._deployment(colour))
-        overrides = with_workers(_env(container, BENTOML_OVERRIDES_ENV), bento, workers)
-        self._patch_template(
-            colour,
+    def _apply_template(
+        self,
+        colour: Colour,
+        deployment: k8s.V1Deployment,
+        *,
+        bento: str | None = None,
+        image: str | None = None,
+        overrides: str | None = None,
+        threads: dict[str, str] | None = None,
+        resources: dict[str, Any] | None = None,
+    ) -> None:
+        """Server-side apply of every pod-template field the driver owns, changed where given, else as they are."""
+        container = self._container(deployment)
+        current_threads = {e.name: e.value for e in container.env or [] if e.name in THREAD_VARIABLES}
+        env = [
+            {"name": BENTOML_OVERRIDES_ENV, "value": overrides or _env(container, BENTOML_OVERRIDES_ENV) or ""},
+            *({"name": k, "value": v} for k, v in sorted((threads or current_threads).items())),
+        ]
+        owned: dict[str, Any] = {"name": container.name, "image": image or container.image, "env": env}
+        current_resources = _resources(container)
+        if resources is not None or current_resources:
+            owned["resources"] = _merge_resources(current_resources, resources or {})
+        self._apply(
+            self.apps.patch_namespaced_deployment,
+            self.deployments[colour],
             {
-                "metadata": {"annotations": {BENTO_ANNOTATION: bento}},
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": self.deployments[colour], "namespace": self.namespace},
                 "spec": {
-                    "containers": [
-                        {
-                            "name": container.name,
-                            "image": image,
-                            "env": [{"name": BENTOML_OVERRIDES_ENV, "value": overrides}],
-                        }
-                    ]
+                    "template": {
+                        "metadata": {"annotations": {BENTO_ANNOTATION: bento or self._bento_of(deployment)}},
+                        "spec": {"containers": [owned]},
+                    }
                 },
             },
         )
+
+    def _apply(self, patch: Callable[..., Any], name: str, body: dict[str, Any]) -> Any:
+        return patch(name, self.namespace, body, field_manager=FIELD_MANAGER, force=True, _content_type=APPLY_PATCH)
+
+    def _set_bento(self, colour: Colour, bento: str, workers: int, image: str) -> None:
+        deployment = self._deployment(colour)
+        container = self._container(deployment)
+        overrides = with_workers(_env(container, BENTOML_OVERRIDES_ENV), bento, workers)
+        self._apply_template(colour, deployment, bento=bento, image=image, overrides=overrides)
 
     def _scale(self, colour: Colour, replicas: int) -> None:
         self._set_replicas(colour, replicas)
@@ -487,10 +523,14 @@ class KubernetesTarget:
         hpa = self.hpas.get(colour)
         if not hpa:
             return
+        body = {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": hpa, "namespace": self.namespace},
+            **patch,
+        }
         try:
-            self.autoscaling.patch_namespaced_horizontal_pod_autoscaler(
-                hpa, self.namespace, patch, _content_type=MERGE_PATCH
-            )
+            self._apply(self.autoscaling.patch_namespaced_horizontal_pod_autoscaler, hpa, body)
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -549,6 +589,19 @@ def _cpu_limit(container: k8s.V1Container) -> float | None:
     if not limit:
         return None
     return int(limit[:-1]) / 1000 if str(limit).endswith("m") else float(limit)
+
+
+def _resources(container: k8s.V1Container) -> dict[str, dict[str, str]]:
+    """The container's requests and limits as the API returns them (quantities as strings)."""
+    found = container.resources
+    if found is None:
+        return {}
+    return {k: dict(v) for k, v in (("requests", found.requests), ("limits", found.limits)) if v}
+
+
+def _merge_resources(current: dict[str, dict[str, str]], changes: dict[str, dict[str, str]]) -> dict[str, Any]:
+    kinds = [k for k in ("requests", "limits") if k in current or k in changes]
+    return {k: {**current.get(k, {}), **changes.get(k, {})} for k in kinds}
 
 
 def _env(container: k8s.V1Container, name: str) -> str | None:

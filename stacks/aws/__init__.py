@@ -13,7 +13,14 @@ import pulumi_aws as aws
 from stacks import images, outputs
 from stacks.aws.access_logs import AccessLogBucket, AccessLogBucketArgs
 from stacks.aws.alarms import Alarms, AlarmsArgs, WatchThresholds
-from stacks.aws.fleet import Fleet, FleetArgs, UserData, encode_user_data, render_user_data
+from stacks.aws.fleet import (
+    Fleet,
+    FleetArgs,
+    UserData,
+    encode_user_data,
+    max_healthy_percentage,
+    render_user_data,
+)
 from stacks.aws.iam import InstanceIdentity, InstanceIdentityArgs
 from stacks.aws.keys import Account, EncryptionKey, EncryptionKeyArgs
 from stacks.aws.load_balancer import (
@@ -28,6 +35,7 @@ from stacks.aws.registry import BentoImage, BentoImageArgs, Registry, RegistryAr
 from stacks.cache import cache_env
 from stacks.capacity import NoPlan, asg_target_requests_per_minute, promoted_plan
 from stacks.config import ConfigError, StackConfig
+from stacks.names import live_colour_from
 from stacks.threads import thread_env
 
 AMI_OWNERS = ["amazon"]  # explicit owner: a name pattern alone would match anyone's public AMI
@@ -86,10 +94,11 @@ def requests_per_target_per_minute(
 def ami_id(settings: StackConfig, via: pulumi.InvokeOutputOptions) -> pulumi.Input[str]:
     """The pinned AMI (modelops:aws.ami_id), else the newest Amazon Linux 2023 AMI, resolved once.
 
-    An unpinned lookup changes whenever Amazon publishes an AMI; fed into both launch templates with instance
-    refresh on, the next `pulumi up` would replace the live fleet with the stack's bento, bypassing the gate. So an
-    unpinned AMI only sets the templates at creation (Fleet ignores later changes) and the program prints the id
-    to pin."""
+    An AMI, pinned or not, never rolls a running fleet: `pulumi up` makes a new launch template version (the
+    default), and the groups keep the version they were pinned to (launchTemplate is the driver's); the driver
+    builds the next candidate from the default version, so a new AMI goes live only through the gate. An unpinned
+    lookup changes whenever Amazon publishes an AMI, so it only sets the templates at creation (Fleet ignores later
+    changes) and the program prints the id to pin."""
     cfg = settings.aws
     if cfg.ami_id:
         return cfg.ami_id
@@ -111,7 +120,7 @@ def ami_id(settings: StackConfig, via: pulumi.InvokeOutputOptions) -> pulumi.Inp
             f"modelops:aws.ami_id is not set: new launch templates use {image}, the newest "
             f"{'Deep Learning Base (NVIDIA) ' if gpu else ''}Amazon Linux 2023 AMI today, and existing ones keep "
             f"theirs. Pin it (modelops:aws.ami_id: {image} in stacks/Pulumi.{settings.stack}.yaml) and change it on "
-            "purpose; an AMI change rolls both fleets"
+            "purpose: a changed AMI reaches a pool with its next candidate, through the gate"
         )
         return image
 
@@ -135,7 +144,17 @@ def build(settings: StackConfig) -> dict[str, Any]:
     )
     network = Network(
         "net",
-        NetworkArgs(cfg.vpc_cidr, cfg.az_count, cfg.nat_per_az, cfg.log_retention_days, logs_key.arn, cfg.region),
+        NetworkArgs(
+            cfg.vpc_cidr,
+            cfg.az_count,
+            cfg.nat_per_az,
+            cfg.log_retention_days,
+            logs_key.arn,
+            cfg.region,
+            account_id=identity.account_id,
+            partition=partition,
+            interface_endpoints=cfg.interface_endpoints,
+        ),
         opts=top,
     )
     registry_key = EncryptionKey("ecr-key", EncryptionKeyArgs("modelops: ECR images", account), opts=top)
@@ -202,6 +221,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
                     threads=thread_env(int(v[3]) / settings.deploy.workers),
                     cache=cache_env(settings.cache),
                     keep_alive_s=images.server_keep_alive_s(timeout),
+                    ready_timeout_s=max(30, cfg.health_check_grace_s),
                     gpus="all" if settings.deploy.accelerator == "nvidia" else "",
                 )
             )
@@ -221,6 +241,7 @@ def build(settings: StackConfig) -> dict[str, Any]:
                 instance_type=cfg.instance_type,
                 root_volume_gb=cfg.root_volume_gb,
                 instance_profile_arn=instances.profile.arn,
+                instance_role_name=instances.role.name,
                 security_group_id=lb.instance_security_group.id,
                 subnet_ids=network.private_subnet_ids,
                 target_group_arn=lb.target_groups[colour].arn,
@@ -232,7 +253,6 @@ def build(settings: StackConfig) -> dict[str, Any]:
                 max_size=settings.deploy.max_replicas,
                 desired_capacity=settings.deploy.replicas,
                 health_check_grace_s=cfg.health_check_grace_s,
-                min_healthy_percentage=cfg.instance_refresh_min_healthy,
                 requests_per_target_per_minute=target_value,
                 scaling_metric=settings.autoscale.metric,
                 cpu_target=settings.autoscale.target,
@@ -254,6 +274,8 @@ def build(settings: StackConfig) -> dict[str, Any]:
             max_error_ratio=settings.slo.max_error_ratio,
             p95_ms=settings.slo.p95_ms,
             account_id=identity.account_id,
+            min_healthy_hosts=settings.deploy.min_replicas,
+            live_colour=cfg.live_colour,
             topic_key_arn=alerts_key.arn,
             alarm_email=cfg.alarm_email,
             monthly_budget_usd=cfg.monthly_budget_usd,
@@ -264,7 +286,10 @@ def build(settings: StackConfig) -> dict[str, Any]:
     return {
         outputs.ENDPOINT_URL: lb.url,
         outputs.POOL_URLS: lb.pool_urls,
-        outputs.LIVE_COLOUR: cfg.live_colour,
+        # Reality, not the stack file: the colour the driver recorded on the listener (live_colour before that).
+        outputs.LIVE_COLOUR: aws.lb.get_listener_output(arn=lb.listener.arn, opts=via).tags.apply(
+            lambda tags: live_colour_from(tags, cfg.live_colour)
+        ),
         outputs.SCALING_RANGE: {"min": settings.deploy.min_replicas, "max": settings.deploy.max_replicas},
         outputs.IMAGE: image.image,
         outputs.BENTO: image.bento,
@@ -276,4 +301,9 @@ def build(settings: StackConfig) -> dict[str, Any]:
         outputs.ALARM_TOPIC_ARN: alarms.topic.arn,
         outputs.WATCH_ALARM_NAMES: alarms.watch_names,
         outputs.REPOSITORY_URL: registry.url,
+        outputs.REFRESH_PREFERENCES: {
+            "min_healthy_percentage": cfg.instance_refresh_min_healthy,
+            "max_healthy_percentage": max_healthy_percentage(cfg.instance_refresh_min_healthy),
+            "instance_warmup_s": cfg.health_check_grace_s,
+        },
     }

@@ -1,9 +1,16 @@
 """The rollback signals: CloudWatch alarms that promotion watches while it shifts traffic, and after, and the SNS
 topic they (and the optional cost budget) notify.
 
-Per colour (the TargetGroup dimension): the targets' 5xx ratio, p95 response time and unhealthy hosts, so promotion
-can tell "the live version is unwell" (do not start a switch) from "the candidate is unwell" (abort the switch).
-For the load balancer as a whole: its own 5xx (HTTPCode_ELB_5XX_Count exists only per load balancer).
+Per colour (the TargetGroup dimension): the targets' 5xx ratio, p95 response time, unhealthy hosts and healthy hosts
+below the declared minimum, so promotion can tell "the live version is unwell" (do not start a switch) from "the
+candidate is unwell" (abort the switch). For the load balancer as a whole: its own 5xx (HTTPCode_ELB_5XX_Count exists
+only per load balancer). Nine alarms with the two colours
+(``alarm_count``): the ones promotion watches.
+
+Instances join their target group only once /readyz answers (the launch lifecycle hook, stacks/aws/fleet.py), so a
+boot does not count as unhealthy. The healthy-hosts alarm only means something for the colour taking traffic (an idle
+colour has 0 hosts by design): its actions are enabled for the live colour only, and the driver moves them with the
+traffic (shift to 100); Pulumi sets them at creation and leaves them to the driver after.
 
 The watch (modelops:monitor, the same thresholds the local target's Prometheus rules use, stacks/alerting.py) reaches
 CloudWatch where CloudWatch has the signal, for the load balancer as a whole and outside promotion's alarms (a
@@ -40,6 +47,15 @@ TARGET_5XX = "target_5xx"
 ELB_5XX = "elb_5xx"  # 502/503/504 the ALB itself answers (no healthy target, a target reset): invisible in TARGET_5XX
 P95_LATENCY = "p95_latency"
 UNHEALTHY_HOSTS = "unhealthy_hosts"
+HEALTHY_HOSTS = "healthy_hosts"  # HealthyHostCount below deploy.min_replicas: meaningful for the live colour only
+PER_COLOUR = (TARGET_5XX, P95_LATENCY, UNHEALTHY_HOSTS, HEALTHY_HOSTS)
+
+
+def alarm_count(colours: int) -> int:
+    """Alarms the stack makes: the per-colour ones, and the load balancer's own 5xx."""
+    return colours * len(PER_COLOUR) + 1
+
+
 # Keys of the WATCH_ALARM_NAMES stack output.
 CLIENT_ERRORS = "client_errors"
 P95_ANOMALY = "p95_anomaly"
@@ -72,6 +88,8 @@ class AlarmsArgs:
     max_error_ratio: float  # slo.max_error_ratio, a fraction
     p95_ms: float  # slo.p95_ms
     account_id: pulumi.Input[str]
+    min_healthy_hosts: int  # deploy.min_replicas: the live colour's floor
+    live_colour: str  # whose healthy-hosts alarm acts at creation (the driver moves it with promotions)
     topic_key_arn: pulumi.Input[str]  # a KMS key CloudWatch and Budgets may use (SNS's AWS-managed key refuses them)
     alarm_email: str | None = None
     monthly_budget_usd: float | None = None
@@ -219,7 +237,27 @@ class Alarms(pulumi.ComponentResource):
                 opts=child,
                 **common,
             )
-            self.names[colour] = {TARGET_5XX: target_5xx.name, P95_LATENCY: p95.name, UNHEALTHY_HOSTS: unhealthy.name}
+            healthy = aws.cloudwatch.MetricAlarm(
+                f"{name}-{colour}-healthy",
+                alarm_description=f"fewer healthy {colour} targets than deploy.min_replicas while {colour} is live",
+                comparison_operator="LessThanThreshold",
+                threshold=args.min_healthy_hosts,
+                namespace="AWS/ApplicationELB",
+                metric_name="HealthyHostCount",
+                dimensions=pool,
+                period=PERIOD_S,
+                statistic="Minimum",
+                actions_enabled=colour == args.live_colour,
+                # The driver enables the live colour's actions and disables the others' at every full shift.
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["actionsEnabled"]),
+                **common,
+            )
+            self.names[colour] = {
+                TARGET_5XX: target_5xx.name,
+                P95_LATENCY: p95.name,
+                UNHEALTHY_HOSTS: unhealthy.name,
+                HEALTHY_HOSTS: healthy.name,
+            }
         self.watch_names: dict[str, pulumi.Output[str]] = {}
         if args.watch is not None:
             self.watch_names = self._watch(name, args.watch, lb, metric, common, child)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,14 @@ USER_DATA_TEMPLATE = Path(__file__).with_name("user_data.sh")
 SETTINGS_MARKER = "#@settings@\n"
 ROOT_DEVICE = "/dev/xvda"  # Amazon Linux 2023's root device name
 # Fields of the Auto Scaling group that modelops owns after creation (see stacks/RUNNING.md, "who owns what").
-DRIVER_OWNED = ["desiredCapacity", "launchTemplate"]
+# minSize/maxSize too: the driver lowers MinSize to 0 for a rejected or retired colour and pins the range for a gate;
+# `pulumi up --refresh` writing the declared range back would boot the old bento again on an emptied colour. The
+# declared range still reaches the groups, through the driver (scaling_range output, Target.release_scaling).
+DRIVER_OWNED = ["desiredCapacity", "launchTemplate", "minSize", "maxSize"]
+# The launch lifecycle hook that holds a new instance out of its target group until the bento answers /readyz
+# (user_data.sh completes it): without it an instance joins at InService, minutes before the model is loaded, and
+# every boot raises UnHealthyHostCount.
+READY_HOOK = "modelops-ready"
 # The SDK's enum of group metrics (a str subclass: the same strings reach AWS).
 GROUP_METRICS = [
     aws.autoscaling.Metric.GROUP_DESIRED_CAPACITY,
@@ -41,6 +49,7 @@ class UserData:
     max_body_bytes: int  # the service answers 413 above it (bento/service.py reads MODELOPS_MAX_BODY_BYTES)
     threads: dict[str, str]  # OMP_NUM_THREADS & co. from the vCPUs per worker (stacks/threads.py)
     keep_alive_s: int  # the server's idle keep-alive, above the ALB's idle timeout (stacks/images.py)
+    ready_timeout_s: int = 300  # how long the boot script waits for /readyz before abandoning the instance
     gpus: str = ""  # `docker run --gpus` value ("all" with deploy.accelerator nvidia); empty: no GPU
     # The prediction cache's settings (stacks/cache.py), each passed to the container by name; default: off.
     cache: dict[str, str] = field(default_factory=lambda: cache_env(CacheSettings()))
@@ -64,6 +73,8 @@ def render_user_data(values: UserData, template: Path = USER_DATA_TEMPLATE) -> s
         **values.threads,
         **values.cache,
         "KEEP_ALIVE": str(values.keep_alive_s),
+        "READY_HOOK": READY_HOOK,
+        "READY_TIMEOUT": str(values.ready_timeout_s),
         "GPUS": values.gpus,
     }
     block = "".join(f"readonly {key}={shlex.quote(value)}\n" for key, value in assignments.items())
@@ -73,6 +84,29 @@ def render_user_data(values: UserData, template: Path = USER_DATA_TEMPLATE) -> s
 def encode_user_data(script: str) -> str:
     """Launch templates take user data base64-encoded (unlike aws_instance, which encodes it for you)."""
     return base64.b64encode(script.encode()).decode()
+
+
+def lifecycle_policy(asg_arn: str) -> str:
+    """What an instance may do with its group: report itself ready (or not) through the launch lifecycle hook."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "CompleteOwnLaunchHook",
+                    "Effect": "Allow",
+                    "Action": "autoscaling:CompleteLifecycleAction",
+                    "Resource": asg_arn,
+                },
+                {
+                    "Sid": "FindOwnGroup",
+                    "Effect": "Allow",
+                    "Action": "autoscaling:DescribeAutoScalingInstances",
+                    "Resource": "*",
+                },
+            ],
+        }
+    )
 
 
 def max_healthy_percentage(min_healthy: int) -> int:
@@ -88,6 +122,7 @@ class FleetArgs:
     instance_type: str
     root_volume_gb: int
     instance_profile_arn: pulumi.Input[str]
+    instance_role_name: pulumi.Input[str]  # gets leave to complete this group's launch lifecycle hook
     security_group_id: pulumi.Input[str]
     subnet_ids: Sequence[pulumi.Input[str]]
     target_group_arn: pulumi.Input[str]
@@ -99,7 +134,6 @@ class FleetArgs:
     max_size: int
     desired_capacity: int
     health_check_grace_s: int
-    min_healthy_percentage: int
     requests_per_target_per_minute: pulumi.Input[float]  # tracked with scaling_metric in_flight
     scaling_metric: str = "in_flight"  # modelops:autoscale.metric: in_flight (ALB requests per target) or cpu
     cpu_target: float = 70.0  # modelops:autoscale.target with scaling_metric cpu: the group's average CPU, %
@@ -146,12 +180,13 @@ class Fleet(pulumi.ComponentResource):
                     "security_groups": [args.security_group_id],
                 }
             ],
-            # IMDSv2 only (session tokens defeat SSRF credential theft). Hop limit 2: a process inside a Docker
-            # container is one network hop further from the metadata service than the host.
+            # IMDSv2 only (session tokens defeat SSRF credential theft). Hop limit 1: only the host reaches the
+            # metadata service (the ECR login, the awslogs driver and the lifecycle completion run on the host); a
+            # process inside the bento's container is one hop further and gets no token, so no instance role.
             metadata_options={
                 "http_endpoint": "enabled",
                 "http_tokens": "required",
-                "http_put_response_hop_limit": 2,
+                "http_put_response_hop_limit": 1,
                 "instance_metadata_tags": "disabled",
             },
             block_device_mappings=[
@@ -192,21 +227,35 @@ class Fleet(pulumi.ComponentResource):
                 "id": self.launch_template.id,
                 "version": self.launch_template.latest_version.apply(lambda v: str(int(v))),
             },
-            instance_refresh={
-                "strategy": "Rolling",
-                "preferences": {
-                    "min_healthy_percentage": args.min_healthy_percentage,
-                    "max_healthy_percentage": max_healthy_percentage(args.min_healthy_percentage),
-                    "instance_warmup": str(args.health_check_grace_s),
-                    "auto_rollback": True,
-                },
-            },
+            # No instance_refresh block: Pulumi starts one only when it changes the group's launch template, which it
+            # never does after creation (launchTemplate is the driver's). The driver's resize runs the refreshes,
+            # with the stack's preferences (the refresh_preferences output).
+            # The hook exists before the first instance launches (an initial hook, not a separate resource): each
+            # instance waits in Pending:Wait until its boot script reports /readyz (CONTINUE) or gives up (ABANDON,
+            # the group replaces it); the heartbeat bounds a boot script that died silently.
+            initial_lifecycle_hooks=[
+                {
+                    "name": READY_HOOK,
+                    "lifecycle_transition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+                    "heartbeat_timeout": max(30, args.health_check_grace_s),
+                    "default_result": "ABANDON",
+                }
+            ],
             enabled_metrics=GROUP_METRICS,
             tags=[{"key": k, "value": v, "propagate_at_launch": True} for k, v in tags.items()],
             # Target tracking and modelops (scale, promotion) own the running capacity once the group exists, and
             # modelops owns which template version the group runs (the promoted bento's): a new version made here
             # (boot script, AMI) reaches a pool with its next candidate, through the gate, never by itself.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=DRIVER_OWNED),
+        )
+        # Complete this group's lifecycle hook, nothing else: a separate policy, since the group's ARN exists only
+        # now (the instances retry until it does). DescribeAutoScalingInstances (which group am I in?) has no
+        # resource-level permissions.
+        aws.iam.RolePolicy(
+            f"{name}-ready",
+            role=args.instance_role_name,
+            policy=self.asg.arn.apply(lifecycle_policy),
+            opts=child,
         )
         self.scaling_policy = aws.autoscaling.Policy(
             f"{name}-requests",

@@ -1,4 +1,7 @@
-"""What an instance may do: pull this stack's images, write its container logs and metrics, be reached by SSM."""
+"""What an instance may do: pull this stack's images, write its container logs, be reached by SSM (Session Manager
+and Run Command). Nothing publishes custom metrics (the ALB's own metrics drive the alarms), so no
+cloudwatch:PutMetricData; and the instances read no SSM parameters, so none of AmazonSSMManagedInstanceCore's
+`ssm:GetParameter*` on every parameter of the account."""
 
 from __future__ import annotations
 
@@ -8,8 +11,22 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-METRICS_NAMESPACE = "modelops"
-SSM_CORE_POLICY = "policy/AmazonSSMManagedInstanceCore"  # Session Manager instead of SSH: no port 22 anywhere
+# What the SSM agent needs to register the instance and carry Session Manager sessions and Run Command (the
+# failover suite's crash): a subset of AmazonSSMManagedInstanceCore without its parameter, document and inventory
+# reads. None of these actions has resource-level permissions. Session Manager instead of SSH: no port 22 anywhere.
+SSM_AGENT_ACTIONS = [
+    "ssm:UpdateInstanceInformation",
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+    "ec2messages:AcknowledgeMessage",
+    "ec2messages:DeleteMessage",
+    "ec2messages:FailMessage",
+    "ec2messages:GetEndpoint",
+    "ec2messages:GetMessages",
+    "ec2messages:SendReply",
+]
 
 
 def instance_policy(repository_arn: str, log_group_arn: str) -> str:
@@ -37,14 +54,7 @@ def instance_policy(repository_arn: str, log_group_arn: str) -> str:
                     "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
                     "Resource": [log_group_arn, f"{log_group_arn}:log-stream:*"],
                 },
-                {
-                    # PutMetricData has no resource-level permissions either: the namespace condition narrows it.
-                    "Sid": "PublishMetrics",
-                    "Effect": "Allow",
-                    "Action": "cloudwatch:PutMetricData",
-                    "Resource": "*",
-                    "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}},
-                },
+                {"Sid": "SsmAgent", "Effect": "Allow", "Action": SSM_AGENT_ACTIONS, "Resource": "*"},
             ],
         }
     )
@@ -86,12 +96,6 @@ class InstanceIdentity(pulumi.ComponentResource):
             policy=pulumi.Output.all(args.repository_arn, self.log_group.arn).apply(
                 lambda arns: instance_policy(arns[0], arns[1])
             ),
-            opts=child,
-        )
-        aws.iam.RolePolicyAttachment(
-            f"{name}-ssm",
-            role=self.role.name,
-            policy_arn=pulumi.Output.concat("arn:", args.partition, ":iam::aws:", SSM_CORE_POLICY),
             opts=child,
         )
         self.profile = aws.iam.InstanceProfile(f"{name}-profile", role=self.role.name, opts=child)

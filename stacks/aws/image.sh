@@ -31,7 +31,8 @@ pushed() {
 }
 
 if ! pushed; then
-  "$bentoml" containerize "$bento" --image-tag "$image" --opt "platform=${PLATFORM}" >&2
+  # The bento's Dockerfile template (bento/Dockerfile.template): the small, read-only-safe image the tests run.
+  BENTOML="$bentoml" stacks/container/containerize.sh "$bento" "$image" --opt "platform=${PLATFORM}" >&2
   aws ecr get-login-password --region "$REGION" | docker login --username AWS --password-stdin "$registry" >&2
   docker push "$image" >&2
 fi

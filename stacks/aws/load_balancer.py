@@ -18,6 +18,9 @@ HEALTH_PATH = "/readyz"  # BentoML answers 500 until the service is ready, so a 
 # TLS 1.3 with TLS 1.2 as the floor (AWS's recommended policy for new listeners).
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 DRAIN_MARGIN_S = 5
+# Fields of the live listener that modelops owns after creation: the forward weights and the tags holding the live
+# and previous colour (modelops/targets/aws/driver.py LIVE_TAG, PREVIOUS_TAG).
+LISTENER_DRIVER_OWNED = ["defaultActions[0].forward", "tags", "tagsAll"]
 
 
 def deregistration_delay_s(p99_ms: float, request_timeout_s: float) -> int:
@@ -172,29 +175,40 @@ class LoadBalancer(pulumi.ComponentResource):
             for colour in COLOURS
         }
         forward = weighted_forward({c: tg.arn for c, tg in self.target_groups.items()}, args.live_colour)
-        # Promotion (modelops, through the AWS API) owns the weights once the stack exists: `pulumi up` must not
-        # undo a promotion or a rollback. live_colour therefore only decides the weights at creation.
-        runtime_owned = pulumi.ResourceOptions(parent=self, ignore_changes=["defaultActions[0].forward"])
+        # One live listener, one logical name whether it serves HTTPS or HTTP: setting certificate_arn later changes
+        # its port, protocol and certificate in place and keeps the weights promotion set. (Before, the name followed
+        # the protocol, so a certificate made a new listener weighted from the stack file's live_colour.) Aliases
+        # keep the listeners of stacks made with the old names.
+        # Promotion (modelops, through the AWS API) owns the weights and the tags it keeps its state in (live and
+        # previous colour) once the listener exists: `pulumi up`, also after a refresh, must not undo a promotion
+        # or a rollback. live_colour therefore only decides the weights at creation.
+        self.listener = aws.lb.Listener(
+            f"{name}-live",
+            load_balancer_arn=self.alb.arn,
+            port=443 if https else 80,
+            protocol="HTTPS" if https else "HTTP",
+            ssl_policy=TLS_POLICY if https else None,
+            certificate_arn=args.certificate_arn,
+            default_actions=[forward],
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                ignore_changes=LISTENER_DRIVER_OWNED,
+                aliases=[pulumi.Alias(name=f"{name}-https" if https else f"{name}-http")],
+            ),
+        )
         if https:
-            self.listener = aws.lb.Listener(
-                f"{name}-https",
-                load_balancer_arn=self.alb.arn,
-                port=443,
-                protocol="HTTPS",
-                ssl_policy=TLS_POLICY,
-                certificate_arn=args.certificate_arn,
-                default_actions=[forward],
-                opts=runtime_owned,
-            )
             self.http_listener = aws.lb.Listener(
-                f"{name}-http",
+                f"{name}-redirect",
                 load_balancer_arn=self.alb.arn,
                 port=80,
                 protocol="HTTP",
                 default_actions=[
                     {"type": "redirect", "redirect": {"port": "443", "protocol": "HTTPS", "status_code": "HTTP_301"}}
                 ],
-                opts=child,
+                # After the live listener: when a certificate is added, it moves off port 80 first.
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[self.listener], aliases=[pulumi.Alias(name=f"{name}-http")]
+                ),
             )
             self.url = pulumi.Output.concat("https://", self.alb.dns_name)
         else:
@@ -204,14 +218,6 @@ class LoadBalancer(pulumi.ComponentResource):
             pulumi.log.warn(
                 "modelops:aws.certificate_arn is not set: the ALB serves plain HTTP on port 80. Set an ACM "
                 "certificate ARN in stacks/Pulumi.aws.yaml to serve HTTPS (TLS >= 1.2) with an HTTP->HTTPS redirect."
-            )
-            self.listener = aws.lb.Listener(
-                f"{name}-http",
-                load_balancer_arn=self.alb.arn,
-                port=80,
-                protocol="HTTP",
-                default_actions=[forward],
-                opts=runtime_owned,
             )
             self.http_listener = self.listener
             self.url = pulumi.Output.concat("http://", self.alb.dns_name)
@@ -249,7 +255,7 @@ class LoadBalancer(pulumi.ComponentResource):
                 aws.vpc.SecurityGroupIngressRule(
                     f"{name}-alb-in-test-{colour}-{rule_suffix(cidr)}",
                     security_group_id=self.alb_security_group.id,
-                    description=f"{colour} pool test listener, from the promotion gate's addresses",
+                    description=f"{colour} pool test listener, from the promotion gate addresses (test_cidrs)",
                     ip_protocol="tcp",
                     from_port=port,
                     to_port=port,

@@ -20,7 +20,42 @@ class NetworkArgs:
     nat_per_az: bool
     flow_log_retention_days: int
     flow_log_key_arn: pulumi.Input[str]
-    region: str  # names the S3 gateway endpoint's service
+    region: str  # names the endpoints' services
+    account_id: pulumi.Input[str] = ""  # the flow-log role trusts the service for this account only
+    partition: pulumi.Input[str] = "aws"
+    interface_endpoints: bool = True  # ECR, Logs, SSM, Auto Scaling reachable without the NAT gateway
+
+
+# AWS services an instance talks to while it boots and serves (stacks/aws/user_data.sh): ECR (login, manifests),
+# CloudWatch Logs (awslogs), SSM (Session Manager, Run Command: the agent's three endpoints), Auto Scaling (the
+# launch lifecycle hook). Through interface endpoints they need neither the NAT gateway nor the internet.
+INTERFACE_SERVICES = ("ecr.api", "ecr.dkr", "logs", "ssm", "ssmmessages", "ec2messages", "autoscaling")
+
+
+def s3_endpoint_policy(region: str) -> str:
+    """What the instances may read through the S3 gateway endpoint: ECR's image layers, Amazon Linux 2023's package
+    repositories (dnf) and the SSM agent's own updates. Nothing else in S3, and no writes: a compromised instance
+    cannot copy data out through the endpoint to a bucket of its choosing."""
+    buckets = [
+        f"prod-{region}-starport-layer-bucket",  # ECR layers (ECR's documented VPC endpoint policy)
+        f"al2023-repos-{region}-de612dc2",  # Amazon Linux 2023 repositories
+        f"amazon-ssm-{region}",
+        f"aws-ssm-{region}",
+    ]
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ReadWhatInstancesBootFrom",
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "s3:GetObject",
+                    "Resource": [f"arn:aws:s3:::{bucket}/*" for bucket in buckets],
+                }
+            ],
+        }
+    )
 
 
 def subnet_cidrs(cidr: str, az_count: int) -> tuple[list[str], list[str]]:
@@ -128,12 +163,51 @@ class Network(pulumi.ComponentResource):
             service_name=f"com.amazonaws.{args.region}.s3",
             vpc_endpoint_type="Gateway",
             route_table_ids=[rt.id for rt in private_route_tables],
+            policy=s3_endpoint_policy(args.region),
             opts=child,
         )
+        self.interface_endpoints: list[aws.ec2.VpcEndpoint] = []
+        if args.interface_endpoints:
+            endpoints_sg = aws.ec2.SecurityGroup(
+                f"{name}-endpoints",
+                description="modelops VPC interface endpoints: HTTPS from inside the VPC",
+                vpc_id=self.vpc.id,
+                opts=child,
+            )
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-endpoints-in-https",
+                security_group_id=endpoints_sg.id,
+                description="HTTPS to AWS service endpoints from the VPC",
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                cidr_ipv4=args.cidr,
+                opts=child,
+            )
+            for service in INTERFACE_SERVICES:
+                self.interface_endpoints.append(
+                    aws.ec2.VpcEndpoint(
+                        f"{name}-{service.replace('.', '-')}",
+                        vpc_id=self.vpc.id,
+                        service_name=f"com.amazonaws.{args.region}.{service}",
+                        vpc_endpoint_type="Interface",
+                        subnet_ids=[s.id for s in self.private_subnets],
+                        security_group_ids=[endpoints_sg.id],
+                        # The service's usual name resolves to the endpoint inside the VPC: nothing on the
+                        # instances needs to know the endpoints exist.
+                        private_dns_enabled=True,
+                        opts=child,
+                    )
+                )
         self.flow_logs = FlowLogs(
             f"{name}-flow",
             FlowLogsArgs(
-                vpc_id=self.vpc.id, retention_days=args.flow_log_retention_days, key_arn=args.flow_log_key_arn
+                vpc_id=self.vpc.id,
+                retention_days=args.flow_log_retention_days,
+                key_arn=args.flow_log_key_arn,
+                account_id=args.account_id,
+                partition=args.partition,
+                region=args.region,
             ),
             opts=child,
         )
@@ -150,6 +224,29 @@ class FlowLogsArgs:
     vpc_id: pulumi.Input[str]
     retention_days: int
     key_arn: pulumi.Input[str]
+    account_id: pulumi.Input[str] = ""
+    partition: pulumi.Input[str] = "aws"
+    region: str = "us-east-1"
+
+
+def flow_log_trust(account_id: str, partition: str, region: str) -> str:
+    """The flow-log service may assume the role only for this account's flow logs (confused-deputy guard)."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                    "Condition": {
+                        "StringEquals": {"aws:SourceAccount": account_id},
+                        "ArnLike": {"aws:SourceArn": f"arn:{partition}:ec2:{region}:{account_id}:vpc-flow-log/*"},
+                    },
+                }
+            ],
+        }
+    )
 
 
 class FlowLogs(pulumi.ComponentResource):
@@ -164,17 +261,8 @@ class FlowLogs(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             description="VPC flow logs delivery to CloudWatch Logs",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
+            assume_role_policy=pulumi.Output.all(args.account_id, args.partition).apply(
+                lambda v: flow_log_trust(v[0], v[1], args.region)
             ),
             opts=child,
         )

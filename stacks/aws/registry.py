@@ -10,17 +10,38 @@ import pulumi_aws as aws
 import pulumi_command as command
 
 from stacks import images
+from stacks.names import PROTECTED_TAG_PREFIX
 
 KEEP_IMAGES = 30  # enough history to roll back across many promotions, few enough to stay cheap
 UNTAGGED_DAYS = 7
+# ECR's countNumber has no "infinity": a count no repository reaches keeps every protected image.
+KEEP_ALL = 100_000
 
 
 def lifecycle_policy() -> str:
+    """Expire old candidates, never an image that has been live.
+
+    ECR evaluates rules by priority, and an image matched by a rule cannot be expired by any rule of lower priority.
+    Rule 1 matches every image carrying a protected tag (the driver adds ``live-<version>`` to each image it puts
+    live) and keeps all of them; so the "keep the 30 newest" rule, which counts rejected candidates too, can never
+    delete the live image or a rollback target, and scale-out and rollback can always pull them.
+    """
     return json.dumps(
         {
             "rules": [
                 {
                     "rulePriority": 1,
+                    "description": f"keep every image that has been live ({PROTECTED_TAG_PREFIX}* tags)",
+                    "selection": {
+                        "tagStatus": "tagged",
+                        "tagPatternList": [f"{PROTECTED_TAG_PREFIX}*"],
+                        "countType": "imageCountMoreThan",
+                        "countNumber": KEEP_ALL,
+                    },
+                    "action": {"type": "expire"},
+                },
+                {
+                    "rulePriority": 2,
                     "description": f"drop untagged layers after {UNTAGGED_DAYS} days",
                     "selection": {
                         "tagStatus": "untagged",
@@ -31,8 +52,8 @@ def lifecycle_policy() -> str:
                     "action": {"type": "expire"},
                 },
                 {
-                    "rulePriority": 2,
-                    "description": f"keep the {KEEP_IMAGES} newest bento images",
+                    "rulePriority": 3,
+                    "description": f"keep the {KEEP_IMAGES} newest other bento images (candidates)",
                     "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": KEEP_IMAGES},
                     "action": {"type": "expire"},
                 },

@@ -6,7 +6,24 @@ set -euo pipefail
 
 #@settings@
 
-dnf install -y docker
+# Retry with backoff: the package mirror, the instance role's credentials, the network route and ECR can each lag a
+# fresh boot by seconds, and under `set -e` a single failure would end the boot with no container (the ASG would
+# replace the instance, which fails the same way).
+retry() {
+  local what=$1 attempt
+  shift
+  for attempt in 1 2 3 4 5 6; do
+    if "$@"; then
+      return 0
+    fi
+    echo "${what} failed (attempt ${attempt}/6), retrying in $((attempt * 5)) s" >&2
+    sleep $((attempt * 5))
+  done
+  echo "${what} failed 6 times: check the instance role, the VPC endpoints/NAT route and the ECR repository" >&2
+  return 1
+}
+
+retry "dnf install docker" dnf install -y docker
 gpu_args=()
 if [[ -n "$GPUS" ]]; then
   # The Deep Learning Base AMI ships the NVIDIA driver and container toolkit; Docker, started below, needs the
@@ -21,23 +38,6 @@ imds_token=$(curl -fsS --retry 5 --retry-connrefused -X PUT http://169.254.169.2
 instance_id=$(curl -fsS --retry 5 --retry-connrefused -H "X-aws-ec2-metadata-token: ${imds_token}" \
   http://169.254.169.254/latest/meta-data/instance-id)
 
-# Retry with backoff: the instance role's credentials, the NAT route and ECR can each lag a fresh boot by seconds,
-# and under `set -e` a single failed login would end the boot with no container (the ASG would replace the
-# instance, which fails the same way).
-retry() {
-  local what=$1 attempt
-  shift
-  for attempt in 1 2 3 4 5 6; do
-    if "$@"; then
-      return 0
-    fi
-    echo "${what} failed (attempt ${attempt}/6), retrying in $((attempt * 5)) s" >&2
-    sleep $((attempt * 5))
-  done
-  echo "${what} failed 6 times: check the instance role, the NAT route and the ECR repository" >&2
-  return 1
-}
-
 ecr_login() {
   aws ecr get-login-password --region "$REGION" | docker login --username AWS --password-stdin "$REGISTRY"
 }
@@ -45,7 +45,10 @@ ecr_login() {
 retry "ECR login" ecr_login
 retry "docker pull ${IMAGE}" docker pull "$IMAGE"
 
-# Read-only root, writable tmpfs for BentoML's home (Prometheus multiprocess files) and Python's temp files.
+# Read-only root, writable tmpfs for BentoML's home (Prometheus multiprocess files) and Python's temp files (the
+# image points HOME and BENTOML_HOME there itself, and declares /tmp a volume; the tmpfs bounds its size).
+# awslogs in non-blocking mode: a CloudWatch Logs hiccup fills a 4 MB buffer and drops lines, instead of blocking
+# the service's stdout writes (and with them its requests).
 docker run --detach --name bento --restart unless-stopped \
   --read-only --tmpfs /tmp:rw,nosuid,nodev,size=512m \
   --cap-drop ALL --security-opt no-new-privileges \
@@ -62,4 +65,29 @@ docker run --detach --name bento --restart unless-stopped \
   --env "MODELOPS_CACHE_TTL_S=${MODELOPS_CACHE_TTL_S}" \
   --log-driver awslogs --log-opt "awslogs-region=${REGION}" --log-opt "awslogs-group=${LOG_GROUP}" \
   --log-opt "awslogs-stream=${COLOUR}/${instance_id}" \
+  --log-opt mode=non-blocking --log-opt max-buffer-size=4m \
   "$IMAGE" --timeout-keep-alive "$KEEP_ALIVE"
+
+# The launch lifecycle hook (stacks/aws/fleet.py READY_HOOK) keeps this instance out of its target group until the
+# bento answers /readyz here: CONTINUE puts it InService (the ALB registers it ready), ABANDON makes the group
+# replace it. Which group: the instance's own, as Auto Scaling reports it.
+group=$(retry "finding the Auto Scaling group" aws autoscaling describe-auto-scaling-instances --region "$REGION" \
+  --instance-ids "$instance_id" --query 'AutoScalingInstances[0].AutoScalingGroupName' --output text)
+complete_launch() {
+  aws autoscaling complete-lifecycle-action --region "$REGION" --auto-scaling-group-name "$group" \
+    --lifecycle-hook-name "$READY_HOOK" --instance-id "$instance_id" --lifecycle-action-result "$1"
+}
+ready=false
+for ((waited = 0; waited < READY_TIMEOUT; waited += 2)); do
+  if curl -fsS --max-time 2 -o /dev/null "http://127.0.0.1:${PORT}/readyz"; then
+    ready=true
+    break
+  fi
+  sleep 2
+done
+if [[ $ready != true ]]; then
+  echo "the bento did not answer /readyz within ${READY_TIMEOUT} s: abandoning this instance" >&2
+  retry "abandoning the launch" complete_launch ABANDON
+  exit 1
+fi
+retry "completing the launch" complete_launch CONTINUE

@@ -22,7 +22,8 @@ resolved=$("$python" -m stacks.images resolve "${BENTO:-}")
 read -r bento service <<<"$resolved"
 
 if ! docker image inspect "$bento" >/dev/null 2>&1; then
-  "$bentoml" containerize "$bento" >&2
+  # The bento's Dockerfile template (bento/Dockerfile.template): the small, read-only-safe image the tests run.
+  BENTOML="$bentoml" stacks/container/containerize.sh "$bento" "$bento" >&2
 fi
 # The node has no registry to pull from: the Deployments use imagePullPolicy IfNotPresent on this loaded image.
 # Through an archive, not `kind load docker-image`: with Docker >= 29's containerd image store that fails with

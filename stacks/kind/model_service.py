@@ -32,13 +32,18 @@ PRESTOP_S = 5  # keep serving while the endpoint removal reaches kube-proxy
 EMPTYDIR_LIMIT = "512Mi"
 # Fields of a Deployment that modelops owns after creation: which bento a colour runs (image, bento annotation), its
 # workers and thread pools (env) and its CPU budget (resources). Pulumi sets them at creation only, so `pulumi up`
-# never swaps the live bento behind the gate's back nor fights the driver's patches.
+# never swaps the live bento behind the gate's back. The driver owns them through server-side apply (field manager
+# "modelops"). The paths are the coarsest pulumi-kubernetes resolves under server-side apply: a path into a list
+# element (containers[0].image) is not honoured there, the element as a whole is (pulumi/pulumi#15412). So the
+# container as a whole is set at creation only: to change its probes or security context on an existing stack,
+# replace the idle colour's Deployment (stacks/RUNNING.md, section 4).
 DRIVER_OWNED = [
     "spec.template.metadata.annotations",
-    "spec.template.spec.containers[0].image",
-    "spec.template.spec.containers[0].env",
-    "spec.template.spec.containers[0].resources",
+    "spec.template.spec.containers[0]",
 ]
+# On objects whose declared fields Pulumi must win back after the driver changed them (the HPAs' range: a gate pins
+# it, `pulumi up` with a new deploy.min/max_replicas must not fail on the driver's field ownership).
+PATCH_FORCE = {"pulumi.com/patchForce": "true"}
 
 
 def termination_grace_s(request_timeout_s: float) -> int:
@@ -151,7 +156,12 @@ class ModelService(pulumi.ComponentResource):
             )
             self.hpas[colour] = k8s.autoscaling.v2.HorizontalPodAutoscaler(
                 f"{name}-{colour}-hpa",
-                metadata={"name": deployment_name(colour), "namespace": ns, "labels": labels},
+                metadata={
+                    "name": deployment_name(colour),
+                    "namespace": ns,
+                    "labels": labels,
+                    "annotations": PATCH_FORCE,
+                },
                 spec={
                     "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name(colour)},
                     "minReplicas": args.hpa_min_replicas,

@@ -90,6 +90,12 @@ def problems(found: list[Command], root: Path, modelops_options: dict[str, set[s
             stack = _stack_of(words)
             if stack and any(rest.startswith(sub) for sub in NEEDS_STACK) and stack not in initialised:
                 issues.append(f"{where} uses stack {stack!r} before `pulumi stack init {stack}`")
+        if words[:3] == ["kind", "load", "docker-image"]:
+            # Docker >= 29's containerd image store: "content digest ... not found" (kind#3795, kind#4066).
+            issues.append(
+                f"{where}: `kind load docker-image` fails with Docker >= 29 (containerd image store); use "
+                "`docker save --platform P IMAGE -o FILE` + `kind load image-archive FILE` as stacks/kind/image.sh does"
+            )
         program = words[0]
         if PATH_WORD.match(program):
             path = root / program

@@ -112,7 +112,7 @@ def test_the_boot_script_hands_docker_the_gpus_only_when_asked(tmp_path, gpus) -
                       log_group="g", stop_timeout_s=15, bentoml_overrides="{}", max_body_bytes=1024,
                       threads={}, keep_alive_s=65, gpus=gpus)  # fmt: skip
     script = render_user_data(values)
-    settings = script[script.index("readonly REGION=") : script.index("dnf install")]
+    settings = script[script.index("readonly REGION=") : script.index('retry "dnf install')]
     gpu_block = script[script.index("gpu_args=()") : script.index("systemctl enable")]
     for tool_name in ("nvidia-ctk",):
         stub = tmp_path / tool_name

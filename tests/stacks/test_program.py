@@ -23,7 +23,7 @@ COMMON = {
 EXPORTS = {
     "aws": COMMON | {outputs.LOAD_BALANCER_ARN, outputs.LISTENER_ARN, outputs.TARGET_GROUP_ARNS, outputs.ASG_NAMES,
                      outputs.ALARM_NAMES, outputs.REPOSITORY_URL, outputs.ALARM_TOPIC_ARN,
-                     outputs.WATCH_ALARM_NAMES},
+                     outputs.WATCH_ALARM_NAMES, outputs.REFRESH_PREFERENCES},
     "kind": COMMON | {outputs.KUBE_CONTEXT, outputs.NAMESPACE, outputs.SERVICE_NAME, outputs.DEPLOYMENT_NAMES,
                       outputs.HPA_NAMES},
 }  # fmt: skip

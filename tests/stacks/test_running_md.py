@@ -52,6 +52,7 @@ def test_the_scripts_running_md_runs_directly_are_executable_in_git() -> None:
         ("```bash\n.venv/bin/modelops gate --stack kind \\\n  --no-such-flag\n```\n", "has no option --no-such-flag"),
         ("```bash\n.venv/bin/modelops deploy --stack kind\n```\n", "`modelops deploy` is not a modelops command"),
         ("```bash\ncat stacks/nope.yaml  # a comment\n```\n", "names stacks/nope.yaml, which does not exist"),
+        ("```bash\nkind load docker-image locustio/locust:2.47.0 --name m\n```\n", "fails with Docker >= 29"),
     ],
 )
 def test_the_walk_finds_each_kind_of_mistake(modelops_options, markdown, complaint) -> None:

@@ -6,12 +6,11 @@ from modelops.targets.aws.driver import (
     AWS_ERRORS,
     BENTO_TAG,
     HELD_PROCESSES,
-    LIVE_TAG,
-    PREVIOUS_TAG,
     REQUIRED_OUTPUTS,
     AwsTarget,
 )
 from modelops.targets.aws.launch_template import PoolSpec, start_and_wait_instance_refresh
+from stacks.names import LIVE_TAG, PREVIOUS_TAG
 
 __all__ = [
     "AWS_ERRORS",

@@ -35,8 +35,16 @@ from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 from botocore.parsers import ResponseParserError
 
 from modelops.errors import DeploymentError, NotDeployedError, UsageError
+from modelops.targets.aws import faults
+from modelops.targets.aws.alarms import SETTLE_S, StackAlarms
 from modelops.targets.aws.boot_script import boot_settings, retarget_boot_script
-from modelops.targets.aws.launch_template import PoolSpec, as_request, start_and_wait_instance_refresh
+from modelops.targets.aws.launch_template import (
+    PoolSpec,
+    RefreshPreferences,
+    as_request,
+    start_and_wait_instance_refresh,
+)
+from modelops.targets.aws.registry import Images
 from modelops.targets.base import (
     Colour,
     CpuBudgets,
@@ -57,12 +65,10 @@ from modelops.targets.outputs import (
 )
 from modelops.waiting import wait_until
 from stacks import outputs as keys
-from stacks.names import COLOURS
+from stacks.names import COLOURS, LIVE_TAG, PREVIOUS_TAG
 
 REQUIRED_OUTPUTS = (keys.ENDPOINT_URL, keys.LISTENER_ARN, keys.TARGET_GROUP_ARNS, keys.ASG_NAMES)
 
-LIVE_TAG = "modelops:live-colour"  # listener tag: the colour taking live traffic
-PREVIOUS_TAG = "modelops:previous-colour"  # listener tag: the colour that was live before the last full shift
 BENTO_TAG = "modelops:bento"  # launch template instance tag: the bento a pool's instances serve
 
 # ASG lifecycle states (prefixes) of instances leaving the pool (AWS deregisters them from the target group as they
@@ -77,7 +83,6 @@ AWS_ERRORS = (ClientError, BotoCoreError, ResponseParserError)
 # and AZ rebalancing terminates instances to even out zones; either would change the pool being measured (the
 # gate's own test-listener traffic counts toward ALBRequestCountPerTarget).
 HELD_PROCESSES = ["AlarmNotification", "AZRebalance"]
-LOAD_BALANCER_ALARMS = "load_balancer"  # stacks/aws/alarms.py LOAD_BALANCER: the group of the balancer's own alarms
 
 
 def _describe_aws_error(action: str, exc: Exception) -> str | None:
@@ -112,6 +117,8 @@ class AwsTarget:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         wall_clock: Callable[[], float] = time.time,
+        alarm_settle_s: float = SETTLE_S,
+        scan_wait_s: float = 600.0,
     ) -> None:
         self.outputs = check_outputs(outputs, REQUIRED_OUTPUTS, source="the aws stack outputs", stack="aws")
         self.progress: Callable[[str], None] = lambda _message: None
@@ -129,7 +136,20 @@ class AwsTarget:
         self.autoscaling = session.client("autoscaling", endpoint_url=endpoint_url, config=config)
         self.cloudwatch = session.client("cloudwatch", endpoint_url=endpoint_url, config=config)
         self.ecr = session.client("ecr", endpoint_url=endpoint_url, config=config)
+        self.ssm = session.client("ssm", endpoint_url=endpoint_url, config=config)
         self._ports: dict[Colour, int] = {}
+        self.stack_alarms = StackAlarms(
+            self.cloudwatch,
+            outputs.get(keys.ALARM_NAMES) or {},
+            settle_s=alarm_settle_s,
+            poll_s=poll_s,
+            clock=clock,
+            sleep=sleep,
+        )
+        self.images = Images(
+            self.ecr, outputs.get(keys.REPOSITORY_URL), scan_wait_s=scan_wait_s, poll_s=poll_s, clock=clock, sleep=sleep
+        )
+        self.refresh = RefreshPreferences.from_outputs(outputs.get(keys.REFRESH_PREFERENCES))
 
     # ---------------------------------------------------------------- reading
 
@@ -146,14 +166,13 @@ class AwsTarget:
         )
 
     def _alarm_names(self, pool: Pool | None = None) -> list[str]:
-        """The stack's alarm names: those of ``pool``'s colour and the load balancer's own, or all of them.
-
-        Stack outputs made before alarms were per colour hold one flat map: every alarm then concerns both."""
-        exported = dict(self.outputs.get(keys.ALARM_NAMES) or {})
-        if not all(isinstance(v, dict) for v in exported.values()):
-            return [str(v) for v in exported.values() if not isinstance(v, dict)]
-        groups = [LOAD_BALANCER_ALARMS, self._colour_of(pool)] if pool else list(exported)
-        return [str(name) for group in groups for name in dict(exported.get(group) or {}).values()]
+        """The stack's alarm names: those of ``pool``'s colour and the load balancer's own, or all of them. The
+        healthy-hosts alarm counts for a colour only while it takes all the traffic (stacks/aws/alarms.py)."""
+        if pool is None:
+            return self.stack_alarms.names()
+        state = self._listener_state()
+        colour = colour_of(pool, state.live)
+        return self.stack_alarms.names(colour, live=colour == state.live and state.weights[colour] == 100)
 
     @_aws_errors("reading alarms")
     def alarms(self, pool: Pool | None = None) -> dict[str, str]:
@@ -162,18 +181,23 @@ class AwsTarget:
 
         Promotion reads them: a live colour in ALARM is no moment to start a switch, and a candidate that goes into
         ALARM during the switch window is rolled back."""
-        names = self._alarm_names(pool)
-        if not names:
-            return {}
-        found: dict[str, str] = {}
-        for page in self.cloudwatch.get_paginator("describe_alarms").paginate(AlarmNames=names):
-            for alarm in page.get("MetricAlarms", []) + page.get("CompositeAlarms", []):
-                found[alarm["AlarmName"]] = alarm["StateValue"]
-        return {name: found.get(name, "MISSING") for name in names}
+        return self.stack_alarms.states(self._alarm_names(pool))
 
+    @_aws_errors("reading alarms")
     def firing_alarms(self, pool: Pool | None = None) -> list[str]:
-        """The alarms of ``pool`` (and the load balancer's own; all with None) that are in ALARM state now."""
-        return sorted(name for name, state in self.alarms(pool).items() if state == "ALARM")
+        """The alarms of ``pool`` (and the load balancer's own; all with None) that are in ALARM state now.
+
+        A pool that takes no traffic (a candidate before its switch) gets up to ``alarm_settle_s`` for its alarms to
+        return to OK first: a fresh boot or the failover suite's killed replica leaves an alarm firing for the
+        alarms' evaluation window after the pool is healthy again, and refusing the switch for it would reject a
+        healthy candidate. Alarms that outlast the wait are reported; a pool with traffic is reported at once."""
+        names = self._alarm_names(pool)
+        idle = pool is not None and self._pool_weight(pool) == 0
+        return self.stack_alarms.firing(names, wait=idle)
+
+    def _pool_weight(self, pool: Pool) -> int:
+        state = self._listener_state()
+        return state.weights[colour_of(pool, state.live)]
 
     # ---------------------------------------------------------------- the Target operations
 
@@ -246,6 +270,7 @@ class AwsTarget:
                 asg,
                 spec.launch_template_id,
                 version,
+                preferences=self.refresh,
                 timeout_s=self.timeout_s,
                 poll_s=self.poll_s,
                 clock=self._clock,
@@ -288,8 +313,8 @@ class AwsTarget:
         colour = other(state.live)
         if state.weights[colour] > 0:
             raise DeploymentError(
-                f"the {colour} candidate takes {state.weights[colour]} % of live traffic: shift(0) first, "
-                "or its share of requests would fail"
+                f"the {colour} candidate takes {state.weights[colour]} % of live traffic: move it back first "
+                "(`modelops abort`, or shift(0)), or its share of requests would fail"
             )
         self._scale(colour, 0)
 
@@ -309,18 +334,32 @@ class AwsTarget:
         candidate = other(state.live)
         if weight > 0:
             self._require_healthy(candidate, "shift traffic to it")
+            spec = self._pool_spec(candidate)
+            if spec.image:
+                # Before any traffic moves: the image's scan on push must be complete and free of blocking findings.
+                self.images.check_scan(spec.image, spec.bento or candidate)
         self._set_weights({candidate: weight, state.live: 100 - weight}, state.stickiness)
         tags = {LIVE_TAG: candidate if weight == 100 else state.live}
         if weight == 100:
             tags[PREVIOUS_TAG] = state.live
         self._tag_listener(tags)
+        if weight == 100:
+            self.stack_alarms.follow_traffic(candidate)
+            self._protect_image(candidate)
         if declared is not None:
             self._restore_scaling(candidate, declared, live=True)
         return self.status()
 
+    def _protect_image(self, colour: Colour) -> None:
+        """The image ``colour`` runs gets the protected tag the repository's lifecycle policy never expires."""
+        spec = self._pool_spec(colour)
+        if spec.image and "@sha256:" in spec.image and self.outputs.get(keys.REPOSITORY_URL):
+            self.images.protect(spec.image, spec.bento.partition(":")[2])
+
     @_aws_errors("kill_replica")
     def kill_replica(self, pool: Pool = "candidate") -> KilledReplica:
-        """Terminate one in-service instance of the pool; the ASG keeps its desired capacity and replaces it."""
+        """Crash one in-service instance's bento abruptly (SIGKILL through SSM, else a forced stop): see
+        modelops/targets/aws/faults.py for why not a graceful terminate."""
         colour = self._colour_of(pool)
         asg = self._asg(colour)
         members = {i["InstanceId"] for i in self._members(asg)}
@@ -328,11 +367,11 @@ class AwsTarget:
         if not replicas:
             raise NotDeployedError(f"the {colour} pool ({self.asg_names[colour]}) has no instance to kill")
         victim = next((r for r in replicas if r.healthy), replicas[0])
-        # Stamped right before the call: the failover suite measures from the moment the kill left.
+        # Stamped right before the call: the failover suite measures from the moment the kill left (SSM delivers
+        # it within seconds; that delay counts against the detection time, never in its favour).
         killed_at = self._wall_clock()
-        self.autoscaling.terminate_instance_in_auto_scaling_group(
-            InstanceId=victim.name, ShouldDecrementDesiredCapacity=False
-        )
+        how = faults.crash(self.ssm, self.ec2, victim.name)
+        self.progress(f"killed the bento on {victim.name} ({how})")
         return KilledReplica(name=victim.name, url=victim.url, killed_at=killed_at)
 
     def cpu_seconds(self, pool: Pool = "candidate") -> float | None:
@@ -373,6 +412,8 @@ class AwsTarget:
         live = self._listener_state().live
         for colour in COLOURS:
             self._restore_scaling(colour, declared, live=colour == live)
+        # The stack's first image is live without a promotion: the first gate protects it too.
+        self._protect_image(live)
 
     def _restore_scaling(self, colour: Colour, declared: ScalingRange, live: bool) -> None:
         name = self.asg_names[colour]
@@ -402,26 +443,8 @@ class AwsTarget:
         ``<repository>:<bento version>`` as stacks/aws/image.sh pushes it (tags there are immutable)."""
         if bento == self.outputs.get(keys.BENTO) and self.outputs.get(keys.IMAGE):
             return str(self.outputs[keys.IMAGE])
-        repository_url = self.outputs.get(keys.REPOSITORY_URL)
-        if not repository_url:
-            raise UsageError(f"the stack outputs have no {keys.REPOSITORY_URL!r}: pass the image of {bento} explicitly")
         bento_name(bento)  # a tag with a version, or a clear error
-        version = bento.partition(":")[2]
-        try:
-            images = self.ecr.describe_images(
-                repositoryName=repository_url.split("/", 1)[1], imageIds=[{"imageTag": version}]
-            )["imageDetails"]
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ImageNotFoundException":
-                raise
-            images = []
-        if not images:
-            raise DeploymentError(
-                f"{repository_url}:{version} is not in ECR: build and push {bento} first (BENTO={bento} "
-                "stacks/aws/image.sh does, with REPOSITORY_URL, REGION and PLATFORM set), or pass its image"
-            )
-        # By digest, as the stack runs its own image: what was scanned on push is exactly what runs.
-        return f"{repository_url}@{images[0]['imageDigest']}"
+        return self.images.by_version(bento, bento.partition(":")[2])
 
     def _vcpus(self, instance_type: str) -> int | None:
         """The instance type's default vCPUs (each worker's thread pools get its share), None if EC2 does not say."""

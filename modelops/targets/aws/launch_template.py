@@ -14,6 +14,42 @@ REFRESH_FAILED = frozenset({"Failed", "Cancelled", "RollbackSuccessful", "Rollba
 
 
 @dataclass(frozen=True)
+class RefreshPreferences:
+    """How a resize's instance refresh replaces instances: the stack's setting (refresh_preferences output)."""
+
+    min_healthy_percentage: int = 100
+    max_healthy_percentage: int = 200
+    instance_warmup_s: int | None = None
+
+    @classmethod
+    def from_outputs(cls, exported: Any) -> RefreshPreferences:
+        if not isinstance(exported, dict):
+            return cls()  # outputs of a stack made before the setting was exported: launch before terminate
+        warmup = exported.get("instance_warmup_s")
+        return cls(
+            min_healthy_percentage=int(exported.get("min_healthy_percentage", 100)),
+            max_healthy_percentage=int(exported.get("max_healthy_percentage", 200)),
+            instance_warmup_s=int(warmup) if warmup is not None else None,
+        )
+
+    def as_request(self) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "MinHealthyPercentage": self.min_healthy_percentage,
+            "MaxHealthyPercentage": self.max_healthy_percentage,
+            "SkipMatching": True,
+            "AutoRollback": True,
+            # A gate holds the candidate (Target.hold_scaling) with scale-in protection on its instances. AWS's
+            # default (Wait) waits for protection to be lifted, up to an hour, and the resize times out; these
+            # instances are ours to replace.
+            "ScaleInProtectedInstances": "Refresh",
+            "StandbyInstances": "Terminate",
+        }
+        if self.instance_warmup_s is not None:
+            request["InstanceWarmup"] = self.instance_warmup_s
+        return request
+
+
+@dataclass(frozen=True)
 class PoolSpec:
     """What a pool's pinned launch template version runs."""
 
@@ -33,6 +69,7 @@ def start_and_wait_instance_refresh(
     version: int,
     timeout_s: float,
     poll_s: float,
+    preferences: RefreshPreferences | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> str:
@@ -49,14 +86,9 @@ def start_and_wait_instance_refresh(
             # Pin the number, never $Latest: a refresh compares versions, and $Latest hides which one runs.
             "LaunchTemplate": {"LaunchTemplateId": launch_template_id, "Version": str(version)}
         },
-        # Launch before terminate (max 200 %): the pool never drops below its capacity while being resized; a
-        # refresh whose new instances fail their health checks rolls back by itself.
-        Preferences={
-            "MinHealthyPercentage": 100,
-            "MaxHealthyPercentage": 200,
-            "SkipMatching": True,
-            "AutoRollback": True,
-        },
+        # Launch before terminate by default (min 100 %, max 200 %): the pool never drops below its capacity while
+        # being resized; a refresh whose new instances fail their health checks rolls back by itself.
+        Preferences=(preferences or RefreshPreferences()).as_request(),
     )
     refresh_id = started["InstanceRefreshId"]
     deadline = clock() + timeout_s

@@ -6,6 +6,7 @@ Both listen on 127.0.0.1 only, on a port chosen at run time, and are stopped in 
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib.util
 import json
 import os
@@ -221,7 +222,7 @@ def aws_stack(aws_session: boto3.Session, _clients: dict[str, Any]) -> AwsStack:
     ec2, elbv2, autoscaling, cloudwatch, ecr = (
         _clients[n] for n in ("ec2", "elbv2", "autoscaling", "cloudwatch", "ecr")
     )
-    ecr.create_repository(repositoryName="modelops")
+    ecr.create_repository(repositoryName="modelops", imageScanningConfiguration={"scanOnPush": True})
     digests = {}
     for version in PUSHED_VERSIONS:
         manifest = json.dumps({"schemaVersion": 2, "config": {"digest": f"sha256:{version}"}, "layers": []})
@@ -232,6 +233,10 @@ def aws_stack(aws_session: boto3.Session, _clients: dict[str, Any]) -> AwsStack:
             imageTag=version,
         )
         digests[version] = pushed["image"]["imageId"]["imageDigest"]
+        # AWS scans on push (the stack's repository says scanOnPush); moto scans only when asked, once a day per
+        # image (its quota survives a reset: the same manifest is the same image).
+        with contextlib.suppress(ecr.exceptions.LimitExceededException):
+            ecr.start_image_scan(repositoryName="modelops", imageId={"imageDigest": digests[version]})
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     subnets = [
         ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"{REGION}{az}")["Subnet"][
@@ -318,10 +323,12 @@ def aws_stack(aws_session: boto3.Session, _clients: dict[str, Any]) -> AwsStack:
             "target_5xx": f"modelops-{colour}-5xx",
             "p95_latency": f"modelops-{colour}-p95",
             "unhealthy_hosts": f"modelops-{colour}-unhealthy",
+            "healthy_hosts": f"modelops-{colour}-healthy",
         }
     metrics = {"elb_5xx": "HTTPCode_ELB_5XX_Count", "target_5xx": "HTTPCode_Target_5XX_Count",
-               "p95_latency": "TargetResponseTime", "unhealthy_hosts": "UnHealthyHostCount"}  # fmt: skip
-    for group in alarm_names.values():
+               "p95_latency": "TargetResponseTime", "unhealthy_hosts": "UnHealthyHostCount",
+               "healthy_hosts": "HealthyHostCount"}  # fmt: skip
+    for colour, group in alarm_names.items():
         for key, name in group.items():
             cloudwatch.put_metric_alarm(
                 AlarmName=name,
@@ -332,6 +339,8 @@ def aws_stack(aws_session: boto3.Session, _clients: dict[str, Any]) -> AwsStack:
                 EvaluationPeriods=1,
                 Threshold=1,
                 ComparisonOperator="GreaterThanThreshold",
+                # As stacks/aws/alarms.py: the healthy-hosts alarm acts for the live colour (blue) only.
+                ActionsEnabled=not (key == "healthy_hosts" and colour != "blue"),
             )
     outputs = {
         keys.ENDPOINT_URL: f"http://{alb['DNSName']}",
@@ -359,6 +368,9 @@ def aws_target(aws_stack: AwsStack, aws_session: boto3.Session, moto_url: str) -
         client_config=Config(retries={"total_max_attempts": 1}),
         timeout_s=5.0,
         poll_s=0.05,
+        # An idle candidate's firing alarms get this long to clear before they are reported (SETTLE_S on AWS).
+        alarm_settle_s=0.2,
+        scan_wait_s=0.2,
     )
 
 

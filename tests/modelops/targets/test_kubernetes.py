@@ -20,10 +20,11 @@ from kubernetes import client as k8s
 from modelops.errors import DeploymentError, NotDeployedError, UsageError
 from modelops.targets.base import KilledReplica, Target
 from modelops.targets.kubernetes import (
+    APPLY_PATCH,
     BENTO_ANNOTATION,
+    FIELD_MANAGER,
     MERGE_PATCH,
     PREVIOUS_ANNOTATION,
-    STRATEGIC_MERGE,
     KubernetesTarget,
 )
 from stacks import outputs as keys
@@ -58,6 +59,19 @@ SLICES = f"/apis/discovery.k8s.io/v1/namespaces/{NS}/endpointslices"
 
 
 # ------------------------------------------------------------------------------------------- canned objects
+
+
+def hpa_apply(colour: str, minimum: int, maximum: int) -> tuple[str, dict[str, Any]]:
+    """The server-side apply the driver sends to pin or restore an HPA's range (and nothing else of it)."""
+    return (
+        APPLY_PATCH,
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": NAMES[colour], "namespace": NS},
+            "spec": {"minReplicas": minimum, "maxReplicas": maximum},
+        },
+    )
 
 
 def labels(colour: str) -> dict[str, str]:
@@ -315,9 +329,9 @@ def test_scale_pins_the_hpa_range_then_sets_the_deployment_scale(driver: Kuberne
 
     pool = driver.scale(3)
 
-    assert cluster.patches(f"{HPAS}/bento-green") == [(MERGE_PATCH, {"spec": {"minReplicas": 3, "maxReplicas": 3}})]
+    assert cluster.patches(f"{HPAS}/bento-green") == [hpa_apply("green", 3, 3)]
     assert cluster.patches(f"{DEPLOYMENTS}/bento-green/scale") == [(MERGE_PATCH, {"spec": {"replicas": 3}})]
-    order = [r.path for r in cluster.api.sent("PATCH")]
+    order = [r.path.split("?")[0] for r in cluster.api.sent("PATCH")]
     assert order == [f"{HPAS}/bento-green", f"{DEPLOYMENTS}/bento-green/scale"]
     assert (pool.colour, len(pool.replicas)) == ("green", 3)
 
@@ -377,7 +391,7 @@ def test_scale_refuses_a_replica_count_that_is_not_a_whole_number(
     assert cluster.api.sent("PATCH") == []
 
 
-def test_resize_patches_cpu_request_and_limit_and_workers_with_a_strategic_merge(
+def test_resize_applies_cpu_request_and_limit_and_workers_as_the_modelops_field_manager(
     driver: KubernetesTarget, cluster: Cluster
 ) -> None:
     cluster.live("blue")
@@ -386,9 +400,13 @@ def test_resize_patches_cpu_request_and_limit_and_workers_with_a_strategic_merge
     driver.resize(workers=4, cpu=1.5)
 
     [(content_type, body)] = cluster.patches(f"{DEPLOYMENTS}/bento-green")
-    assert content_type == STRATEGIC_MERGE
+    assert content_type == APPLY_PATCH
+    (path,) = [r.path for r in cluster.api.sent("PATCH") if r.path.startswith(f"{DEPLOYMENTS}/bento-green?")]
+    assert urllib.parse.parse_qs(path.split("?", 1)[1]) == {"fieldManager": [FIELD_MANAGER], "force": ["true"]}
+    assert (body["apiVersion"], body["kind"]) == ("apps/v1", "Deployment")
+    assert body["metadata"] == {"name": "bento-green", "namespace": NS}
     [container] = body["spec"]["template"]["spec"]["containers"]
-    assert container["name"] == APP  # the merge key: only this container changes
+    assert container["name"] == APP  # the list's key: only this container's fields are the driver's
     assert container["resources"] == {"requests": {"cpu": "1500m"}, "limits": {"cpu": "1500m"}}
     env = {e["name"]: e["value"] for e in container["env"]}
     # workers changed, the stack's request timeout kept
@@ -411,14 +429,21 @@ def test_resize_to_more_cores_per_worker_gives_each_worker_more_threads(
     assert {name: env[name] for name in THREAD_VARIABLES} == dict.fromkeys(THREAD_VARIABLES, "2")
 
 
-def test_resize_without_cpu_changes_only_the_workers(driver: KubernetesTarget, cluster: Cluster) -> None:
+def test_resize_without_cpu_changes_only_the_workers_and_restates_the_rest_the_driver_owns(
+    driver: KubernetesTarget, cluster: Cluster
+) -> None:
+    """An apply that left out a field the driver owns would give it up, and the API server would delete it."""
     cluster.live("green")
-    cluster.pool("blue", deployment("blue", replicas=2))
+    cluster.pool("blue", deployment("blue", replicas=2, bento=STACK_BENTO))
 
     driver.resize(workers=2)
 
     [(_, body)] = cluster.patches(f"{DEPLOYMENTS}/bento-blue")
-    assert set(body["spec"]["template"]["spec"]["containers"][0]) == {"name", "env"}
+    [container] = body["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == STACK_IMAGE
+    assert container["resources"] == {"requests": {"cpu": "500m"}, "limits": {"cpu": "500m"}}
+    assert json.loads(container["env"][0]["value"])["services"][SERVICE]["workers"] == 2
+    assert body["spec"]["template"]["metadata"] == {"annotations": {BENTO_ANNOTATION: STACK_BENTO}}
 
 
 def test_deploy_candidate_sets_image_bento_and_workers_then_scales(driver: KubernetesTarget, cluster: Cluster) -> None:
@@ -428,7 +453,7 @@ def test_deploy_candidate_sets_image_bento_and_workers_then_scales(driver: Kuber
     pool = driver.deploy_candidate(NEW_BENTO, replicas=2, workers=3)
 
     [(content_type, body)] = cluster.patches(f"{DEPLOYMENTS}/bento-green")
-    assert content_type == STRATEGIC_MERGE
+    assert content_type == APPLY_PATCH
     template = body["spec"]["template"]
     assert template["metadata"] == {"annotations": {BENTO_ANNOTATION: NEW_BENTO}}
     [container] = template["spec"]["containers"]
@@ -449,10 +474,16 @@ def test_shift_full_weight_selects_green_and_remembers_blue(driver: KubernetesTa
 
     status = driver.shift(100)
 
+    # Server-side apply; the selector is an atomic map, so the whole of it, with the app labels.
     assert cluster.patches(SERVICE_PATH) == [
         (
-            MERGE_PATCH,
-            {"metadata": {"annotations": {PREVIOUS_ANNOTATION: "blue"}}, "spec": {"selector": {COLOUR_LABEL: "green"}}},
+            APPLY_PATCH,
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": "bento", "namespace": NS, "annotations": {PREVIOUS_ANNOTATION: "blue"}},
+                "spec": {"selector": labels("green")},
+            },
         )
     ]
     slice_reads = [r.path for r in cluster.api.sent("GET") if r.path.startswith(SLICES)]
@@ -461,8 +492,7 @@ def test_shift_full_weight_selects_green_and_remembers_blue(driver: KubernetesTa
     assert urllib.parse.unquote(slice_reads[0]).endswith("?labelSelector=kubernetes.io/service-name=bento")
     assert status.live == "green"
     # The promoted pool autoscales as declared again (a gate left its HPA pinned).
-    declared = {"spec": {"minReplicas": DECLARED["min"], "maxReplicas": DECLARED["max"]}}
-    assert cluster.patches(f"{HPAS}/bento-green") == [(MERGE_PATCH, declared)]
+    assert cluster.patches(f"{HPAS}/bento-green") == [hpa_apply("green", DECLARED["min"], DECLARED["max"])]
 
 
 def test_shift_that_the_endpoints_never_follow_times_out(driver: KubernetesTarget, cluster: Cluster) -> None:
@@ -534,7 +564,7 @@ def test_hold_scaling_pins_the_candidate_hpa_at_its_current_pod_count(
 
     driver.hold_scaling()
 
-    assert cluster.patches(f"{HPAS}/bento-green") == [(MERGE_PATCH, {"spec": {"minReplicas": 3, "maxReplicas": 3}})]
+    assert cluster.patches(f"{HPAS}/bento-green") == [hpa_apply("green", 3, 3)]
     assert cluster.patches(f"{HPAS}/bento-blue") == []  # the live pool keeps autoscaling
 
 
@@ -549,11 +579,10 @@ def test_release_scaling_puts_both_hpas_back_to_the_declared_range_every_time(
     driver.release_scaling()
     driver.release_scaling()  # idempotent: the gate also calls it before starting
 
-    declared = {"spec": {"minReplicas": DECLARED["min"], "maxReplicas": DECLARED["max"]}}
     for colour in ("blue", "green"):
-        restores = [body for _, body in cluster.patches(f"{HPAS}/{NAMES[colour]}") if body == declared]
+        declared = hpa_apply(colour, DECLARED["min"], DECLARED["max"])
+        restores = [patch for patch in cluster.patches(f"{HPAS}/{NAMES[colour]}") if patch == declared]
         assert len(restores) == 2, f"HPA {NAMES[colour]} was not put back to {declared}"
-    assert cluster.patches(f"{HPAS}/bento-green")[-1] == (MERGE_PATCH, declared)
 
 
 def test_release_scaling_without_the_declared_range_says_how_to_get_it(kube_api: tuple[FakeKubeApi, str]) -> None:

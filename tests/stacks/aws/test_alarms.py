@@ -11,12 +11,14 @@ from stacks import outputs
 from stacks.aws.alarms import (
     CLIENT_ERRORS,
     ELB_5XX,
+    HEALTHY_HOSTS,
     LOAD_BALANCER,
     P95_ANOMALY,
     P95_LATENCY,
     TARGET_5XX,
     TRAFFIC_DROP,
     UNHEALTHY_HOSTS,
+    alarm_count,
 )
 from stacks.names import COLOURS
 from tests.stacks.aws.types import ALARM, BUDGET, LB, SUBSCRIPTION, TG, TOPIC, TOPIC_POLICY
@@ -36,11 +38,32 @@ def test_the_rollback_alarms_are_exported_by_colour_and_for_the_load_balancer(aw
     names = aws_rendering.outputs[outputs.ALARM_NAMES]
     assert names[LOAD_BALANCER].keys() == {ELB_5XX}
     for colour in COLOURS:
-        assert names[colour].keys() == {TARGET_5XX, P95_LATENCY, UNHEALTHY_HOSTS}
+        assert names[colour].keys() == {TARGET_5XX, P95_LATENCY, UNHEALTHY_HOSTS, HEALTHY_HOSTS}
     exported = [n for group in names.values() for n in group.values()]
     watch = list(aws_rendering.outputs[outputs.WATCH_ALARM_NAMES].values())
     assert sorted(exported + watch) == sorted(a["outputs"]["name"] for a in aws_rendering.of_type(ALARM))
     assert not set(exported) & set(watch), "promotion never reads the watch's alarms"
+    assert len(exported) == alarm_count(len(COLOURS)) == 9
+
+
+@pytest.mark.parametrize("colour", COLOURS)
+def test_the_healthy_hosts_alarm_watches_the_floor_and_acts_for_the_live_colour_only(
+    aws_rendering, aws_settings, colour
+) -> None:
+    found = alarm(aws_rendering, colour, HEALTHY_HOSTS)
+    assert (found["metricName"], found["statistic"]) == ("HealthyHostCount", "Minimum")
+    assert found["comparisonOperator"] == "LessThanThreshold"
+    assert found["threshold"] == aws_settings.deploy.min_replicas
+    assert found["actionsEnabled"] is (colour == aws_settings.aws.live_colour)
+    name = aws_rendering.outputs[outputs.ALARM_NAMES][colour][HEALTHY_HOSTS]
+    (resource,) = [a for a in aws_rendering.of_type(ALARM) if a["outputs"]["name"] == name]
+    assert resource["ignore_changes"] == ["actionsEnabled"], "the driver moves the actions with the traffic"
+
+
+def test_the_driver_reads_the_alarm_keys_the_stack_exports() -> None:
+    from modelops.targets.aws import alarms as driver_side
+
+    assert (driver_side.LOAD_BALANCER, driver_side.HEALTHY_HOSTS) == (LOAD_BALANCER, HEALTHY_HOSTS)
 
 
 def ratio_dimensions(found: dict) -> list[dict]:

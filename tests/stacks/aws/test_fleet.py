@@ -8,7 +8,15 @@ import shlex
 
 import pytest
 
-from stacks.aws.fleet import SETTINGS_MARKER, UserData, max_healthy_percentage, render_user_data, tracking
+from stacks import outputs
+from stacks.aws.fleet import (
+    READY_HOOK,
+    SETTINGS_MARKER,
+    UserData,
+    max_healthy_percentage,
+    render_user_data,
+    tracking,
+)
 from stacks.aws.load_balancer import APP_PORT, COLOURS
 from stacks.cache import CACHE_VARIABLES, cache_env
 from stacks.config import CacheSettings
@@ -29,7 +37,9 @@ def boot_script(rendering, colour: str) -> str:
 def test_launch_template_requires_imdsv2(aws_rendering, colour) -> None:
     metadata = aws_rendering.inputs(LT, f"{colour}-lt")["metadataOptions"]
     assert metadata["httpTokens"] == "required" and metadata["httpEndpoint"] == "enabled"
-    assert metadata["httpPutResponseHopLimit"] == 2, "containers are one hop further from IMDS than the host"
+    # 1: only the host reaches IMDS (ECR login, awslogs, the lifecycle hook); the container is one hop further and
+    # gets no token, so no instance role credentials.
+    assert metadata["httpPutResponseHopLimit"] == 1
 
 
 @colours
@@ -124,7 +134,7 @@ def test_the_server_keeps_idle_connections_longer_than_the_alb(aws_rendering, co
     idle = aws_rendering.inputs(LB, "lb-alb")["idleTimeout"]
     # The ALB must close an idle connection first, or it reuses one the target just closed (502).
     assert keep_alive > idle
-    assert script.rstrip().endswith('"$IMAGE" --timeout-keep-alive "$KEEP_ALIVE"')
+    assert '  "$IMAGE" --timeout-keep-alive "$KEEP_ALIVE"\n' in script
 
 
 @pytest.mark.parametrize("request_timeout_s", [0.5, 10, 59, 60, 120, 600])
@@ -159,12 +169,33 @@ def test_asg_replaces_instances_that_fail_the_load_balancer_health_check(aws_ren
 
 
 @colours
-def test_asg_instance_refresh_keeps_min_healthy_percentage(aws_rendering, aws_settings, colour) -> None:
-    refresh = aws_rendering.inputs(ASG, f"{colour}-asg")["instanceRefresh"]
+def test_asg_declares_no_instance_refresh_of_its_own(aws_rendering, colour) -> None:
+    """Pulumi would start one only when it changes the group's launch template, which it never does (the driver's
+    field): the driver's resize runs refreshes, with the preferences the stack exports."""
+    assert "instanceRefresh" not in aws_rendering.inputs(ASG, f"{colour}-asg")
+
+
+def test_the_refresh_preferences_are_exported_for_the_driver(aws_rendering, aws_settings) -> None:
     minimum = aws_settings.aws.instance_refresh_min_healthy
-    assert refresh["strategy"] == "Rolling"
-    assert refresh["preferences"]["minHealthyPercentage"] == minimum
-    assert refresh["preferences"]["maxHealthyPercentage"] == max_healthy_percentage(minimum)
+    assert aws_rendering.outputs[outputs.REFRESH_PREFERENCES] == {
+        "min_healthy_percentage": minimum,
+        "max_healthy_percentage": max_healthy_percentage(minimum),
+        "instance_warmup_s": aws_settings.aws.health_check_grace_s,
+    }
+
+
+@colours
+def test_new_instances_wait_for_readyz_in_a_launch_lifecycle_hook(aws_rendering, aws_settings, colour) -> None:
+    (hook,) = aws_rendering.inputs(ASG, f"{colour}-asg")["initialLifecycleHooks"]
+    assert hook == {
+        "name": READY_HOOK,
+        "lifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING",
+        "heartbeatTimeout": aws_settings.aws.health_check_grace_s,
+        "defaultResult": "ABANDON",
+    }
+    script = boot_script(aws_rendering, colour)
+    assert f"readonly READY_HOOK={READY_HOOK}\n" in script
+    assert f"readonly READY_TIMEOUT={aws_settings.aws.health_check_grace_s}\n" in script
 
 
 @colours
@@ -192,8 +223,9 @@ def test_a_later_pulumi_up_leaves_capacity_and_the_running_version_to_autoscalin
     aws_rendering, colour
 ) -> None:
     # Without launchTemplate here, a new boot script or AMI version would refresh the live group with the stack's
-    # bento, bypassing the gate.
-    assert aws_rendering.one(ASG, f"{colour}-asg")["ignore_changes"] == ["desiredCapacity", "launchTemplate"]
+    # bento, bypassing the gate; without minSize/maxSize, a refresh would boot an emptied colour again.
+    ignored = aws_rendering.one(ASG, f"{colour}-asg")["ignore_changes"]
+    assert ignored == ["desiredCapacity", "launchTemplate", "minSize", "maxSize"]
     # The template itself stays the stack's: its default version is the shape the driver builds candidates from.
     assert aws_rendering.inputs(LT, f"{colour}-lt")["updateDefaultVersion"] is True
 
@@ -212,7 +244,7 @@ def test_target_tracking_resource_label_joins_alb_and_tg_suffixes(aws_rendering,
 
 @colours
 def test_target_tracking_depends_on_the_listener(aws_rendering, colour) -> None:
-    listener = aws_rendering.one(LISTENER, "lb-http")["urn"]
+    listener = aws_rendering.one(LISTENER, "lb-live")["urn"]
     assert listener in aws_rendering.one(SCALING_POLICY, f"{colour}-requests")["dependencies"]
 
 

@@ -1,14 +1,18 @@
-"""stacks/aws/iam.py: the instance role pulls from this repository, writes its logs, reaches SSM — nothing else."""
+"""stacks/aws/iam.py: the instance role pulls from this repository, writes its logs, reaches SSM — nothing else;
+stacks/aws/fleet.py adds completing its own group's launch lifecycle hook."""
 
 from __future__ import annotations
 
 import json
 
-from stacks.aws.iam import METRICS_NAMESPACE
-from tests.stacks.aws.types import INSTANCE_PROFILE, LOG_GROUP, POLICY_ATTACHMENT, REPOSITORY, ROLE, ROLE_POLICY
+import pytest
+
+from stacks.aws.iam import SSM_AGENT_ACTIONS
+from stacks.aws.load_balancer import COLOURS
+from tests.stacks.aws.types import ASG, INSTANCE_PROFILE, LOG_GROUP, POLICY_ATTACHMENT, REPOSITORY, ROLE, ROLE_POLICY
 
 # Actions IAM offers no resource-level permissions for: "*" is the only resource they accept.
-UNSCOPABLE = {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"}
+UNSCOPABLE = {"ecr:GetAuthorizationToken", "autoscaling:DescribeAutoScalingInstances", *SSM_AGENT_ACTIONS}
 
 
 def statements(aws_rendering) -> list[dict]:
@@ -43,18 +47,31 @@ def test_logs_go_to_the_container_log_group_only(aws_rendering) -> None:
     assert all(resource.startswith(group) for resource in logs["Resource"]), logs
 
 
-def test_metrics_are_limited_to_the_modelops_namespace(aws_rendering) -> None:
-    (metrics,) = [s for s in statements(aws_rendering) if "cloudwatch:PutMetricData" in actions(s)]
-    assert metrics["Condition"] == {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}}
+def test_nothing_publishes_custom_metrics_or_reads_ssm_parameters(aws_rendering) -> None:
+    policies = [json.loads(p["inputs"]["policy"]) for p in aws_rendering.of_type(ROLE_POLICY)]
+    every = [a for policy in policies for s in policy["Statement"] for a in actions(s)]
+    assert "cloudwatch:PutMetricData" not in every
+    assert not [a for a in every if a.startswith("ssm:GetParameter")], every
+    # Not AmazonSSMManagedInstanceCore either: it grants ssm:GetParameter* on every parameter of the account.
+    assert aws_rendering.of_type(POLICY_ATTACHMENT) == []
 
 
-def test_role_is_for_ec2_with_ssm_core_and_an_instance_profile(aws_rendering) -> None:
+def test_role_is_for_ec2_with_the_ssm_agent_s_actions_and_an_instance_profile(aws_rendering) -> None:
     role = aws_rendering.one(ROLE, "instance-role")
     trust = json.loads(role["inputs"]["assumeRolePolicy"])["Statement"]
     assert trust == [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]
-    attachment = aws_rendering.inputs(POLICY_ATTACHMENT, "instance-ssm")
-    assert attachment["policyArn"] == "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+    (ssm,) = [s for s in statements(aws_rendering) if s.get("Sid") == "SsmAgent"]
+    assert set(actions(ssm)) == set(SSM_AGENT_ACTIONS)
     assert aws_rendering.inputs(INSTANCE_PROFILE, "instance-profile")["role"] == role["outputs"]["name"]
+
+
+@pytest.mark.parametrize("colour", COLOURS)
+def test_an_instance_may_complete_the_launch_hook_of_its_own_group_only(aws_rendering, colour) -> None:
+    policy = aws_rendering.inputs(ROLE_POLICY, f"{colour}-ready")
+    assert policy["role"] == aws_rendering.one(ROLE, "instance-role")["outputs"]["name"]
+    by_action = {a: s["Resource"] for s in json.loads(policy["policy"])["Statement"] for a in actions(s)}
+    assert by_action["autoscaling:CompleteLifecycleAction"] == aws_rendering.one(ASG, f"{colour}-asg")["outputs"]["arn"]
+    assert set(by_action) == {"autoscaling:CompleteLifecycleAction", "autoscaling:DescribeAutoScalingInstances"}
 
 
 def test_container_log_group_is_encrypted_and_retained(aws_rendering, aws_settings) -> None:

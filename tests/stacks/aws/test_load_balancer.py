@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from stacks import outputs
-from stacks.aws.load_balancer import APP_PORT, COLOURS, TLS_POLICY, deregistration_delay_s
+from stacks.aws.load_balancer import APP_PORT, COLOURS, LISTENER_DRIVER_OWNED, TLS_POLICY, deregistration_delay_s
+from stacks.names import LIVE_TAG, live_colour_from
 from tests.stacks.aws.types import BUCKET, EGRESS, INGRESS, LB, LISTENER, SG, SUBNET, TG
 from tests.stacks.conftest import TEST_CIDRS
 
@@ -84,7 +85,7 @@ def test_deregistration_delay_covers_the_slower_of_timeout_and_p99() -> None:
 @pytest.mark.parametrize("rendering", ["aws_rendering", "aws_planned"])
 def test_listener_forwards_by_weight_live_colour_100_other_0(request, aws_settings, rendering) -> None:
     stack = request.getfixturevalue(rendering)
-    name = "lb-https" if rendering == "aws_planned" else "lb-http"
+    name = "lb-live"
     (action,) = stack.inputs(LISTENER, name)["defaultActions"]
     weights = {tg["arn"]: tg["weight"] for tg in action["forward"]["targetGroups"]}
     expected = {
@@ -96,7 +97,27 @@ def test_listener_forwards_by_weight_live_colour_100_other_0(request, aws_settin
 
 
 def test_forward_weights_belong_to_promotion_after_creation(aws_rendering) -> None:
-    assert aws_rendering.one(LISTENER, "lb-http")["ignore_changes"] == ["defaultActions[0].forward"]
+    assert aws_rendering.one(LISTENER, "lb-live")["ignore_changes"] == LISTENER_DRIVER_OWNED
+    # The driver keeps the live and previous colour in the listener's tags: a refresh must not strip them.
+    assert {"defaultActions[0].forward", "tags", "tagsAll"} <= set(LISTENER_DRIVER_OWNED)
+
+
+def test_the_live_listener_has_one_logical_name_with_and_without_https(aws_rendering, aws_planned) -> None:
+    """Setting certificate_arn after a promotion changes the live listener in place (weights kept); a listener named
+    after its protocol was created anew, weighted from the stack file's live_colour (503s if that colour was
+    retired)."""
+    plain, https = aws_rendering.one(LISTENER, "lb-live"), aws_planned.one(LISTENER, "lb-live")
+    assert (plain["inputs"]["port"], https["inputs"]["port"]) == (80, 443)
+    assert plain["urn"].rsplit("::", 1)[1] == https["urn"].rsplit("::", 1)[1] == "lb-live"
+
+
+def test_the_live_colour_output_comes_from_the_listener_not_the_stack_file(aws_rendering) -> None:
+    lookups = [i for i in aws_rendering.record["invokes"] if i["token"] == "aws:lb/getListener:getListener"]
+    assert [i["args"]["arn"] for i in lookups] == [aws_rendering.one(LISTENER, "lb-live")["outputs"]["arn"]]
+    # Under mocks the listener has no tags yet (as after a first `pulumi up`): the stack file's colour.
+    assert aws_rendering.outputs[outputs.LIVE_COLOUR] == "blue"
+    assert live_colour_from({LIVE_TAG: "green"}, "blue") == "green"
+    assert live_colour_from({LIVE_TAG: "purple"}, "blue") == "blue"
 
 
 def test_without_certificate_plain_http_is_the_only_listener_and_warned(aws_rendering, aws_settings) -> None:
@@ -108,11 +129,11 @@ def test_without_certificate_plain_http_is_the_only_listener_and_warned(aws_rend
 
 
 def test_with_certificate_https_requires_tls12_and_http_redirects(aws_planned) -> None:
-    https = aws_planned.inputs(LISTENER, "lb-https")
+    https = aws_planned.inputs(LISTENER, "lb-live")
     assert (https["port"], https["protocol"], https["sslPolicy"]) == (443, "HTTPS", TLS_POLICY)
     assert "TLS13-1-2" in TLS_POLICY, "the policy's floor must be TLS 1.2"
     assert https["certificateArn"].startswith("arn:aws:acm:")
-    (redirect,) = aws_planned.inputs(LISTENER, "lb-http")["defaultActions"]
+    (redirect,) = aws_planned.inputs(LISTENER, "lb-redirect")["defaultActions"]
     assert redirect["type"] == "redirect"
     assert redirect["redirect"] == {"port": "443", "protocol": "HTTPS", "statusCode": "HTTP_301"}
     assert not aws_planned.warnings()
@@ -165,7 +186,7 @@ def test_test_listeners_serve_https_with_the_certificate_and_http_without(aws_pl
     for colour in COLOURS:
         https = aws_planned.inputs(LISTENER, f"lb-test-{colour}")
         assert (https["protocol"], https["sslPolicy"]) == ("HTTPS", TLS_POLICY)
-        assert https["certificateArn"] == aws_planned.inputs(LISTENER, "lb-https")["certificateArn"]
+        assert https["certificateArn"] == aws_planned.inputs(LISTENER, "lb-live")["certificateArn"]
         plain = aws_test_listeners.inputs(LISTENER, f"lb-test-{colour}")
         assert plain["protocol"] == "HTTP" and "certificateArn" not in plain and "sslPolicy" not in plain
 

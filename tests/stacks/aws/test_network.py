@@ -7,21 +7,24 @@ import json
 
 import pytest
 
-from stacks.aws.network import pick_zone, subnet_cidrs
+from stacks.aws.network import INTERFACE_SERVICES, pick_zone, subnet_cidrs
 from tests.stacks.aws.types import (
     DEFAULT_SG,
     ENDPOINT,
     FLOW_LOG,
     IGW,
+    INGRESS,
     KMS_KEY,
     LOG_GROUP,
     NAT,
+    ROLE,
     ROLE_POLICY,
     ROUTE,
     ROUTE_TABLE,
     SUBNET,
     VPC,
 )
+from tests.stacks.rendering import copy_stack, render_with_cli
 
 
 def subnets(rendering, tier: str) -> list[dict]:
@@ -124,8 +127,46 @@ def test_too_few_availability_zones_name_the_setting() -> None:
 @pytest.mark.parametrize("rendering", ["aws_rendering", "aws_planned"])
 def test_image_pulls_reach_s3_through_a_gateway_endpoint_on_every_private_route_table(request, rendering) -> None:
     found = request.getfixturevalue(rendering)
-    (endpoint,) = found.of_type(ENDPOINT)
+    (endpoint,) = [e for e in found.of_type(ENDPOINT) if e["inputs"]["vpcEndpointType"] == "Gateway"]
     inputs = endpoint["inputs"]
-    assert (inputs["vpcEndpointType"], inputs["serviceName"]) == ("Gateway", "com.amazonaws.us-east-1.s3")
+    assert inputs["serviceName"] == "com.amazonaws.us-east-1.s3"
     private = {rt["id"] for rt in found.of_type(ROUTE_TABLE) if "-private-" in rt["name"]}
     assert private and set(inputs["routeTableIds"]) == private  # one per AZ in the NAT-per-AZ variant
+
+
+def test_the_s3_endpoint_reads_only_ecr_layers_package_repositories_and_the_ssm_agent(aws_rendering) -> None:
+    (endpoint,) = [e for e in aws_rendering.of_type(ENDPOINT) if e["inputs"]["vpcEndpointType"] == "Gateway"]
+    (statement,) = json.loads(endpoint["inputs"]["policy"])["Statement"]
+    assert (statement["Effect"], statement["Action"]) == ("Allow", "s3:GetObject")
+    buckets = {r.removeprefix("arn:aws:s3:::").removesuffix("/*") for r in statement["Resource"]}
+    assert buckets == {"prod-us-east-1-starport-layer-bucket", "al2023-repos-us-east-1-de612dc2",
+                       "amazon-ssm-us-east-1", "aws-ssm-us-east-1"}  # fmt: skip
+
+
+@pytest.mark.parametrize("rendering", ["aws_rendering", "aws_planned"])
+def test_instances_boot_and_report_ready_through_interface_endpoints_not_the_nat(request, rendering) -> None:
+    found = request.getfixturevalue(rendering)
+    interface = [e["inputs"] for e in found.of_type(ENDPOINT) if e["inputs"]["vpcEndpointType"] == "Interface"]
+    services = sorted(e["serviceName"].removeprefix("com.amazonaws.us-east-1.") for e in interface)
+    assert services == sorted(INTERFACE_SERVICES)
+    private = {s["id"] for s in found.of_type(SUBNET) if s["inputs"]["tags"]["tier"] == "private"}
+    assert all(set(e["subnetIds"]) == private and e["privateDnsEnabled"] is True for e in interface)
+    (sg,) = {sg for e in interface for sg in e["securityGroupIds"]}
+    (rule,) = [r["inputs"] for r in found.of_type(INGRESS) if r["inputs"]["securityGroupId"] == sg]
+    assert (rule["fromPort"], rule["toPort"], rule["cidrIpv4"]) == (443, 443, found.inputs(VPC, "net-vpc")["cidrBlock"])
+
+
+def test_interface_endpoints_can_be_left_out(tmp_path) -> None:
+    stacks = copy_stack("aws", tmp_path / "stacks", aws={"interface_endpoints": False})
+    found = render_with_cli("aws", tmp_path / "out", stacks_dir=stacks)
+    assert [e["inputs"]["vpcEndpointType"] for e in found.of_type(ENDPOINT)] == ["Gateway"]
+
+
+def test_the_flow_log_role_trusts_the_service_for_this_account_s_flow_logs_only(aws_rendering) -> None:
+    role = aws_rendering.one(ROLE, "net-flow-role")
+    (trust,) = json.loads(role["inputs"]["assumeRolePolicy"])["Statement"]
+    assert trust["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    assert trust["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnLike": {"aws:SourceArn": "arn:aws:ec2:us-east-1:123456789012:vpc-flow-log/*"},
+    }
