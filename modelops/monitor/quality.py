@@ -24,7 +24,8 @@ from typing import Literal
 
 import httpx
 
-from bento.prediction_log import SYNTHETIC_HEADER, LoggedRow, read_window
+from bento.prediction_log import LoggedRow, read_window
+from modelops.monitor import synthetic
 from modelops.monitor.concept import read_feedback
 
 Status = Literal["pass", "fail", "inconclusive"]
@@ -108,8 +109,12 @@ def judge_quality(figures: QualityFigures, limits: QualityThresholds) -> Quality
     return QualityResult("pass", f"agreement {f.agreement:.1%} on {f.rows} recent rows{accuracy}", f)
 
 
-def http_predictor(url: str, batch: int = 32, timeout: float = 30.0) -> Callable[[list[list[float]]], list[str]]:
-    """Predicted labels from a pool's URL (``POST /predict {"rows": [...]}``), ``batch`` rows per request."""
+def http_predictor(
+    url: str, batch: int = 32, timeout: float = 30.0, synthetic_secret: str | None = None
+) -> Callable[[list[list[float]]], list[str]]:
+    """Predicted labels from a pool's URL (``POST /predict {"rows": [...]}``), ``batch`` rows per request; marked
+    synthetic with the deployment's secret (modelops/monitor/synthetic.py) when one is given."""
+    marker = synthetic.headers(synthetic_secret)
 
     def predict(rows: list[list[float]]) -> list[str]:
         labels: list[str] = []
@@ -117,7 +122,7 @@ def http_predictor(url: str, batch: int = 32, timeout: float = 30.0) -> Callable
             for start in range(0, len(rows), batch):
                 # Marked synthetic: a replay is not production traffic, so the candidate does not log it.
                 body = {"rows": rows[start : start + batch]}
-                reply = client.post(f"{url}/predict", json=body, headers={SYNTHETIC_HEADER: "quality-replay"})
+                reply = client.post(f"{url}/predict", json=body, headers=marker)
                 reply.raise_for_status()
                 labels += [item["label"] if isinstance(item, dict) else str(item) for item in reply.json()]
         return labels
