@@ -27,6 +27,8 @@ from pathlib import Path
 
 import yaml
 
+from bento import prediction_log as plog
+from modelops.monitor import concept
 from stacks.config import StackConfig, load_stack_config
 
 JOB_REPLICAS = "modelops-replicas"
@@ -171,8 +173,64 @@ def render_rules(settings: StackConfig) -> dict:
         "groups": [
             {"name": "modelops-recording", "interval": interval, "rules": recording},
             {"name": "modelops-alerts", "interval": interval, "rules": alerts},
+            *log_and_concept_groups(settings),
         ]
     }
+
+
+# ---------------------------------------------------------------------------------- prediction log and concept
+# Their own groups, apart from the latency/error/anomaly rules above: the log's health and the labelled outcomes.
+LOG_ERRORS = "PredictionLogWriteErrors"
+LOG_DROPPING = "PredictionLogDropping"
+CONCEPT_DRIFT = "ConceptDriftDetected"
+LOG_ALERTS = (LOG_ERRORS, LOG_DROPPING, CONCEPT_DRIFT)
+LOG_GROUP, CONCEPT_GROUP = "modelops-prediction-log", "modelops-concept"
+
+
+def log_and_concept_groups(settings: StackConfig) -> list[dict]:
+    """Alerts on the prediction log's counters (every replica's /metrics, bento/prediction_log.py) and on the
+    concept-drift gauge (modelops/monitor/concept.py's metrics, exported by the monitor process)."""
+    m = settings.monitor
+    window, hold = _duration(m.rate_window_s), _duration(m.alert_for_s)
+    grows = lambda name: (  # noqa: E731
+        f'sum by (replica) (increase({plog.METRIC_PREFIX}_{name}_total{{job="{JOB_REPLICAS}"}}[{window}])) > 0'
+    )
+    log_alerts = [
+        _alert(
+            LOG_ERRORS,
+            grows(plog.ERRORS),
+            hold,
+            "ticket",
+            "the prediction log of replica {{ $labels.replica }} keeps failing to write (disk full, directory gone?)",
+            f"{plog.METRIC_PREFIX}_{plog.ERRORS}_total grew for {hold}; the replica serves on, drift and quality "
+            "lose data: free space or fix modelops:monitor.log_dir",
+        ),
+        _alert(
+            LOG_DROPPING,
+            grows(plog.DROPPED),
+            hold,
+            "ticket",
+            "the prediction log of replica {{ $labels.replica }} is dropping records",
+            f"{plog.METRIC_PREFIX}_{plog.DROPPED}_total grew for {hold}: the disk is slower than the traffic or "
+            "failing; raise modelops:monitor.log_queue_bytes or lower log_sample_rate",
+        ),
+    ]
+    concept_alerts = [
+        _alert(
+            CONCEPT_DRIFT,
+            f"max by (model_version) ({concept.DRIFT_DETECTED}) == 1",
+            "0s",
+            "ticket",
+            "accuracy of {{ $labels.model_version }} on labelled requests dropped (ADWIN)",
+            f"ADWIN at delta {m.concept_delta:g} (modelops:monitor.concept_delta) cut the labelled outcomes where "
+            "accuracy fell: see `modelops quality`; retrain on recent labelled data",
+        )
+    ]
+    interval = _duration(m.scrape_interval_s)
+    return [
+        {"name": LOG_GROUP, "interval": interval, "rules": log_alerts},
+        {"name": CONCEPT_GROUP, "interval": interval, "rules": concept_alerts},
+    ]
 
 
 def _alert(name: str, expr: str, hold: str, severity: str, summary: str, description: str) -> dict:

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 import yaml
 
-from modelops.monitor import rules
+from modelops.monitor import concept, rules
 from stacks.config import load_stack_config
 
 PROMTOOL = shutil.which("promtool")
@@ -166,6 +166,38 @@ CASES = {
 }
 
 
+# The prediction log's and the concept group's alerts (their own groups in the rules file).
+LOG_COUNTER = f'job="{rules.JOB_REPLICAS}"'
+LOG_CASES = {
+    rules.LOG_ERRORS: case(
+        {
+            # b1's errors keep growing (a full disk); b2 had one error long ago and recovered.
+            f'modelops_prediction_log_errors_total{{{LOG_COUNTER},replica="b1"}}': "0+1x60",
+            f'modelops_prediction_log_errors_total{{{LOG_COUNTER},replica="b2"}}': "1x60",
+        },
+        rules.LOG_ERRORS,
+        [(HOLD / 2, []), (LATER, [expected(rules.LOG_ERRORS, replica="b1")])],
+    ),
+    rules.LOG_DROPPING: case(
+        {
+            f'modelops_prediction_log_dropped_total{{{LOG_COUNTER},replica="b2"}}': "0+5x60",
+            f'modelops_prediction_log_dropped_total{{{LOG_COUNTER},replica="b1"}}': "0x60",
+        },
+        rules.LOG_DROPPING,
+        [(HOLD / 2, []), (LATER, [expected(rules.LOG_DROPPING, replica="b2")])],
+    ),
+    rules.CONCEPT_DRIFT: case(
+        {
+            f'{concept.DRIFT_DETECTED}{{model_version="wine:1"}}': "0 0 1x10",
+            f'{concept.DRIFT_DETECTED}{{model_version="wine:2"}}': "0x12",
+        },
+        rules.CONCEPT_DRIFT,
+        [(STEP, []), (3 * STEP, [expected(rules.CONCEPT_DRIFT, model_version="wine:1")])],
+    ),
+}
+CASES.update(LOG_CASES)
+
+
 @pytest.fixture(scope="module")
 def rules_file(tmp_path_factory):
     return rules.write_rules(SETTINGS, tmp_path_factory.mktemp("rules") / "rules.yml")
@@ -182,7 +214,7 @@ def test_the_rules_file_passes_promtool_check(rules_file):
 
 
 def test_every_alert_the_issue_asks_for_is_generated_and_tested():
-    assert sorted(ALERT_RULES) == sorted(rules.ALERTS) == sorted(CASES)
+    assert sorted(ALERT_RULES) == sorted(rules.ALERTS + rules.LOG_ALERTS) == sorted(CASES)
 
 
 def test_thresholds_come_from_the_stack_settings():
@@ -208,7 +240,9 @@ def test_alert_fires_on_breaching_series_and_stays_quiet_on_the_others(tmp_path,
     assert done.returncode == 0, f"{alert}:\n{done.stdout}{done.stderr}"
 
 
-@pytest.mark.parametrize("alert", [rules.P95_OVER_SLO, rules.REPLICA_DOWN, rules.ANOMALY_FLAGGED])
+@pytest.mark.parametrize(
+    "alert", [rules.P95_OVER_SLO, rules.REPLICA_DOWN, rules.ANOMALY_FLAGGED, rules.LOG_ERRORS, rules.CONCEPT_DRIFT]
+)
 def test_promtool_fails_the_case_when_the_alert_is_expected_but_the_series_are_healthy(tmp_path, rules_file, alert):
     """The harness can fail: the same expectations over series that breach nothing are reported as a failure."""
     body = CASES[alert]
@@ -217,6 +251,8 @@ def test_promtool_fails_the_case_when_the_alert_is_expected_but_the_series_are_h
         rules.P95_OVER_SLO: {k: "0+10x100" for k in (s["series"] for s in body["input_series"])},
         rules.REPLICA_DOWN: {s["series"]: "1x42" for s in body["input_series"]},
         rules.ANOMALY_FLAGGED: {s["series"]: _flat_then(SPIKE, NOISE, NOISE[0]) for s in body["input_series"]},
+        rules.LOG_ERRORS: {s["series"]: "3x60" for s in body["input_series"]},  # errors once, then no more
+        rules.CONCEPT_DRIFT: {s["series"]: "0x12" for s in body["input_series"]},
     }[alert]
     broken = {
         **body,
