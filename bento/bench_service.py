@@ -18,7 +18,7 @@ from typing import cast
 
 import bentoml
 import numpy as np
-from prediction_log import PredictionLogger, request_identity, writer_name
+from prediction_log import PredictionLogger, identify, writer_name
 from service import CLASSES, MAX_BODY_BYTES, MODEL, SETTINGS, Classifier, Predictions, RequestGuard, Rows, answer
 
 # Where /predict_logged writes (a throwaway directory unless the benchmark names one).
@@ -45,14 +45,16 @@ class WineBench:
             name=writer_name("bench", bentoml.server_context.worker_index),
             model_version=str(MODEL.resolve().tag),
             sample_rate=1.0,
+            classes=CLASSES,
         )
         self.logged = Classifier(logger=logger)
 
     @staticmethod
     async def respond(classifier: Classifier, rows: list[list[float]], ctx: bentoml.Context):
         """service.py's predict handler, with the classifier to serve with."""
-        request_id, logged = request_identity(ctx.request.headers)
-        return answer(ctx, request_id, await classifier.serve(rows, request_id if logged else None))
+        who = identify(ctx.request.headers)
+        result = await classifier.serve(rows, who.request_id if who.logged else None, who.prediction_id)
+        return answer(ctx, who.request_id, result, who.prediction_id)
 
     @bentoml.api
     async def predict(self, rows: Rows, ctx: bentoml.Context) -> Predictions:
@@ -65,8 +67,9 @@ class WineBench:
     @bentoml.api
     async def predict_logged(self, rows: Rows, ctx: bentoml.Context) -> Predictions:
         # As service.py's predict, every request logged (synthetic marker ignored: the log's cost is the point).
-        request_id, _ = request_identity(ctx.request.headers)
-        return answer(ctx, request_id, await self.logged.serve(rows, request_id))
+        who = identify(ctx.request.headers)
+        result = await self.logged.serve(rows, who.request_id, who.prediction_id)
+        return answer(ctx, who.request_id, result, who.prediction_id)
 
     @bentoml.api
     def predict_naive(self, rows: Rows) -> Predictions:

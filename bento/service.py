@@ -11,9 +11,10 @@ Limits (environment, so an operator can tune a replica without rebuilding the be
 
 Prediction log (bento/prediction_log.py; on when the deployment sets MODELOPS_PREDICTION_LOG_DIR, from
 modelops:monitor): a sample of each request's rows and predicted labels, with the model version and the request id,
-written off the request path as rotated JSONL. Every response carries ``X-Request-Id`` (the client's own, when it
-sent a plain one): ground-truth labels sent back later refer to it. Requests marked ``X-Modelops-Synthetic`` (the
-gate's and the benchmark's load) are never logged.
+written off the request path as rotated JSONL, with each row's class probabilities. Every response carries
+``X-Request-Id`` (the client's own, when it sent a plain one) and ``X-Prediction-Id`` (the server's own, unique):
+ground-truth labels sent back later refer to the prediction id. Requests marked ``X-Modelops-Synthetic`` with the
+deployment's secret (the gate's and the benchmark's load) are not logged; the marker without it is ignored.
 """
 
 from __future__ import annotations
@@ -33,7 +34,15 @@ from contract import out_of_range, probe_input_dtype
 from forest import fast_predict_proba
 from guard import RequestGuard
 from pinning import pinned_model
-from prediction_log import ENV_REPLICA, REQUEST_ID_HEADER, PredictionLogger, request_identity, writer_name
+from prediction_log import (
+    ENV_REPLICA,
+    PREDICTION_ID_HEADER,
+    REQUEST_ID_HEADER,
+    PredictionLogger,
+    identify,
+    process_metrics,
+    writer_name,
+)
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 
@@ -114,7 +123,7 @@ class Classifier:
         self.dtype, self.max_abs = input_contract(self.model, len(FEATURES))
         # The forest's predict_proba without sklearn's per-tree joblib dispatch (bento/forest.py): same result.
         self.fast_predict_proba = fast_predict_proba(self.model)
-        self.batcher: Batcher[tuple[str, str]] = Batcher(self.predict_json, max_rows=MAX_BATCH_ROWS)
+        self.batcher: Batcher[tuple[str, str, list[float]]] = Batcher(self.predict_json, max_rows=MAX_BATCH_ROWS)
         # Opt-in cache in front of the batcher, keyed by this model version: never another version's answer.
         self.version = str(MODEL.resolve().tag)
         self.cache = cache_from_env(os.environ)
@@ -136,11 +145,12 @@ class Classifier:
             for i, p in zip(proba.argmax(axis=1), proba, strict=True)
         ]
 
-    def predict_json(self, rows: np.ndarray) -> list[tuple[str, str]]:
-        """Each row's (label, prediction as a JSON object of the Prediction schema), encoded in the batcher's thread."""
+    def predict_json(self, rows: np.ndarray) -> list[tuple[str, str, list[float]]]:
+        """Each row's (label, prediction as a JSON object of the Prediction schema, probabilities), encoded in the
+        batcher's thread."""
         proba = self.predict_proba(rows)
         return [
-            (CLASSES[i], _LABEL_PREFIX[i] + ",".join(map(str.__add__, _PROBABILITY_KEYS, map(repr, p))) + "}}")
+            (CLASSES[i], _LABEL_PREFIX[i] + ",".join(map(str.__add__, _PROBABILITY_KEYS, map(repr, p))) + "}}", p)
             for i, p in zip(proba.argmax(axis=1).tolist(), proba.tolist(), strict=True)
         ]
 
@@ -166,7 +176,9 @@ class Classifier:
         ]
         raise InputOutOfRange(message, detail)
 
-    async def serve(self, rows: list[list[float]], request_id: str | None = None) -> Response:
+    async def serve(
+        self, rows: list[list[float]], request_id: str | None = None, prediction_id: str | None = None
+    ) -> Response:
         """The production predict path: contract check, then the cache if enabled (only valid rows reach it), then
         the batcher (one bad request never fails others); the answered request goes to the prediction log when
         there is one and a ``request_id`` is given.
@@ -179,8 +191,10 @@ class Classifier:
             array = self.check(rows)
             predictions = await self.predict_valid(array)
             if self.logger is not None and request_id is not None:
-                self.logger.log(request_id, array, [label for label, _ in predictions])
-            return Response("[" + ",".join(encoded for _, encoded in predictions) + "]", media_type="application/json")
+                self.logger.log(
+                    request_id, array, [p[0] for p in predictions], [p[2] for p in predictions], prediction_id
+                )
+            return Response("[" + ",".join(p[1] for p in predictions) + "]", media_type="application/json")
         except InputOutOfRange as exc:
             return exc.response()
         except (ValueError, FloatingPointError) as exc:
@@ -188,10 +202,12 @@ class Classifier:
             return InputOutOfRange(f"the model cannot predict these rows: {exc}", []).response()
 
 
-def answer(ctx: bentoml.Context, request_id: str, result: Response):
-    """The result with the request id in its headers. BentoML gives a handler that takes a context the context's
-    status code, even for a Response it returns: an error response's own status goes into the context."""
+def answer(ctx: bentoml.Context, request_id: str, result: Response, prediction_id: str | None = None):
+    """The result with the request (and prediction) id in its headers. BentoML gives a handler that takes a context
+    the context's status code, even for a Response it returns: an error response's own status goes into the context."""
     ctx.response.headers[REQUEST_ID_HEADER] = request_id
+    if prediction_id is not None:
+        ctx.response.headers[PREDICTION_ID_HEADER] = prediction_id
     ctx.response.status_code = result.status_code
     return result
 
@@ -199,7 +215,9 @@ def answer(ctx: bentoml.Context, request_id: str, result: Response):
 def prediction_logger() -> PredictionLogger | None:
     """This worker's prediction log writer, as the deployment's environment asks (None: logging is off)."""
     name = writer_name(os.environ.get(ENV_REPLICA), bentoml.server_context.worker_index)
-    return PredictionLogger.from_env(name=name, model_version=str(MODEL.resolve().tag))
+    return PredictionLogger.from_env(
+        name=name, model_version=str(MODEL.resolve().tag), classes=CLASSES, metrics=process_metrics
+    )
 
 
 # The JSON of a Prediction, in pieces made once: '{"label":"<class>","probabilities":{' per class, '"<class>":' per
@@ -228,15 +246,22 @@ class WineClassifier:
     def __init__(self) -> None:
         self.classifier = Classifier(logger=prediction_logger())
 
+    @bentoml.on_shutdown
+    def close_log(self) -> None:
+        """On a clean stop (SIGTERM), everything queued for the prediction log is written, fsynced and closed."""
+        if self.classifier.logger is not None:
+            self.classifier.logger.close()
+
     @bentoml.api
     async def predict(self, rows: Rows, ctx: bentoml.Context) -> Predictions:
         """Predict the class of each row. The response holds one prediction per row, in order, and its
-        ``X-Request-Id`` header names the request (send your own plain id of up to 64 characters to choose it)."""
-        request_id, logged = request_identity(ctx.request.headers)
-        result = await self.classifier.serve(rows, request_id if logged else None)
+        ``X-Request-Id`` header names the request (send your own plain id of up to 64 characters to choose it);
+        ``X-Prediction-Id`` is the server's unique id of it, which labels sent back later refer to."""
+        who = identify(ctx.request.headers)
+        result = await self.classifier.serve(rows, who.request_id if who.logged else None, who.prediction_id)
         # BentoML builds the response schema from the annotation; a Response (the encoded predictions, or an error)
         # it passes through as is.
-        return answer(ctx, request_id, result)
+        return answer(ctx, who.request_id, result, who.prediction_id)
 
 
 # @bentoml.service made the class a bentoml Service; mypy does not apply class decorators.

@@ -64,7 +64,10 @@ if os.environ.get("MODELOPS_SHAPE"):
 
 STATE: dict = {}
 # The header replicas read to leave a request out of the prediction log (bento/prediction_log.py: SYNTHETIC_HEADER).
-SYNTHETIC = {"x-modelops-synthetic": "locust"}
+# It counts only with the deployment's secret (modelops/monitor/synthetic.py), which the gate hands over in the
+# environment; without one the header is not sent (replicas would log the requests anyway).
+_SECRET = os.environ.get("MODELOPS_SYNTHETIC_SECRET", "")
+SYNTHETIC = {"x-modelops-synthetic": _SECRET} if _SECRET else {}
 
 # Every request's outcome, by half-second window and user kind: {(window, kind): [ok, failed, {rounded ms: count}]}.
 # Workers of a distributed run ship theirs to the master with each stats report; the master writes them all.

@@ -584,7 +584,7 @@ def traffic(
     feature: Annotated[str, typer.Option(help="shifted: the feature to move")] = "color_intensity",
     shift: Annotated[float, typer.Option(help="shifted: by this many training standard deviations")] = 1.5,
     feedback: Annotated[
-        bool, typer.Option("--feedback", help="then append the true labels of the logged requests to the feedback file")
+        bool, typer.Option("--feedback", help="then store the true labels of the logged requests (the label store)")
     ] = False,
     seed: Annotated[int, typer.Option(help="seed of the drawn rows")] = 0,
 ) -> None:
@@ -594,8 +594,9 @@ def traffic(
     from modelops.gate import loadgen
     from modelops.monitor import drift_report
     from modelops.monitor import traffic as scenarios
+    from modelops.monitor.labels import LabelStore
     from modelops.targets import open_target
-    from stacks.predictions import feedback_file
+    from stacks.predictions import labels_db
 
     if scenario not in ("normal", "shifted"):
         raise UsageError(f"--scenario must be normal or shifted, got {scenario!r}")
@@ -615,9 +616,70 @@ def traffic(
     m = result.measured
     out.print(f"{m.requests} requests, {m.failures} failed, p95 {m.p95_ms or 0:.0f} ms; payloads and labels: {work}")
     if feedback:
-        path = feedback_file(settings)
-        count = scenarios.feedback_from_log(prediction_log_dir(settings), s.labels, path, since=began)
-        out.print(f"{count} labelled rows appended to {path}")
+        store = LabelStore(labels_db(settings))
+        count = scenarios.feedback_to_store(prediction_log_dir(settings), s.labels, store, since=began)
+        out.print(f"{count} labelled rows stored in {store.path}")
+
+
+labels_app = typer.Typer(help="Ground-truth labels of logged predictions (the stack's label store).")
+app.add_typer(labels_app, name="labels")
+
+
+@labels_app.command("add")
+@handled
+def labels_add(
+    file: Annotated[Path, typer.Argument(help='JSONL: {"prediction_id": "<X-Prediction-Id>", "row": 0, "label": …}')],
+    stack: StackOpt = "local",
+) -> None:
+    """Store labels (by prediction id, or by a client's request id when only one logged request used it), joined
+    to their logged predictions: `modelops quality` and the gate's quality suite read them."""
+    from bento.prediction_log import read_window
+    from modelops.monitor.labels import LabelError, LabelStore, add_file
+    from stacks.predictions import labels_db
+
+    settings = _settings(stack)
+    if not file.is_file():
+        raise UsageError(f"{file} is not a file: give a JSONL file of labels")
+    try:
+        result = add_file(LabelStore(labels_db(settings)), file, read_window(prediction_log_dir(settings)).rows)
+    except LabelError as exc:
+        raise UsageError(str(exc)) from None
+    out.print(
+        f"{result.stored} labels stored in {labels_db(settings)} ({result.joined} joined to logged predictions); "
+        f"{result.unmatched} by an unknown request id, {result.ambiguous} by a request id several requests used "
+        "(refused: send the X-Prediction-Id instead)"
+    )
+
+
+@app.command()
+@handled
+def quality(
+    stack: StackOpt = "local",
+    as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
+    prom: Annotated[Path | None, typer.Option(help="also write the gauges in Prometheus' text format here")] = None,
+) -> None:
+    """Accuracy of each model version: estimated from its predicted probabilities (CBPE, no labels needed) beside
+    the accuracy realised on the newest labelled rows, and ADWIN's concept-drift verdict on labelled outcomes."""
+    from modelops.monitor import concept
+    from stacks.predictions import labels_db
+
+    settings = _settings(stack)
+    statuses = concept.status_for_stack(prediction_log_dir(settings), labels_db(settings), settings.monitor)
+    if prom is not None:
+        prom.parent.mkdir(parents=True, exist_ok=True)
+        prom.write_text(concept.prometheus_text(statuses))
+    if as_json:
+        out.print_json(json.dumps([s.to_dict() for s in statuses]))
+        return
+    shown = lambda e: f"{e.value:.1%} [{e.low:.1%}-{e.high:.1%}] on {e.n}" if e else "n/a"  # noqa: E731
+    table = Table("model version", "estimated (CBPE)", "realised (labelled)", "CBPE on those rows", "ADWIN")
+    for s in statuses:
+        adwin = "[red]accuracy dropped[/]" if s.drift_detected else "steady"
+        adwin += f" ({s.adwin_accuracy:.1%})" if s.adwin_accuracy is not None else ""
+        calibrated = "" if s.calibrated else " (uncalibrated)"
+        table.add_row(s.model_version, shown(s.estimated) + calibrated, shown(s.realised),
+                      shown(s.estimated_on_labelled), adwin)  # fmt: skip
+    out.print(table if statuses else "no logged or labelled predictions yet")
 
 
 @app.command()

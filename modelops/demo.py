@@ -27,11 +27,12 @@ from modelops.gate import loadgen
 from modelops.gate.run import history_file, run_gate
 from modelops.gate.summary import Summary
 from modelops.monitor import drift_report, traffic
-from modelops.monitor.concept import read_feedback
+from modelops.monitor.labels import LabelStore
 from modelops.promotion import record_up
 from modelops.targets.local import LocalTarget
 from modelops.ui import Steps
 from stacks.config import PROJECT_ROOT, StackConfig
+from stacks.predictions import labels_db
 
 # The demo's client traffic: requests per phase (more than a drift window, so each check sees one phase only), the
 # rate Locust offers them at, and the shift (in training standard deviations of the feature).
@@ -80,13 +81,9 @@ def _drift(target: LocalTarget, settings: StackConfig, work: Path, label: str, o
     return report.status
 
 
-def _accuracy(target: LocalTarget, feedback: Path, since: float) -> tuple[int, float | None]:
-    """The live version's accuracy on the labelled rows it logged since ``since``."""
-    from bento.prediction_log import read_window
-
-    labels = read_feedback(feedback)
-    hits = [r.prediction == labels[(r.request_id, r.row)] for r in read_window(target.prediction_log_dir).rows
-            if r.ts >= since and (r.request_id, r.row) in labels]  # fmt: skip
+def _accuracy(store: LabelStore, since: float) -> tuple[int, float | None]:
+    """The live version's accuracy on the labelled rows it predicted since ``since``."""
+    hits = [o.correct for o in store.outcomes() if o.predicted_at >= since]
     return len(hits), (sum(hits) / len(hits) if hits else None)
 
 
@@ -100,10 +97,12 @@ def run_demo(settings: StackConfig, steps: Steps, out: Console) -> DemoResult:
     started = time.monotonic()
     work = PROJECT_ROOT / "reports" / time.strftime("demo-%Y%m%d-%H%M%S")
     feedback = work / "feedback.jsonl"
-    # The demo's prediction log and feedback live with its reports: every run starts from an empty log.
+    # The demo's prediction log and labels live with its reports: every run starts from an empty log.
     settings = settings.with_overrides(
-        monitor={"log_dir": str(work / "predictions"), "feedback_file": str(feedback)}, canary=CANARY
-    )
+        monitor={"log_dir": str(work / "predictions"), "feedback_file": str(feedback),
+                 "labels_db": str(work / "labels.sqlite")},
+        canary=CANARY,
+    )  # fmt: skip
     v1 = _model(steps, out, seed=1, label="v1")
     metadata, _ = drift_report.load_model(bentos.describe(v1).models[0])
     target = LocalTarget(settings)
@@ -124,8 +123,9 @@ def run_demo(settings: StackConfig, steps: Steps, out: Console) -> DemoResult:
         shifted = traffic.scenario(metadata, "shifted", PHASE_REQUESTS, SHIFTED_FEATURE, SHIFT_STD, seed=2)
         shift_began = _send(target, shifted, work, steps, out)
         _drift(target, settings, work, "shifted", out)
-        labelled = traffic.feedback_from_log(target.prediction_log_dir, shifted.labels, feedback, since=shift_began)
-        n, accuracy = _accuracy(target, feedback, shift_began)
+        store = LabelStore(labels_db(settings))
+        labelled = traffic.feedback_to_store(target.prediction_log_dir, shifted.labels, store, since=shift_began)
+        n, accuracy = _accuracy(store, shift_began)
         shown = f"{accuracy:.1%}" if accuracy is not None else "n/a"
         out.print(f"  feedback: {labelled} labels arrived for the shifted requests; v1 was right on {shown} of {n}")
 

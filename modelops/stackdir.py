@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stacks.config import PROJECT_ROOT, StackConfig
-from stacks.names import stack_work_dir
+from stacks.config import StackConfig
+from stacks.predictions import stack_dir as _stack_dir
 
 
 def stack_dir(settings: StackConfig) -> Path:
-    if settings.target == "local":
-        base = Path(settings.local.state_dir)
-        return ((base if base.is_absolute() else PROJECT_ROOT / base) / settings.stack).resolve()
-    return stack_work_dir(settings.stack).resolve()
+    # Defined beside the prediction log's paths (stacks/predictions.py), which stacks/ may read and modelops/ too.
+    return _stack_dir(settings)

@@ -30,6 +30,7 @@ Annotations carry labels and thresholds, not ``$value``: ``promtool test rules``
 
 from __future__ import annotations
 
+from bento import prediction_log as plog
 from stacks.config import StackConfig
 
 JOB_REPLICAS = "modelops-replicas"
@@ -79,7 +80,6 @@ REPLICA_OUT_OF_ROTATION = "ReplicaOutOfRotation"
 DRIFT_DETECTED = "DriftDetected"
 DRIFT_DATA_STALE = "DriftDataStale"
 MONITOR_DOWN = "MonitorDown"
-PREDICTION_LOG_LOSING = "PredictionLogLosing"
 INVALID_INPUT_RATIO = "InvalidInputRatio"
 ANOMALY_FLAGGED = "AnomalyFlagged"
 ALERTS = (
@@ -91,7 +91,6 @@ ALERTS = (
     DRIFT_DETECTED,
     DRIFT_DATA_STALE,
     MONITOR_DOWN,
-    PREDICTION_LOG_LOSING,
     INVALID_INPUT_RATIO,
     ANOMALY_FLAGGED,
 )
@@ -265,14 +264,6 @@ def render_rules(settings: StackConfig) -> dict:
             f"modelops:monitor.replica_down_for_s; no drift verdict while it is down ({down_for})",
         ),
         _alert(
-            PREDICTION_LOG_LOSING,
-            f"(sum(increase({LOG_DROPPED}[{window}])) > 0) or (sum(increase({LOG_ERRORS}[{window}])) > 0)",
-            "0s",
-            TICKET,
-            "the prediction log dropped records or failed to write them",
-            f"{LOG_DROPPED} / {LOG_ERRORS} rose within {window}: drift and quality see fewer rows than clients sent",
-        ),
-        _alert(
             INVALID_INPUT_RATIO,
             f"({INVALID_RATIO} > {m.max_invalid_ratio:g}) and on ({by}) ({increase(invalid)} >= {n})",
             slow_for,
@@ -296,8 +287,66 @@ def render_rules(settings: StackConfig) -> dict:
         "groups": [
             {"name": "modelops-recording", "interval": interval, "rules": recording},
             {"name": "modelops-alerts", "interval": interval, "rules": alerts},
+            *log_and_concept_groups(settings),
         ]
     }
+
+
+# ---------------------------------------------------------------------------------- prediction log and concept
+# Their own groups, apart from the latency/error/anomaly rules above: the log's health on every replica's /metrics
+# (bento/prediction_log.py's counters: per replica, with or without the drift monitor) and the labelled outcomes.
+LOG_ERRORS_ALERT = "PredictionLogWriteErrors"
+LOG_DROPPING = "PredictionLogDropping"
+CONCEPT_DRIFT = "ConceptDriftDetected"
+CONCEPT_DRIFT_METRIC = "modelops_concept_drift_detected"  # modelops/monitor/concept.py's gauge
+LOG_ALERTS = (LOG_ERRORS_ALERT, LOG_DROPPING, CONCEPT_DRIFT)
+LOG_GROUP, CONCEPT_GROUP = "modelops-prediction-log", "modelops-concept"
+
+
+def log_and_concept_groups(settings: StackConfig) -> list[dict]:
+    """Alerts on the prediction log's counters and on the concept-drift gauge the monitor exports."""
+    m = settings.monitor
+    window, hold = duration(m.rate_window_s), duration(m.alert_for_s)
+    counter = lambda name: f"{plog.METRIC_PREFIX}_{name}_total"  # noqa: E731
+    grows = lambda name: (  # noqa: E731
+        f'sum by (replica) (increase({counter(name)}{{job="{JOB_REPLICAS}"}}[{window}])) > 0'
+    )
+    log_alerts = [
+        _alert(
+            LOG_ERRORS_ALERT,
+            grows(plog.ERRORS),
+            hold,
+            TICKET,
+            "the prediction log of replica {{ $labels.replica }} keeps failing to write (disk full, directory gone?)",
+            f"{counter(plog.ERRORS)} grew for {hold}; the replica serves on, drift and quality lose data: free "
+            "space or fix modelops:monitor.log_dir",
+        ),
+        _alert(
+            LOG_DROPPING,
+            grows(plog.DROPPED),
+            hold,
+            TICKET,
+            "the prediction log of replica {{ $labels.replica }} is dropping records",
+            f"{counter(plog.DROPPED)} grew for {hold}: the disk is slower than the traffic or failing; raise "
+            "modelops:monitor.log_queue_bytes or lower log_sample_rate",
+        ),
+    ]
+    concept_alerts = [
+        _alert(
+            CONCEPT_DRIFT,
+            f"max by (model_version) ({CONCEPT_DRIFT_METRIC}) == 1",
+            "0s",
+            TICKET,
+            "accuracy of {{ $labels.model_version }} on labelled requests dropped (ADWIN)",
+            f"ADWIN at delta {m.concept_delta:g} (modelops:monitor.concept_delta) cut the labelled outcomes where "
+            "accuracy fell: see `modelops quality`; retrain on recent labelled data",
+        )
+    ]
+    interval = duration(m.scrape_interval_s)
+    return [
+        {"name": LOG_GROUP, "interval": interval, "rules": log_alerts},
+        {"name": CONCEPT_GROUP, "interval": interval, "rules": concept_alerts},
+    ]
 
 
 def _alert(name: str, expr: str, hold: str, severity: str, summary: str, description: str) -> dict:

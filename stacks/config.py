@@ -342,7 +342,9 @@ class MonitorSettings(_Section):
         0.01, gt=0, lt=1, description="significance of the chi-square test of predicted class counts"
     )
     log_dir: str = Field(
-        ".work/predictions", min_length=1, description="where replicas write prediction logs (relative to the project)"
+        "",
+        description="where replicas write prediction logs (relative to the project); empty: predictions/ in the "
+        "stack's own directory, so two stacks never share a log",
     )
     log_sample_rate: float = Field(
         1.0, ge=0, le=1, description="fraction of requests whose rows are logged (0: prediction logging off)"
@@ -357,6 +359,23 @@ class MonitorSettings(_Section):
     )
     log_backups: int = Field(
         3, ge=1, le=100, description="rotated files kept per writer (disk use <= (backups + 1) * log_max_bytes)"
+    )
+    log_queue_bytes: int = Field(
+        33_554_432,
+        ge=65_536,
+        le=4_294_967_296,
+        description="bytes of records a replica's worker holds for the log at most (more are dropped and counted)",
+    )
+    log_retention_s: float = Field(
+        604_800, ge=60, le=31_536_000, description="log files not written for this many seconds are deleted"
+    )
+    labels_db: str = Field(
+        "",
+        description="SQLite store of ground-truth labels (relative to the project); empty: labels.sqlite in the "
+        "stack's own directory",
+    )
+    concept_window: int = Field(
+        500, ge=20, le=1_000_000, description="newest labelled rows realised accuracy is measured on"
     )
     concept_delta: float = Field(
         0.002, gt=0, lt=1, description="ADWIN confidence of the concept-drift detector (smaller: fewer false alarms)"

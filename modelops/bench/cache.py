@@ -30,6 +30,7 @@ from rich.table import Table
 from bento.cache import HITS, METRIC_PREFIX, MISSES
 from modelops import bentos
 from modelops.gate import loadgen
+from modelops.monitor import synthetic
 from modelops.targets.local import LocalTarget
 from modelops.ui import Steps
 from stacks.config import PROJECT_ROOT, StackConfig
@@ -126,7 +127,9 @@ def run_cache_bench(
                     title = f"round {round_no}/{options.rounds}: {name}, {users} users, Zipf s={options.zipf_s:g}"
                     with steps.step(title):
                         before = cache_counters(urls[name])
-                        result = loadgen.run(urls[name], spec, out_dir, prefix=f"{name}-{users}u-{round_no}")
+                        # marked with the deployment's secret: the replicas keep the load out of their prediction log
+                        run = synthetic.marking(loadgen.run, synthetic.read(targets[name].dir))
+                        result = run(urls[name], spec, out_dir, prefix=f"{name}-{users}u-{round_no}")
                         after = cache_counters(urls[name])
                     rounds[users][name].append(_round(result, before, after, settings.gate.max_generator_load))
     finally:

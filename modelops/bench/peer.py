@@ -28,6 +28,7 @@ import httpx
 from modelops import bentos
 from modelops.errors import DeploymentError, UsageError
 from modelops.gate import loadgen
+from modelops.monitor import synthetic
 from modelops.targets.local import LocalTarget, cgroups, procs
 from modelops.ui import Steps
 from modelops.waiting import wait_until
@@ -266,7 +267,9 @@ def run_peer(settings: StackConfig, options: PeerOptions, steps: Steps, out_dir:
                 cpu_of, throttling_of = probes[name]
                 with steps.step(title):
                     cpu_before, throttling_before = cpu_of(), throttling_of()
-                    result = loadgen.run(url, spec, out_dir, prefix=f"{name}-{round_no}")
+                    # marked with our deployment's secret: our replica keeps the load out of its prediction log
+                    run = synthetic.marking(loadgen.run, synthetic.read(target.dir))
+                    result = run(url, spec, out_dir, prefix=f"{name}-{round_no}")
                     used = Usage(
                         cpu_of() - cpu_before, _answered(result), _throttled(throttling_before, throttling_of())
                     )

@@ -13,6 +13,7 @@ import psutil
 
 from modelops import bentos
 from modelops.gate import loadgen
+from modelops.monitor import synthetic
 from modelops.targets.local import LocalTarget
 from modelops.ui import Steps
 from stacks.config import PROJECT_ROOT, StackConfig
@@ -91,7 +92,8 @@ def run_soak(
             rows_per_request=gate.rows_per_request,
         )
         with steps.step(f"soak: {gate.users} users for {minutes:g} min, sampling every {sample_every_s:g} s"):
-            load = loadgen.run(status.url, spec, out_dir, prefix="soak")
+            # marked with the deployment's secret: the replica keeps the load out of its prediction log
+            load = synthetic.marking(loadgen.run, synthetic.read(target.dir))(status.url, spec, out_dir, prefix="soak")
         stop.set()
         sampler.join(timeout=30)
     finally:

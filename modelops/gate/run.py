@@ -33,6 +33,7 @@ from modelops.gate.summary import (
 from modelops.gate.summary import read as read_summary
 from modelops.gate.summary import write as write_summary
 from modelops.locking import stack_lock
+from modelops.monitor import synthetic
 from modelops.monitor.quality import live_window
 from modelops.promotion import HistoryFile, baseline_summary, reconcile
 from modelops.stackdir import stack_dir
@@ -197,6 +198,8 @@ def _run(
         with steps.step(f"removing a leftover candidate ({live.candidate.bento})"):
             target.remove_candidate()
     deploy = settings.deploy
+    # The gate's loads carry the deployment's secret: replicas keep them out of the prediction log (synthetic.py).
+    load_runner = synthetic.marking(load_runner, synthetic.for_stack(settings))
     measuring = Suites(target=target, settings=settings, candidate=candidate, run_dir=run_dir,
                        generator_cgroup=generator_cgroup, runner=load_runner)  # fmt: skip
     try:

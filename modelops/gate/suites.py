@@ -22,12 +22,12 @@ from modelops.gate.capacity import Curve, Limits, read_curve, steps_from
 from modelops.gate.fuzz import FuzzError, FuzzResult, run_fuzz
 from modelops.gate.loadgen import LoadResult, LoadSpec
 from modelops.gate.summary import CpuWindow
-from modelops.monitor import quality
+from modelops.monitor import quality, synthetic
 from modelops.monitor.quality import QualityFigures
 from modelops.targets.base import KilledReplica, Target
 from modelops.waiting import wait_until
 from stacks.config import StackConfig
-from stacks.predictions import feedback_file, prediction_log_dir
+from stacks.predictions import feedback_file, labels_db, prediction_log_dir
 
 Note = Callable[[str], None]
 
@@ -318,9 +318,10 @@ class Suites:
         log_dir = prediction_log_dir(self.settings)
         window = self.settings.monitor.window
         self.note(f"replaying up to {window} rows {live_model} logged in {log_dir}")
+        predict = quality.http_predictor(self._url(), synthetic_secret=synthetic.for_stack(self.settings))
         try:
-            figures = quality.measure(log_dir, live_model, quality.http_predictor(self._url()), window,
-                                      feedback_file(self.settings))  # fmt: skip
+            figures = quality.measure(log_dir, live_model, predict, window, feedback_file(self.settings),
+                                      labels=labels_db(self.settings))  # fmt: skip
         except (OSError, ValueError, httpx.HTTPError) as exc:
             return QualityRun(live_model, str(log_dir), None, f"{type(exc).__name__}: {exc}")
         return QualityRun(live_model, str(log_dir), figures)

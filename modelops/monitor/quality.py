@@ -2,8 +2,13 @@
 
 Measurement (:func:`measure`): the last ``window`` rows the live version logged (bento/prediction_log.py) are
 replayed to the candidate pool alone (its own URL: live traffic untouched); the candidate's answers are compared
-with what the live version answered for the same rows (agreement), and — where labelled feedback exists for those
-rows (modelops/monitor/concept.py) — both are scored against the true labels (accuracy).
+with what the live version answered for the same rows (agreement). Accuracy is measured on the newest ``window``
+*labelled* rows of the live version, from the stack's label store (modelops/monitor/labels.py: labels joined by
+the server's prediction id, kept with the row's features, so rotation of the log cannot take them away): those
+rows are replayed too, and both versions are scored against the true labels, each with a Wilson 95 % interval.
+(The newest logged rows are those least likely to be labelled yet: taking the labelled ones is what makes the
+accuracy comparison possible at all.) Without a label store, labels come from a legacy feedback file, joined to
+the recent rows only.
 
 Verdict (:func:`judge_quality`, pure):
 
@@ -18,14 +23,16 @@ Verdict (:func:`judge_quality`, pure):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 import httpx
 
-from bento.prediction_log import SYNTHETIC_HEADER, LoggedRow, read_window
-from modelops.monitor.concept import read_feedback
+from bento.prediction_log import LoggedRow, read_window
+from modelops.monitor import synthetic
+from modelops.monitor.concept import read_feedback, wilson
+from modelops.monitor.labels import LabelStore, Outcome
 
 Status = Literal["pass", "fail", "inconclusive"]
 
@@ -45,6 +52,9 @@ class QualityFigures:
     labelled: int
     candidate_accuracy: float | None
     live_accuracy: float | None
+    # Wilson 95 % intervals of the accuracies (None where there is no accuracy, or from older summaries)
+    candidate_accuracy_interval: tuple[float, float] | None = None
+    live_accuracy_interval: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -108,8 +118,12 @@ def judge_quality(figures: QualityFigures, limits: QualityThresholds) -> Quality
     return QualityResult("pass", f"agreement {f.agreement:.1%} on {f.rows} recent rows{accuracy}", f)
 
 
-def http_predictor(url: str, batch: int = 32, timeout: float = 30.0) -> Callable[[list[list[float]]], list[str]]:
-    """Predicted labels from a pool's URL (``POST /predict {"rows": [...]}``), ``batch`` rows per request."""
+def http_predictor(
+    url: str, batch: int = 32, timeout: float = 30.0, synthetic_secret: str | None = None
+) -> Callable[[list[list[float]]], list[str]]:
+    """Predicted labels from a pool's URL (``POST /predict {"rows": [...]}``), ``batch`` rows per request; marked
+    synthetic with the deployment's secret (modelops/monitor/synthetic.py) when one is given."""
+    marker = synthetic.headers(synthetic_secret)
 
     def predict(rows: list[list[float]]) -> list[str]:
         labels: list[str] = []
@@ -117,7 +131,7 @@ def http_predictor(url: str, batch: int = 32, timeout: float = 30.0) -> Callable
             for start in range(0, len(rows), batch):
                 # Marked synthetic: a replay is not production traffic, so the candidate does not log it.
                 body = {"rows": rows[start : start + batch]}
-                reply = client.post(f"{url}/predict", json=body, headers={SYNTHETIC_HEADER: "quality-replay"})
+                reply = client.post(f"{url}/predict", json=body, headers=marker)
                 reply.raise_for_status()
                 labels += [item["label"] if isinstance(item, dict) else str(item) for item in reply.json()]
         return labels
@@ -130,16 +144,58 @@ def live_window(log_dir: Path, live_version: str, window: int) -> list[LoggedRow
     return [r for r in read_window(log_dir).rows if r.model_version == live_version][-window:]
 
 
+def labelled_window(labels_db: Path, live_version: str, window: int, log_dir: Path | None = None) -> list[Outcome]:
+    """The newest ``window`` labelled rows the live version predicted (features, prediction, label, times), from
+    the label store; labels that arrived before their prediction was in the log are joined first (``log_dir``)."""
+    store = LabelStore(labels_db)
+    if log_dir is not None:
+        store.join(read_window(log_dir).rows)
+    return store.outcomes(live_version, newest=window)
+
+
 def measure(
     log_dir: Path,
     live_version: str,
     predict: Callable[[list[list[float]]], list[str]],
     window: int,
     feedback: Path | None = None,
+    labels: Path | None = None,
 ) -> QualityFigures:
-    """Replay the live version's last ``window`` logged rows to the candidate (``predict``) and compare."""
+    """Replay the live version's last ``window`` logged rows to the candidate (``predict``) and compare; score both
+    versions on the newest ``window`` labelled rows of the label store ``labels`` (or, without one, on the recent
+    rows the legacy ``feedback`` file labels)."""
     logged = live_window(log_dir, live_version, window)
-    labels_by_row = read_feedback(feedback) if feedback and feedback.exists() else {}
     candidate = predict([r.features for r in logged]) if logged else []
-    labels = [labels_by_row.get((r.request_id, r.row)) for r in logged]
-    return figures_of([r.prediction for r in logged], candidate, labels)
+    graded = labelled_window(labels, live_version, window, log_dir) if labels is not None and labels.exists() else []
+    if not graded:  # no label store (or nothing labelled in it): the legacy feedback file, on the recent rows
+        labels_by_row = read_feedback(feedback) if feedback and feedback.exists() else {}
+        truth = [labels_by_row.get((r.prediction_id or r.request_id, r.row)) for r in logged]
+        return with_intervals(figures_of([r.prediction for r in logged], candidate, truth))
+    recent = figures_of([r.prediction for r in logged], candidate, [None] * len(logged))
+    on_labelled = figures_of(
+        [o.prediction for o in graded], predict([o.features for o in graded]), [o.label for o in graded]
+    )
+    return with_intervals(
+        replace(
+            recent,
+            labelled=on_labelled.labelled,
+            candidate_accuracy=on_labelled.candidate_accuracy,
+            live_accuracy=on_labelled.live_accuracy,
+        )
+    )
+
+
+def with_intervals(f: QualityFigures) -> QualityFigures:
+    """The figures with Wilson 95 % intervals around both accuracies."""
+
+    def interval(accuracy: float | None) -> tuple[float, float] | None:
+        if accuracy is None or not f.labelled:
+            return None
+        estimate = wilson(round(accuracy * f.labelled), f.labelled)
+        return (estimate.low, estimate.high)
+
+    return replace(
+        f,
+        candidate_accuracy_interval=interval(f.candidate_accuracy),
+        live_accuracy_interval=interval(f.live_accuracy),
+    )

@@ -10,7 +10,8 @@ and ground truth can arrive later as feedback.
 
 A scenario is a payload file Locust sends (``--payload-file``, ``--traffic production``: replicas log it as client
 traffic, each request id naming its body, ``p<index>-…``) and the labels of those bodies. :func:`feedback_from_log`
-joins the labels to the logged request ids: the feedback file ``modelops drift`` and the gate's quality suite read.
+joins the labels to the logged requests, by their prediction ids, into the stack's label store
+(modelops/monitor/labels.py), which concept drift and the gate's quality suite read.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import re
 import threading
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,8 +29,9 @@ from typing import Literal
 import httpx
 import numpy as np
 
-from bento.prediction_log import read_window
+from bento.prediction_log import LoggedRow, read_window
 from modelops.monitor.drift import DriftError
+from modelops.monitor.labels import Label, LabelStore
 
 Kind = Literal["normal", "shifted"]
 _BODY_ID = re.compile(r"^p(\d+)-")
@@ -120,20 +123,37 @@ def write_scenario(s: Scenario, directory: Path) -> tuple[Path, Path]:
     return payloads, labels
 
 
+def labels_from_log(log_rows: Iterable[LoggedRow], labels: list[str], since: float = 0.0) -> list[Label]:
+    """The true label of every logged request whose client id names a body of the scenario (``p<i>-``), logged at
+    or after ``since``, keyed by the server's prediction id (client ids may collide; prediction ids cannot)."""
+    found = []
+    for row in log_rows:
+        match = _BODY_ID.match(row.request_id)
+        if row.ts < since or not match or int(match[1]) >= len(labels):
+            continue
+        found.append(Label(row.prediction_id or row.request_id, row.row, labels[int(match[1])]))
+    return found
+
+
+def feedback_to_store(log_dir: Path, labels: list[str], store: LabelStore, since: float = 0.0) -> int:
+    """Store the scenario's labels of the requests logged since ``since`` (joined to their predictions at once).
+    Returns how many labelled rows were stored."""
+    rows = read_window(log_dir).rows
+    return store.add(labels_from_log(rows, labels, since), rows).stored
+
+
 def feedback_from_log(log_dir: Path, labels: list[str], out: Path, since: float = 0.0) -> int:
-    """Append to ``out`` the true label of every logged request whose id names a body of the scenario (``p<i>-``),
-    logged at or after ``since``. Returns how many labelled rows were written."""
-    written = 0
+    """Append to the JSONL file ``out`` the labels :func:`labels_from_log` finds (with the client's request id and
+    the prediction id). Returns how many labelled rows were written."""
+    rows = read_window(log_dir).rows
+    by_key = {(r.prediction_id or r.request_id, r.row): r.request_id for r in rows}
     out.parent.mkdir(parents=True, exist_ok=True)
+    found = labels_from_log(rows, labels, since)
     with out.open("a") as handle:
-        for row in read_window(log_dir).rows:
-            match = _BODY_ID.match(row.request_id)
-            if row.ts < since or not match or int(match[1]) >= len(labels):
-                continue
-            record = {"request_id": row.request_id, "row": row.row, "label": labels[int(match[1])]}
-            handle.write(json.dumps(record) + "\n")
-            written += 1
-    return written
+        for label in found:
+            record = {"prediction_id": label.prediction_id, "request_id": by_key[(label.prediction_id, label.row)]}
+            handle.write(json.dumps({**record, "row": label.row, "label": label.label}) + "\n")
+    return len(found)
 
 
 class Clients:

@@ -50,6 +50,7 @@ TERRAFORM_TYPES: dict[str, tuple[str, dict[str, str]]] = {
         "aws_lb_listener",
         {"default_actions": "default_action", "target_groups": "target_group"},
     ),
+    "aws:lb/listenerRule:ListenerRule": ("aws_lb_listener_rule", {"actions": "action", "conditions": "condition"}),
     "aws:lb/loadBalancer:LoadBalancer": ("aws_lb", {}),
     "aws:lb/targetGroup:TargetGroup": ("aws_lb_target_group", {}),
     "aws:s3/bucket:Bucket": ("aws_s3_bucket", {}),

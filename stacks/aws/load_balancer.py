@@ -11,6 +11,7 @@ from typing import cast
 import pulumi
 import pulumi_aws as aws
 
+from bento.prediction_log import SYNTHETIC_HEADER
 from stacks.names import COLOURS, Colour
 
 APP_PORT = 3000  # `bentoml serve` in a containerized bento listens here; instances publish it on the same port
@@ -63,6 +64,38 @@ class LoadBalancerArgs:
     access_log_ready: pulumi.Resource | None = None  # the bucket policy the ALB must see before it is created
     test_cidrs: tuple[str, ...] = ()  # who may reach the per-colour test listeners; empty: no test listeners
     test_ports: Mapping[str, int] | None = None  # {"blue": port, "green": port} of the test listeners
+
+
+SYNTHETIC_REFUSED = (
+    '{"error": "X-Modelops-Synthetic is for the deployment\'s own load generators (the gate reaches the pools '
+    'through the test listeners): send requests without it", "detail": []}'
+)
+
+
+def refuse_synthetic_marker(name: str, listener: aws.lb.Listener, opts: pulumi.ResourceOptions) -> aws.lb.ListenerRule:
+    """A rule on the public listener answering 403 to any request that carries the synthetic-traffic marker.
+
+    An ALB cannot delete a request header, so where HAProxy strips a forged marker (local target) the public
+    listener refuses it instead: clients have no business sending it, and the gate's loads reach a pool through
+    its test listener (CIDR-restricted), where the service itself checks the marker's secret
+    (modelops/monitor/synthetic.py)."""
+    return aws.lb.ListenerRule(
+        f"{name}-no-synthetic",
+        listener_arn=listener.arn,
+        priority=1,  # before anything else on the listener
+        conditions=[{"http_header": {"http_header_name": SYNTHETIC_HEADER, "values": ["*"]}}],
+        actions=[
+            {
+                "type": "fixed-response",
+                "fixed_response": {
+                    "content_type": "application/json",
+                    "status_code": "403",
+                    "message_body": SYNTHETIC_REFUSED,
+                },
+            }
+        ],
+        opts=opts,
+    )
 
 
 def rule_suffix(cidr: str) -> str:
@@ -221,6 +254,8 @@ class LoadBalancer(pulumi.ComponentResource):
             )
             self.http_listener = self.listener
             self.url = pulumi.Output.concat("http://", self.alb.dns_name)
+
+        self.synthetic_refusal = refuse_synthetic_marker(name, self.listener, child)
 
         self.test_listeners: dict[str, aws.lb.Listener] = {}
         self.pool_urls: dict[str, pulumi.Output[str]] = {}

@@ -192,11 +192,12 @@ def test_a_request_is_logged_with_its_id_model_version_rows_and_answer(live_depl
 
 
 def test_synthetic_and_refused_requests_are_answered_but_never_logged(live_deployment, urls, api) -> None:
+    from modelops.monitor import synthetic
     from modelops.waiting import wait_until
 
     replica = urls["replica"]  # one worker: its log is written in request order
-    synthetic = {"x-request-id": "spec-synthetic", "x-modelops-synthetic": "gate"}
-    assert httpx.post(replica + "/predict", json={"rows": api["example"]}, headers=synthetic).status_code == 200
+    marked = {"x-request-id": "spec-synthetic", **synthetic.headers(synthetic.read(live_deployment.dir))}
+    assert httpx.post(replica + "/predict", json={"rows": api["example"]}, headers=marked).status_code == 200
     refused = httpx.post(replica + "/predict", json={"rows": [[1e39] * 13]}, headers={"x-request-id": "spec-422"})
     assert refused.status_code == 422
     after = httpx.post(replica + "/predict", json={"rows": api["example"]}, headers={"x-request-id": "spec-after"})
@@ -204,6 +205,42 @@ def test_synthetic_and_refused_requests_are_answered_but_never_logged(live_deplo
     assert wait_until(lambda: bool(logged(live_deployment, "spec-after")), 10), "the request sent after them in the log"
     assert logged(live_deployment, "spec-synthetic") == []
     assert logged(live_deployment, "spec-422") == []
+
+
+@pytest.mark.parametrize("path", ["lb", "replica"])
+def test_a_synthetic_marker_without_the_deployments_secret_is_logged(live_deployment, urls, api, path) -> None:
+    """Through HAProxy (which strips the forged header) and straight to a replica (which checks the secret)."""
+    from modelops.monitor import synthetic
+    from modelops.waiting import wait_until
+
+    secret = synthetic.read(live_deployment.dir)
+    assert secret, f"`up` made no synthetic secret in {live_deployment.dir}"
+    forged = [f"spec-forged-{path}-{i}" for i in range(3)]
+    for request_id, marker in zip(forged, ["gate", "locust", secret[:-1]], strict=True):
+        headers = {"x-request-id": request_id, "x-modelops-synthetic": marker}
+        assert httpx.post(urls[path] + "/predict", json={"rows": api["example"]}, headers=headers).status_code == 200
+    genuine = {"x-request-id": f"spec-genuine-{path}", **synthetic.headers(secret)}
+    assert httpx.post(urls[path] + "/predict", json={"rows": api["example"]}, headers=genuine).status_code == 200
+    assert wait_until(lambda: all(logged(live_deployment, r) for r in forged), 10), "forged markers are logged"
+    assert logged(live_deployment, f"spec-genuine-{path}") == [], "the secret keeps the load generators' traffic out"
+
+
+def test_every_answer_names_its_unique_prediction_id_which_the_log_holds(live_deployment, urls, api) -> None:
+    from bento.prediction_log import read_window
+    from modelops.waiting import wait_until
+
+    same = {"x-request-id": "spec-same-id"}  # two clients that chose the same id
+    replies = [httpx.post(urls["lb"] + "/predict", json={"rows": api["example"]}, headers=same) for _ in range(2)]
+    ids = [r.headers["x-prediction-id"] for r in replies]
+    assert ids[0] != ids[1] and all(len(i) == 32 for i in ids)
+
+    def rows() -> list:
+        return [r for r in read_window(live_deployment.prediction_log_dir).rows if r.prediction_id in ids]
+
+    assert wait_until(lambda: len(rows()) == 2 * len(api["example"]), 10)
+    assert {r.request_id for r in rows()} == {"spec-same-id"}
+    for row in rows():
+        assert row.probabilities is not None and row.prediction == max(row.probabilities, key=row.probabilities.get)
 
 
 def test_a_request_id_that_is_not_a_plain_token_is_replaced_by_a_fresh_one(urls, api) -> None:

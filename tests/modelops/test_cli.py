@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -87,3 +88,32 @@ def test_the_stack_can_come_from_modelops_stack() -> None:
     result = CliRunner().invoke(app, ["config"], env={"MODELOPS_STACK": "no-such-stack"})
     assert result.exit_code == ExitStatus.USAGE
     assert "no stack named 'no-such-stack'" in result.output
+
+
+def test_labels_add_then_quality_shows_estimated_beside_realised_accuracy(tmp_path, monkeypatch) -> None:
+    import modelops.cli
+    import stacks.predictions
+    from bento.prediction_log import PredictionLogger
+    from modelops.monitor import concept
+
+    with PredictionLogger(tmp_path / "log", "w", "m:1", classes=["a", "b"]) as log:
+        for i in range(40):
+            log.log(f"order-{i % 20}", [[1.0]], ["a"], [[0.8, 0.2]], prediction_id=f"p-{i}")  # client ids repeat
+    labels = tmp_path / "labels.jsonl"
+    lines = [{"prediction_id": f"p-{i}", "label": "a" if i % 5 else "b"} for i in range(30)]
+    lines.append({"request_id": "order-3", "label": "a"})  # two requests used order-3: refused
+    labels.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    monkeypatch.setattr(modelops.cli, "prediction_log_dir", lambda _settings: tmp_path / "log")
+    monkeypatch.setattr(stacks.predictions, "labels_db", lambda _settings: tmp_path / "labels.sqlite")
+
+    added = CliRunner().invoke(app, ["labels", "add", str(labels)], catch_exceptions=False)
+    assert added.exit_code == 0, added.output
+    said = " ".join(added.output.split())  # rich wraps lines at the terminal's width
+    assert "30 labels stored" in said and "1 by a request id several requests used" in said
+    prom = tmp_path / "concept.prom"
+    shown = CliRunner().invoke(app, ["quality", "--json", "--prom", str(prom)], catch_exceptions=False)
+    assert shown.exit_code == 0, shown.output
+    [status] = json.loads(shown.output)
+    assert status["labelled_rows"] == 30 and status["realised"]["value"] == pytest.approx(0.8)
+    assert status["estimated"]["value"] == pytest.approx(0.8), "uncalibrated: the mean confidence"
+    assert f'{concept.REALISED}{{model_version="m:1"}} 0.8' in prom.read_text()

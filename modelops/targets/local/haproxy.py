@@ -15,6 +15,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from bento.prediction_log import SYNTHETIC_HEADER
 from modelops.errors import DeploymentError
 from modelops.tools import require
 
@@ -45,6 +46,9 @@ class Layout:
     max_body_bytes: int
     request_timeout_s: float
     rate_limit: RateLimit | None = None  # per-source limit; None: no limit
+    # The deployment's synthetic-traffic secret (modelops/monitor/synthetic.py): X-Modelops-Synthetic reaches a
+    # replica only when it carries it. None: the header is always stripped.
+    synthetic_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,21 @@ def bufsize(max_body_bytes: int) -> int:
     only while a request is being handled): about 2 x 1 MiB per concurrent request at the default 1 MiB limit.
     """
     return max(DEFAULT_BUFSIZE, max_body_bytes + HEADER_ROOM)
+
+
+def strip_synthetic_marker(secret: str | None) -> str:
+    """The frontend rule that removes X-Modelops-Synthetic unless it carries the deployment's secret.
+
+    The replica checks the secret itself (bento/prediction_log.py); this is defence in depth: a forged marker never
+    reaches a replica, so no replica started without the secret can be fooled by it."""
+    if secret is None:
+        return f"    http-request del-header {SYNTHETIC_HEADER}"
+    if not secret or not set(secret) <= _SECRET_CHARS:
+        raise ValueError("the synthetic secret must be URL-safe base64 (letters, digits, - and _)")
+    return f"    http-request del-header {SYNTHETIC_HEADER} unless {{ req.hdr({SYNTHETIC_HEADER}) -m str {secret} }}"
+
+
+_SECRET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
 def render_config(layout: Layout) -> str:
@@ -118,6 +137,7 @@ def render_config(layout: Layout) -> str:
             # here for any bento, before a replica parses it. (The reference service's guard refuses it too.)
             f"    http-request return status 415 content-type application/json string '{pickle}'"
             " if { req.hdr(content-type) -m beg -i application/vnd.bentoml+pickle }",
+            strip_synthetic_marker(layout.synthetic_secret),
         ]
         if rate is not None:
             limited = (

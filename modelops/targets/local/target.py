@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from modelops.bentos import bentoml_home, describe
 from modelops.errors import DeploymentError, NotDeployedError, UsageError
+from modelops.monitor import synthetic
 from modelops.stackdir import stack_dir
 from modelops.state import exclusive, read_json, write_atomic, write_json
 from modelops.targets.base import (
@@ -185,6 +186,7 @@ class LocalTarget:
                 self._teardown(state)
             info = describe(bento)
             try:
+                synthetic.create(self.dir)  # a new deployment, a new secret for its load generators' marker
                 state = self._start_haproxy()
                 self._start_pool(state, "blue", info.tag, info.service, replicas, workers)
             except BaseException:
@@ -216,6 +218,7 @@ class LocalTarget:
                 for replica in pool.replicas:
                     if replica.cgroup:
                         self.budgets.remove(replica.cgroup)
+        synthetic.remove(self.dir)
         for path in (self.state_file, self.socket_path, self.map_path, self.dir / autoscale.HOLD_FILE,
                      *(autoscale.state_file(self.dir, p) for p in ("live", "candidate"))):  # fmt: skip
             path.unlink(missing_ok=True)
@@ -254,6 +257,7 @@ class LocalTarget:
             max_body_bytes=self.settings.limits.max_body_bytes,
             request_timeout_s=self.settings.limits.request_timeout_s,
             rate_limit=_rate_limit(self.settings),
+            synthetic_secret=synthetic.read(self.dir),
         )
         config = self.dir / "haproxy.cfg"
         write_atomic(config, haproxy.render_config(layout))
@@ -334,7 +338,9 @@ class LocalTarget:
             "MODELOPS_MAX_BODY_BYTES": str(self.settings.limits.max_body_bytes),
             "BENTOML_DO_NOT_TRACK": "true",
             # Every replica of the stack logs into one directory, each worker to its own file (named after the slot).
-            **prediction_log_env(self.settings.monitor, str(self.prediction_log_dir), f"{pool.colour}-{slot}"),
+            **prediction_log_env(
+                self.settings.monitor, str(self.prediction_log_dir), f"{pool.colour}-{slot}", synthetic.read(self.dir)
+            ),
             **cache_env(self.settings.cache),  # the opt-in prediction cache (modelops:cache)
         }
         threads, unset = self.thread_variables(pool)

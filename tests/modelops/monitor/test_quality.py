@@ -57,3 +57,28 @@ def test_measure_replays_the_live_versions_logged_rows_and_joins_feedback(tmp_pa
     assert [r[0] for r in seen] == [float(i) for i in range(12)]
     assert (figures.rows, figures.agreement, figures.labelled) == (12, 10 / 12, 4)
     assert figures.candidate_accuracy == figures.live_accuracy == 1.0
+
+
+def test_accuracy_is_measured_on_the_newest_labelled_rows_not_on_the_newest_rows(tmp_path) -> None:
+    """The newest logged rows have no labels yet; older ones do: accuracy comes from those, with intervals."""
+    from bento.prediction_log import read_window
+    from modelops.monitor.labels import Label, LabelStore
+
+    with PredictionLogger(tmp_path / "log", name="r1", model_version="m:live") as log:
+        for i in range(30):
+            log.log(f"req-{i}", [[float(i), 0.0]], ["small"], prediction_id=f"p-{i}")
+    store = LabelStore(tmp_path / "labels.sqlite")
+    # Rows 0-19 are labelled (the live version right on 0-9 only); rows 20-29 are too new to be.
+    store.add(
+        [Label(f"p-{i}", 0, "small" if i < 10 else "large") for i in range(20)], read_window(tmp_path / "log").rows
+    )
+
+    def candidate(batch: list[list[float]]) -> list[str]:
+        return ["small" if r[0] < 10 else "large" for r in batch]  # right on every labelled row
+
+    figures = measure(tmp_path / "log", "m:live", candidate, window=10, labels=store.path)
+    assert (figures.rows, figures.labelled) == (10, 10), "10 newest rows for agreement, 10 newest labelled ones"
+    assert figures.agreement == 0.0, "rows 20-29: the candidate says large, the live version small"
+    assert (figures.candidate_accuracy, figures.live_accuracy) == (1.0, 0.0), "rows 10-19"
+    assert figures.candidate_accuracy_interval is not None and figures.candidate_accuracy_interval[0] > 0.6
+    assert figures.live_accuracy_interval is not None and figures.live_accuracy_interval[1] < 0.4

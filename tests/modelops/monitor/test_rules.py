@@ -14,7 +14,7 @@ import subprocess
 import pytest
 import yaml
 
-from modelops.monitor import rules
+from modelops.monitor import concept, rules
 from stacks.config import load_stack_config
 
 PROMTOOL = shutil.which("promtool")
@@ -168,16 +168,6 @@ CASES = {
             (2 * STEP + DOWN + STEP, [expected(rules.MONITOR_DOWN, job=rules.JOB_MONITOR, instance="127.0.0.1:9100")]),
         ],
     ),
-    rules.PREDICTION_LOG_LOSING: case(
-        {
-            # blue-1-w0 drops a record at step 30; blue-2-w0 dropped 5 long ago and nothing since.
-            f'{rules.LOG_DROPPED}{{job="{rules.JOB_MONITOR}",writer="blue-1-w0"}}': "0x30 1x30",
-            f'{rules.LOG_DROPPED}{{job="{rules.JOB_MONITOR}",writer="blue-2-w0"}}': "5x60",
-            f'{rules.LOG_ERRORS}{{job="{rules.JOB_MONITOR}",writer="blue-1-w0"}}': "0x60",
-        },
-        rules.PREDICTION_LOG_LOSING,
-        [(29 * STEP, []), (31 * STEP, [expected(rules.PREDICTION_LOG_LOSING)])],
-    ),
     rules.INVALID_INPUT_RATIO: case(
         {
             # v1: 10 of every 110 requests break the input contract (9 %); v2: 1 of 101 (1 %, under the 5 % limit).
@@ -204,6 +194,38 @@ CASES = {
 }
 
 
+# The prediction log's and the concept group's alerts (their own groups in the rules file).
+LOG_COUNTER = f'job="{rules.JOB_REPLICAS}"'
+LOG_CASES = {
+    rules.LOG_ERRORS_ALERT: case(
+        {
+            # b1's errors keep growing (a full disk); b2 had one error long ago and recovered.
+            f'modelops_prediction_log_errors_total{{{LOG_COUNTER},replica="b1"}}': "0+1x60",
+            f'modelops_prediction_log_errors_total{{{LOG_COUNTER},replica="b2"}}': "1x60",
+        },
+        rules.LOG_ERRORS_ALERT,
+        [(HOLD / 2, []), (LATER, [expected(rules.LOG_ERRORS_ALERT, replica="b1")])],
+    ),
+    rules.LOG_DROPPING: case(
+        {
+            f'modelops_prediction_log_dropped_total{{{LOG_COUNTER},replica="b2"}}': "0+5x60",
+            f'modelops_prediction_log_dropped_total{{{LOG_COUNTER},replica="b1"}}': "0x60",
+        },
+        rules.LOG_DROPPING,
+        [(HOLD / 2, []), (LATER, [expected(rules.LOG_DROPPING, replica="b2")])],
+    ),
+    rules.CONCEPT_DRIFT: case(
+        {
+            f'{concept.DRIFT_DETECTED}{{model_version="wine:1"}}': "0 0 1x10",
+            f'{concept.DRIFT_DETECTED}{{model_version="wine:2"}}': "0x12",
+        },
+        rules.CONCEPT_DRIFT,
+        [(STEP, []), (3 * STEP, [expected(rules.CONCEPT_DRIFT, model_version="wine:1")])],
+    ),
+}
+CASES.update(LOG_CASES)
+
+
 @pytest.fixture(scope="module")
 def rules_file(tmp_path_factory):
     return rules.write_rules(SETTINGS, tmp_path_factory.mktemp("rules") / "rules.yml")
@@ -220,7 +242,7 @@ def test_the_rules_file_passes_promtool_check(rules_file):
 
 
 def test_every_alert_the_issue_asks_for_is_generated_and_tested():
-    assert sorted(ALERT_RULES) == sorted(rules.ALERTS) == sorted(CASES)
+    assert sorted(ALERT_RULES) == sorted(rules.ALERTS + rules.LOG_ALERTS) == sorted(CASES)
 
 
 def test_thresholds_come_from_the_stack_settings():
@@ -256,7 +278,15 @@ def test_alert_fires_on_breaching_series_and_stays_quiet_on_the_others(tmp_path,
 
 @pytest.mark.parametrize(
     "alert",
-    [rules.P95_OVER_SLO, rules.REPLICA_DOWN, rules.ANOMALY_FLAGGED, rules.INVALID_INPUT_RATIO, rules.DRIFT_DATA_STALE],
+    [
+        rules.P95_OVER_SLO,
+        rules.REPLICA_DOWN,
+        rules.ANOMALY_FLAGGED,
+        rules.INVALID_INPUT_RATIO,
+        rules.DRIFT_DATA_STALE,
+        rules.LOG_ERRORS_ALERT,
+        rules.CONCEPT_DRIFT,
+    ],
 )
 def test_promtool_fails_the_case_when_the_alert_is_expected_but_the_series_are_healthy(tmp_path, rules_file, alert):
     """The harness can fail: the same expectations over series that breach nothing are reported as a failure."""
@@ -274,6 +304,8 @@ def test_promtool_fails_the_case_when_the_alert_is_expected_but_the_series_are_h
             for s in body["input_series"]
         },
         rules.ANOMALY_FLAGGED: {s["series"]: _flat_then(SPIKE, NOISE, NOISE[0], 40) for s in body["input_series"]},
+        rules.LOG_ERRORS_ALERT: {s["series"]: "3x60" for s in body["input_series"]},  # errors once, then no more
+        rules.CONCEPT_DRIFT: {s["series"]: "0x12" for s in body["input_series"]},
     }[alert]
     broken = {
         **body,

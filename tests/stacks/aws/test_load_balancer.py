@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from bento.prediction_log import SYNTHETIC_HEADER
 from stacks import outputs
 from stacks.aws.load_balancer import APP_PORT, COLOURS, LISTENER_DRIVER_OWNED, TLS_POLICY, deregistration_delay_s
 from stacks.names import LIVE_TAG, live_colour_from
-from tests.stacks.aws.types import BUCKET, EGRESS, INGRESS, LB, LISTENER, SG, SUBNET, TG
+from tests.stacks.aws.types import BUCKET, EGRESS, INGRESS, LB, LISTENER, LISTENER_RULE, SG, SUBNET, TG
 from tests.stacks.conftest import TEST_CIDRS
 
 AUTONAME_CHARS = 8  # Pulumi appends "-" and 7 random characters to a logical name
@@ -199,3 +200,18 @@ def test_pool_urls_name_each_colour_s_test_listener(request, aws_settings, rende
     assert stack.outputs[outputs.POOL_URLS] == {
         colour: f"{scheme}://{dns}:{getattr(aws_settings.aws.test_ports, colour)}" for colour in COLOURS
     }
+
+
+@pytest.mark.parametrize(("rendering", "listener"), [("aws_rendering", "lb-http"), ("aws_planned", "lb-https")])
+def test_the_public_listener_refuses_the_synthetic_marker_and_the_test_listeners_do_not(
+    request, rendering, listener
+) -> None:
+    stack = request.getfixturevalue(rendering)
+    (rule,) = stack.of_type(LISTENER_RULE)
+    inputs = rule["inputs"]
+    assert inputs["listenerArn"] == stack.one(LISTENER, listener)["outputs"]["arn"], "on the clients' listener"
+    assert inputs["priority"] == 1
+    assert inputs["conditions"] == [{"httpHeader": {"httpHeaderName": SYNTHETIC_HEADER, "values": ["*"]}}]
+    (action,) = inputs["actions"]
+    assert action["type"] == "fixed-response" and action["fixedResponse"]["statusCode"] == "403"
+    assert len(action["fixedResponse"]["messageBody"]) <= 1024, "the ALB's limit for a fixed response body"

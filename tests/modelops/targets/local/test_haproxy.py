@@ -8,12 +8,15 @@ import socket
 import subprocess
 import threading
 import time
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 
-from modelops.targets.local import haproxy
+from bento.prediction_log import SYNTHETIC_HEADER
+from modelops.targets.local import haproxy, procs
 from modelops.waiting import wait_until
 from stacks.config import LimitsSettings
 
@@ -144,3 +147,66 @@ def test_a_1000_row_request_survives_a_sigkill_of_its_replica(make_target, refer
     print(f"\n1000-row requests: {len(outcomes)} sent, {len(failed)} failed, HAProxy retries/redispatches: {retried}")
     assert failed == [], f"1000-row requests failed across the kill: {failed}"
     assert retried > 0, "no request was in flight on the killed replica: the test proved nothing, rerun it"
+
+
+class _EchoHeaders(BaseHTTPRequestHandler):
+    """A backend that answers every request with the headers it received (and 200 to health checks)."""
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        self.rfile.read(length)
+        body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer  # noqa: N815 - the names http.server dispatches to
+
+    def log_message(self, *_args) -> None:
+        pass
+
+
+@pytest.mark.parametrize("secret", ["s3cret-" + "x" * 40, None], ids=["with a secret", "without one"])
+def test_haproxy_strips_a_synthetic_marker_that_does_not_carry_the_deployments_secret(tmp_path: Path, secret) -> None:
+    backend = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHeaders)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    ports = [procs.free_port() for _ in range(4)]
+    plan = replace(
+        layout(tmp_path),
+        lb_port=ports[0],
+        admin_port=ports[1],
+        pool_ports={"blue": ports[2], "green": ports[3]},
+        synthetic_secret=secret,
+    )
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(haproxy.render_config(plan))
+    (tmp_path / "w.map").write_text(haproxy.render_map(0))
+    process = subprocess.Popen([haproxy.binary(), "-db", "-f", str(config)], stderr=subprocess.PIPE)
+    try:
+        api = haproxy.RuntimeAPI(plan.socket_path)
+        assert wait_until(api.ready, 10), "haproxy's runtime API never opened"
+        api.set_server("blue", 1, backend.server_address[1])
+
+        def seen(marker: str, port: int) -> dict:
+            reply = httpx.post(f"http://127.0.0.1:{port}/predict", json={}, headers={SYNTHETIC_HEADER: marker})
+            assert reply.status_code == 200, reply.text
+            return reply.json()
+
+        assert wait_until(lambda: httpx.get(f"http://127.0.0.1:{ports[0]}/x").status_code == 200, 10)
+        for port in (plan.lb_port, plan.pool_ports["blue"]):  # the live entry point and the pool's own URL
+            assert SYNTHETIC_HEADER not in seen("forged", port), "a forged marker never reaches a replica"
+            if secret:
+                assert seen(secret, port)[SYNTHETIC_HEADER] == secret, "the deployment's own marker passes"
+            else:
+                assert SYNTHETIC_HEADER not in seen("anything", port), "without a secret no marker passes"
+    finally:
+        process.terminate()
+        process.wait(10)
+        backend.shutdown()
+
+
+def test_a_secret_that_could_break_the_config_is_refused() -> None:
+    with pytest.raises(ValueError, match="URL-safe"):
+        haproxy.strip_synthetic_marker("abc } or { always_true")
