@@ -251,9 +251,36 @@ class GateSettings(_Section):
     quality_min_labelled: int = Field(
         50, ge=1, le=1_000_000, description="labelled replayed rows needed before accuracy decides"
     )
+    # 0.03, not 0.02: the reference model's labelled set before production labels arrive is its 45 held-out rows,
+    # where one row is 2.2 %; a margin under one row could never be shown kept (every such retrain inconclusive).
     quality_max_accuracy_drop: float = Field(
-        0.02, ge=0, le=1, description="largest drop of accuracy on labelled rows, candidate vs live"
+        0.03,
+        ge=0,
+        le=1,
+        description="margin of the paired quality test: the candidate fails when its accuracy is lower than the live "
+        "version's by more than this on the same labelled rows, with confidence (McNemar; regression: the mean "
+        "absolute error may grow by this fraction)",
     )
+    quality_confidence: float = Field(
+        0.95,
+        ge=0.5,
+        lt=1,
+        description="confidence of the quality rules' intervals (shared across the labelled sets judged together)",
+    )
+    quality_min_accuracy: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="floor of the candidate's accuracy on labelled rows, alone (smoke's golden rows, the quality "
+        "suite's sets; also on a first deployment); 0 = no floor (a model must still beat a constant answer)",
+    )
+    quality_data: str | None = Field(
+        None,
+        min_length=1,
+        description="a labelled CSV (header: the model's feature names and a label column) the quality suite judges "
+        "the candidate and the live version on; relative paths from the project root",
+    )
+    quality_label_column: str = Field("class", min_length=1, description="the label column of gate.quality_data")
     autoscale_users: list[int] = Field(
         [2, 16],
         min_length=2,

@@ -185,3 +185,45 @@ def better_than_constant(right: int, labels: Sequence[str], confidence: float) -
     if lo > share:
         return Outcome("pass", said, figures)
     return Outcome("inconclusive", f"{said}: not shown better at {confidence:.0%} (more labelled rows decide)", figures)
+
+
+# ------------------------------------------------------------------------------------------------ smoke: golden
+def golden_answers(
+    answers: dict[int, dict[str, int]], labels: Sequence[str], floor: float, confidence: float
+) -> Outcome:
+    """The smoke suite's rule on the golden rows' answers (every answer to every check, from every replica):
+
+    - **fail** when one row got different answers (the replicas do not serve one model);
+    - **fail** when the served labels are right no more often than always answering the rows' most frequent label
+      (:func:`better_than_constant`: a model that answers wrongly);
+    - **fail** when the accuracy is below ``floor`` with confidence (:func:`accuracy_floor`; 0 turns it off);
+    - **pass** otherwise: a handful of rows only rules out a model that answers wrongly; the quality suite judges
+      the candidate against the live version on every labelled row.
+
+    A row counts as right only if every answer to it was right; every wrong answer is counted in the figures."""
+    rows = len(labels)
+    answered = {i: served for i, served in answers.items() if 0 <= i < rows and served}
+    total = sum(sum(served.values()) for served in answered.values())
+    wrong = sum(c for i, served in answered.items() for label, c in served.items() if label != labels[i])
+    right_rows = sum(1 for i, served in answered.items() if set(served) == {labels[i]})
+    figures: dict[str, float | None] = {
+        "golden_rows": float(rows), "golden_answers": float(total), "golden_wrong_answers": float(wrong),
+        "golden_rows_right": float(right_rows),
+    }  # fmt: skip
+    if len(answered) < rows:
+        return Outcome("inconclusive", f"only {len(answered)} of {rows} golden rows were answered", figures)
+    counted = f"{wrong} wrong of {total} answers to {rows} golden rows (right on {right_rows} rows)"
+    split = {i: served for i, served in answered.items() if len(served) > 1}
+    if split:
+        i, served = next(iter(split.items()))
+        shown = ", ".join(f"{label!r} {count}x" for label, count in sorted(served.items()))
+        reason = f"{counted}: golden row {i} was answered {shown} — the replicas do not serve one model"
+        return Outcome("fail", reason, figures)
+    constant = better_than_constant(right_rows, labels, confidence)
+    if constant.status == "fail":
+        return Outcome("fail", f"{counted}: {constant.reason}", figures | constant.figures)
+    if floor > 0:
+        floored = accuracy_floor(right_rows, rows, floor, confidence)
+        if floored.status == "fail":
+            return Outcome("fail", f"{counted}: {floored.reason}", figures | floored.figures)
+    return Outcome("pass", counted, figures)
