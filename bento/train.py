@@ -151,12 +151,17 @@ def kept_holdout(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, n
 
 
 def save(
-    seed: int = 1, name: str = MODEL_NAME, data: Dataset | None = None, lineage: dict | None = None
+    seed: int = 1,
+    name: str = MODEL_NAME,
+    data: Dataset | None = None,
+    lineage: dict | None = None,
+    trained: tuple[object, dict] | None = None,
 ) -> TrainResult:
-    """Train and store the model; ``lineage`` (data hash, parent model, …) travels in its metadata."""
+    """Train and store the model; ``lineage`` (data hash, parent model, …) travels in its metadata. ``trained``: a
+    (model, metadata) pair :func:`train` already made (checked before it is stored), instead of training again."""
     import bentoml  # imported late: training itself does not need the model store
 
-    model, metadata = train(seed=seed, data=data)
+    model, metadata = trained or train(seed=seed, data=data)
     if lineage is not None:
         metadata["lineage"] = {**lineage, "metrics": metadata["metrics"]}
     saved = bentoml.sklearn.save_model(
