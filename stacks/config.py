@@ -403,15 +403,49 @@ class CanarySettings(_Section):
     steps: list[int] = Field(
         [5, 25, 50, 100], min_length=1, description="candidate's share of live traffic per step, %, ending at 100"
     )
-    window_s: float = Field(30.0, ge=1, le=3600, description="seconds of live traffic each step is judged on")
+    window_s: float = Field(
+        60.0,
+        ge=1,
+        le=3600,
+        description="longest an analysis interval lasts while it gathers the requests its tests need; an interval "
+        "with too few by then is inconclusive (missing data)",
+    )
     min_requests: int = Field(
         20,
         ge=1,
         le=1_000_000,
-        description="candidate requests a window needs to be judged; fewer rolls back (nothing proves it healthy)",
+        description="requests per colour an interval needs at least (the tests' power usually asks more: "
+        "modelops/canary_stats.py)",
     )
+    check_interval_s: float = Field(
+        2.0, gt=0, le=600, description="seconds between looks at the current interval (a clear failure aborts early)"
+    )
+    alpha: float = Field(
+        0.01, gt=0, lt=0.5, description="false-alarm rate of each interval's tests (Fisher on errors, Mann-Whitney)"
+    )
+    power: float = Field(0.8, ge=0.5, lt=1, description="chance an interval catches a candidate as bad as detect_*")
+    detect_error_ratio: float = Field(
+        0.05, gt=0, lt=1, description="candidate error ratio an interval must catch with `power` (sizes intervals)"
+    )
+    detect_slower_share: float = Field(
+        0.75,
+        gt=0.5,
+        lt=1,
+        description="share of candidate requests slower than live ones an interval must catch with `power`",
+    )
+    failure_limit: int = Field(
+        1, ge=0, le=100, description="failed intervals tolerated; one more rolls back (Argo failureLimit)"
+    )
+    inconclusive_limit: int = Field(
+        2, ge=0, le=100, description="inconclusive intervals (missing data) tolerated, pausing; one more rolls back"
+    )
+    intervals_per_step: int = Field(1, ge=1, le=100, description="passed intervals a step needs before the next")
     max_error_ratio: float = Field(
-        0.01, ge=0, le=1, description="candidate failed requests / requests in a window above which it rolls back"
+        0.01,
+        ge=0,
+        le=1,
+        description="an error-ratio difference fails an interval only when significant AND the candidate's ratio is "
+        "over this",
     )
     max_p95_rise: float = Field(
         0.5, ge=0, le=100, description="largest rise of the candidate's p95 over the live colour's (fraction)"
