@@ -14,7 +14,7 @@ Which of them decide is the judge's business (modelops/gate/judge.py, judge_qual
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -33,7 +33,8 @@ class LabelledSet:
     labels: list[str]
     recorded_right: int | None = None  # a model's own held-out set: rows it answered right at training
     live_answers: list[str] | None = None  # production rows: what the live version answered (its log)
-    notes: list[str] = field(default_factory=list)
+    # False only for a model that declares no classes (a regressor): numeric labels are then values, not class names
+    classification: bool = True
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ def holdout_set(facts: ModelFacts | None, source: Source) -> LabelledSet | None:
         rows=[[float(v) for v in row] for row in holdout["rows"]],
         labels=[str(label) for label in holdout["labels"]],
         recorded_right=int(right) if right is not None else None,
+        classification=bool(facts.classes),
     )
 
 
@@ -125,7 +127,13 @@ def read_quality_data(value: str, facts: ModelFacts | None, label_column: str) -
             labels.append(label)
     if not rows:
         raise UsageError(f"{SETTING} {path} holds no rows: add labelled rows under the header")
-    return LabelledSet(name=f"gate.quality_data ({path})", source="quality_data", rows=rows, labels=labels)
+    return LabelledSet(
+        name=f"gate.quality_data ({path})",
+        source="quality_data",
+        rows=rows,
+        labels=labels,
+        classification=bool(facts.classes),
+    )
 
 
 def _number(value: object) -> bool:
@@ -146,8 +154,9 @@ class SetAnswers:
 
     @property
     def regression(self) -> bool:
-        """Numeric labels and answers (a regressor's), not class names."""
-        return bool(self.labelled.labels) and all(_number(v) for v in [*self.labelled.labels, *self.candidate])
+        """A regressor's values (its model declares no classes, and labels and answers are numbers)."""
+        values = [*self.labelled.labels, *self.candidate]
+        return not self.labelled.classification and bool(values) and all(_number(v) for v in values)
 
     def right(self, answers: list[str]) -> list[bool]:
         return [a == t for a, t in zip(answers, self.labelled.labels, strict=True)]

@@ -68,6 +68,7 @@ def measure(
             name=f"{len(tagged)} labelled production rows of {live_model}", source="production",
             rows=[logged[i].features for i in tagged], labels=[str(labels[i]) for i in tagged],
             live_answers=[logged[i].prediction for i in tagged],
+            classification=inputs.candidate is None or bool(inputs.candidate.classes),
         )  # fmt: skip
         # What the live version answered is what it served (its log), not a fresh answer.
         answered.insert(0, SetAnswers(production, [replayed[i] for i in tagged], production.live_answers))

@@ -399,9 +399,9 @@ def answers(right: int, truth: list[str] = TRUTH) -> list[str]:
     return [t if i < right else wrong[t] for i, t in enumerate(truth)]
 
 
-def labelled_set(source, candidate, live, truth=TRUTH, recorded=None) -> SetAnswers:
+def labelled_set(source, candidate, live, truth=TRUTH, recorded=None, classification=True) -> SetAnswers:
     labelled = LabelledSet(name=source.replace("_", " "), source=source, rows=[[float(i)] for i in range(len(truth))],
-                           labels=truth, recorded_right=recorded)  # fmt: skip
+                           labels=truth, recorded_right=recorded, classification=classification)  # fmt: skip
     return SetAnswers(labelled, candidate, live)
 
 
@@ -480,10 +480,15 @@ def test_paired_regression_is_judged_on_absolute_errors() -> None:
     truth = [str(float(v)) for v in range(60)]
     candidate = [str(float(v) + 3.0) for v in range(60)]
     live = [str(float(v) + (1.0 if v % 2 else -1.0)) for v in range(60)]
-    result = judge.judge_quality(quality_run(rows=0, sets=[labelled_set("quality_data", candidate, live, truth)]), GATE)
+    worse = labelled_set("quality_data", candidate, live, truth, classification=False)
+    result = judge.judge_quality(quality_run(rows=0, sets=[worse]), GATE)
     assert result.status == "fail" and "mean absolute error candidate 3 vs live 1" in result.reason, result.reason
-    result = judge.judge_quality(quality_run(rows=0, sets=[labelled_set("quality_data", live, live, truth)]), GATE)
+    same = labelled_set("quality_data", live, live, truth, classification=False)
+    result = judge.judge_quality(quality_run(rows=0, sets=[same]), GATE)
     assert result.status == "pass", result.reason
+    numbered_classes = labelled_set("quality_data", candidate, live, truth)  # class names that happen to be numbers
+    numbered = judge.judge_quality(quality_run(rows=0, sets=[numbered_classes]), GATE)
+    assert "quality_data.constant" in numbered.reason, "judged as class names: a classifier's rules"
 
 
 # ----------------------------------------------------------------------------------------------- autoscale
