@@ -3,14 +3,22 @@ and a breach rolls it back on its own (the candidate's share back to 0, the cand
 untouched all along).
 
 Steps and thresholds are ``modelops:canary`` (stacks/config.py). Every step shifts the candidate's share of live
-traffic with :meth:`Target.shift` (HAProxy's runtime weights locally), then watches one window of live traffic and
-compares the candidate colour with the live one on that same traffic (:func:`judge`, pure):
+traffic with :meth:`Target.shift` (HAProxy's runtime weights locally), then judges it in *intervals* of live traffic,
+candidate colour against live colour over the same time, with statistics (modelops/canary_stats.py): Fisher's exact
+test on error proportions and Mann-Whitney U on the latency distributions, each gated by a practical threshold
+(``max_error_ratio``; ``max_p95_rise`` and ``min_p95_rise_ms``). An interval lasts until both colours served the
+requests the tests' power needs (or ``window_s`` is up); it is looked at every ``check_interval_s`` and a clear
+failure ends it early. Alerts that started firing (with Prometheus) and the platform's alarms fail an interval too.
 
-- ``error_ratio``: the candidate's failed requests / requests over ``max_error_ratio``;
-- ``p95``: the candidate's p95 over the live colour's by more than ``max_p95_rise`` and ``min_p95_rise_ms``;
-- ``alerts``: an alert that started firing since the canary began (only with Prometheus: without it the rule is
-  reported as not evaluated, never as passed);
-- ``traffic``: fewer than ``min_requests`` candidate requests in the window: nothing proves it healthy.
+- a **failed** interval counts against ``failure_limit``: one more than the limit rolls back (as Argo Rollouts'
+  ``failureLimit`` and Flagger's ``threshold``);
+- an **inconclusive** interval (missing data: a colour's latencies could not be read, HAProxy's stats could not be
+  read, too few requests in ``window_s``) pauses the step — it does not advance — and counts against
+  ``inconclusive_limit``: one more rolls back. Missing data is never a pass and never silently drops a rule;
+- a step advances after ``intervals_per_step`` passed intervals.
+
+The 100 % step is not judged here: :func:`run_canary` hands it to ``complete`` (by default :func:`complete_switch`:
+the switch, recorded, the previous pool retired) — the single hook where a post-promotion bake takes over.
 
 Where the figures come from (:func:`metrics_source`), in this order:
 
@@ -31,13 +39,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelops.canary_stats import Side, Thresholds, Verdict, judge_interval, min_requests
 from modelops.errors import ExitStatus, UsageError
-from modelops.promotion import CanaryStep, HistoryFile, check_alarms, failpoint, switch
+from modelops.promotion import CanaryStep, Entry, HistoryFile, check_alarms, failpoint, switch
 from modelops.state import write_json
 from modelops.targets.base import Target, TargetStatus
 from stacks.config import CanarySettings, StackConfig
@@ -51,75 +60,38 @@ PREDICT_ENDPOINT = "/predict"
 
 # ------------------------------------------------------------------------------------------------ pure analysis
 @dataclass(frozen=True)
-class ColourWindow:
-    """One colour's live traffic over one analysis window."""
-
-    requests: int
-    errors: int  # 5xx answered, plus requests the balancer could not get an answer for
-    p95_ms: float | None  # None: no request finished in the window
-
-    @property
-    def error_ratio(self) -> float:
-        return self.errors / self.requests if self.requests else 0.0
-
-
-@dataclass(frozen=True)
 class Observation:
-    live: ColourWindow
-    candidate: ColourWindow
-    new_alerts: tuple[str, ...] | None  # alerts firing now that were not when the canary began; None: no Prometheus
+    live: Side
+    candidate: Side
+    new_alerts: tuple[str, ...] | None  # alerts firing now that were not when the interval began; None: no Prometheus
     source: str
     seconds: float
 
 
-@dataclass(frozen=True)
-class Judgement:
-    passed: bool
-    rules: dict[str, str]  # rule -> "pass" | "fail" | "not evaluated: <why>"
-    reasons: list[str] = field(default_factory=list)  # one sentence per failed rule
+def thresholds(settings: CanarySettings) -> Thresholds:
+    return Thresholds(alpha=settings.alpha, power=settings.power, detect_error_ratio=settings.detect_error_ratio,
+                      detect_slower_share=settings.detect_slower_share, max_error_ratio=settings.max_error_ratio,
+                      max_p95_rise=settings.max_p95_rise, min_p95_rise_ms=settings.min_p95_rise_ms,
+                      min_requests=settings.min_requests)  # fmt: skip
 
 
-def judge(seen: Observation, settings: CanarySettings) -> Judgement:
-    """The canary's verdict on one window: every rule, and why each failed one failed."""
-    rules: dict[str, str] = {}
-    reasons: list[str] = []
-
-    def rule(name: str, failed: bool, reason: str) -> None:
-        rules[name] = "fail" if failed else "pass"
-        if failed:
-            reasons.append(reason)
-
-    cand, live = seen.candidate, seen.live
-    rule(
-        "traffic",
-        cand.requests < settings.min_requests,
-        f"the candidate served {cand.requests} requests in {seen.seconds:.0f} s, fewer than "
-        f"modelops:canary.min_requests ({settings.min_requests}): nothing shows it healthy (send live traffic, "
-        "lengthen window_s, or lower min_requests)",
-    )
-    rule(
-        "error_ratio",
-        cand.requests > 0 and cand.error_ratio > settings.max_error_ratio,
-        f"the candidate failed {cand.errors} of {cand.requests} requests ({cand.error_ratio:.2%}), over "
-        f"modelops:canary.max_error_ratio ({settings.max_error_ratio:.2%}); live: {live.errors} of {live.requests}",
-    )
-    if cand.p95_ms is None or live.p95_ms is None:
-        rules["p95"] = "not evaluated: " + ("no candidate" if cand.p95_ms is None else "no live") + " latencies"
-    else:
-        rise = cand.p95_ms - live.p95_ms
-        rule(
-            "p95",
-            rise > settings.min_p95_rise_ms and cand.p95_ms > live.p95_ms * (1 + settings.max_p95_rise),
-            f"the candidate's p95 is {cand.p95_ms:.0f} ms against the live colour's {live.p95_ms:.0f} ms: more than "
-            f"{settings.max_p95_rise:.0%} (modelops:canary.max_p95_rise) and {settings.min_p95_rise_ms:g} ms higher",
-        )
+def judge(seen: Observation, settings: CanarySettings, full: bool = True, looks: int = 1) -> Verdict:
+    """One interval: the statistical rules (canary_stats.judge_interval), then the alerts rule."""
+    verdict = judge_interval(seen.candidate, seen.live, thresholds(settings), full, looks)
+    rules, reasons = dict(verdict.rules), list(verdict.reasons)
     if seen.new_alerts is None:
         rules["alerts"] = "not evaluated: no Prometheus runs for this deployment (`modelops up --monitoring`)"
     elif not settings.abort_on_alerts:
         rules["alerts"] = "not evaluated: modelops:canary.abort_on_alerts is false"
+    elif seen.new_alerts:
+        rules["alerts"] = "fail"
+        reasons = [r for r in reasons if verdict.status == "fail"] + [
+            "alerts started firing: " + ", ".join(seen.new_alerts)
+        ]
+        return Verdict("fail", rules, reasons, verdict.figures)
     else:
-        rule("alerts", bool(seen.new_alerts), "alerts started firing: " + ", ".join(seen.new_alerts))
-    return Judgement(passed=not reasons, rules=rules, reasons=reasons)
+        rules["alerts"] = "pass"
+    return Verdict(verdict.status, rules, reasons, verdict.figures)
 
 
 def histogram_quantile(q: float, buckets: dict[float, float]) -> float | None:
@@ -152,12 +124,15 @@ class MetricsSource(Protocol):
         ...
 
 
-def _replica_buckets(url: str, client: httpx.Client) -> dict[float, float]:
-    """Cumulative /predict duration buckets of one replica, summed over response codes; {} if it cannot answer."""
+def _replica_buckets(url: str, client: httpx.Client) -> dict[float, float] | str:
+    """Cumulative /predict duration buckets of one replica, summed over response codes; or why they could not be
+    read (missing data: the caller must not judge latency without them)."""
     try:
-        text = client.get(url + "/metrics").text
-    except httpx.HTTPError:
-        return {}
+        reply = client.get(url + "/metrics")
+        reply.raise_for_status()
+        text = reply.text
+    except httpx.HTTPError as exc:
+        return f"{url}/metrics could not be read ({type(exc).__name__}: {exc})"
     buckets: dict[float, float] = {}
     for family in text_string_to_metric_families(text):
         if family.name != DURATION_BUCKETS:
@@ -177,11 +152,15 @@ class HaproxySource:
     def __init__(self, stats: Callable[[], list[dict[str, str]]], clock: Callable[[], float] = time.monotonic):
         self.stats = stats
         self.clock = clock
-        self._start: tuple[float, dict, dict] | None = None
+        self._start: tuple[float, Any, Any] | None = None
 
-    def _counters(self) -> dict[str, tuple[int, int]]:
+    def _counters(self) -> dict[str, tuple[int, int]] | str:
+        try:
+            rows = self.stats()
+        except (OSError, ValueError, KeyError) as exc:
+            return f"HAProxy's stats could not be read ({type(exc).__name__}: {exc})"
         counters = {}
-        for row in self.stats():
+        for row in rows:
             if row["svname"] == "BACKEND" and row["pxname"].startswith("be_"):
                 # A 5xx answer, or no usable answer at all (connection or response error): failed for a client.
                 errors = sum(int(row.get(key) or 0) for key in ("hrsp_5xx", "econ", "eresp"))
@@ -189,7 +168,7 @@ class HaproxySource:
         return counters
 
     @staticmethod
-    def _buckets(status: TargetStatus) -> dict[str, dict[str, dict[float, float]]]:
+    def _buckets(status: TargetStatus) -> dict[str, dict[str, dict[float, float] | str]]:
         with httpx.Client(timeout=2.0) as client:
             return {
                 colour: {r.name: _replica_buckets(r.url, client) for r in pool.replicas}
@@ -205,15 +184,22 @@ class HaproxySource:
         started, counters0, buckets0 = self._start
         counters1, buckets1 = self._counters(), self._buckets(status)
 
-        def window(colour: str) -> ColourWindow:
-            (req0, err0), (req1, err1) = counters0.get(colour, (0, 0)), counters1.get(colour, (0, 0))
-            merged: dict[float, float] = {}
+        def window(colour: str) -> Side:
+            summed: dict[float, float] = {}
+            missing = None
             for replica, after in buckets1.get(colour, {}).items():
                 before = buckets0.get(colour, {}).get(replica, {})
+                if isinstance(after, str) or isinstance(before, str):
+                    missing = after if isinstance(after, str) else before
+                    continue
                 for bound, count in after.items():
-                    merged[bound] = merged.get(bound, 0.0) + count - before.get(bound, 0.0)
-            p95 = histogram_quantile(0.95, merged)
-            return ColourWindow(req1 - req0, err1 - err0, p95 * 1000 if p95 is not None else None)
+                    summed[bound] = summed.get(bound, 0.0) + count - before.get(bound, 0.0)
+            merged = None if missing is not None else summed
+            if isinstance(counters0, str) or isinstance(counters1, str):
+                why = counters1 if isinstance(counters1, str) else str(counters0)
+                return Side(0, 0, merged, missing=why, counted=False)
+            (req0, err0), (req1, err1) = counters0.get(colour, (0, 0)), counters1.get(colour, (0, 0))
+            return Side(req1 - req0, err1 - err0, merged, missing=missing)
 
         candidate = status.candidate
         if candidate is None:
@@ -260,26 +246,39 @@ class PrometheusSource:
         seconds = self.clock() - started
         rng = f"[{max(1, round(seconds))}s]"
         predict = f'endpoint="{PREDICT_ENDPOINT}"'
-        requests = self._by_colour(f"sum by (colour) (increase(bentoml_service_request_total{{{predict}}}{rng}))")
-        errors = self._by_colour(
-            f'sum by (colour) (increase(bentoml_service_request_total{{{predict},http_response_code=~"5.."}}{rng}))'
-        )
-        p95 = self._by_colour(
-            f"histogram_quantile(0.95, sum by (colour, le) (increase({DURATION_BUCKETS}_bucket{{{predict}}}{rng})))"
-        )
+        try:
+            requests = self._by_colour(f"sum by (colour) (increase(bentoml_service_request_total{{{predict}}}{rng}))")
+            errors = self._by_colour(
+                f'sum by (colour) (increase(bentoml_service_request_total{{{predict},http_response_code=~"5.."}}{rng}))'
+            )
+            buckets = self._buckets_by_colour(
+                f"sum by (colour, le) (increase({DURATION_BUCKETS}_bucket{{{predict}}}{rng}))"
+            )
+            new_alerts: tuple[str, ...] | None = tuple(sorted(self._firing() - firing0))
+            missing = None
+        except (OSError, ValueError, KeyError, httpx.HTTPError) as exc:
+            requests, errors, buckets, new_alerts = {}, {}, {}, None
+            missing = f"Prometheus could not be queried ({type(exc).__name__}: {exc})"
         candidate = status.candidate
         if candidate is None:
             raise UsageError("the canary needs a candidate pool, and there is none: it was removed meanwhile")
 
-        def window(colour: str) -> ColourWindow:
-            latency = p95.get(colour)
-            return ColourWindow(
-                round(requests.get(colour, 0.0)), round(errors.get(colour, 0.0)),
-                latency * 1000 if latency is not None else None,
-            )  # fmt: skip
+        def window(colour: str) -> Side:
+            if missing is not None:
+                return Side(0, 0, None, missing=missing, counted=False)
+            latency = buckets.get(colour) or None
+            missing_latency = None if latency else f"no latency histogram of the {colour} colour"
+            return Side(round(requests.get(colour, 0.0)), round(errors.get(colour, 0.0)), latency, missing_latency)
 
-        new_alerts = tuple(sorted(self._firing() - firing0))
         return Observation(window(status.live), window(candidate.colour), new_alerts, self.name, seconds)
+
+    def _buckets_by_colour(self, promql: str) -> dict[str, dict[float, float]]:
+        out: dict[str, dict[float, float]] = {}
+        for row in self.query(promql):
+            value = float(row["value"][1])
+            if not math.isnan(value):
+                out.setdefault(row["metric"].get("colour", ""), {})[float(row["metric"]["le"])] = value
+        return out
 
 
 def metrics_source(target: Target, prometheus_url: str | None = None) -> MetricsSource:
@@ -312,6 +311,9 @@ class CanaryOutcome:
         return data
 
 
+Complete = Callable[[Target, HistoryFile, Entry, list[CanaryStep]], CanaryOutcome]
+
+
 def run_canary(
     target: Target,
     history_file: HistoryFile,
@@ -321,46 +323,51 @@ def run_canary(
     source: MetricsSource,
     note: Callable[[str], None] = lambda _m: None,
     wait: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    complete: Complete | None = None,
 ) -> CanaryOutcome:
-    """Move live traffic to the candidate (already deployed, running ``bento``) step by step; judge every step on
-    one window of live traffic; on a breach shift everything back and remove the candidate. The last step (100 %)
-    is the ordinary switch: recorded, then the previous pool drained and stopped."""
+    """Move live traffic to the candidate (already deployed, running ``bento``) step by step, judging every step in
+    intervals of live traffic (the module's docstring); on a failure or missing-data limit shift everything back and
+    remove the candidate. The 100 % step is handed to ``complete`` (default :func:`complete_switch`): the hook where a
+    post-promotion bake judges the new live version."""
     live = target.status()
     entry = history_file.begin("canary", bento, live.bento, summary)
     steps: list[CanaryStep] = []
+    needed = min_requests(thresholds(settings))
+    looks = max(1, math.ceil(settings.window_s / settings.check_interval_s))
+    tally = {"fail": 0, "inconclusive": 0}
     try:
         for weight in settings.steps:
             if weight == 100:
                 break
-            note(f"canary: {weight} % of live traffic to {bento}, watching {settings.window_s:g} s")
-            status = target.shift(weight)
+            note(f"canary: {weight} % of live traffic to {bento}, intervals of {needed} requests per colour")
+            target.shift(weight)
             failpoint(f"canary:after-shift-{weight}")
-            source.begin(status)
-            # The window is wall-clock time of live traffic: there is nothing to poll for, the clock is the condition.
-            wait(settings.window_s)
-            seen = source.observe(target.status())
-            verdict = judge(seen, settings)
-            alarms = target.firing_alarms("candidate")  # the platform's own alarms (CloudWatch on aws), if any
-            if alarms:
-                reasons = [*verdict.reasons, f"the candidate's alarms fire: {', '.join(alarms)}"]
-                verdict = Judgement(False, {**verdict.rules, "platform_alarms": "fail"}, reasons)
-            step = CanaryStep(
-                weight=weight, passed=verdict.passed, source=seen.source, reasons=verdict.reasons,
-                measured={
-                    "seconds": round(seen.seconds, 2),
-                    "candidate_requests": seen.candidate.requests, "candidate_errors": seen.candidate.errors,
-                    "candidate_p95_ms": seen.candidate.p95_ms, "live_requests": seen.live.requests,
-                    "live_errors": seen.live.errors, "live_p95_ms": seen.live.p95_ms,
-                },
-            )  # fmt: skip
+            record = _StepRecord(weight)
+            while record.passed < settings.intervals_per_step:
+                seen, verdict = _interval(target, source, settings, wait, clock, needed, looks)
+                record.add(seen, verdict)
+                if verdict.status == "pass":
+                    continue
+                tally[verdict.status] += 1
+                limit = settings.failure_limit if verdict.status == "fail" else settings.inconclusive_limit
+                what = "failed" if verdict.status == "fail" else "inconclusive (missing data)"
+                note(f"canary at {weight} %: interval {what} ({tally[verdict.status]} of {limit} tolerated): "
+                     + "; ".join(verdict.reasons))  # fmt: skip
+                if tally[verdict.status] > limit:
+                    step = record.step(False)
+                    steps.append(step)
+                    history_file.add_step(entry, step)
+                    kind = "limit" if verdict.status == "fail" else "inconclusive limit"
+                    reason = (f"canary rolled back at {weight} % ({tally[verdict.status]} {what} intervals, over the "
+                              f"{kind} {limit}): " + "; ".join(verdict.reasons))  # fmt: skip
+                    note(reason)
+                    _roll_back(target)
+                    history_file.finish(entry, "rolled_back", reason)
+                    return CanaryOutcome(False, ExitStatus.CANARY_ROLLED_BACK, reason, steps)
+            step = record.step(True)
             steps.append(step)
             history_file.add_step(entry, step)
-            if not verdict.passed:
-                reason = f"canary rolled back at {weight} %: " + "; ".join(verdict.reasons)
-                note(reason)
-                _roll_back(target)
-                history_file.finish(entry, "rolled_back", reason)
-                return CanaryOutcome(False, ExitStatus.CANARY_ROLLED_BACK, reason, steps)
     except BaseException:
         # Interrupted (Ctrl-C, a lost runtime API …): the candidate's share goes back to the live pool first.
         status = target.status()
@@ -368,11 +375,74 @@ def run_canary(
             target.shift(0)
             history_file.finish(entry, "aborted", "the canary was interrupted: traffic shifted back to the live pool")
         raise
-    note(f"canary: every step passed, switching all traffic to {bento}")
-    return _complete(target, history_file, entry, steps)
+    note(f"canary: every step passed, handing the 100 % step over ({bento})")
+    return (complete or complete_switch)(target, history_file, entry, steps)
 
 
-def _complete(target: Target, history_file: HistoryFile, entry, steps: list[CanaryStep]) -> CanaryOutcome:
+def _interval(
+    target: Target, source: MetricsSource, settings: CanarySettings, wait: Callable[[float], None],
+    clock: Callable[[], float], needed: int, looks: int,
+) -> tuple[Observation, Verdict]:  # fmt: skip
+    """One analysis interval: looked at every check_interval_s until it is full (both colours served ``needed``
+    requests, or window_s is up) or fails early."""
+    source.begin(target.status())
+    started = clock()
+    while True:
+        # Live traffic arrives in wall-clock time: between looks there is nothing to poll for.
+        wait(settings.check_interval_s)
+        seen = source.observe(target.status())
+        full = (seen.candidate.requests >= needed and seen.live.requests >= needed) or (
+            clock() - started >= settings.window_s
+        )
+        verdict = judge(seen, settings, full, looks)
+        alarms = target.firing_alarms("candidate")  # the platform's own alarms (CloudWatch on aws), if any
+        if alarms:
+            reasons = [*verdict.reasons, f"the candidate's alarms fire: {', '.join(alarms)}"]
+            verdict = Verdict("fail", {**verdict.rules, "platform_alarms": "fail"}, reasons, verdict.figures)
+        if verdict.status == "fail" or full:
+            return seen, verdict
+
+
+@dataclass
+class _StepRecord:
+    """What one step's intervals showed, summed, for its history entry."""
+
+    weight: int
+    passed: int = 0
+    failed: int = 0
+    inconclusive: int = 0
+    totals: dict[str, float] = field(default_factory=dict)
+    last: dict[str, float | None] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+    source: str = ""
+
+    def add(self, seen: Observation, verdict: Verdict) -> None:
+        if verdict.status == "pass":
+            self.passed += 1
+        elif verdict.status == "fail":
+            self.failed += 1
+        else:
+            self.inconclusive += 1
+        for key, side in (("candidate", seen.candidate), ("live", seen.live)):
+            self.totals[f"{key}_requests"] = self.totals.get(f"{key}_requests", 0) + side.requests
+            self.totals[f"{key}_errors"] = self.totals.get(f"{key}_errors", 0) + side.errors
+        self.totals["seconds"] = round(self.totals.get("seconds", 0.0) + seen.seconds, 2)
+        self.last = dict(verdict.figures)
+        self.reasons = list(verdict.reasons)
+        self.source = seen.source
+
+    def step(self, passed: bool) -> CanaryStep:
+        measured: dict[str, float | int | None] = {**self.totals, "candidate_p95_ms": self.last.get("candidate_p95_ms"),
+            "live_p95_ms": self.last.get("live_p95_ms"), "intervals_passed": self.passed,
+            "intervals_failed": self.failed, "intervals_inconclusive": self.inconclusive,
+            "needed_per_side": self.last.get("needed_per_side"), "errors_p": self.last.get("errors_p"),
+            "latency_p": self.last.get("latency_p")}  # fmt: skip
+        return CanaryStep(weight=self.weight, passed=passed, source=self.source,
+                          reasons=[] if passed else self.reasons, measured=measured)  # fmt: skip
+
+
+def complete_switch(target: Target, history_file: HistoryFile, entry: Entry, steps: list[CanaryStep]) -> CanaryOutcome:
+    """The default hand-over of the 100 % step: switch, record, retire the previous pool."""
     target.shift(100)
     failpoint("canary:after-switch")
     passed = " → ".join(f"{s.weight}" for s in steps)
@@ -396,9 +466,11 @@ def promote(
     summary: str | None,
     settings: StackConfig,
     note: Callable[[str], None] = lambda _m: None,
+    complete: Complete | None = None,
 ) -> CanaryOutcome:
     """The gate's promotion: through the canary when ``modelops:canary.enabled`` (``--canary on``), else the one-step
-    blue/green switch. The outcome says whether the candidate is live and, if not, why."""
+    blue/green switch. The outcome says whether the candidate is live and, if not, why. ``complete``: who takes the
+    canary's 100 % step (default complete_switch; the post-promotion bake plugs in here)."""
     if not settings.canary.enabled:
         switch(target, history_file, "promote", bento, summary)
         return CanaryOutcome(True, ExitStatus.OK, "switched in one step (canary off)")
@@ -411,7 +483,7 @@ def promote(
         prometheus_url = None
     check_alarms(target, "promote", bento)
     source = metrics_source(target, prometheus_url)
-    outcome = run_canary(target, history_file, bento, summary, settings.canary, source, note)
+    outcome = run_canary(target, history_file, bento, summary, settings.canary, source, note, complete=complete)
     if summary:  # beside the gate's summary.json: what each step of live traffic showed
         write_json(Path(summary).with_name(CANARY_FILE), outcome.to_dict())
     return outcome

@@ -396,13 +396,22 @@ def retrain(
         Path | None, typer.Option(help="CSV with the model's feature columns and a 'class' column (default: built-in)")
     ] = None,
     seed: Annotated[int, typer.Option(help="training seed")] = 1,
+    force: Annotated[
+        bool, typer.Option("--force", help="store and build a model worse than its parent on labelled rows (warned)")
+    ] = False,
 ) -> None:
     """Train a new model version (lineage: data hash, parent version, metrics) and build its bento. Prints the bento
-    tag: prove it with `modelops gate --candidate TAG`."""
+    tag: prove it with `modelops gate --candidate TAG`. A model worse than its parent on held-out rows is refused
+    (exit 17, nothing stored) unless --force."""
     from modelops.retrain import retrain as do_retrain
 
+    warnings: list[str] = []
     with Steps(err).step(f"retraining on {data or 'the built-in data set'} (seed {seed}) and building its bento"):
-        result = do_retrain(data, seed)
+        result = do_retrain(data, seed, force=force, warn=warnings.append)
+    for warning in warnings:
+        err.print(f"[bold red]WARNING[/]: {warning}", highlight=False)
+    if result.parent_check is not None and not result.parent_check.flagged:
+        err.print("  against its parent: " + "; ".join(result.parent_check.findings), highlight=False)
     lineage = result.lineage
     err.print(f"  model {result.model} (parent {lineage['parent'] or 'none'}), data sha256 "
               f"{lineage['data_sha256'][:16]}…, {lineage['rows']} rows: "

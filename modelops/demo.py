@@ -40,8 +40,10 @@ PHASE_REQUESTS = 600
 PHASE_RATE = 40.0
 SHIFTED_FEATURE = "color_intensity"
 SHIFT_STD = 1.5
-# A short canary: enough windows to show the steps, each with enough client requests to be judged.
-CANARY = {"enabled": True, "steps": [25, 50, 100], "window_s": 10.0}
+# A short canary: enough steps to show them, each judged in intervals sized by the tests' power. At the clients'
+# 30 req/s, 25 % is 7.5 req/s for the candidate: sized to catch a 10 % error ratio (90 requests a colour, 12 s) rather
+# than the shipped 5 % (180, 24 s), and window_s leaves room for a busy machine.
+CANARY = {"enabled": True, "steps": [25, 50, 100], "window_s": 30.0, "detect_error_ratio": 0.1}
 
 
 def _model(steps: Steps, out: Console, seed: int, label: str) -> str:

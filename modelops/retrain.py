@@ -20,7 +20,9 @@ from typing import Any, cast
 
 import numpy as np
 
-from modelops.errors import UsageError
+from modelops import parent_check
+from modelops.errors import ExitStatus, ModelopsError, UsageError
+from modelops.parent_check import ParentCheck
 
 LABEL_COLUMN = "class"
 
@@ -30,6 +32,13 @@ class RetrainResult:
     model: str
     bento: str
     lineage: dict
+    parent_check: ParentCheck | None = None  # the new model against its parent (None: no parent to compare with)
+
+
+class RetrainRefusedError(ModelopsError):
+    """The retrained model is worse than its parent on labelled rows: not stored, no bento (``--force`` overrides)."""
+
+    exit_status = ExitStatus.QUALITY_FAILED
 
 
 def file_sha256(path: Path) -> str:
@@ -80,8 +89,10 @@ def parent_model(name: str) -> str | None:
     return str(max(models, key=lambda m: m.info.creation_time).tag) if models else None
 
 
-def retrain(data_file: Path | None, seed: int, build=None) -> RetrainResult:
-    """Train a new model version on ``data_file`` (default: the built-in set), record its lineage, build its bento."""
+def retrain(data_file: Path | None, seed: int, build=None, force: bool = False, warn=None) -> RetrainResult:
+    """Train a new model version on ``data_file`` (default: the built-in set), check it against its parent
+    (modelops/parent_check.py), record its lineage, store it and build its bento. A model worse than its parent
+    raises RetrainRefusedError before anything is stored, unless ``force`` (then ``warn`` is told why, loudly)."""
     from bento import train
     from modelops import bentos
 
@@ -92,17 +103,31 @@ def retrain(data_file: Path | None, seed: int, build=None) -> RetrainResult:
     else:
         data = read_csv(data_file, reference.feature_names, reference.classes)
         data_hash = file_sha256(data_file)
+    parent = parent_model(train.MODEL_NAME)
     lineage = {
         "data_sha256": data_hash,
         "data_source": data.source,
         "rows": len(data.y),
-        "parent": parent_model(train.MODEL_NAME),
+        "parent": parent,
         "seed": seed,
         "trained_at": time.time(),
     }
-    result = train.save(seed=seed, data=data, lineage=lineage)
+    trained = train.train(seed=seed, data=data)
+    checked = parent_check.check(trained[0], trained[1], parent)
+    if checked is not None and checked.flagged:
+        said = f"the new model is worse than its parent {parent}: " + "; ".join(checked.findings)
+        if not force:
+            raise RetrainRefusedError(
+                f"{said}. Nothing was stored or built. Check the data's labels (shuffled or misaligned?); if the "
+                "drop is intended, run again with --force"
+            )
+        if warn is not None:
+            warn(f"{said} (stored and built anyway: --force)")
+        lineage["forced_past"] = checked.findings
+    result = train.save(seed=seed, data=data, lineage=lineage, trained=trained)
     bento = (build or bentos.build)()
-    return RetrainResult(model=result.tag, bento=bento, lineage={**lineage, "metrics": result.metrics})
+    return RetrainResult(model=result.tag, bento=bento, lineage={**lineage, "metrics": result.metrics},
+                         parent_check=checked)  # fmt: skip
 
 
 def lineage_of(bento: str) -> dict | None:

@@ -251,9 +251,36 @@ class GateSettings(_Section):
     quality_min_labelled: int = Field(
         50, ge=1, le=1_000_000, description="labelled replayed rows needed before accuracy decides"
     )
+    # 0.03, not 0.02: the reference model's labelled set before production labels arrive is its 45 held-out rows,
+    # where one row is 2.2 %; a margin under one row could never be shown kept (every such retrain inconclusive).
     quality_max_accuracy_drop: float = Field(
-        0.02, ge=0, le=1, description="largest drop of accuracy on labelled rows, candidate vs live"
+        0.03,
+        ge=0,
+        le=1,
+        description="margin of the paired quality test: the candidate fails when its accuracy is lower than the live "
+        "version's by more than this on the same labelled rows, with confidence (McNemar; regression: the mean "
+        "absolute error may grow by this fraction)",
     )
+    quality_confidence: float = Field(
+        0.95,
+        ge=0.5,
+        lt=1,
+        description="confidence of the quality rules' intervals (shared across the labelled sets judged together)",
+    )
+    quality_min_accuracy: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="floor of the candidate's accuracy on labelled rows, alone (smoke's golden rows, the quality "
+        "suite's sets; also on a first deployment); 0 = no floor (a model must still beat a constant answer)",
+    )
+    quality_data: str | None = Field(
+        None,
+        min_length=1,
+        description="a labelled CSV (header: the model's feature names and a label column) the quality suite judges "
+        "the candidate and the live version on; relative paths from the project root",
+    )
+    quality_label_column: str = Field("class", min_length=1, description="the label column of gate.quality_data")
     autoscale_users: list[int] = Field(
         [2, 16],
         min_length=2,
@@ -453,15 +480,49 @@ class CanarySettings(_Section):
     steps: list[int] = Field(
         [5, 25, 50, 100], min_length=1, description="candidate's share of live traffic per step, %, ending at 100"
     )
-    window_s: float = Field(30.0, ge=1, le=3600, description="seconds of live traffic each step is judged on")
+    window_s: float = Field(
+        60.0,
+        ge=1,
+        le=3600,
+        description="longest an analysis interval lasts while it gathers the requests its tests need; an interval "
+        "with too few by then is inconclusive (missing data)",
+    )
     min_requests: int = Field(
         20,
         ge=1,
         le=1_000_000,
-        description="candidate requests a window needs to be judged; fewer rolls back (nothing proves it healthy)",
+        description="requests per colour an interval needs at least (the tests' power usually asks more: "
+        "modelops/canary_stats.py)",
     )
+    check_interval_s: float = Field(
+        2.0, gt=0, le=600, description="seconds between looks at the current interval (a clear failure aborts early)"
+    )
+    alpha: float = Field(
+        0.01, gt=0, lt=0.5, description="false-alarm rate of each interval's tests (Fisher on errors, Mann-Whitney)"
+    )
+    power: float = Field(0.8, ge=0.5, lt=1, description="chance an interval catches a candidate as bad as detect_*")
+    detect_error_ratio: float = Field(
+        0.05, gt=0, lt=1, description="candidate error ratio an interval must catch with `power` (sizes intervals)"
+    )
+    detect_slower_share: float = Field(
+        0.75,
+        gt=0.5,
+        lt=1,
+        description="share of candidate requests slower than live ones an interval must catch with `power`",
+    )
+    failure_limit: int = Field(
+        1, ge=0, le=100, description="failed intervals tolerated; one more rolls back (Argo failureLimit)"
+    )
+    inconclusive_limit: int = Field(
+        2, ge=0, le=100, description="inconclusive intervals (missing data) tolerated, pausing; one more rolls back"
+    )
+    intervals_per_step: int = Field(1, ge=1, le=100, description="passed intervals a step needs before the next")
     max_error_ratio: float = Field(
-        0.01, ge=0, le=1, description="candidate failed requests / requests in a window above which it rolls back"
+        0.01,
+        ge=0,
+        le=1,
+        description="an error-ratio difference fails an interval only when significant AND the candidate's ratio is "
+        "over this",
     )
     max_p95_rise: float = Field(
         0.5, ge=0, le=100, description="largest rise of the candidate's p95 over the live colour's (fraction)"

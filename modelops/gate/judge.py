@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from modelops.gate import quality_tests
 from modelops.gate.capacity import Limits, Matched, distortion, matched, within_slo
 from modelops.gate.loadgen import LoadResult
 from modelops.gate.suites import (
@@ -24,7 +25,6 @@ from modelops.gate.suites import (
     cpu_window,
 )
 from modelops.gate.summary import SuiteResult, Summary
-from modelops.monitor import quality
 from modelops.monitor.quality import QualityThresholds
 from modelops.targets.base import CpuBudgets
 from stacks.config import GateSettings, SloSettings
@@ -74,6 +74,9 @@ def _few(result: LoadResult, minimum: int) -> str | None:
 
 # --------------------------------------------------------------------------------------------------- smoke
 def judge_smoke(run: SmokeRun, gate: GateSettings, limits: Limits) -> SuiteResult:
+    """Every request answered (golden checks included: an error on one is a failed request), and the golden rows
+    answered right: their labels are the data's truth, every answer to them is counted, and the rule is
+    quality_tests.golden_answers (one model served, better than a constant answer, not below the accuracy floor)."""
     result = run.result
     figures = _figures(result)
     if result.failures:
@@ -82,18 +85,23 @@ def judge_smoke(run: SmokeRun, gate: GateSettings, limits: Limits) -> SuiteResul
         return SuiteResult(status="fail", reason=reason, **figures)
     if run.golden and not result.golden_checks:
         return SuiteResult(status="inconclusive", reason="the golden rows were never checked", **figures)
+    measured: dict[str, float | None] = {"golden_checks": float(result.golden_checks)}
+    checked = "the bento declares no golden examples: responses checked for shape only"
+    if run.golden:
+        golden = quality_tests.golden_answers(result.golden_answers, run.golden_labels, gate.quality_min_accuracy,
+                                              gate.quality_confidence)  # fmt: skip
+        measured |= golden.figures
+        if golden.status != "pass":
+            return SuiteResult(status=golden.status, reason=f"golden rows: {golden.reason}", measured=measured,
+                               **figures)  # fmt: skip
+        checked = f"golden rows checked {result.golden_checks} times against their true labels: {golden.reason}"
     doubt = _few(result, min(gate.min_requests, 20)) or _distorted(result, limits)
     if doubt:
-        return SuiteResult(status="inconclusive", reason=doubt, **figures)
-    checked = (
-        f"golden rows answered with the model's own labels {result.golden_checks} times"
-        if run.golden
-        else "the bento declares no golden examples: responses checked for shape only"
-    )
+        return SuiteResult(status="inconclusive", reason=doubt, measured=measured, **figures)
     return SuiteResult(
         status="pass",
         reason=f"{result.requests} requests well-formed; {checked}",
-        measured={"golden_checks": float(result.golden_checks)},
+        measured=measured,
         **figures,
     )
 
@@ -275,23 +283,132 @@ def judge_failover(run: FailoverRun, gate: GateSettings, limits: Limits) -> Suit
 
 
 # ------------------------------------------------------------------------------------------------- quality
+JUDGED_FIRST = ("quality_data", "production")  # the sets that, when present, decide (the held-out sets then inform)
+
+
 def judge_quality(run: QualityRun, gate: GateSettings) -> SuiteResult:
-    """The candidate's answers on the live version's recent production rows: agreement, and accuracy where
-    feedback labels exist (the rules: modelops/monitor/quality.py)."""
+    """The candidate's answers on labelled rows, against the truth and against the live version on the same rows;
+    and, on the live version's recent logged traffic, against what it answered.
+
+    Which labelled rows decide: gate.quality_data and labelled production rows (at least quality_min_labelled) when
+    there are any — they are what production sees now. Otherwise the held-out sets the two models kept at training:
+    the candidate's own (rows it never saw; the live version may have trained on some of them, which makes the test
+    stricter for the candidate, never laxer) and the live version's (rows it was promoted on: a candidate trained on
+    relabelled or shuffled data is confidently worse there). If production has moved away from the live version's
+    held-out rows, labelled production rows or gate.quality_data are how to judge on what production sees now.
+
+    Rules on the deciding sets (modelops/gate/quality_tests.py): paired — McNemar (classification) or a paired
+    bootstrap of the absolute error (regression), margin quality_max_accuracy_drop, the confidence shared across the
+    sets compared (Bonferroni); alone — better than a constant answer, and the floor quality_min_accuracy (not on the
+    live version's held-out set); the served model must be right on its own held-out rows as often as it was at
+    training. Agreement on logged traffic fails only when no labelled rows show the candidate within the margin.
+    Any rule failing fails the suite; else any inconclusive makes it inconclusive."""
     limits = QualityThresholds(min_rows=gate.quality_min_rows, min_agreement=gate.quality_min_agreement,
                                min_labelled=gate.quality_min_labelled,
                                max_accuracy_drop=gate.quality_max_accuracy_drop)  # fmt: skip
     thresholds = {k: float(v) for k, v in asdict(limits).items()}
-    if run.error is not None or run.figures is None:
+    thresholds |= {"confidence": gate.quality_confidence, "min_accuracy": gate.quality_min_accuracy}
+    if run.error is not None:
         reason = f"the replay to the candidate failed: {run.error}"
         return SuiteResult(status="inconclusive", reason=reason, thresholds=thresholds)
-    if run.figures.rows == 0:
-        reason = f"no production traffic of {run.live_model} logged in {run.log_dir}: nothing to judge answers on"
-        return SuiteResult(status="skipped", reason=reason, thresholds=thresholds)
-    verdict = quality.judge_quality(run.figures, limits)
-    measured = {k: (float(v) if v is not None else None) for k, v in asdict(run.figures).items()}
-    return SuiteResult(status=verdict.status, reason=verdict.reason, requests=run.figures.rows,
-                       thresholds=thresholds, measured=measured)  # fmt: skip
+    outcomes, notes = _labelled_outcomes(run, gate)
+    measured: dict[str, float | None] = {}
+    if run.figures is not None:
+        measured |= {k: (float(v) if v is not None else None) for k, v in asdict(run.figures).items()}
+    for name, outcome in outcomes:
+        measured |= {f"{name}.{k}": v for k, v in outcome.figures.items()}
+    paired_pass = any(o.status == "pass" and name.endswith("paired") for name, o in outcomes)
+    logged = run.figures.rows if run.figures is not None else 0
+    if run.figures is not None and logged >= gate.quality_min_rows and run.figures.agreement is not None:
+        agreement = run.figures.agreement
+        if agreement < gate.quality_min_agreement and not paired_pass:
+            reason = (f"the candidate agrees with the live version on {agreement:.1%} of {logged} recent rows "
+                      f"(minimum {gate.quality_min_agreement:.0%}) and no labelled rows show it within the margin: "
+                      "send feedback labels, or name labelled rows with modelops:gate.quality_data")  # fmt: skip
+            outcomes.append(("agreement", quality_tests.Outcome("fail", reason, {})))
+        else:
+            outcomes.append(("agreement", quality_tests.Outcome("pass", f"agreement {agreement:.1%} on {logged} "
+                                                                "recent rows", {})))  # fmt: skip
+    elif not outcomes:
+        if logged == 0:
+            where = f"of {run.live_model} logged in {run.log_dir}" if run.live_model else "logged"
+            reason = f"no labelled rows and no production traffic {where}: nothing to judge answers on"
+            return SuiteResult(status="skipped", reason=reason, thresholds=thresholds, measured=measured)
+        reason = (
+            f"{logged} logged rows replayed, fewer than {gate.quality_min_rows}, and no labelled rows: log more "
+            "production traffic (modelops:monitor.log_sample_rate) or name labelled rows (gate.quality_data)"
+        )
+        return SuiteResult(status="inconclusive", reason=reason, thresholds=thresholds, measured=measured)
+    for status in ("fail", "inconclusive"):
+        chosen = [f"{name}: {o.reason}" for name, o in outcomes if o.status == status]
+        if chosen:
+            return SuiteResult(status=status, reason="; ".join(chosen + notes), requests=logged,
+                               thresholds=thresholds, measured=measured)  # fmt: skip
+    reason = "; ".join([f"{name}: {o.reason}" for name, o in outcomes] + notes)
+    return SuiteResult(status="pass", reason=reason, requests=logged, thresholds=thresholds, measured=measured)
+
+
+Rules = list[tuple[str, quality_tests.Outcome]]
+
+
+def _labelled_outcomes(run: QualityRun, gate: GateSettings) -> tuple[Rules, list[str]]:
+    """(rule name, outcome) for every rule on the deciding labelled sets, and notes on what was not judged."""
+    notes: list[str] = []
+    first = []
+    for answered in run.sets:
+        source = answered.labelled.source
+        if source == "production" and len(answered.labelled.rows) < gate.quality_min_labelled:
+            notes.append(f"{answered.labelled.name}: fewer than {gate.quality_min_labelled}, not judged yet")
+        elif source in JUDGED_FIRST:
+            first.append(answered)
+    holdouts = [a for a in run.sets if a.labelled.source in ("candidate_holdout", "live_holdout")]
+    deciding = first or holdouts
+    if first and holdouts:
+        notes.append("the held-out sets were not judged: labelled rows of what production sees decide")
+    paired = [a for a in deciding if a.live is not None]
+    if deciding and not paired:
+        notes.append("no live answers to compare with (its model is not in this store, or takes other features): "
+                     "the candidate was judged alone")  # fmt: skip
+    confidence = 1 - (1 - gate.quality_confidence) / max(1, len(paired))
+    out: Rules = []
+    for answered in deciding:
+        source = answered.labelled.source
+        if answered.live is not None:
+            if answered.regression:
+                outcome = quality_tests.paired_regression(answered.errors(answered.candidate),
+                                                          answered.errors(answered.live),
+                                                          gate.quality_max_accuracy_drop, confidence)  # fmt: skip
+            else:
+                outcome = quality_tests.paired_classification(answered.right(answered.candidate),
+                                                              answered.right(answered.live),
+                                                              gate.quality_max_accuracy_drop, confidence)  # fmt: skip
+            out.append((f"{source}.paired", _named(outcome, answered.labelled.name)))
+        if source == "live_holdout" or answered.regression:
+            continue
+        right = sum(answered.right(answered.candidate))
+        constant = quality_tests.better_than_constant(right, answered.labelled.labels, gate.quality_confidence)
+        out.append((f"{source}.constant", _named(constant, answered.labelled.name)))
+        if gate.quality_min_accuracy > 0:
+            floor = quality_tests.accuracy_floor(right, len(answered.labelled.labels), gate.quality_min_accuracy,
+                                                 gate.quality_confidence)  # fmt: skip
+            out.append((f"{source}.floor", _named(floor, answered.labelled.name)))
+    for answered in run.sets:
+        recorded = answered.labelled.recorded_right
+        if answered.labelled.source != "candidate_holdout" or recorded is None or answered.regression:
+            continue
+        served = sum(answered.right(answered.candidate))
+        n = len(answered.labelled.rows)
+        said = f"served answers right on {served} of {n} held-out rows; the model was right on {recorded} at training"
+        status: quality_tests.Status = "fail" if served < recorded else "pass"
+        if status == "fail":
+            said += ": the bento does not serve the model as it was trained (feature order? another model?)"
+        out.append(("candidate_holdout.as_trained", quality_tests.Outcome(status, said, {"served_right": float(served),
+                    "recorded_right": float(recorded), "rows": float(n)})))  # fmt: skip
+    return out, notes
+
+
+def _named(outcome: quality_tests.Outcome, name: str) -> quality_tests.Outcome:
+    return quality_tests.Outcome(outcome.status, f"on {name}, {outcome.reason}", outcome.figures)
 
 
 # ----------------------------------------------------------------------------------------------- autoscale

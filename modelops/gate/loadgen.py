@@ -33,6 +33,10 @@ from stacks.config import PROJECT_ROOT
 LOCUSTFILE = PROJECT_ROOT / "loadtests" / "locustfile.py"
 SAMPLE_INTERVAL_S = 0.5
 PRODUCTION_KINDS = ("single", "batch")  # the user classes whose requests are the load being measured
+# Requests whose failure is the candidate's, whatever load they belong to: every one counts as a request and as a
+# failure (golden checks too: a broken answer to one is a failed request), while throughput and latency stay the
+# measured load's. Hostile requests are judged on their own (the robustness suite).
+COUNTED_KINDS = (*PRODUCTION_KINDS, "golden")
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,8 @@ class LoadResult:
     cpu_warning: bool  # Locust's own warning (kept for the record; the samples above are what the gate judges)
     failure_messages: dict[str, int]
     measured: Figures  # the whole measured part (after warm-up), production requests
+    # Golden rows' answers: {row index: {served label: times}} (every answer, right or wrong; empty without them)
+    golden_answers: dict[int, dict[str, int]] = field(default_factory=dict)
 
     # The figures most callers want, for the measured part.
     @property
@@ -150,8 +156,10 @@ class LoadResult:
         return self.measured.error_ratio
 
     def figures(self, start: float, end: float, kinds: tuple[str, ...] = PRODUCTION_KINDS) -> Figures:
-        """The figures of the span [start, end) (epoch seconds), over whole windows inside it."""
-        return figures(self.windows, self.window_s, self.cpu, start, end, kinds)
+        """The figures of the span [start, end) (epoch seconds), over whole windows inside it: of the measured load
+        with every counted request's failure (the default), or of ``kinds`` alone."""
+        counted = COUNTED_KINDS if kinds == PRODUCTION_KINDS else kinds
+        return figures(self.windows, self.window_s, self.cpu, start, end, kinds, counted)
 
     def throttled(self, start: float, end: float) -> float | None:
         """Share of CPU scheduler periods in [start, end) in which the measured pool hit its budget (None where the
@@ -182,10 +190,14 @@ def figures(
     start: float,
     end: float,
     kinds: tuple[str, ...] = PRODUCTION_KINDS,
+    counted: tuple[str, ...] = COUNTED_KINDS,
 ) -> Figures:
-    inside = [w for w in windows if w.kind in kinds and start - 1e-9 <= w.t and w.t + window_s <= end + 1e-9]
+    """Throughput and latency of the ``kinds`` of request; requests and failures of the ``counted`` ones too."""
+    spanned = [w for w in windows if start - 1e-9 <= w.t and w.t + window_s <= end + 1e-9]
+    inside = [w for w in spanned if w.kind in kinds]
     ok = sum(w.ok for w in inside)
-    failed = sum(w.failed for w in inside)
+    failed = sum(w.failed for w in spanned if w.kind in kinds or w.kind in counted)
+    answered = sum(w.ok for w in spanned if w.kind in counted and w.kind not in kinds)
     spans = {w.t for w in inside}
     seconds = len(spans) * window_s if spans else 0.0
     if spans:  # a span with no request at all in some windows still lasted that long
@@ -196,7 +208,7 @@ def figures(
             latencies[ms] = latencies.get(ms, 0) + count
     samples = [s for s in cpu if start < s.t <= end + SAMPLE_INTERVAL_S / 2]
     return Figures(
-        requests=ok + failed,
+        requests=ok + answered + failed,
         failures=failed,
         seconds=seconds,
         good_rps=ok / seconds if seconds else 0.0,
@@ -409,10 +421,18 @@ def parse(
         steps_started=[(float(at), int(users)) for at, users in meta.get("steps", [])],
         cpu=samples,
         golden_checks=int(meta.get("golden_checks", 0)),
+        golden_answers=_golden_answers(meta),
         cpu_warning=bool(meta.get("cpu_warning")),
         failure_messages=failures,
         measured=figures(windows, window_s, samples, measured_from, end),
     )
+
+
+def _golden_answers(meta: dict) -> dict[int, dict[str, int]]:
+    return {
+        int(row): {str(k): int(v) for k, v in served.items()}
+        for row, served in (meta.get("golden_answers") or {}).items()
+    }
 
 
 # ------------------------------------------------------------------------------------------------ CPU sampling

@@ -12,11 +12,13 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from modelops import canary
-from modelops.bentos import describe
+from modelops.bentos import BentoInfo, describe
 from modelops.errors import BentoNotFoundError
 from modelops.gate import judge, loadgen
 from modelops.gate.capacity import plan as capacity_plan
+from modelops.gate.labelled import model_facts
 from modelops.gate.loadgen import LoadResult
+from modelops.gate.quality_run import QualityInputs, labelled_production_rows, labelled_sets
 from modelops.gate.report import render as render_report
 from modelops.gate.suites import Suites
 from modelops.gate.summary import (
@@ -34,13 +36,14 @@ from modelops.gate.summary import read as read_summary
 from modelops.gate.summary import write as write_summary
 from modelops.locking import stack_lock
 from modelops.monitor import synthetic
+from modelops.monitor.concept import read_feedback
 from modelops.monitor.quality import live_window
 from modelops.promotion import HistoryFile, baseline_summary, reconcile
 from modelops.stackdir import stack_dir
 from modelops.targets.base import Target
 from modelops.ui import Steps
 from stacks.config import AUTOSCALE_SUITE, PROJECT_ROOT, StackConfig
-from stacks.predictions import prediction_log_dir
+from stacks.predictions import feedback_file, labels_db, prediction_log_dir
 
 
 def history_file(settings: StackConfig) -> HistoryFile:
@@ -49,8 +52,9 @@ def history_file(settings: StackConfig) -> HistoryFile:
 
 
 def required_suites(settings: StackConfig, has_baseline: bool, has_production_log: bool = False) -> list[str]:
-    """The configured suites, plus regression when the live version has a gate baseline, plus quality when it has
-    enough logged production traffic to judge the candidate's answers on."""
+    """The configured suites, plus regression when the live version has a gate baseline, plus quality whenever there
+    is something to judge the candidate's answers on: labelled rows (a held-out set kept with a model,
+    gate.quality_data, labelled production rows) or enough logged production traffic (``has_production_log``)."""
     required = list(settings.gate.required_suites)
     if has_baseline and BASELINE_SUITE not in required:
         required.append(BASELINE_SUITE)
@@ -75,6 +79,34 @@ def has_production_log(settings: StackConfig, live_model: str | None) -> bool:
         return False
     rows = live_window(prediction_log_dir(settings), live_model, settings.monitor.window)
     return len(rows) >= settings.gate.quality_min_rows
+
+
+def quality_inputs(settings: StackConfig, candidate: BentoInfo, live_model: str | None) -> QualityInputs:
+    """The quality suite's inputs. The live version is compared on the candidate's rows only when it takes the same
+    features in the same order (else its answers would mean nothing: the candidate is judged alone)."""
+    feedback = feedback_file(settings)
+    cand = model_facts(candidate.models[0]) if candidate.models else None
+    live = model_facts(live_model)
+    if live is not None and cand is not None and live.feature_names != cand.feature_names:
+        live = None
+    return QualityInputs(log_dir=prediction_log_dir(settings), window=settings.monitor.window, feedback=feedback,
+                         candidate=cand, live=live, labels_db=labels_db(settings))  # fmt: skip
+
+
+def has_labelled_rows(settings: StackConfig, inputs: QualityInputs, live_model: str | None) -> bool:
+    """Labelled rows exist to judge the candidate on (gate.quality_data is read here: a file that does not fit the
+    candidate stops the gate before it deploys anything, with the fix)."""
+    if labelled_sets(settings.gate, inputs):
+        return True
+    if live_model is None:
+        return False
+    if labelled_production_rows(inputs, live_model):
+        return True
+    if inputs.feedback is None or not inputs.feedback.exists():
+        return False
+    labels = read_feedback(inputs.feedback)
+    logged = live_window(inputs.log_dir, live_model, inputs.window)
+    return any((r.prediction_id or r.request_id, r.row) in labels for r in logged)
 
 
 def scaling_of(suites: dict[str, SuiteResult], settings: StackConfig) -> Scaling:
@@ -113,6 +145,7 @@ def measure_and_judge(
     baseline: Summary | None,
     on_suite: Callable[[str, Callable[[], SuiteResult]], SuiteResult],
     live_model: str | None = None,
+    quality: QualityInputs | None = None,
 ) -> dict[str, SuiteResult]:
     """Run the chosen suites in order; a failed smoke stops the run (the candidate is broken)."""
     gate, slo, limits = settings.gate, settings.slo, suites.limits
@@ -121,9 +154,9 @@ def measure_and_judge(
     steps: dict[str, Callable[[], SuiteResult]] = {
         "smoke": lambda: judge.judge_smoke(suites.smoke(), gate, limits),
         "quality": lambda: (
-            judge.judge_quality(suites.quality(live_model), gate)
-            if live_model
-            else SuiteResult(status="skipped", reason="the live version's model is not in this BentoML store")
+            judge.judge_quality(suites.quality(live_model, quality), gate)
+            if quality is not None
+            else SuiteResult(status="skipped", reason="no inputs for the quality suite")
         ),
         "slo": lambda: judge.judge_slo(suites.slo(), slo, gate, limits),
         "horizontal": lambda: judge.judge_horizontal(suites.horizontal(), gate, slo, budgets),
@@ -189,8 +222,10 @@ def _run(
     baseline_path = baseline_summary(history, live.bento)
     baseline = read_summary(baseline_path) if baseline_path else None
     live_model = live_model_of(live.bento)
-    required = required_suites(settings, baseline is not None, has_production_log(settings, live_model))
     candidate = describe(candidate_tag)
+    quality = quality_inputs(settings, candidate, live_model)
+    judged = has_production_log(settings, live_model) or has_labelled_rows(settings, quality, live_model)
+    required = required_suites(settings, baseline is not None, judged)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + candidate.tag.split(":")[-1][:8]
     run_dir = reports / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -216,7 +251,7 @@ def _run(
             steps.console.print(f"    [{colour}]{result.status}[/]: {result.reason}", highlight=False)
             return result
 
-        results = measure_and_judge(measuring, chosen, settings, baseline, on_suite, live_model)
+        results = measure_and_judge(measuring, chosen, settings, baseline, on_suite, live_model, quality)
         verdict, exit_status, reason = decide(results, required)
         summary = Summary(
             run_id=run_id, verdict=verdict, exit_status=int(exit_status), reason=reason, candidate=candidate.tag,

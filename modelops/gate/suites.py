@@ -17,9 +17,10 @@ import httpx
 
 from modelops.bentos import BentoInfo
 from modelops.errors import DeploymentError
-from modelops.gate import loadgen
+from modelops.gate import loadgen, quality_run
 from modelops.gate.capacity import Curve, Limits, read_curve, steps_from
 from modelops.gate.fuzz import FuzzError, FuzzResult, run_fuzz
+from modelops.gate.labelled import SetAnswers
 from modelops.gate.loadgen import LoadResult, LoadSpec
 from modelops.gate.summary import CpuWindow
 from modelops.monitor import quality, synthetic
@@ -27,7 +28,6 @@ from modelops.monitor.quality import QualityFigures
 from modelops.targets.base import KilledReplica, Target
 from modelops.waiting import wait_until
 from stacks.config import StackConfig
-from stacks.predictions import feedback_file, labels_db, prediction_log_dir
 
 Note = Callable[[str], None]
 
@@ -36,6 +36,7 @@ Note = Callable[[str], None]
 class SmokeRun:
     result: LoadResult
     golden: bool  # the bento declares golden rows and one user checked them
+    golden_labels: list[str] = field(default_factory=list)  # their true labels (the model's training data)
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,11 @@ class FailoverRun:
 
 @dataclass(frozen=True)
 class QualityRun:
-    live_model: str  # the model version whose logged traffic was replayed
+    live_model: str | None  # the model version whose logged traffic was replayed (None: not in this store)
     log_dir: str
     figures: QualityFigures | None  # None: nothing logged to replay, or the replay failed
     error: str | None = None  # why the replay failed
+    sets: list[SetAnswers] = field(default_factory=list)  # labelled sets, answered by both versions
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,8 @@ class Suites:
             batch_weight=2,
             golden_file=golden_file,
         )
-        return SmokeRun(result=self.load("smoke", spec), golden=golden_file is not None)
+        labels = [str(label) for label in (self.candidate.golden or {}).get("labels", [])]
+        return SmokeRun(result=self.load("smoke", spec), golden=golden_file is not None, golden_labels=labels)
 
     def slo(self) -> SloRun:
         pool = self.target.status().candidate
@@ -313,18 +316,22 @@ class Suites:
             down_after_s=down_after,
         )
 
-    def quality(self, live_model: str) -> QualityRun:
-        """Replay the live version's recent logged traffic to the candidate pool alone; compare the answers."""
-        log_dir = prediction_log_dir(self.settings)
-        window = self.settings.monitor.window
-        self.note(f"replaying up to {window} rows {live_model} logged in {log_dir}")
-        predict = quality.http_predictor(self._url(), synthetic_secret=synthetic.for_stack(self.settings))
+    def quality(self, live_model: str | None, inputs: quality_run.QualityInputs) -> QualityRun:
+        """Every labelled set answered by the candidate pool and the live pool, each on its own URL; and the live
+        version's recent logged traffic replayed to the candidate (modelops/gate/quality_run.py)."""
+        status = self.target.status()
+        live_pool = status.pools.get(status.live)
+        self.note(f"asking both versions the labelled rows; replaying up to {inputs.window} rows of {live_model}")
+        secret = synthetic.for_stack(self.settings)  # both pools keep the replay out of their prediction logs
         try:
-            figures = quality.measure(log_dir, live_model, predict, window, feedback_file(self.settings),
-                                      labels=labels_db(self.settings))  # fmt: skip
+            measured = quality_run.measure(
+                self.gate, inputs, live_model, quality.http_predictor(self._url(), synthetic_secret=secret),
+                quality.http_predictor(live_pool.url, synthetic_secret=secret)
+                if live_pool and inputs.live is not None else None,
+            )  # fmt: skip
         except (OSError, ValueError, httpx.HTTPError) as exc:
-            return QualityRun(live_model, str(log_dir), None, f"{type(exc).__name__}: {exc}")
-        return QualityRun(live_model, str(log_dir), figures)
+            return QualityRun(live_model, str(inputs.log_dir), None, f"{type(exc).__name__}: {exc}")
+        return QualityRun(live_model, str(inputs.log_dir), measured.figures, sets=measured.sets)
 
     def robustness(self) -> RobustnessRun:
         """The production load with hostile users beside it, and schemathesis against one replica meanwhile:

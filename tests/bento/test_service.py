@@ -56,7 +56,7 @@ def test_prediction_through_haproxy_equals_in_process_prediction(urls, api, refe
 def test_golden_rows_recorded_at_training_are_reproduced(urls, reference_bento) -> None:
     golden = bentos.describe(reference_bento).golden
     response = post(urls["lb"], json.dumps({"rows": golden["rows"]}))
-    assert [p["label"] for p in response.json()] == golden["labels"]
+    assert [p["label"] for p in response.json()] == golden["predicted"]
 
 
 def _row(n: int, first: object = 1.0) -> str:

@@ -27,10 +27,37 @@ def test_metadata_carries_features_classes_metrics_reference_stats_and_golden_ro
     assert len(meta["golden"]["rows"]) == len(meta["golden"]["labels"]) == train.GOLDEN_ROWS
 
 
-def test_golden_labels_are_the_models_own_predictions() -> None:
+def test_golden_labels_are_the_truth_and_the_models_own_answers_are_kept_beside_them() -> None:
+    from sklearn.model_selection import train_test_split
+
     model, meta = train.train(seed=2)
-    predicted = model.predict_proba(np.asarray(meta["golden"]["rows"])).argmax(axis=1)
-    assert [meta["classes"][i] for i in predicted] == meta["golden"]["labels"]
+    data = train.wine()
+    _, x_test, _, y_test = train_test_split(data.x, data.y, test_size=0.25, random_state=2, stratify=data.y)
+    golden = meta["golden"]
+    assert np.array_equal(np.asarray(golden["rows"]), x_test[: train.GOLDEN_ROWS])
+    assert golden["labels"] == [meta["classes"][i] for i in y_test[: train.GOLDEN_ROWS]], "the data's labels"
+    predicted = model.predict_proba(np.asarray(golden["rows"])).argmax(axis=1)
+    assert golden["predicted"] == [meta["classes"][i] for i in predicted]
+
+
+def test_the_labelled_holdout_set_travels_with_the_model_and_records_how_often_it_was_right() -> None:
+    model, meta = train.train(seed=1)
+    holdout = meta["holdout"]
+    assert len(holdout["rows"]) == len(holdout["labels"]) == holdout["of_rows"] == meta["metrics"]["test_rows"]
+    predicted = [meta["classes"][i] for i in model.predict_proba(np.asarray(holdout["rows"])).argmax(axis=1)]
+    assert holdout["right"] == sum(p == t for p, t in zip(predicted, holdout["labels"], strict=True))
+    assert holdout["right"] / len(holdout["rows"]) == meta["metrics"]["accuracy"]
+
+
+def test_a_large_holdout_split_is_kept_as_a_stratified_sample_of_the_cap() -> None:
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], [1200, 600, 200])
+    x = rng.normal(size=(len(y), 3)) + y[:, None]
+    kept_x, kept_y = train.kept_holdout(x, y, seed=1)
+    assert len(kept_y) == train.HOLDOUT_MAX_ROWS and kept_x.shape == (train.HOLDOUT_MAX_ROWS, 3)
+    assert np.bincount(kept_y).tolist() == [300, 150, 50], "each class in its share"
+    _, small_y = train.kept_holdout(x[:50], y[:50], seed=1)
+    assert len(small_y) == 50, "a split under the cap is kept whole"
 
 
 def test_the_input_contract_is_the_dtype_the_model_computes_in() -> None:

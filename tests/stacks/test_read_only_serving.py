@@ -138,8 +138,8 @@ def test_a_read_only_bento_serves_predictions_as_the_bento_user_with_only_tmp_wr
                 assert answer.status == 200
                 body = json.loads(answer.read())
             assert len(body) == len(rows)
-            if golden.get("labels"):
-                assert [prediction["label"] for prediction in body] == golden["labels"]
+            if golden.get("predicted"):
+                assert [prediction["label"] for prediction in body] == golden["predicted"]
         finally:
             os.killpg(server.pid, 15)
             try:

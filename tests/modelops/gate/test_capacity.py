@@ -30,12 +30,21 @@ def test_each_step_is_measured_over_its_own_window_not_cumulatively() -> None:
     # step 1 (t 0-4): 100 good req/s at 20 ms; step 2 (t 4-8): 150 req/s at 80 ms of which 10/s fail.
     windows = [Window(t=t / 2, kind="single", ok=50, failed=0, latencies={20: 50}) for t in range(8)]
     windows += [Window(t=4 + t / 2, kind="single", ok=70, failed=5, latencies={80: 75}) for t in range(8)]
-    windows += [Window(t=t / 2, kind="golden", ok=1, failed=1, latencies={999: 2}) for t in range(16)]
     result = load_result(windows, [(0.0, 8), (4.0, 16)])
     first, second = capacity.steps_from(result, LIMITS)
     assert (first.users, first.rps, first.p95_ms, first.errors) == (8, 100, 20, 0)
     assert (second.users, second.rps, second.p95_ms, second.errors) == (16, 140, 80, 30), "good answers only"
     assert second.requests == 150 * 3 and second.error_ratio == pytest.approx(30 / 450)
+
+
+def test_a_failed_golden_check_counts_as_a_failed_request_but_not_as_throughput_or_latency() -> None:
+    windows = [Window(t=t / 2, kind="single", ok=50, failed=0, latencies={20: 50}) for t in range(8)]
+    clean = capacity.steps_from(load_result(windows, [(0.0, 8)]), LIMITS)[0]
+    windows += [Window(t=t / 2, kind="golden", ok=1, failed=1, latencies={999: 2}) for t in range(8)]
+    (step,) = capacity.steps_from(load_result(windows, [(0.0, 8)]), LIMITS)
+    assert (step.rps, step.p95_ms) == (clean.rps, clean.p95_ms) == (100, 20), "the measured load's figures"
+    assert (step.errors, step.requests) == (clean.errors + 6, clean.requests + 12), "every golden check counts"
+    assert step.error_ratio > 0
 
 
 def test_percentiles_come_from_the_counted_latencies() -> None:

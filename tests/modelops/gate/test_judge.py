@@ -7,6 +7,7 @@ import pytest
 from modelops.gate import judge
 from modelops.gate.capacity import Limits, read_curve
 from modelops.gate.fuzz import FuzzResult
+from modelops.gate.labelled import LabelledSet, SetAnswers
 from modelops.gate.loadgen import CpuSample, LoadResult, Window, figures
 from modelops.gate.suites import AutoscaleRun, FailoverRun, QualityRun, RobustnessRun, SloRun, SmokeRun, Sweep
 from modelops.gate.summary import Step, SuiteResult, Summary
@@ -30,6 +31,7 @@ def load(
     idle: float = 1.0,
     golden: int = 0,
     failures: dict | None = None,
+    answers: dict[int, dict[str, int]] | None = None,
 ) -> LoadResult:
     """A measured run: ``seconds`` of steady traffic at these rates and latency, with this CPU picture."""
     windows = [
@@ -55,7 +57,8 @@ def load(
     return LoadResult(url="u", prefix="slo", out_dir="", exit_code=0, processes=1, started=100, measured_from=100,
                       windows=windows, window_s=0.5, steps_started=[], cpu=cpu, golden_checks=golden,
                       cpu_warning=False, failure_messages=failures or {},
-                      measured=figures(windows, 0.5, cpu, 100, 100 + seconds))  # fmt: skip
+                      measured=figures(windows, 0.5, cpu, 100, 100 + seconds),
+                      golden_answers=answers or {})  # fmt: skip
 
 
 def slo_run(result: LoadResult, throttled: float | None = None) -> SloRun:
@@ -63,12 +66,55 @@ def slo_run(result: LoadResult, throttled: float | None = None) -> SloRun:
 
 
 # ---------------------------------------------------------------------------------------------------- smoke
+GOLDEN_TRUTH = ["a", "a", "a", "a", "a", "a", "b", "b", "b", "b", "b", "c", "c", "c", "c", "c"]  # 16 rows
+
+
+def answered(labels: list[str], checks: int = 5) -> dict[int, dict[str, int]]:
+    """Every golden check answered each row with ``labels[row]``."""
+    return {i: {label: checks} for i, label in enumerate(labels)}
+
+
+def smoke(answers: dict[int, dict[str, int]], gate=GATE, checks: int = 5):
+    run = SmokeRun(load(golden=checks, answers=answers), golden=True, golden_labels=GOLDEN_TRUTH)
+    return judge.judge_smoke(run, gate, LIMITS)
+
+
 def test_smoke_fails_on_any_failed_request_and_needs_its_golden_checks() -> None:
     failing = load(failed_per_s=2, failures={"HTTP 500": 20})
     assert judge.judge_smoke(SmokeRun(failing, golden=True), GATE, LIMITS).status == "fail"
-    unchecked = judge.judge_smoke(SmokeRun(load(), golden=True), GATE, LIMITS)
+    unchecked = judge.judge_smoke(SmokeRun(load(), golden=True, golden_labels=GOLDEN_TRUTH), GATE, LIMITS)
     assert (unchecked.status, unchecked.reason) == ("inconclusive", "the golden rows were never checked")
-    assert judge.judge_smoke(SmokeRun(load(golden=5), golden=True), GATE, LIMITS).status == "pass"
+    assert smoke(answered(GOLDEN_TRUTH)).status == "pass"
+
+
+def test_smoke_counts_every_wrong_golden_answer_and_passes_a_model_that_is_mostly_right() -> None:
+    one_wrong = answered(["b", *GOLDEN_TRUTH[1:]])  # row 0 wrong in each of 5 checks
+    result = smoke(one_wrong)
+    assert result.status == "pass", result.reason
+    assert result.measured["golden_wrong_answers"] == 5 and result.measured["golden_answers"] == 80
+    assert "5 wrong of 80 answers" in result.reason
+
+
+def test_smoke_fails_a_model_no_better_than_a_constant_answer_on_the_golden_rows() -> None:
+    shuffled = ["b", "c", "a", "a", "b", "c", "a", "c", "a", "b", "b", "a", "b", "a", "c", "b"]  # right on 5 of 16
+    result = smoke(answered(shuffled))
+    assert result.status == "fail", result.reason
+    assert "no better than a constant answer" in result.reason and result.measured["golden_rows_right"] == 5
+
+
+def test_smoke_fails_golden_rows_answered_differently_by_the_replicas() -> None:
+    split = answered(GOLDEN_TRUTH)
+    split[3] = {"a": 4, "c": 1}
+    result = smoke(split)
+    assert result.status == "fail" and "golden row 3 was answered 'a' 4x, 'c' 1x" in result.reason
+
+
+def test_smoke_fails_golden_accuracy_confidently_below_the_floor() -> None:
+    mostly = answered(["a", "a", "a", "a", "a", "a", "b", "b", "b", "b", "b", "c", "a", "a", "a", "a"])  # 12 of 16
+    assert smoke(mostly).status == "pass", "75 %: better than a constant answer, no floor set"
+    strict = GATE.model_copy(update={"quality_min_accuracy": 0.97})
+    result = smoke(mostly, gate=strict)
+    assert result.status == "fail" and "below the floor 97%" in result.reason
 
 
 # ------------------------------------------------------------------------------------------------------ slo
@@ -337,10 +383,26 @@ def test_regression_needs_an_exact_capacity_on_both_sides() -> None:
 
 
 # -------------------------------------------------------------------------------------------------- quality
-def quality_run(rows=200, agreement=0.98, labelled=0, candidate=None, live=None, error=None) -> QualityRun:
+def quality_run(rows=200, agreement=0.98, labelled=0, candidate=None, live=None, error=None, sets=()) -> QualityRun:
     figures = QualityFigures(rows=rows, agreement=agreement if rows else None, labelled=labelled,
                              candidate_accuracy=candidate, live_accuracy=live)  # fmt: skip
-    return QualityRun(live_model="wine_classifier:v1", log_dir="/logs", figures=None if error else figures, error=error)
+    return QualityRun(live_model="wine_classifier:v1", log_dir="/logs", figures=None if error or not rows else figures,
+                      error=error, sets=list(sets))  # fmt: skip
+
+
+TRUTH = ["a"] * 20 + ["b"] * 15 + ["c"] * 10  # 45 rows, like wine's held-out set
+
+
+def answers(right: int, truth: list[str] = TRUTH) -> list[str]:
+    """Answers right on the first ``right`` rows, wrong (the next label round) on the rest."""
+    wrong = {"a": "b", "b": "c", "c": "a"}
+    return [t if i < right else wrong[t] for i, t in enumerate(truth)]
+
+
+def labelled_set(source, candidate, live, truth=TRUTH, recorded=None, classification=True) -> SetAnswers:
+    labelled = LabelledSet(name=source.replace("_", " "), source=source, rows=[[float(i)] for i in range(len(truth))],
+                           labels=truth, recorded_right=recorded, classification=classification)  # fmt: skip
+    return SetAnswers(labelled, candidate, live)
 
 
 @pytest.mark.parametrize(
@@ -348,18 +410,85 @@ def quality_run(rows=200, agreement=0.98, labelled=0, candidate=None, live=None,
     [
         (quality_run(), "pass", "agreement 98.0% on 200"),
         (quality_run(agreement=0.5), "fail", "agrees with the live version on 50.0%"),
-        (quality_run(agreement=0.5, labelled=100, candidate=0.97, live=0.90), "pass", "accuracy 97.0% vs live 90.0%"),
-        (quality_run(agreement=0.99, labelled=100, candidate=0.85, live=0.95), "fail", "more than 2.0% worse"),
-        (quality_run(rows=40), "inconclusive", "fewer than 100"),
-        (quality_run(rows=0), "skipped", "no production traffic of wine_classifier:v1 logged"),
+        (quality_run(rows=40), "inconclusive", "fewer than 100, and no labelled rows"),
+        (quality_run(rows=0), "skipped", "no labelled rows and no production traffic of wine_classifier:v1"),
         (quality_run(error="ConnectError: refused"), "inconclusive", "replay to the candidate failed"),
     ],
-    ids=["agrees", "disagrees", "disagrees-but-labels-show-it-better", "less-accurate", "few-rows", "no-log", "error"],
+    ids=["agrees", "disagrees", "few-rows", "no-log", "error"],
 )
-def test_quality_judges_the_candidates_answers_on_the_live_versions_logged_rows(run, status, words) -> None:
+def test_quality_without_labelled_rows_judges_agreement_on_the_live_versions_logged_rows(run, status, words) -> None:
     result = judge.judge_quality(run, GATE)
     assert (result.status, words in result.reason) == (status, True), result.reason
     assert result.thresholds["min_agreement"] == GATE.quality_min_agreement
+
+
+def test_a_candidate_trained_on_shuffled_labels_fails_on_held_out_rows_with_no_production_traffic() -> None:
+    shuffled = TRUTH[15:] + TRUTH[:15]  # its own held-out labels are as shuffled as its training data
+    own = labelled_set("candidate_holdout", answers(17, shuffled), answers(15, shuffled), truth=shuffled, recorded=17)
+    lives = labelled_set("live_holdout", answers(14), answers(45))
+    result = judge.judge_quality(quality_run(rows=0, sets=[own, lives]), GATE)
+    assert result.status == "fail", result.reason
+    assert "live_holdout.paired: on live holdout, candidate 31.1% vs live 100.0% right" in result.reason
+    assert "candidate_holdout.constant" in result.reason and "no better than a constant answer" in result.reason
+    assert result.measured["live_holdout.paired.delta"] == pytest.approx(-31 / 45)
+
+
+def test_a_candidate_as_good_on_both_held_out_sets_passes_and_a_lost_row_is_within_the_margin() -> None:
+    own = labelled_set("candidate_holdout", answers(44), answers(45), recorded=44)
+    lives = labelled_set("live_holdout", answers(44), answers(45))
+    result = judge.judge_quality(quality_run(rows=0, sets=[own, lives]), GATE)
+    assert result.status == "pass", result.reason
+    assert result.measured["candidate_holdout.as_trained.served_right"] == 44
+
+
+def test_an_unsure_paired_comparison_is_inconclusive() -> None:
+    own = labelled_set("candidate_holdout", answers(41), answers(45), recorded=41)  # 4 of 45 lost: 8.9 %, unsure
+    result = judge.judge_quality(quality_run(rows=0, sets=[own]), GATE)
+    assert result.status == "inconclusive" and "straddles the margin" in result.reason, result.reason
+
+
+def test_labelled_production_rows_decide_over_held_out_sets_and_disagreement_alone_does_not_fail() -> None:
+    truth = (["a"] * 40 + ["b"] * 30 + ["c"] * 30) * 2  # 200 labelled production rows after a shift
+    production = labelled_set("production", answers(190, truth), answers(170, truth), truth=truth)
+    old = labelled_set("live_holdout", answers(30), answers(45))  # worse on the pre-shift rows: informs, not decides
+    result = judge.judge_quality(quality_run(agreement=0.6, sets=[production, old]), GATE)
+    assert result.status == "pass", result.reason
+    assert "the held-out sets were not judged" in result.reason and "agreement 60.0%" in result.reason
+    too_few = labelled_set("production", answers(19, truth[:20]), answers(17, truth[:20]), truth=truth[:20])
+    result = judge.judge_quality(quality_run(agreement=0.6, sets=[too_few, old]), GATE)
+    assert result.status == "fail" and "fewer than 50, not judged yet" in result.reason, result.reason
+
+
+def test_a_first_deployment_judges_the_candidate_alone_against_the_floor() -> None:
+    floor = GATE.model_copy(update={"quality_min_accuracy": 0.9})
+    good = labelled_set("candidate_holdout", answers(45), None, recorded=45)
+    result = judge.judge_quality(quality_run(rows=0, sets=[good]), floor)
+    assert result.status == "pass" and "judged alone" in result.reason, result.reason
+    poor = labelled_set("candidate_holdout", answers(33), None, recorded=33)  # 73 %: beats a constant answer (44 %)
+    assert judge.judge_quality(quality_run(rows=0, sets=[poor]), GATE).status == "pass", "no floor set"
+    result = judge.judge_quality(quality_run(rows=0, sets=[poor]), floor)
+    assert result.status == "fail" and "below the floor 90%" in result.reason, result.reason
+
+
+def test_a_bento_that_serves_its_model_unlike_at_training_fails() -> None:
+    served = labelled_set("candidate_holdout", answers(40), None, recorded=45)
+    result = judge.judge_quality(quality_run(rows=0, sets=[served]), GATE)
+    assert result.status == "fail" and "does not serve the model as it was trained" in result.reason
+
+
+def test_paired_regression_is_judged_on_absolute_errors() -> None:
+    truth = [str(float(v)) for v in range(60)]
+    candidate = [str(float(v) + 3.0) for v in range(60)]
+    live = [str(float(v) + (1.0 if v % 2 else -1.0)) for v in range(60)]
+    worse = labelled_set("quality_data", candidate, live, truth, classification=False)
+    result = judge.judge_quality(quality_run(rows=0, sets=[worse]), GATE)
+    assert result.status == "fail" and "mean absolute error candidate 3 vs live 1" in result.reason, result.reason
+    same = labelled_set("quality_data", live, live, truth, classification=False)
+    result = judge.judge_quality(quality_run(rows=0, sets=[same]), GATE)
+    assert result.status == "pass", result.reason
+    numbered_classes = labelled_set("quality_data", candidate, live, truth)  # class names that happen to be numbers
+    numbered = judge.judge_quality(quality_run(rows=0, sets=[numbered_classes]), GATE)
+    assert "quality_data.constant" in numbered.reason, "judged as class names: a classifier's rules"
 
 
 # ----------------------------------------------------------------------------------------------- autoscale
