@@ -1,10 +1,9 @@
 """Both stacks run the bento with a read-only root filesystem as an unprivileged user, with only /tmp writable
 (kind: readOnlyRootFilesystem, uid 1034, an emptyDir at /tmp; aws: `docker run --read-only --tmpfs /tmp`), HOME=/tmp
-and BENTOML_HOME=/tmp/bentoml. Without Docker, this proves the same thing on the bento itself: the built bento,
-copied and made read-only, served by `bentoml serve` as uid 1034 whose only writable place is its own /tmp stand-in,
-answers predictions (a BentoML precedent failed with EROFS writing models/<name>/latest).
-
-Not covered: the container image's own files (`bentoml containerize` output), which only Docker can build."""
+and BENTOML_HOME=/tmp/bentoml. This proves it on the bento itself, without a container: the built bento, copied and
+made read-only, served by `bentoml serve` as uid 1034 whose only writable place is its own /tmp stand-in, answers
+predictions (a BentoML precedent failed with EROFS writing models/<name>/latest). The container image the stacks
+run is built and run the same way, read-only as uid 1034, by tests/stacks/test_container.py."""
 
 from __future__ import annotations
 
