@@ -25,7 +25,7 @@ from typing import Annotated, cast
 
 import bentoml
 import numpy as np
-from batching import Batcher
+from batching import Batcher, request_timeout_s
 from bentoml.exceptions import UnprocessableEntity
 from bentoml.validators import ContentType
 from cache import from_env as cache_from_env
@@ -221,12 +221,19 @@ SETTINGS = {
 }
 
 
+REQUEST_TIMEOUT_S = request_timeout_s(float(SETTINGS["traffic"]["timeout"]))  # type: ignore[index]
+
+
 @bentoml.service(name="wine_classifier_service", **SETTINGS)
 class WineClassifier:
     model_ref = MODEL
 
     def __init__(self) -> None:
         self.classifier = Classifier(logger=prediction_logger())
+
+    async def __is_ready__(self) -> bool:
+        """/readyz: also false while the model thread is stuck past the request timeout (bento/batching.py)."""
+        return self.classifier.batcher.responsive(REQUEST_TIMEOUT_S)
 
     @bentoml.api
     async def predict(self, rows: Rows, ctx: bentoml.Context) -> Predictions:

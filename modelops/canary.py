@@ -385,8 +385,7 @@ def _complete(target: Target, history_file: HistoryFile, entry, steps: list[Cana
 
 def _roll_back(target: Target) -> None:
     """The candidate's share back to the live pool, then the candidate drained and stopped: live untouched."""
-    target.shift(0)
-    target.remove_candidate()
+    target.abort()  # shift(0) first, then drain and remove (one operation on every target)
 
 
 def promote(

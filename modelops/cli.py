@@ -104,11 +104,13 @@ def up(
         ),
     ] = False,
 ) -> None:
-    """Deploy a bento: N replicas behind the load balancer. Waits until every replica is healthy."""
+    """Deploy a bento: N replicas behind the load balancer. Waits until every replica is healthy. Without --bento:
+    the version the promotion history says is live (a gate proved it), else modelops:bento, else the last build.
+    On a local stack whose HAProxy died, restarts it from the recorded state (the replicas keep serving)."""
     from modelops import bentos
     from modelops.gate.run import history_file
     from modelops.locking import stack_lock
-    from modelops.promotion import record_up
+    from modelops.promotion import live_version, record_up, serving
     from modelops.targets import open_target
 
     settings = _settings(stack, deploy={"replicas": replicas, "workers": workers},
@@ -119,13 +121,18 @@ def up(
             f"on {settings.target}, {scaler} scales the pools from modelops:deploy.min_replicas/max_replicas and "
             f"modelops:autoscale (`pulumi up -s {stack}` applies them): --autoscale is for the local target"
         )
-    tag = bentos.resolve_default(bento, settings.bento)
+    histories = history_file(settings)
+    # Never the last build by default when a version is recorded live: an unproven build must not ship by accident.
+    recorded = None if bento else live_version(histories)
+    tag = recorded or bentos.resolve_default(bento, settings.bento)
+    if recorded:
+        err.print(f"no --bento: deploying {tag}, the version the promotion history records as live")
     with Steps(err).step(f"deploying {tag} ({settings.deploy.replicas} replicas)") as note:
         target = open_target(settings, progress=note)
-        histories = history_file(settings)
         with stack_lock(histories.path.parent, "modelops up"):
+            new_deployment = not serving(target)
             status = target.up(tag, settings.deploy.replicas, settings.deploy.workers)
-            record_up(histories, status.bento)
+            record_up(histories, status.bento, new_deployment=new_deployment)
     if settings.autoscale.enabled and settings.target == "local":
         local = cast("LocalTarget", target)  # the local target (checked above)
         with Steps(err).step("starting the autoscaler of the live pool"):
@@ -165,13 +172,17 @@ def status(
 def down(stack: StackOpt = "local") -> None:
     """Stop everything the stack's deployment runs. Safe to run twice, and after a crashed `up`."""
     from modelops.gate.run import history_file
+    from modelops.locking import stack_lock
     from modelops.monitor import service
     from modelops.targets import open_target
 
     settings = _settings(stack)
     target = open_target(settings)
-    prometheus = service.stop(history_file(settings).path.parent)
-    stopped = target.down()
+    state_dir = history_file(settings).path.parent
+    # Under the stack's lock: a gate, rollback or abort half way through is not cut off (down says who holds it).
+    with stack_lock(state_dir, f"modelops down --stack {stack}"):
+        prometheus = service.stop(state_dir)
+        stopped = target.down()
     if prometheus and stopped is not None:
         stopped.insert(0, prometheus)
     if stopped is None:  # kind/aws: both pools scaled to zero; the infrastructure stays until `pulumi destroy`
@@ -309,6 +320,29 @@ def rollback(stack: StackOpt = "local") -> None:
         with stack_lock(histories.path.parent, f"modelops rollback --stack {stack}"):
             status = do_rollback(target, histories, note)
     out.print(f"live again: {status.bento} at {status.url}")
+
+
+@app.command()
+@handled
+def abort(stack: StackOpt = "local") -> None:
+    """Take the candidate out: its share of live traffic to 0 first, then drained and removed, with a history entry;
+    the live version untouched. Recovers from a gate or canary that crashed or was killed half way."""
+    from modelops.gate.run import history_file
+    from modelops.locking import stack_lock
+    from modelops.promotion import abort as do_abort
+    from modelops.targets import open_target
+
+    settings = _settings(stack)
+    with Steps(err).step("aborting the candidate") as note:
+        target = open_target(settings, progress=note)
+        histories = history_file(settings)
+        with stack_lock(histories.path.parent, f"modelops abort --stack {stack}"):
+            aborted = do_abort(target, histories, note)
+            live = target.status()
+    if aborted is None:
+        out.print(f"nothing to abort: no candidate pool; live: {live.bento} at {live.url}")
+    else:
+        out.print(f"aborted {aborted}; live: {live.bento} at {live.url}")
 
 
 @app.command()

@@ -194,8 +194,9 @@ def _run(
     run_dir = reports / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     if live.candidate is not None:
+        # A crashed gate or canary may have left it a share of live traffic: abort shifts that back first.
         with steps.step(f"removing a leftover candidate ({live.candidate.bento})"):
-            target.remove_candidate()
+            target.abort()
     deploy = settings.deploy
     measuring = Suites(target=target, settings=settings, candidate=candidate, run_dir=run_dir,
                        generator_cgroup=generator_cgroup, runner=load_runner)  # fmt: skip
@@ -241,7 +242,7 @@ def _run(
     except BaseException:
         status = target.status()
         if status.candidate is not None and status.candidate.bento == candidate.tag and status.bento != candidate.tag:
-            target.remove_candidate()
+            target.abort()  # shift first: an interrupted canary may have left the candidate a share of live traffic
         raise
     finally:
         target.release_scaling()
