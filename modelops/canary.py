@@ -321,6 +321,7 @@ def run_canary(
     source: MetricsSource,
     note: Callable[[str], None] = lambda _m: None,
     wait: Callable[[float], None] = time.sleep,
+    retire: bool = True,
 ) -> CanaryOutcome:
     """Move live traffic to the candidate (already deployed, running ``bento``) step by step; judge every step on
     one window of live traffic; on a breach shift everything back and remove the candidate. The last step (100 %)
@@ -369,17 +370,22 @@ def run_canary(
             history_file.finish(entry, "aborted", "the canary was interrupted: traffic shifted back to the live pool")
         raise
     note(f"canary: every step passed, switching all traffic to {bento}")
-    return _complete(target, history_file, entry, steps)
+    return _complete(target, history_file, entry, steps, retire)
 
 
-def _complete(target: Target, history_file: HistoryFile, entry, steps: list[CanaryStep]) -> CanaryOutcome:
+def _complete(
+    target: Target, history_file: HistoryFile, entry, steps: list[CanaryStep], retire: bool = True
+) -> CanaryOutcome:
+    """The 100 % step: the switch, recorded; then the previous pool retired, or (``retire`` False) left to the
+    caller, which hands over to the bake (modelops/bake.py: the 100 % step is judged there)."""
     target.shift(100)
     failpoint("canary:after-switch")
     passed = " → ".join(f"{s.weight}" for s in steps)
     reason = f"canary passed {passed} % and took 100 %" if steps else "canary had no partial step: switched"
     history_file.finish(entry, "done", reason)
     failpoint("canary:after-record")
-    target.retire_previous()
+    if retire:
+        target.retire_previous()
     return CanaryOutcome(True, ExitStatus.OK, reason, steps)
 
 
@@ -398,8 +404,12 @@ def promote(
 ) -> CanaryOutcome:
     """The gate's promotion: through the canary when ``modelops:canary.enabled`` (``--canary on``), else the one-step
     blue/green switch. The outcome says whether the candidate is live and, if not, why."""
+    from modelops.bake import hand_over
+
+    previous = target.status().bento
     if not settings.canary.enabled:
-        switch(target, history_file, "promote", bento, summary)
+        switch(target, history_file, "promote", bento, summary, retire=False)
+        hand_over(target, history_file.path.parent, settings, bento, previous, note)
         return CanaryOutcome(True, ExitStatus.OK, "switched in one step (canary off)")
     from modelops.monitor import service
 
@@ -410,7 +420,9 @@ def promote(
         prometheus_url = None
     check_alarms(target, "promote", bento)
     source = metrics_source(target, prometheus_url)
-    outcome = run_canary(target, history_file, bento, summary, settings.canary, source, note)
+    outcome = run_canary(target, history_file, bento, summary, settings.canary, source, note, retire=False)
+    if outcome.promoted:  # the 100 % step hands over to the bake, which judges it on client traffic
+        hand_over(target, history_file.path.parent, settings, bento, previous, note)
     if summary:  # beside the gate's summary.json: what each step of live traffic showed
         write_json(Path(summary).with_name(CANARY_FILE), outcome.to_dict())
     return outcome

@@ -158,9 +158,13 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Show the deployment: load balancer URL, live bento, replicas and their health."""
+    from modelops.bake import read_status
+    from modelops.gate.run import history_file
     from modelops.targets import open_target
 
-    data = open_target(_settings(stack)).status().to_dict()
+    settings = _settings(stack)
+    data = open_target(settings).status().to_dict()
+    data["bake"] = read_status(history_file(settings).path.parent)
     if as_json:
         out.print_json(json.dumps(data))
     else:
@@ -171,6 +175,7 @@ def status(
 @handled
 def down(stack: StackOpt = "local") -> None:
     """Stop everything the stack's deployment runs. Safe to run twice, and after a crashed `up`."""
+    from modelops import bake
     from modelops.gate.run import history_file
     from modelops.locking import stack_lock
     from modelops.monitor import service
@@ -181,10 +186,12 @@ def down(stack: StackOpt = "local") -> None:
     state_dir = history_file(settings).path.parent
     # Under the stack's lock: a gate, rollback or abort half way through is not cut off (down says who holds it).
     with stack_lock(state_dir, f"modelops down --stack {stack}"):
+        watcher = bake.stop(state_dir, "`modelops down`")  # first: it would roll back what stops next
         prometheus = service.stop(state_dir)
         stopped = target.down()
-    if prometheus and stopped is not None:
-        stopped.insert(0, prometheus)
+    for first in (prometheus, watcher):
+        if first and stopped is not None:
+            stopped.insert(0, first)
     if stopped is None:  # kind/aws: both pools scaled to zero; the infrastructure stays until `pulumi destroy`
         out.print(f"both pools scaled to 0; `pulumi destroy -s {stack}` removes the infrastructure")
     else:
@@ -307,7 +314,10 @@ def _load_runner(settings: StackConfig, generator: str, outputs: Path | None):
 @app.command()
 @handled
 def rollback(stack: StackOpt = "local") -> None:
-    """Bring the previously live version back (deployed beside, then switched: zero failed requests)."""
+    """Bring the previously live version back (deployed beside, then switched: zero failed requests; within the
+    rollback window after a promotion its pool is still up, so it is a switch). Only to a version live earlier in
+    this deployment whose request schema matches the live one's: otherwise it refuses, naming both."""
+    from modelops import bake
     from modelops.gate.run import history_file
     from modelops.locking import stack_lock
     from modelops.promotion import rollback as do_rollback
@@ -318,8 +328,67 @@ def rollback(stack: StackOpt = "local") -> None:
         target = open_target(settings, progress=note)
         histories = history_file(settings)
         with stack_lock(histories.path.parent, f"modelops rollback --stack {stack}"):
+            # A bake still watching the version rolled away from must not roll back or retire anything after us.
+            bake.stop(histories.path.parent, "rolled back by hand (`modelops rollback`)")
             status = do_rollback(target, histories, note)
     out.print(f"live again: {status.bento} at {status.url}")
+
+
+@app.command(name="bake")
+@handled
+def bake_command(
+    stack: StackOpt = "local",
+    wait: Annotated[
+        bool, typer.Option("--wait", help="block until the bake is settled; exit 41 if it rolled back")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """The bake after the last promotion: the new live version watched on client traffic (SLO, errors, memory
+    trend), rolled back automatically on a breach. Exits 41 when it rolled back, 1 when it failed or could not roll
+    back, else 0."""
+    from modelops import bake
+    from modelops.gate.run import history_file
+    from modelops.waiting import wait_until
+
+    state_dir = history_file(_settings(stack)).path.parent
+    first = bake.read_status(state_dir)
+    if first is None:
+        raise UsageError(f"no bake has run on stack {stack!r}: a promotion (`modelops gate`) starts one")
+    data: dict = first
+
+    def settled() -> bool:
+        data.update(bake.read_status(state_dir) or {})
+        return data.get("state") in bake.SETTLED or not data["running"]
+
+    if wait:
+        wait_until(settled, timeout=float(data["bake_s"]) + 3600, interval=1.0)
+    if as_json:
+        out.print_json(json.dumps(data))
+    else:
+        _print_bake(data)
+    state = data.get("state")
+    if state == bake.ROLLED_BACK:
+        raise typer.Exit(int(ExitStatus.BAKE_ROLLED_BACK))
+    if state in (bake.ROLLBACK_FAILED, bake.FAILED) or (wait and state == bake.BAKING):
+        raise typer.Exit(int(ExitStatus.ERROR))
+
+
+def _print_bake(data: dict) -> None:
+    state = data.get("state", "?")
+    colour = {"passed": "green", "rolled_back": "red", "rollback_failed": "red", "failed": "red"}.get(state, "yellow")
+    since = time.strftime("%H:%M:%S", time.localtime(float(data.get("started", 0))))
+    running = "watcher running" if data.get("running") else "watcher not running"
+    out.print(f"bake of {data.get('bento')}: [bold {colour}]{state}[/] (since {since}, {data.get('bake_s', 0):g} s; "
+              f"{running}){' — ' + data['reason'] if data.get('reason') else ''}")  # fmt: skip
+    windows = data.get("windows") or []
+    if windows:
+        last = windows[-1]
+        out.print(f"  {len(windows)} window(s) judged so far, {data.get('streak', 0)} breached in a row; last: "
+                  f"{last['requests']} requests, p95 {last['p95_ms']} ms, RSS {last['rss_mb']} MB"
+                  f"{' — ' + '; '.join(last['breaches']) if last['breaches'] else ''}")  # fmt: skip
+    if data.get("previous") and not data.get("previous_retired"):
+        until = time.strftime("%H:%M:%S", time.localtime(float(data.get("window_until", 0))))
+        out.print(f"  rollback window: {data['previous']} kept warm until {until} (`modelops rollback` is a switch)")
 
 
 @app.command()
@@ -712,6 +781,12 @@ def _print_verdict(summary, reports: Path = PROJECT_ROOT / "reports") -> None:
 
 
 def _print_status(data: dict) -> None:
+    _print_pools(data)
+    if data.get("bake"):
+        _print_bake(data["bake"])
+
+
+def _print_pools(data: dict) -> None:
     out.print(f"[bold]{data['target']}[/] load balancer: [cyan]{data['url']}[/]   live: {data['live']} {data['bento']}")
     if data.get("admin_url"):
         out.print(f"HAProxy stats: {data['admin_url']}")

@@ -206,17 +206,28 @@ def check_alarms(target: Target, action: Action, bento: str) -> None:
         )
 
 
-def switch(target: Target, history_file: HistoryFile, action: Action, bento: str, summary: str | None) -> TargetStatus:
-    """Make the candidate pool (already running ``bento``) live, with zero failed requests, and record it."""
+def switch(
+    target: Target,
+    history_file: HistoryFile,
+    action: Action,
+    bento: str,
+    summary: str | None,
+    note: str = "",
+    retire: bool = True,
+) -> TargetStatus:
+    """Make the candidate pool (already running ``bento``) live, with zero failed requests, and record it.
+    ``retire``: drain and stop the previous pool now; a promotion passes False and hands over to the bake
+    (modelops/bake.py), which keeps it warm for the rollback window."""
     check_alarms(target, action, bento)
     live = target.status()
     entry = history_file.begin(action, bento, live.bento, summary)
     failpoint(f"{action}:after-intent")
     target.shift(100)
     failpoint(f"{action}:after-switch")
-    history_file.finish(entry, "done")
+    history_file.finish(entry, "done", note)
     failpoint(f"{action}:after-record")
-    target.retire_previous()
+    if retire:
+        target.retire_previous()
     failpoint(f"{action}:after-retire")
     return target.status()
 
@@ -285,9 +296,11 @@ def check_request_schema(live_bento: str, previous: str) -> None:
         )
 
 
-def rollback(target: Target, history_file: HistoryFile, note=lambda _m: None) -> TargetStatus:
+def rollback(target: Target, history_file: HistoryFile, note=lambda _m: None, reason: str = "") -> TargetStatus:
     """Bring the version that was live before the current one back, the same way a promotion goes live — only to a
-    version live earlier in the current deployment whose request schema matches the live one's."""
+    version live earlier in the current deployment whose request schema matches the live one's. When the previous
+    version's pool is still up (the rollback window after a promotion), this is a switch; otherwise it is deployed
+    first. ``reason`` goes into the history entry (the bake's automatic rollback says why)."""
     status = target.status()
     history = reconcile(history_file, status.bento)
     previous = rollback_target(history, status.bento)
@@ -304,7 +317,7 @@ def rollback(target: Target, history_file: HistoryFile, note=lambda _m: None) ->
         except ModelopsError as exc:
             raise ModelopsError(f"cannot bring {previous} back: {exc}") from exc
     note(f"switching traffic to {previous}")
-    return switch(target, history_file, "rollback", previous, None)
+    return switch(target, history_file, "rollback", previous, None, note=reason)
 
 
 def abort(target: Target, history_file: HistoryFile, note=lambda _m: None) -> str | None:
@@ -316,10 +329,24 @@ def abort(target: Target, history_file: HistoryFile, note=lambda _m: None) -> st
     candidate = status.candidate
     if candidate is None:
         return None
+    from modelops.bake import warm_standby
+
+    if warm_standby(history_file.path.parent) == candidate.bento and not candidate.weight:
+        raise UsageError(
+            f"nothing to abort: the other pool runs {candidate.bento}, the previous version, kept warm for a rollback "
+            f"while {status.bento} bakes or its rollback window lasts (`modelops rollback` switches back to it; "
+            "`modelops bake` shows until when)"
+        )
     share = f" (it held {candidate.weight} % of live traffic)" if candidate.weight else ""
+    last = history_file.load().last_done()
+    what = (
+        f"removed the pool of the previous version {candidate.bento}, left up by an interrupted switch"
+        if last is not None and last.previous == candidate.bento and not candidate.weight
+        else f"aborted the candidate {candidate.bento}{share}"
+    )
     entry = history_file.begin("abort", status.bento, status.bento)
     failpoint("abort:after-intent")
     note(f"shifting {candidate.bento}'s share of live traffic to 0, then draining and removing it")
     target.abort()
-    history_file.finish(entry, "done", f"aborted the candidate {candidate.bento}{share}; {status.bento} stays live")
+    history_file.finish(entry, "done", f"{what}; {status.bento} stays live")
     return candidate.bento

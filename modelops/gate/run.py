@@ -11,7 +11,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
-from modelops import canary
+from modelops import bake, canary
 from modelops.bentos import describe
 from modelops.errors import BentoNotFoundError
 from modelops.gate import judge, loadgen
@@ -183,6 +183,10 @@ def _run(
 ) -> Summary:
     started = time.time()
     target.release_scaling()  # settle anything a crashed gate left held
+    # A promotion is final only after its bake: no new candidate on top of one still baking. A bake that passed and
+    # only keeps the previous colour warm ends here (the leftover-candidate step below retires that colour).
+    bake.require_settled(histories.path.parent)
+    bake.stop(histories.path.parent, "a new gate began")
     live = target.status()
     history = reconcile(histories, live.bento)
     baseline_path = baseline_summary(history, live.bento)

@@ -4,6 +4,11 @@ then the same properties on real replicas with a client sending requests through
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,18 +16,21 @@ import yaml
 from typer.testing import CliRunner
 
 from modelops.cli import app
-from modelops.errors import ExitStatus
+from modelops.errors import ExitStatus, UsageError
 from modelops.gate.run import history_file
 from modelops.promotion import (
     Entry,
     History,
     HistoryFile,
     RollbackRefusedError,
+    abort,
     record_up,
     rollback_target,
 )
 from modelops.targets.local import LocalTarget, procs
+from modelops.waiting import wait_until
 from stacks.config import STACKS_DIR
+from tests.conftest import local_settings
 from tests.fixtures.faulty import build_faulty
 from tests.modelops.targets.local.test_target import example_body
 from tests.traffic import Traffic
@@ -185,3 +193,117 @@ def test_up_without_a_bento_deploys_the_version_the_history_records_as_live(
     assert code == 0, output
     assert "the version the promotion history records as live" in output, output
     assert target.status().bento == user_bento
+
+
+# ------------------------------------------------------------------------------- crashes and `modelops abort`
+FAST = {"steps": [10, 50, 100], "window_s": 1, "min_requests": 2, "max_p95_rise": 5, "min_p95_rise_ms": 500}
+# The bake and the warm window are off here: these tests are about what a crash leaves, not about what follows a
+# switch (tests/modelops/test_bake.py).
+NO_BAKE = {"bake_s": 0, "rollback_window_s": 0}
+BODY = {"rows": [[1.0, 2.0]]}
+CANARY = """
+import sys
+from pathlib import Path
+from modelops import canary
+from modelops.gate.run import history_file
+from modelops.targets.local import LocalTarget
+from tests.conftest import local_settings
+import json
+settings = local_settings(Path(sys.argv[1]), canary={"enabled": True, **json.loads(sys.argv[3])},
+                          promotion=json.loads(sys.argv[4]))
+target = LocalTarget(settings)
+canary.promote(target, history_file(settings), sys.argv[2], None, settings)
+"""
+
+
+@pytest.fixture(scope="module")
+def two_versions(tmp_path_factory, bentoml_home) -> tuple[str, str]:
+    """Two builds of the fast test bento (10 ms per request): a live version and a candidate, one request schema."""
+    return build_faulty(tmp_path_factory.mktemp("v1")), build_faulty(tmp_path_factory.mktemp("v2"))
+
+
+@pytest.mark.parametrize(
+    ("point", "expected_live"),
+    [
+        ("canary:after-shift-10", "old"),
+        ("local:green-weight-50", "old"),  # HAProxy sends half the traffic to green; nothing recorded yet
+        ("canary:after-shift-50", "old"),
+        ("local:green-weight-100", "new"),  # the switch happened in HAProxy; the state file still says blue
+        ("canary:after-switch", "new"),
+        ("canary:after-record", "new"),
+    ],
+)
+def test_sigkill_at_each_step_of_a_canary_then_abort_recovers_with_no_failed_request(
+    point, expected_live, tmp_path, two_versions
+) -> None:
+    old, new = two_versions
+    state_dir = tmp_path / "state"
+    target = LocalTarget(local_settings(state_dir, canary={"enabled": True, **FAST}, promotion=NO_BAKE))
+    histories = history_file(target.settings)
+    try:
+        target.up(old, replicas=1, workers=1)
+        record_up(histories, old, new_deployment=True)
+        target.deploy_candidate(new, replicas=1, workers=1)
+        with Traffic(target.status().url, BODY, clients=4) as traffic:
+            env = {**os.environ, "MODELOPS_FAILPOINT": point}
+            argv = [sys.executable, "-c", CANARY, str(state_dir), new, json.dumps(FAST), json.dumps(NO_BAKE)]
+            done = subprocess.run(argv, env=env, check=False)
+            assert done.returncode == -signal.SIGKILL, f"the promoting process was not killed at {point}"
+            status = target.status()
+            live = {"old": old, "new": new}[expected_live]
+            assert status.bento == live, f"killed at {point}: {status.bento} is live, expected {live}"
+            assert status.pools[status.live].weight >= 50 or expected_live == "old"
+            traffic.wait_for(50)
+            aborted = abort(target, histories)
+            traffic.wait_for(50)
+        assert traffic.failed == 0, f"failed client requests across the crash and the abort: {dict(traffic.failures)}"
+        status = target.status()
+        assert status.bento == live and status.candidate is None and status.pools[status.live].weight == 100
+        assert aborted == (new if expected_live == "old" else old), "the pool that is not live was removed"
+        entries = histories.load().entries
+        canary_entry = next(e for e in entries if e.action == "canary")
+        assert canary_entry.state == ("aborted" if expected_live == "old" else "done"), canary_entry
+        assert (entries[-1].action, entries[-1].state, entries[-1].bento) == ("abort", "done", live)
+    finally:
+        target.down()
+        assert procs.marked_processes(target.deployment) == []
+
+
+def test_abort_without_a_candidate_changes_nothing(make_target, two_versions) -> None:
+    target = make_target(promotion=NO_BAKE)
+    target.up(two_versions[0], replicas=1, workers=1)
+    assert abort(target, history_file(target.settings)) is None
+    assert history_file(target.settings).load().entries == [], "nothing happened, nothing recorded"
+
+
+def test_a_dead_haproxy_is_restarted_from_state_keeping_the_replicas_weights_and_live_version(
+    make_target, two_versions
+) -> None:
+    """Before: `up` tore every pool down and started the last build, recorded as live (issue 17 item 13)."""
+    old, new = two_versions
+    target = make_target(promotion=NO_BAKE)
+    target.up(old, replicas=1, workers=1)
+    target.deploy_candidate(new, replicas=1, workers=1)
+    target.shift(30)  # a canary step, as a crashed canary leaves it
+    before = target.status()
+    pids = {colour: [r.pid for r in pool.replicas] for colour, pool in before.pools.items()}
+    state = target.load()
+    assert state is not None and state.haproxy_pid
+    os_kill(state.haproxy_pid, signal.SIGKILL)
+    assert not target.status().replicas[0].healthy, "without HAProxy nothing is in rotation"
+    after = target.up(old, replicas=1, workers=1)
+    assert after.bento == old and after.live == before.live, "the same version is live"
+    assert {c: [r.pid for r in p.replicas] for c, p in after.pools.items()} == pids, "the same replica processes"
+    assert after.pools["green"].weight == 30 and after.pools["blue"].weight == 70, "the recorded weights"
+    assert all(r.healthy for pool in after.pools.values() for r in pool.replicas)
+    assert target.load().haproxy_pid != state.haproxy_pid and target.load().lb_port == state.lb_port
+    with Traffic(after.url, BODY, clients=4) as traffic:
+        traffic.wait_for(50)
+    assert traffic.failed == 0, dict(traffic.failures)
+    with pytest.raises(UsageError, match="already up"):
+        target.up(new, replicas=1, workers=1)  # another bento is never started by `up` on a running stack
+
+
+def os_kill(pid: int, sig: int) -> None:
+    os.kill(pid, sig)
+    assert wait_until(lambda: not procs.is_alive(pid), timeout=10), f"pid {pid} did not die"

@@ -210,6 +210,10 @@ class LocalTarget:
         if state is not None:
             for pool_name in list(state.autoscalers):
                 stopped.append(self._stop_autoscaler(state, pool_name))  # first: it would replace what stops next
+            # Then every other supervisor of the deployment (the bake's watcher, modelops/bake.py): it would roll
+            # back or retire pools that are stopping. Anything marked that is not a replica or HAProxy is one.
+            pools = {r.tag for pool in state.pools.values() for r in pool.replicas} | {state.haproxy_tag}
+            stopped += [f"supervisor {pid}" for pid in procs.kill_marked(self.deployment, sparing=pools)]
             for pool in state.pools.values():
                 self._stop_replicas(pool.replicas)
                 stopped += [f"{pool.colour} replica on port {r.port} (pid {r.pid})" for r in pool.replicas]
