@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -86,13 +87,13 @@ def small_disk(tmp_path: Path):
 
 def fill(path: Path) -> None:
     """Write to ``path`` until the disk is full."""
-    with open(path, "wb") as out:
+    with open(path, "wb", buffering=0) as out:  # unbuffered: closing it has nothing left to write
         try:
             while True:
                 out.write(b"\0" * 4096)
-                out.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC, exc
+    assert shutil.disk_usage(path.parent).free < 4096, "the disk is full"
 
 
 def test_the_autoscaler_survives_a_full_disk_for_its_state_and_writes_again_once_there_is_space(
