@@ -40,7 +40,7 @@ from modelops.locking import StackBusyError, stack_lock
 from modelops.monitor.live_window import ColourTraffic, TrafficWindow, colour_traffic
 from modelops.monitor.resources import Trend, pool_rss_mb, trend
 from modelops.state import read_json, write_json
-from modelops.targets.base import Target
+from modelops.targets.base import Target, TargetStatus
 from modelops.targets.local import procs
 from stacks.config import PROJECT_ROOT, PromotionSettings, SloSettings, StackConfig, validate_settings
 
@@ -249,6 +249,16 @@ class Watcher:
         if not self._acting:
             raise SystemExit(0)
 
+    def _status(self) -> TargetStatus | None:
+        """The target's status, or None while it cannot be read (the deployment gone ends the watcher)."""
+        try:
+            return self.target.status()
+        except NotDeployedError:
+            raise
+        except ModelopsError as exc:
+            _say(f"bake: cannot read the deployment's status now: {exc}")
+            return None
+
     def _live_is(self, bento: str) -> bool:
         try:
             return self.target.status().bento == bento
@@ -281,7 +291,10 @@ class Watcher:
         windows: list[dict[str, Any]] = []
         streak, judged_any = 0, False
         while self.clock() < bake_end:
-            status = self.target.status()
+            status = self._status()
+            if status is None:  # HAProxy restarting, a state file mid-change: this window cannot be judged
+                self.sleep(max(0.0, min(promotion.bake_window_s, bake_end - self.clock())))
+                continue
             if status.bento != bento:
                 _update(self.state_dir, state=SUPERSEDED, reason=f"{status.bento} went live meanwhile")
                 return SUPERSEDED
@@ -290,7 +303,9 @@ class Watcher:
                 self.source.begin(status, colour)
             # The window is wall-clock time of client traffic: the clock is the condition, nothing to poll for.
             self.sleep(max(0.0, min(promotion.bake_window_s, bake_end - self.clock())))
-            status = self.target.status()
+            status = self._status()
+            if status is None:
+                continue
             if status.bento != bento:
                 _update(self.state_dir, state=SUPERSEDED, reason=f"{status.bento} went live meanwhile")
                 return SUPERSEDED

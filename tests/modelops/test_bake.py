@@ -19,7 +19,7 @@ from modelops.errors import ExitStatus, UsageError
 from modelops.gate.run import history_file
 from modelops.monitor.live_window import TrafficWindow
 from modelops.monitor.resources import Trend, trend
-from modelops.promotion import record_up, rollback
+from modelops.promotion import abort, record_up, rollback
 from modelops.state import write_json
 from modelops.targets.local import LocalTarget, procs
 from modelops.waiting import wait_until
@@ -173,6 +173,8 @@ def test_a_candidate_that_turns_slow_after_the_switch_is_rolled_back_by_the_bake
     assert result.exit_code == ExitStatus.BAKE_ROLLED_BACK == 41, result.output
     shown = CliRunner().invoke(app, ["status", "--stack", "local"])
     assert shown.exit_code == 0 and "rolled_back" in shown.output, shown.output
+    print(f"rolled back {state['windows'][-1]['at_s']:.0f} s after the switch, after {len(state['windows'])} windows "
+          f"(p95 {[w['p95_ms'] for w in state['windows']]} ms); {client.ok} client requests, 0 failed")  # fmt: skip
 
 
 @pytest.mark.parametrize("deployment", [{"bake_s": 8, "rollback_window_s": 16}], indirect=True)
@@ -184,6 +186,8 @@ def test_a_healthy_candidate_passes_the_bake_and_the_previous_colour_is_retired_
     with Traffic(url, BODY, clients=4, interval_s=0.05) as client:
         promote(target, good)
         assert target.status().candidate.bento == live, "the previous colour stays up, warm"
+        with pytest.raises(UsageError, match="kept warm for a rollback"):
+            abort(target, history_file(target.settings))  # abort never removes the rollback's standby
         assert wait_until(lambda: bake_state(target).get("state") == bake.PASSED, timeout=60), bake_state(target)
         assert target.status().candidate is not None, "the bake is over, the rollback window is not"
         assert wait_until(lambda: target.status().candidate is None, timeout=60), bake_state(target)
