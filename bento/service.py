@@ -26,7 +26,7 @@ from typing import Annotated, cast
 
 import bentoml
 import numpy as np
-from batching import Batcher
+from batching import Batcher, request_timeout_s
 from bentoml.exceptions import UnprocessableEntity
 from bentoml.validators import ContentType
 from cache import from_env as cache_from_env
@@ -239,6 +239,9 @@ SETTINGS = {
 }
 
 
+REQUEST_TIMEOUT_S = request_timeout_s(float(SETTINGS["traffic"]["timeout"]))  # type: ignore[index]
+
+
 @bentoml.service(name="wine_classifier_service", **SETTINGS)
 class WineClassifier:
     model_ref = MODEL
@@ -251,6 +254,10 @@ class WineClassifier:
         """On a clean stop (SIGTERM), everything queued for the prediction log is written, fsynced and closed."""
         if self.classifier.logger is not None:
             self.classifier.logger.close()
+
+    async def __is_ready__(self) -> bool:
+        """/readyz: also false while the model thread is stuck past the request timeout (bento/batching.py)."""
+        return self.classifier.batcher.responsive(REQUEST_TIMEOUT_S)
 
     @bentoml.api
     async def predict(self, rows: Rows, ctx: bentoml.Context) -> Predictions:

@@ -18,7 +18,8 @@ failure ends it early. Alerts that started firing (with Prometheus) and the plat
 - a step advances after ``intervals_per_step`` passed intervals.
 
 The 100 % step is not judged here: :func:`run_canary` hands it to ``complete`` (by default :func:`complete_switch`:
-the switch, recorded, the previous pool retired) — the single hook where a post-promotion bake takes over.
+the switch, recorded; the previous pool kept warm when :func:`promote` asks), and :func:`promote` then hands the new
+live version to the bake (modelops/bake.py), which judges it on client traffic.
 
 Where the figures come from (:func:`metrics_source`), in this order:
 
@@ -325,6 +326,7 @@ def run_canary(
     wait: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     complete: Complete | None = None,
+    retire: bool = True,
 ) -> CanaryOutcome:
     """Move live traffic to the candidate (already deployed, running ``bento``) step by step, judging every step in
     intervals of live traffic (the module's docstring); on a failure or missing-data limit shift everything back and
@@ -376,7 +378,9 @@ def run_canary(
             history_file.finish(entry, "aborted", "the canary was interrupted: traffic shifted back to the live pool")
         raise
     note(f"canary: every step passed, handing the 100 % step over ({bento})")
-    return (complete or complete_switch)(target, history_file, entry, steps)
+    if complete is not None:
+        return complete(target, history_file, entry, steps)
+    return complete_switch(target, history_file, entry, steps, retire)
 
 
 def _interval(
@@ -441,22 +445,25 @@ class _StepRecord:
                           reasons=[] if passed else self.reasons, measured=measured)  # fmt: skip
 
 
-def complete_switch(target: Target, history_file: HistoryFile, entry: Entry, steps: list[CanaryStep]) -> CanaryOutcome:
-    """The default hand-over of the 100 % step: switch, record, retire the previous pool."""
+def complete_switch(
+    target: Target, history_file: HistoryFile, entry: Entry, steps: list[CanaryStep], retire: bool = True
+) -> CanaryOutcome:
+    """The default hand-over of the 100 % step: the switch, recorded; then the previous pool retired, or (``retire``
+    False) left to the caller, which hands over to the bake (modelops/bake.py: the 100 % step is judged there)."""
     target.shift(100)
     failpoint("canary:after-switch")
     passed = " → ".join(f"{s.weight}" for s in steps)
     reason = f"canary passed {passed} % and took 100 %" if steps else "canary had no partial step: switched"
     history_file.finish(entry, "done", reason)
     failpoint("canary:after-record")
-    target.retire_previous()
+    if retire:
+        target.retire_previous()
     return CanaryOutcome(True, ExitStatus.OK, reason, steps)
 
 
 def _roll_back(target: Target) -> None:
     """The candidate's share back to the live pool, then the candidate drained and stopped: live untouched."""
-    target.shift(0)
-    target.remove_candidate()
+    target.abort()  # shift(0) first, then drain and remove (one operation on every target)
 
 
 def promote(
@@ -470,9 +477,14 @@ def promote(
 ) -> CanaryOutcome:
     """The gate's promotion: through the canary when ``modelops:canary.enabled`` (``--canary on``), else the one-step
     blue/green switch. The outcome says whether the candidate is live and, if not, why. ``complete``: who takes the
-    canary's 100 % step (default complete_switch; the post-promotion bake plugs in here)."""
+    canary's 100 % step (default complete_switch). Either way the new live version is then handed to the bake
+    (modelops/bake.py), which judges it on client traffic and rolls back through the warm previous colour."""
+    from modelops.bake import hand_over
+
+    previous = target.status().bento
     if not settings.canary.enabled:
-        switch(target, history_file, "promote", bento, summary)
+        switch(target, history_file, "promote", bento, summary, retire=False)
+        hand_over(target, history_file.path.parent, settings, bento, previous, note)
         return CanaryOutcome(True, ExitStatus.OK, "switched in one step (canary off)")
     from modelops.monitor import service
 
@@ -483,7 +495,10 @@ def promote(
         prometheus_url = None
     check_alarms(target, "promote", bento)
     source = metrics_source(target, prometheus_url)
-    outcome = run_canary(target, history_file, bento, summary, settings.canary, source, note, complete=complete)
+    outcome = run_canary(target, history_file, bento, summary, settings.canary, source, note, complete=complete,
+                         retire=False)  # fmt: skip
+    if outcome.promoted:  # the 100 % step hands over to the bake, which judges it on client traffic
+        hand_over(target, history_file.path.parent, settings, bento, previous, note)
     if summary:  # beside the gate's summary.json: what each step of live traffic showed
         write_json(Path(summary).with_name(CANARY_FILE), outcome.to_dict())
     return outcome

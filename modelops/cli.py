@@ -136,11 +136,13 @@ def up(
         ),
     ] = False,
 ) -> None:
-    """Deploy a bento: N replicas behind the load balancer. Waits until every replica is healthy."""
+    """Deploy a bento: N replicas behind the load balancer. Waits until every replica is healthy. Without --bento:
+    the version the promotion history says is live (a gate proved it), else modelops:bento, else the last build.
+    On a local stack whose HAProxy died, restarts it from the recorded state (the replicas keep serving)."""
     from modelops import bentos
     from modelops.gate.run import history_file
     from modelops.locking import stack_lock
-    from modelops.promotion import record_up
+    from modelops.promotion import live_version, record_up, serving
     from modelops.targets import open_target
 
     settings = _settings(stack, deploy={"replicas": replicas, "workers": workers},
@@ -151,13 +153,18 @@ def up(
             f"on {settings.target}, {scaler} scales the pools from modelops:deploy.min_replicas/max_replicas and "
             f"modelops:autoscale (`pulumi up -s {stack}` applies them): --autoscale is for the local target"
         )
-    tag = bentos.resolve_default(bento, settings.bento)
+    histories = history_file(settings)
+    # Never the last build by default when a version is recorded live: an unproven build must not ship by accident.
+    recorded = None if bento else live_version(histories)
+    tag = recorded or bentos.resolve_default(bento, settings.bento)
+    if recorded:
+        err.print(f"no --bento: deploying {tag}, the version the promotion history records as live")
     with Steps(err).step(f"deploying {tag} ({settings.deploy.replicas} replicas)") as note:
         target = open_target(settings, progress=note)
-        histories = history_file(settings)
         with stack_lock(histories.path.parent, "modelops up"):
+            new_deployment = not serving(target)
             status = target.up(tag, settings.deploy.replicas, settings.deploy.workers)
-            record_up(histories, status.bento)
+            record_up(histories, status.bento, new_deployment=new_deployment)
     if settings.autoscale.enabled and settings.target == "local":
         local = cast("LocalTarget", target)  # the local target (checked above)
         with Steps(err).step("starting the autoscaler of the live pool"):
@@ -185,9 +192,13 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Show the deployment: load balancer URL, live bento, replicas and their health."""
+    from modelops.bake import read_status
+    from modelops.gate.run import history_file
     from modelops.targets import open_target
 
-    data = open_target(_settings(stack)).status().to_dict()
+    settings = _settings(stack)
+    data = open_target(settings).status().to_dict()
+    data["bake"] = read_status(history_file(settings).path.parent)
     if as_json:
         out.print_json(json.dumps(data))
     else:
@@ -198,16 +209,23 @@ def status(
 @handled
 def down(stack: StackOpt = "local") -> None:
     """Stop everything the stack's deployment runs. Safe to run twice, and after a crashed `up`."""
+    from modelops import bake
     from modelops.gate.run import history_file
+    from modelops.locking import stack_lock
     from modelops.monitor import service
     from modelops.targets import open_target
 
     settings = _settings(stack)
     target = open_target(settings)
-    prometheus = service.stop(history_file(settings).path.parent)
-    stopped = target.down()
-    if prometheus and stopped is not None:
-        stopped.insert(0, prometheus)
+    state_dir = history_file(settings).path.parent
+    # Under the stack's lock: a gate, rollback or abort half way through is not cut off (down says who holds it).
+    with stack_lock(state_dir, f"modelops down --stack {stack}"):
+        watcher = bake.stop(state_dir, "`modelops down`")  # first: it would roll back what stops next
+        prometheus = service.stop(state_dir)
+        stopped = target.down()
+    for first in (prometheus, watcher):
+        if first and stopped is not None:
+            stopped.insert(0, first)
     if stopped is None:  # kind/aws: both pools scaled to zero; the infrastructure stays until `pulumi destroy`
         out.print(f"both pools scaled to 0; `pulumi destroy -s {stack}` removes the infrastructure")
     else:
@@ -330,7 +348,10 @@ def _load_runner(settings: StackConfig, generator: str, outputs: Path | None):
 @app.command()
 @handled
 def rollback(stack: StackOpt = "local") -> None:
-    """Bring the previously live version back (deployed beside, then switched: zero failed requests)."""
+    """Bring the previously live version back (deployed beside, then switched: zero failed requests; within the
+    rollback window after a promotion its pool is still up, so it is a switch). Only to a version live earlier in
+    this deployment whose request schema matches the live one's: otherwise it refuses, naming both."""
+    from modelops import bake
     from modelops.gate.run import history_file
     from modelops.locking import stack_lock
     from modelops.promotion import rollback as do_rollback
@@ -341,8 +362,90 @@ def rollback(stack: StackOpt = "local") -> None:
         target = open_target(settings, progress=note)
         histories = history_file(settings)
         with stack_lock(histories.path.parent, f"modelops rollback --stack {stack}"):
+            # A bake still watching the version rolled away from must not roll back or retire anything after us.
+            bake.stop(histories.path.parent, "rolled back by hand (`modelops rollback`)")
             status = do_rollback(target, histories, note)
     out.print(f"live again: {status.bento} at {status.url}")
+
+
+@app.command(name="bake")
+@handled
+def bake_command(
+    stack: StackOpt = "local",
+    wait: Annotated[
+        bool, typer.Option("--wait", help="block until the bake is settled; exit 41 if it rolled back")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """The bake after the last promotion: the new live version watched on client traffic (SLO, errors, memory
+    trend), rolled back automatically on a breach. Exits 41 when it rolled back, 1 when it failed or could not roll
+    back, else 0."""
+    from modelops import bake
+    from modelops.gate.run import history_file
+    from modelops.waiting import wait_until
+
+    state_dir = history_file(_settings(stack)).path.parent
+    first = bake.read_status(state_dir)
+    if first is None:
+        raise UsageError(f"no bake has run on stack {stack!r}: a promotion (`modelops gate`) starts one")
+    data: dict = first
+
+    def settled() -> bool:
+        data.update(bake.read_status(state_dir) or {})
+        return data.get("state") in bake.SETTLED or not data["running"]
+
+    if wait:
+        wait_until(settled, timeout=float(data["bake_s"]) + 3600, interval=1.0)
+    if as_json:
+        out.print_json(json.dumps(data))
+    else:
+        _print_bake(data)
+    state = data.get("state")
+    if state == bake.ROLLED_BACK:
+        raise typer.Exit(int(ExitStatus.BAKE_ROLLED_BACK))
+    if state in (bake.ROLLBACK_FAILED, bake.FAILED) or (wait and state == bake.BAKING):
+        raise typer.Exit(int(ExitStatus.ERROR))
+
+
+def _print_bake(data: dict) -> None:
+    state = data.get("state", "?")
+    colour = {"passed": "green", "rolled_back": "red", "rollback_failed": "red", "failed": "red"}.get(state, "yellow")
+    since = time.strftime("%H:%M:%S", time.localtime(float(data.get("started", 0))))
+    running = "watcher running" if data.get("running") else "watcher not running"
+    out.print(f"bake of {data.get('bento')}: [bold {colour}]{state}[/] (since {since}, {data.get('bake_s', 0):g} s; "
+              f"{running}){' — ' + data['reason'] if data.get('reason') else ''}")  # fmt: skip
+    windows = data.get("windows") or []
+    if windows:
+        last = windows[-1]
+        out.print(f"  {len(windows)} window(s) judged so far, {data.get('streak', 0)} breached in a row; last: "
+                  f"{last['requests']} requests, p95 {last['p95_ms']} ms, RSS {last['rss_mb']} MB"
+                  f"{' — ' + '; '.join(last['breaches']) if last['breaches'] else ''}")  # fmt: skip
+    if data.get("previous") and not data.get("previous_retired"):
+        until = time.strftime("%H:%M:%S", time.localtime(float(data.get("window_until", 0))))
+        out.print(f"  rollback window: {data['previous']} kept warm until {until} (`modelops rollback` is a switch)")
+
+
+@app.command()
+@handled
+def abort(stack: StackOpt = "local") -> None:
+    """Take the candidate out: its share of live traffic to 0 first, then drained and removed, with a history entry;
+    the live version untouched. Recovers from a gate or canary that crashed or was killed half way."""
+    from modelops.gate.run import history_file
+    from modelops.locking import stack_lock
+    from modelops.promotion import abort as do_abort
+    from modelops.targets import open_target
+
+    settings = _settings(stack)
+    with Steps(err).step("aborting the candidate") as note:
+        target = open_target(settings, progress=note)
+        histories = history_file(settings)
+        with stack_lock(histories.path.parent, f"modelops abort --stack {stack}"):
+            aborted = do_abort(target, histories, note)
+            live = target.status()
+    if aborted is None:
+        out.print(f"nothing to abort: no candidate pool; live: {live.bento} at {live.url}")
+    else:
+        out.print(f"aborted {aborted}; live: {live.bento} at {live.url}")
 
 
 @app.command()
@@ -858,6 +961,12 @@ def _print_monitoring(state_dir: Path, settings: StackConfig) -> None:
 
 
 def _print_status(data: dict) -> None:
+    _print_pools(data)
+    if data.get("bake"):
+        _print_bake(data["bake"])
+
+
+def _print_pools(data: dict) -> None:
     out.print(f"[bold]{data['target']}[/] load balancer: [cyan]{data['url']}[/]   live: {data['live']} {data['bento']}")
     if data.get("admin_url"):
         out.print(f"HAProxy stats: {data['admin_url']}")

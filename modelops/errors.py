@@ -24,6 +24,7 @@ class ExitStatus(IntEnum):
     INCONCLUSIVE = 20  # also: a drift check had too few logged rows to judge
     DRIFT_DETECTED = 30  # `modelops drift`: logged inputs or predictions drifted from the training reference
     CANARY_ROLLED_BACK = 40  # the gate promoted, but the canary's live analysis breached: rolled back, live untouched
+    BAKE_ROLLED_BACK = 41  # promoted, then the bake after the switch breached on client traffic: rolled back
 
 
 class ModelopsError(Exception):

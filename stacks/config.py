@@ -108,6 +108,13 @@ class AutoscaleSettings(_Section):
         15.0, ge=0.2, le=600, description="seconds between decisions, each on the metric averaged over the period"
     )
     decisions_kept: int = Field(20, ge=1, le=1000, description="last scaling decisions kept for `modelops status`")
+    hold_max_s: float = Field(
+        3600.0,
+        ge=1,
+        le=86_400,
+        description="longest a gate's hold pins the replica count (local): a hold also ends when the gate's process "
+        "does, so this only bounds a gate that hangs",
+    )
 
     @model_validator(mode="after")
     def _target_in_range(self) -> AutoscaleSettings:
@@ -542,6 +549,47 @@ class CanarySettings(_Section):
         return steps
 
 
+class PromotionSettings(_Section):
+    """What follows a switch (modelops/bake.py): the new live version watched on client traffic for ``bake_s``
+    (rolled back automatically on a breach), and the previous colour kept up for ``rollback_window_s`` so that a
+    rollback in that window is a switch, not a cold boot (as Argo Rollouts' scaleDownDelaySeconds)."""
+
+    bake_s: float = Field(
+        300.0,
+        ge=0,
+        le=86_400,
+        description="seconds the new live version is watched on client traffic after a switch (or a canary's 100 % "
+        "step) before the promotion is final; 0 turns the bake off",
+    )
+    bake_window_s: float = Field(
+        30.0, ge=1, le=3600, description="seconds of client traffic each judged window of the bake covers"
+    )
+    bake_min_requests: int = Field(
+        20, ge=1, le=1_000_000, description="requests a bake window needs to be judged (fewer: not judged, no breach)"
+    )
+    bake_failure_limit: int = Field(
+        2, ge=1, le=100, description="consecutive breached windows that roll the promotion back (one may be noise)"
+    )
+    bake_max_rss_growth_mb_per_h: float = Field(
+        256.0,
+        gt=0,
+        le=1_000_000,
+        description="the live replicas' memory (RSS, all workers) may grow at most this fast over the bake, MB/hour",
+    )
+    rollback_window_s: float = Field(
+        600.0,
+        ge=0,
+        le=86_400,
+        description="seconds the previous colour stays up (as it was) after a switch: a rollback within it, the "
+        "bake's included, is a switch; 0 retires it at once",
+    )
+
+    @property
+    def watched(self) -> bool:
+        """Whether a switch hands over to the watcher process (a bake, or a warm window to close later)."""
+        return self.bake_s > 0 or self.rollback_window_s > 0
+
+
 Colour = Literal["blue", "green"]
 
 
@@ -798,6 +846,7 @@ class StackConfig(_Section):
     monitor: MonitorSettings = MonitorSettings()
     canary: CanarySettings = CanarySettings()
     autoscale: AutoscaleSettings = AutoscaleSettings()
+    promotion: PromotionSettings = PromotionSettings()
 
     @model_validator(mode="after")
     def _replicas_within_bounds(self) -> StackConfig:

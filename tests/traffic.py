@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ class Traffic:
     url: str
     body: dict
     clients: int = 8
+    interval_s: float = 0.0  # > 0: each client paced to one request per interval (a steady client, not a flood)
     ok: int = 0
     failures: Counter = field(default_factory=Counter)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -36,7 +38,13 @@ class Traffic:
 
     def _run(self, payload: str) -> None:
         with httpx.Client(timeout=30, headers={"content-type": "application/json"}) as client:
+            due = time.monotonic()
             while not self._stop.is_set():
+                if self.interval_s > 0:
+                    due += self.interval_s
+                    # Pacing is the point here: a timed wait for the next send, interrupted by a stop.
+                    if self._stop.wait(max(0.0, due - time.monotonic())):
+                        break
                 try:
                     response = client.post(self.url + "/predict", content=payload)
                     outcome = "ok" if response.status_code == 200 else f"HTTP {response.status_code}"

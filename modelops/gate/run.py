@@ -11,7 +11,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
-from modelops import canary
+from modelops import bake, canary
 from modelops.bentos import BentoInfo, describe
 from modelops.errors import BentoNotFoundError
 from modelops.gate import judge, loadgen
@@ -217,6 +217,10 @@ def _run(
 ) -> Summary:
     started = time.time()
     target.release_scaling()  # settle anything a crashed gate left held
+    # A promotion is final only after its bake: no new candidate on top of one still baking. A bake that passed and
+    # only keeps the previous colour warm ends here (the leftover-candidate step below retires that colour).
+    bake.require_settled(histories.path.parent)
+    bake.stop(histories.path.parent, "a new gate began")
     live = target.status()
     history = reconcile(histories, live.bento)
     baseline_path = baseline_summary(history, live.bento)
@@ -230,8 +234,9 @@ def _run(
     run_dir = reports / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     if live.candidate is not None:
+        # A crashed gate or canary may have left it a share of live traffic: abort shifts that back first.
         with steps.step(f"removing a leftover candidate ({live.candidate.bento})"):
-            target.remove_candidate()
+            target.abort()
     deploy = settings.deploy
     # The gate's loads carry the deployment's secret: replicas keep them out of the prediction log (synthetic.py).
     load_runner = synthetic.marking(load_runner, synthetic.for_stack(settings))
@@ -279,7 +284,7 @@ def _run(
     except BaseException:
         status = target.status()
         if status.candidate is not None and status.candidate.bento == candidate.tag and status.bento != candidate.tag:
-            target.remove_candidate()
+            target.abort()  # shift first: an interrupted canary may have left the candidate a share of live traffic
         raise
     finally:
         target.release_scaling()

@@ -111,6 +111,13 @@ class Target(Protocol):
 
     def remove_candidate(self) -> None: ...
 
+    def abort(self) -> None:
+        """Take the candidate pool out of live traffic and remove it: its share of live traffic back to 0 first,
+        then drained and stopped; the live pool untouched. Nothing to do without a candidate. Every recovery (the
+        gate's, rollback's, `modelops abort`) goes through this: remove_candidate alone may refuse while the
+        candidate holds weight (aws) or drain a pool the live frontend still picks."""
+        ...
+
     def shift(self, weight: int) -> TargetStatus:
         """Send ``weight`` % of live traffic to the candidate pool (100 makes it live)."""
         ...

@@ -238,6 +238,11 @@ class KubernetesTarget:
         self._set_replicas(colour, 0)
         self._wait_rollout(colour, 0)
 
+    def abort(self) -> None:
+        """The candidate out: a Service selects one colour, so a candidate never holds a share of live traffic short
+        of a switch (shift(0) would change nothing); its pods go to zero, each draining first."""
+        self.remove_candidate()
+
     def retire_previous(self) -> None:
         """After a switch: the pool that lost the traffic goes to zero pods. Each pod drains first (preStop
         sleep, then BentoML's graceful shutdown within the stack's termination grace period)."""

@@ -130,3 +130,66 @@ def test_a_model_returning_the_wrong_number_of_results_fails_the_request_instead
 def test_row_cap_below_one_is_refused_with_the_value() -> None:
     with pytest.raises(ValueError, match="max_rows must be at least 1, got 0"):
         Batcher(FakeModel(), max_rows=0)
+
+
+# ------------------------------------------------------------------------------------------ readiness (stalls)
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_model_call_that_never_returns_makes_the_batcher_unresponsive_past_the_timeout() -> None:
+    model, clock = FakeModel(), Clock()
+    batcher = Batcher(model, max_rows=100, clock=clock)
+
+    async def scenario() -> tuple[list[bool], list[float]]:
+        model.release.clear()  # the model thread hangs on the first call
+        first = asyncio.ensure_future(batcher.submit(block(1.0)))
+        await asyncio.to_thread(model.entered.wait, 5)
+        queued = asyncio.ensure_future(batcher.submit(block(2.0)))  # waits behind the hung call
+        await asyncio.sleep(0)
+        seen, stalls = [batcher.responsive(10.0)], [batcher.stalled_s()]
+        clock.now += 9.9
+        seen.append(batcher.responsive(10.0))
+        clock.now += 0.2  # 10.1 s since the model thread took the batch
+        seen.append(batcher.responsive(10.0))
+        stalls.append(batcher.stalled_s())
+        model.release.set()  # the call returns after all: everything is answered, and it is responsive again
+        await asyncio.gather(first, queued)
+        seen.append(batcher.responsive(10.0))
+        stalls.append(batcher.stalled_s())
+        return seen, stalls
+
+    seen, stalls = asyncio.run(scenario())
+    assert seen == [True, True, False, True], "ready, still ready at 9.9 s, not ready at 10.1 s, ready when answered"
+    assert stalls[0] == 0.0 and stalls[1] == pytest.approx(10.1) and stalls[2] == 0.0
+
+
+def test_an_idle_batcher_is_responsive_and_a_request_queued_too_long_is_a_stall_too() -> None:
+    model, clock = FakeModel(), Clock()
+    batcher = Batcher(model, max_rows=100, clock=clock)
+    assert batcher.responsive(0.001) and batcher.stalled_s() == 0.0, "nothing waiting: no stall, however strict"
+
+    async def scenario() -> float:
+        model.release.clear()
+        first = asyncio.ensure_future(batcher.submit(block(1.0)))
+        await asyncio.to_thread(model.entered.wait, 5)
+        clock.now += 3.0
+        later = asyncio.ensure_future(batcher.submit(block(2.0)))  # queued 3 s after the batch began
+        await asyncio.sleep(0)
+        stalled = batcher.stalled_s()  # the older of the two counts: the batch on the model thread
+        model.release.set()
+        await asyncio.gather(first, later)
+        return stalled
+
+    assert asyncio.run(scenario()) == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("2.5", 2.5), ("", 30.0), ("0", 30.0), ("soon", 30.0)])
+def test_the_readiness_limit_is_the_deployments_request_timeout_else_the_services_own(value, expected) -> None:
+    from bento.batching import TIMEOUT_ENV, request_timeout_s
+
+    assert request_timeout_s(30.0, {TIMEOUT_ENV: value}) == expected

@@ -131,7 +131,10 @@ def faulty_versions(tmp_path_factory, bentoml_home) -> tuple[str, str]:
 
 @pytest.fixture
 def deployment(tmp_path: Path, faulty_versions) -> Iterator[LocalTarget]:
-    target = LocalTarget(local_settings(tmp_path / "state", canary={**QUICK, "enabled": True}, deploy={"replicas": 1}))
+    # The bake and the rollback window after the 100 % step are off (shipped: 300 s / 600 s): these tests are about
+    # the canary's steps; tests/modelops/test_bake.py covers what follows the switch.
+    target = LocalTarget(local_settings(tmp_path / "state", canary={**QUICK, "enabled": True}, deploy={"replicas": 1},
+                                        promotion={"bake_s": 0, "rollback_window_s": 0}))  # fmt: skip
     try:
         target.up(faulty_versions[0], replicas=1, workers=1)
         yield target

@@ -84,3 +84,26 @@ def test_history_during_a_running_promotion_leaves_its_pending_entry_alone(tmp_p
     assert result.exit_code == 0, result.output
     (settled,) = histories.load().entries
     assert (settled.id, settled.state) == (entry.id, "aborted"), "with nobody holding the lock, a crash's leftover"
+
+
+def test_down_waits_its_turn_behind_a_running_operation_and_names_it(tmp_path, monkeypatch) -> None:
+    """`down` used to ignore the lock: it could cut a gate or a rollback off half way (issue 17 item 15)."""
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    state_dir = tmp_path / "state"
+    (stacks / "Pulumi.lab.yaml").write_text(yaml.safe_dump({"config": {"modelops:target": "local",
+                                            "modelops:local": {"state_dir": str(state_dir)}}}))  # fmt: skip
+    monkeypatch.setattr("stacks.config.STACKS_DIR", stacks)
+    lock_holder = subprocess.Popen([sys.executable, "-c", HOLD, str(state_dir / "lab")], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert lock_holder.stdout.readline().strip() == "holding"
+        busy = CliRunner().invoke(app, ["down", "--stack", "lab"])
+        assert busy.exit_code == 1, busy.output
+        message = " ".join(busy.output.split())
+        assert "the stack is busy" in message and f"pid {lock_holder.pid}" in message, message
+    finally:
+        lock_holder.stdin.close()
+        lock_holder.wait(timeout=10)
+    done = CliRunner().invoke(app, ["down", "--stack", "lab"])
+    assert done.exit_code == 0 and "nothing was running" in done.output, done.output

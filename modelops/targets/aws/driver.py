@@ -318,6 +318,15 @@ class AwsTarget:
             )
         self._scale(colour, 0)
 
+    @_aws_errors("abort")
+    def abort(self) -> None:
+        """The candidate's weight back to the live colour first (remove_candidate refuses while it has any), then its
+        group to zero instances, each deregistered and drained."""
+        state = self._listener_state()
+        if state.weights[other(state.live)] > 0:
+            self.shift(0)
+        self.remove_candidate()
+
     def retire_previous(self) -> None:
         """After a full shift: the pool that lost the traffic goes to zero instances. Scale-in deregisters each
         instance first and waits out the target group's deregistration delay, so requests in flight finish."""

@@ -10,6 +10,12 @@ replicas join the live pool through HAProxy's runtime API once healthy, removed 
 in-flight ones finish), so scaling fails no request. It writes what it sees and decides to
 ``<state dir>/autoscale-<pool>.json`` (``modelops status`` shows it) and pauses while the gate holds scaling.
 
+A hold names its owner (pid and start time) and expires (``autoscale.hold_max_s``): a gate killed while it held
+scaling does not pin the pool for good — the supervisor ignores a hold whose owner is gone or whose time is up.
+Periods and stabilisation windows run on the monotonic clock (a wall-clock step must not fire or stall a scale-in);
+the records it writes carry wall time for people. A failing write of its state file (a full disk) is reported and
+retried next period, never the end of the supervisor.
+
 It runs as its own process (:func:`main`, see :data:`COMMAND`), started by ``modelops up --autoscale``
 with the deployment's marker, so ``modelops down`` stops it with everything else.
 """
@@ -17,6 +23,7 @@ with the deployment's marker, so ``modelops down`` stops it with everything else
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -24,7 +31,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Literal
@@ -49,6 +56,50 @@ COMMAND = [sys.executable, "-c", "import sys; from modelops.targets.local.autosc
 
 def state_file(state_dir: Path, pool: Pool) -> Path:
     return state_dir / f"autoscale-{pool}.json"
+
+
+# ------------------------------------------------------------------------------------------------ holds
+@dataclass(frozen=True)
+class Hold:
+    """Who holds scaling, since when and until when. ``expires`` is on the monotonic clock, which on Linux is one
+    clock for every process of the machine (CLOCK_MONOTONIC), so another process can compare with it."""
+
+    pid: int
+    started: float | None  # the owner's process start time: a recycled pid is not the owner
+    since: float  # wall time, for people
+    expires: float  # time.monotonic() deadline
+
+    def active(self, now: float) -> tuple[bool, str]:
+        """(held, why)."""
+        if not procs.is_alive(self.pid, self.started):
+            return False, f"the hold of pid {self.pid} is ignored: that process is gone (a crashed or killed gate)"
+        if now >= self.expires:
+            return False, f"the hold of pid {self.pid} is ignored: it expired (modelops:autoscale.hold_max_s)"
+        return True, f"held by pid {self.pid}: the gate pins the replica count"
+
+
+def write_hold(
+    state_dir: Path, max_s: float, pid: int | None = None, now: Callable[[], float] = time.monotonic
+) -> Hold:
+    """Hold scaling for the calling process (or ``pid``) for at most ``max_s`` seconds."""
+    owner = pid or os.getpid()
+    hold = Hold(owner, procs.start_time(owner), time.time(), now() + max_s)
+    write_json(state_dir / HOLD_FILE, asdict(hold))
+    return hold
+
+
+def read_hold(state_dir: Path) -> Hold | None:
+    """The recorded hold; a file without an owner (written before holds had one) reads as nobody's."""
+    try:
+        data = read_json(state_dir / HOLD_FILE)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return Hold(0, None, 0.0, 0.0) if (state_dir / HOLD_FILE).exists() else None
+    try:
+        return Hold(int(data["pid"]), data.get("started"), float(data["since"]), float(data["expires"]))
+    except (KeyError, TypeError, ValueError):
+        return Hold(0, None, 0.0, 0.0)
 
 
 # ------------------------------------------------------------------------------------------------ the rule
@@ -155,8 +206,9 @@ class Supervisor:
 
     target: LocalTarget
     pool: Pool = "live"
-    clock: Callable[[], float] = time.time
+    clock: Callable[[], float] = time.monotonic  # periods and windows: never stepped by an NTP or manual change
     sleep: Callable[[float], None] = time.sleep
+    wall_clock: Callable[[], float] = time.time  # only for the times people read (decisions, last update)
     decisions: list[dict] = field(default_factory=list)
     _history: tuple[Recommendation, ...] = ()
     _stopping: bool = False
@@ -174,8 +226,12 @@ class Supervisor:
     def path(self) -> Path:
         return state_file(self.target.dir, self.pool)
 
-    def held(self) -> bool:
-        return (self.target.dir / HOLD_FILE).exists()
+    def held(self) -> tuple[bool, str]:
+        """(held, why): a hold counts only while its owner runs and before it expires."""
+        hold = read_hold(self.target.dir)
+        if hold is None:
+            return False, ""
+        return hold.active(time.monotonic())
 
     def stop(self) -> None:
         """Stop after the current step; at once when it is only measuring (nothing half done)."""
@@ -251,11 +307,14 @@ class Supervisor:
         period = self.settings.autoscale.sync_period_s
         metric, current, rps, colour = self.measure(period)
         now = self.clock()
-        if self.held():
-            self._write(colour, current, current, metric, rps, held=True, note="held: the gate pins the replica count")
+        held, why = self.held()
+        if held:
+            self._write(colour, current, current, metric, rps, held=True, note=why)
             self._history = ()  # what was seen before the hold says nothing about the load after it
             return None
         decision = decide(current, metric, now, self.policy, self._history)
+        if why:
+            decision = replace(decision, reason=f"{decision.reason} ({why})")
         self._history = decision.recommendations
         error = None
         if decision.changes:
@@ -277,7 +336,7 @@ class Supervisor:
 
     def _record(self, decision: Decision, colour: str, error: str | None = None) -> None:
         entry = {
-            "time": decision.t,
+            "time": self.wall_clock(),
             "colour": colour,
             "from": decision.current,
             "to": decision.desired,
@@ -305,7 +364,7 @@ class Supervisor:
                 "value": metric,
                 "rps": round(rps, 2),
                 "held": held,
-                "updated": self.clock(),
+                "updated": self.wall_clock(),
                 "last": note,
                 "decisions": self.decisions,
                 "policy": asdict(policy),
@@ -321,8 +380,19 @@ class Supervisor:
             except (NotDeployedError, UsageError):
                 return  # the deployment or the pool is gone: nothing left to scale
             except ModelopsError as exc:  # HAProxy restarting, a state file mid-change: say so, try next period
-                print(f"autoscaler: {exc}", file=sys.stderr, flush=True)
+                _say(f"autoscaler: {exc}")
                 self.sleep(self.settings.autoscale.sync_period_s)
+            except OSError as exc:
+                # A full disk (its state file, the deployment's state) or a vanished file: the pool still needs its
+                # supervisor. Nothing half done is lost: target.scale() saves after each replica it changes.
+                _say(f"autoscaler: {exc.strerror or exc} ({exc.filename or 'a file'}): retrying next period")
+                self.sleep(self.settings.autoscale.sync_period_s)
+
+
+def _say(message: str) -> None:
+    """To the supervisor's log; with the disk full even that fails, and that must not stop it either."""
+    with contextlib.suppress(OSError):
+        print(message, file=sys.stderr, flush=True)
 
 
 def read_status(state_dir: Path, pool: Pool = "live") -> dict | None:

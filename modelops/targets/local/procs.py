@@ -181,13 +181,21 @@ def marked_processes(deployment: str) -> list[int]:
     return [p.pid for p in marked(MARKER, deployment)]
 
 
-def kill_marked(deployment: str, grace: float = 5.0) -> list[int]:
-    """Stop every process carrying the deployment's marker. Returns the pids found."""
-    found = marked(MARKER, deployment)
+def kill_marked(deployment: str, grace: float = 5.0, sparing: Collection[str] = ()) -> list[int]:
+    """Stop every process carrying the deployment's marker, except those whose process tag is in ``sparing``.
+    Returns the pids found."""
+    found = [p for p in marked(MARKER, deployment) if not sparing or _tag(p) not in sparing]
     _signal(found, signal.SIGTERM)
     _signal(_wait_gone(found, grace), signal.SIGKILL)
     _wait_gone(found, 5.0)
     return [p.pid for p in found]
+
+
+def _tag(process: psutil.Process) -> str | None:
+    try:
+        return process.environ().get(PROCESS_MARKER)
+    except psutil.Error:
+        return None
 
 
 # Ports handed out by this process. A port is free when picked but its server binds it only seconds later: without

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from modelops.bentos import bentoml_home, describe
 from modelops.errors import DeploymentError, NotDeployedError, UsageError
+from modelops.faults import failpoint
 from modelops.monitor import synthetic
 from modelops.stackdir import stack_dir
 from modelops.state import exclusive, read_json, write_atomic, write_json
@@ -166,6 +167,12 @@ class LocalTarget:
     def up(self, bento: str, replicas: int, workers: int) -> TargetStatus:
         with self._locked():
             state = self.load()
+            if state is not None and not self._haproxy_alive(state) and self._serving_replicas(state):
+                # HAProxy died under running replicas: bring it back from the recorded state (same ports, weights,
+                # pools). Tearing the pools down and starting `bento` instead would ship whatever was asked for,
+                # unproven, and drop the clients' requests in flight.
+                self.progress("HAProxy is gone but the replicas still run: restarting it from the recorded state")
+                state = self._restart_haproxy(state)
             if state is not None and self._haproxy_alive(state):
                 live = state.pools.get(state.live)
                 same = live and (live.bento, len(live.replicas), live.workers) == (
@@ -205,6 +212,10 @@ class LocalTarget:
         if state is not None:
             for pool_name in list(state.autoscalers):
                 stopped.append(self._stop_autoscaler(state, pool_name))  # first: it would replace what stops next
+            # Then every other supervisor of the deployment (the bake's watcher, modelops/bake.py): it would roll
+            # back or retire pools that are stopping. Anything marked that is not a replica or HAProxy is one.
+            pools = {r.tag for pool in state.pools.values() for r in pool.replicas} | {state.haproxy_tag}
+            stopped += [f"supervisor {pid}" for pid in procs.kill_marked(self.deployment, sparing=pools)]
             for pool in state.pools.values():
                 self._stop_replicas(pool.replicas)
                 stopped += [f"{pool.colour} replica on port {r.port} (pid {r.pid})" for r in pool.replicas]
@@ -225,6 +236,55 @@ class LocalTarget:
         return stopped
 
     # -------------------------------------------------------------------------------------------- haproxy
+    @staticmethod
+    def _serving_replicas(state: LocalState) -> bool:
+        return any(r.proc.alive() for pool in state.pools.values() for r in pool.replicas)
+
+    def _restart_haproxy(self, state: LocalState) -> LocalState:
+        """Start HAProxy again on the recorded ports with the recorded weights, register every replica still
+        running, and replace the ones that died (a pool keeps its replica count)."""
+        for port in (state.lb_port, state.admin_port, *state.pool_ports.values()):
+            if procs.port_in_use(port):
+                raise DeploymentError(
+                    f"HAProxy of stack {self.settings.stack!r} died and its port {port} on 127.0.0.1 is taken by "
+                    "another process now: free it and run `modelops up` again (or `modelops down`, then `up`)"
+                )
+        if not self.map_path.exists():  # the runtime API's last weight is in the map file (written after each call)
+            write_atomic(self.map_path, haproxy.render_map(state.green_weight))
+        self._spawn_haproxy(state)
+        weight = self.api.green_weight(self.map_path)
+        if weight is not None and weight != state.green_weight:
+            state.green_weight = weight
+            if weight in (0, 100):
+                state.live = "green" if weight == 100 else "blue"
+        for pool in state.pools.values():
+            dead = [r for r in pool.replicas if not r.proc.alive()]
+            running = [r for r in pool.replicas if r.proc.alive()]
+            if dead:
+                self._stop_replicas(dead)
+                pool.replicas = running
+            self._save(state)
+            if running:
+                self._register(pool.colour, running)
+            if dead:
+                self.progress(f"replacing {len(dead)} {pool.colour} replica(s) that died meanwhile")
+                self._add_replicas(state, pool, len(dead))
+        self._save(state)
+        return state
+
+    def _layout(self, state: LocalState) -> haproxy.Layout:
+        return haproxy.Layout(
+            lb_port=state.lb_port,
+            admin_port=state.admin_port,
+            pool_ports=state.pool_ports,
+            socket_path=self.socket_path,
+            map_path=self.map_path,
+            max_body_bytes=self.settings.limits.max_body_bytes,
+            request_timeout_s=self.settings.limits.request_timeout_s,
+            rate_limit=_rate_limit(self.settings),
+            synthetic_secret=synthetic.read(self.dir),
+        )
+
     def _port(self, configured: int, key: str) -> int:
         if configured == 0:
             return procs.free_port()
@@ -236,7 +296,6 @@ class LocalTarget:
         return configured
 
     def _start_haproxy(self) -> LocalState:
-        binary = haproxy.binary()
         local = self.settings.local
         lb_port = self._port(local.lb_port, "lb_port")
         admin_port = self._port(local.admin_port, "admin_port")
@@ -248,23 +307,19 @@ class LocalTarget:
             pool_ports={colour: procs.free_port() for colour in haproxy.COLOURS},
             budgets=self.budgets.reason,
         )
-        layout = haproxy.Layout(
-            lb_port=lb_port,
-            admin_port=admin_port,
-            pool_ports=state.pool_ports,
-            socket_path=self.socket_path,
-            map_path=self.map_path,
-            max_body_bytes=self.settings.limits.max_body_bytes,
-            request_timeout_s=self.settings.limits.request_timeout_s,
-            rate_limit=_rate_limit(self.settings),
-            synthetic_secret=synthetic.read(self.dir),
-        )
-        config = self.dir / "haproxy.cfg"
-        write_atomic(config, haproxy.render_config(layout))
         write_atomic(self.map_path, haproxy.render_map(0))
+        self._spawn_haproxy(state)
+        return state
+
+    def _spawn_haproxy(self, state: LocalState) -> None:
+        """Start HAProxy for ``state``'s ports (the map file holds the weight it starts with) and wait for its
+        runtime API; records the process in the state first."""
+        binary = haproxy.binary()
+        config = self.dir / "haproxy.cfg"
+        write_atomic(config, haproxy.render_config(self._layout(state)))
         self.socket_path.unlink(missing_ok=True)
         log = self.dir / "logs" / "haproxy.log"
-        self.progress(f"starting haproxy on 127.0.0.1:{lb_port}")
+        self.progress(f"starting haproxy on 127.0.0.1:{state.lb_port}")
         proc = procs.spawn([binary, "-db", "-f", str(config)], deployment=self.deployment, log=log)
         state.haproxy_pid, state.haproxy_started, state.haproxy_tag = proc.pid, proc.started, proc.tag
         self._save(state)
@@ -277,7 +332,6 @@ class LocalTarget:
             raise DeploymentError(f"haproxy did not open its runtime API within 15 s:\n{procs.log_tail(log)}")
         if not proc.alive():
             raise DeploymentError(f"haproxy exited at start:\n{procs.log_tail(log)}")
-        return state
 
     # -------------------------------------------------------------------------------------------- replicas
     def _bentoml_config(self, pool: PoolRecord) -> Path:
@@ -336,6 +390,8 @@ class LocalTarget:
             "BENTOML_HOME": str(self._replica_home(name)),
             "BENTOML_CONFIG": str(self._bentoml_config(pool)),
             "MODELOPS_MAX_BODY_BYTES": str(self.settings.limits.max_body_bytes),
+            # The same timeout BentoML enforces (BENTOML_CONFIG): the batcher's readiness fails past it.
+            "MODELOPS_REQUEST_TIMEOUT_S": str(self.settings.limits.request_timeout_s),
             "BENTOML_DO_NOT_TRACK": "true",
             # Every replica of the stack logs into one directory, each worker to its own file (named after the slot).
             **prediction_log_env(
@@ -462,7 +518,11 @@ class LocalTarget:
             return state
         if actual is not None and actual != state.green_weight:
             state.green_weight = actual
-            state.live = "green" if actual >= 50 else "blue"
+            # The live colour flips only at the ends: after a crash between the runtime-API call and the state write
+            # half way through a canary, the version that was live stays the live one (and `modelops abort` takes
+            # the candidate's share back); only a completed switch (100 %, or back to 0) changes it.
+            if actual in (0, 100):
+                state.live = "green" if actual == 100 else "blue"
         return state
 
     def status(self) -> TargetStatus:
@@ -585,6 +645,12 @@ class LocalTarget:
             state = self._require()
             self._drop_pool(state, other(state.live))
 
+    def abort(self) -> None:
+        """The candidate's share of live traffic back to the live pool, then the candidate drained and stopped."""
+        with self._locked():
+            state = self._require()
+            self._drop_pool(state, other(state.live))  # gives a share it holds back first, then drains
+
     def _drop_pool(self, state: LocalState, colour: str) -> None:
         pool = state.pools.get(colour)
         if pool is None:
@@ -617,6 +683,7 @@ class LocalTarget:
 
     def _set_green_weight(self, state: LocalState, green: int) -> None:
         self.api.set_green_weight(self.map_path, green)
+        failpoint(f"local:green-weight-{green}")  # crash tests: HAProxy changed, nothing recorded yet
         write_atomic(self.map_path, haproxy.render_map(green))  # the file too, so a restart keeps the weight
         state.green_weight = green
         self._save(state)
@@ -663,8 +730,9 @@ class LocalTarget:
         return CpuBudgets(enforced=self.budgets.enabled, note=self.budgets.reason)
 
     def hold_scaling(self) -> None:
-        """Pause every autoscaler of this deployment (they keep measuring, and change nothing) until released."""
-        write_atomic(self.dir / autoscale.HOLD_FILE, f"held at {time.time():.3f}\n")
+        """Pause every autoscaler of this deployment (they keep measuring, and change nothing) until released, this
+        process ends, or modelops:autoscale.hold_max_s passes — whichever comes first (a killed gate pins nothing)."""
+        autoscale.write_hold(self.dir, self.settings.autoscale.hold_max_s)
 
     def release_scaling(self) -> None:
         """Let the autoscalers act again. Idempotent."""

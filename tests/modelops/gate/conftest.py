@@ -26,6 +26,9 @@ QUICK = {
         "step_users": [4, 16, 32], "step_seconds": 3, "smoke_users": 2, "smoke_seconds": 2,
         "min_efficiency": 0.2, "min_vertical_ratio": 0.3, "failover_max_error_ratio": 0.02, "min_idle_cpu": 0.0,
     },
+    # The shipped bake (300 s) and rollback window (600 s) are off: these tests check the gate, and a promotion here
+    # retires the old pool at once; the bake and the window have their own tests (tests/modelops/test_bake.py).
+    "promotion": {"bake_s": 0, "rollback_window_s": 0},
 }  # fmt: skip
 
 

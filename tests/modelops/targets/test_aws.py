@@ -446,6 +446,26 @@ def test_remove_candidate_is_refused_while_it_takes_traffic(with_candidate: AwsT
     assert aws_stack.asg("green")["DesiredCapacity"] == 2
 
 
+def test_abort_during_a_partial_shift_gives_the_traffic_back_before_removing_the_candidate(
+    with_candidate: AwsTarget, aws_stack: AwsStack
+) -> None:
+    """What a crashed canary leaves on aws (issue 17 item 12): remove_candidate alone refuses; abort shifts first."""
+    with_candidate.shift(20)
+
+    with_candidate.abort()
+
+    assert aws_stack.listener_weights() == {"blue": 100, "green": 0}
+    assert aws_stack.asg("green")["DesiredCapacity"] == 0
+    assert with_candidate.status().live == "blue" and len(aws_stack.in_service("blue")) == 2
+
+
+def test_abort_without_traffic_on_the_candidate_only_removes_it(with_candidate: AwsTarget, aws_stack: AwsStack) -> None:
+    with_candidate.abort()
+
+    assert aws_stack.listener_weights() == {"blue": 100, "green": 0}
+    assert aws_stack.asg("green")["DesiredCapacity"] == 0
+
+
 def test_retire_previous_after_a_full_shift_scales_blue_to_zero(with_candidate: AwsTarget, aws_stack: AwsStack) -> None:
     with_candidate.shift(100)
 

@@ -616,6 +616,19 @@ def test_retire_previous_scales_the_pool_that_lost_the_traffic_to_zero(
     assert cluster.patches(SERVICE_PATH) == []
 
 
+def test_abort_scales_the_candidate_to_zero_and_leaves_the_service_alone(
+    driver: KubernetesTarget, cluster: Cluster
+) -> None:
+    """A Service selects one colour: the candidate never holds a share short of a switch, so abort only removes it."""
+    cluster.live("blue")
+    cluster.pool("green", deployment("green", replicas=0))
+
+    driver.abort()
+
+    assert cluster.patches(f"{DEPLOYMENTS}/bento-green/scale") == [(MERGE_PATCH, {"spec": {"replicas": 0}})]
+    assert cluster.patches(SERVICE_PATH) == []
+
+
 def test_down_scales_both_deployments_to_zero(driver: KubernetesTarget, cluster: Cluster) -> None:
     cluster.pool("blue", deployment("blue", replicas=0))
     cluster.pool("green", deployment("green", replicas=0))
