@@ -99,7 +99,7 @@ def test_down_waits_its_turn_behind_a_running_operation_and_names_it(tmp_path, m
     try:
         assert lock_holder.stdout.readline().strip() == "holding"
         busy = CliRunner().invoke(app, ["down", "--stack", "lab"])
-        assert busy.exit_code == 1, busy.output
+        assert busy.exit_code == ExitStatus.STACK_BUSY, busy.output
         message = " ".join(busy.output.split())
         assert "the stack is busy" in message and f"pid {lock_holder.pid}" in message, message
     finally:

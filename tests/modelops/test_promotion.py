@@ -196,7 +196,11 @@ def test_up_without_a_bento_deploys_the_version_the_history_records_as_live(
 
 
 # ------------------------------------------------------------------------------- crashes and `modelops abort`
-FAST = {"steps": [10, 50, 100], "window_s": 1, "min_requests": 2, "max_p95_rise": 5, "min_p95_rise_ms": 500}
+# A canary that passes healthy steps in a second or two (these tests are about crashes, not the analysis): intervals
+# sized for a 50 % error ratio at power 0.5 and alpha 0.2 (a few requests a colour; shipped: 5 %, 0.8, 0.01), looked
+# at every 0.2 s (shipped 2 s), lenient latency rules.
+FAST = {"steps": [10, 50, 100], "window_s": 10, "check_interval_s": 0.2, "alpha": 0.2, "power": 0.5,
+        "detect_error_ratio": 0.5, "min_requests": 2, "max_p95_rise": 5, "min_p95_rise_ms": 500}  # fmt: skip
 # The bake and the warm window are off here: these tests are about what a crash leaves, not about what follows a
 # switch (tests/modelops/test_bake.py).
 NO_BAKE = {"bake_s": 0, "rollback_window_s": 0}
