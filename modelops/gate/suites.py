@@ -349,8 +349,10 @@ class Suites:
         try:
             previous: tuple[float, float] | None = None  # (scale, best step req/s) of the configuration before
             for config in configs:
-                if config.bento != self.candidate.tag and compared is None:
-                    continue  # the candidate met the SLO at no step: nothing to compare the live version at
+                if config is not configs[0] and compared is None:
+                    # The first configuration met the SLO at no step: its suite fails on that alone, and there is no
+                    # step to compare anything at. Fail fast rather than measure the rest.
+                    break
                 self.note(f"round 1: {config.label} (fresh processes)")
                 self.fresh(config.bento, config.replicas, config.workers)
                 # Expect the previous configuration's best throughput, scaled as if this one scaled perfectly: an
@@ -391,7 +393,7 @@ class Suites:
         return Sweep(
             unit=unit,
             values=values,
-            curves=[curves[c.label] for c in configs if c.bento == self.candidate.tag],
+            curves=[curves[c.label] for c in configs if c.bento == self.candidate.tag and c.label in curves],
             reports=reports,
             cpu=cpu,
             retried=retried,
