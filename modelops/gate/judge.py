@@ -209,7 +209,10 @@ def _judge_scaling(
     measured = common["measured"]
     notes = [f"{c.label} {c.ended}" for c in sweep.curves if c.ended] + sweep.retried
     best = "best within the SLO: " + ", ".join(f"{c.label} {c.capacity:.0f}" for c in sweep.curves) + " good req/s"
-    dead = [c for c in sweep.curves if c.no_clean_step or c.no_slo_step]
+    # The first configuration's curve is the capacity: without a step within the SLO there is none. A larger one is
+    # judged at the compared step over every round below (one round's breach there may be the machine's).
+    dead = [c for c in sweep.curves[:1] if c.no_clean_step or c.no_slo_step]
+    dead += [c for c in sweep.curves[1:] if c.no_clean_step]
     if dead:
         reasons = "; ".join(
             f"{c.label}: {c.no_slo_step} (the SLO's p95 is {slo.p95_ms:g} ms, p99 {slo.p99_ms:g} ms)"
@@ -241,6 +244,11 @@ def _judge_scaling(
         if pair.failing:
             verdicts.append(("fail", f"{pair.failing} where {first.label} served {compared} users cleanly"))
             continue
+        users = _users(compared, value, base)
+        if pair.b and len(pair.b_misses) == len(pair.b):
+            verdicts.append(("fail", f"{curve.label} broke the latency SLO at {users} users in every round, where "
+                                     f"{first.label} met it at {compared} ({'; '.join(pair.b_misses)})"))  # fmt: skip
+            continue
         estimate = rounds.rps_ratio(pair, scale, Goal.at_least(minimum))
         key = "ratio" if sweep.unit == "workers" else f"efficiency_{value}"
         if estimate is None:
@@ -249,7 +257,7 @@ def _judge_scaling(
             continue
         measured[key], measured[f"{key}_low"], measured[f"{key}_high"] = estimate.value, estimate.low, estimate.high
         status, text = rounds.judge_ratio(f"{figure}({value})", estimate, minimum, bound)
-        extra = pair.dropped + pair.slo_misses
+        extra = pair.dropped + pair.slo_misses + [f"{curve.label} {m}" for m in pair.b_misses]
         verdicts.append((status, text + (f" ({'; '.join(extra)})" if extra else "")))
     where = f"at {compared} users per {base} {sweep.unit}"
     text = "; ".join(t for _, t in verdicts) + f", {where} ({best})" + (f"; {'; '.join(notes)}" if notes else "")
@@ -257,7 +265,7 @@ def _judge_scaling(
         return SuiteResult(status="fail", reason=f"{text}: below {name} {minimum:g}", **common)
     flat = [f"{value} {sweep.unit}: {peak:.2f}"
             for value, peak in zip(sweep.values[1:], peak_ratio(sweep, scales), strict=True)
-            if peak is not None and peak < minimum]  # fmt: skip
+            if peak and peak < minimum]  # fmt: skip
     if flat:
         reason = f"{text}: the best throughput within the SLO did not grow as much ({', '.join(flat)}, below {name} "
         reason += f"{minimum:g})"
@@ -607,7 +615,7 @@ def judge_regression(
         lat_status = "inconclusive"
         lat_text += (f": the interval contains the limit (+{gate.regression_max_p95_rise:.0%} and "
                      f"+{gate.regression_min_p95_rise_ms:g} ms)")  # fmt: skip
-    where = f" at {users} users on one replica each, live {rounds.LIVE.strip()} bento on fresh processes beside"
+    where = f" at {users} users on one replica each, the live bento on fresh processes beside the candidate's"
     extra = pair.dropped + pair.slo_misses
     text = f"{cap_text}; {lat_text}{where}" + (f" ({'; '.join(extra)})" if extra else "") + tail
     if cap_status == "fail":

@@ -17,11 +17,11 @@ Pure functions over measured steps, unit-tested on fixed numbers (tests/modelops
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from modelops.bench.noise import Estimate, Goal, compare
-from modelops.gate.capacity import Curve, slo_breach
+from modelops.gate.capacity import Curve, latency_breach, slo_breach
 from modelops.gate.summary import Step
 from stacks.config import SloSettings
 
@@ -40,6 +40,7 @@ class Paired:
     dropped: list[str]  # rounds left out, and why
     failing: str | None  # ``b`` failed more requests than the SLO allows in some round
     slo_misses: list[str]  # rounds in which ``a`` was outside the SLO at the compared step (said, not hidden)
+    b_misses: list[str] = field(default_factory=list)  # rounds in which ``b``'s latency broke the SLO there
 
 
 def paired(
@@ -51,6 +52,7 @@ def paired(
     used: list[int] = []
     dropped: list[str] = []
     misses: list[str] = []
+    b_misses: list[str] = []
     failing = None
     for number, curves in enumerate(rounds, start=1):
         a_curve, b_curve = curves.get(a_label), curves.get(b_label)
@@ -70,10 +72,13 @@ def paired(
         miss = slo_breach(a, slo)
         if miss:
             misses.append(f"round {number}: {a_label} {miss}")
+        late = latency_breach(b, slo)
+        if late:
+            b_misses.append(f"round {number}: {late}")
         a_steps.append(a)
         b_steps.append(b)
         used.append(number)
-    return Paired(a_steps, b_steps, used, dropped, failing, misses)
+    return Paired(a_steps, b_steps, used, dropped, failing, misses, b_misses)
 
 
 def rps_ratio(pair: Paired, scale: float, goal: Goal) -> Estimate | None:

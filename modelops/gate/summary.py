@@ -94,7 +94,7 @@ class HorizontalScaling(BaseModel):
     rps: list[float] = []  # clean capacity of each curve (good req/s)
     efficiency: list[float] = []
     exact: list[bool] = []  # False: the curve never reached its knee, its capacity is a lower bound
-    # each efficiency's interval over the rounds ([low, high]; the first configuration's is [1, 1])
+    # each efficiency's interval over the rounds ([low, high]; empty for the first configuration, or when unknown)
     efficiency_interval: list[list[float]] = []
 
 

@@ -248,6 +248,24 @@ def test_a_candidate_with_no_step_within_the_latency_slo_fails_naming_the_first_
     assert judge.capacity_inputs({"horizontal": result}, SLO, 1) is None, "nothing to plan from"
 
 
+def test_a_larger_configuration_breaking_the_latency_slo_at_the_compared_step_in_every_round_fails() -> None:
+    two = curve("replicas=2", 200, 390, 480, base=8, p95=[20, 20, 150])
+    result = horizontal(curve("replicas=1", *ONE), two)
+    assert result.status == "fail", result.reason
+    assert "replicas=2 broke the latency SLO at 128 users in every round, where replicas=1 met it at 64" in (
+        result.reason
+    )
+    assert "round 3: p95 150 ms > 100 ms" in result.reason
+
+
+def test_a_larger_configurations_latency_breach_in_one_round_is_said_not_a_verdict() -> None:
+    measured = sweep("replicas", [1, 2], curve("replicas=1", *ONE), curve("replicas=2", 200, 390, 480, base=8))
+    measured.rounds[1]["replicas=2"] = read_curve("replicas=2", [spread_step(128, 470, p95=140)], SLO)
+    result = judge.judge_horizontal(measured, GATE, SLO, BUDGETS)
+    assert result.status == "pass", result.reason
+    assert "replicas=2 round 2: p95 140 ms > 100 ms" in result.reason
+
+
 def test_horizontal_fails_when_more_replicas_err_under_a_load_one_replica_served() -> None:
     result = horizontal(curve("replicas=1", *ONE), curve("replicas=2", 200, 390, 480, errors_at=2, base=8))
     assert result.status == "fail" and "replicas=2 failed 50.0% of requests at 128 users" in result.reason
