@@ -25,6 +25,11 @@ from tests.conftest import local_settings
 from tests.modelops.gate.conftest import gate, quick_settings, view
 from tests.traffic import Traffic, log_production_traffic
 
+# The whole gate measures every scaling comparison in interleaved rounds, each configuration on fresh processes:
+# with the quick settings (2 rounds) that is 10 deploys of one or two replicas. On the shared 2-core machine the
+# module fixture's gate took over 300 s (pytest-timeout's default stopped it there), so this module gets 900 s.
+pytestmark = pytest.mark.timeout(900)
+
 
 @pytest.fixture(scope="module")
 def promoted(tmp_path_factory, reference_bento, candidate_bento) -> tuple[Summary, LocalTarget, Path]:
@@ -187,8 +192,7 @@ PROMOTE = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from modelops.gate.capacity import read_curve
-from modelops.gate.run import history_file
+    from modelops.gate.run import history_file
     from modelops.promotion import switch
     from modelops.targets.local import LocalTarget
     from tests.conftest import local_settings
