@@ -95,6 +95,8 @@ def test_scaling_figures_are_good_answers_per_step_with_the_cpu_that_justifies_t
     assert 0 < failover.measured["detection_s"] <= 5, "HAProxy: two failed checks 1 s apart, from the kill"
     assert failover.measured["replicas"] == 2 and failover.measured["workers"] == 1, "at the deploy shape"
     assert all(w.generator_load is not None for name in summary.suites for w in summary.suites[name].cpu)
+    # HAProxy's retries are read per suite (show stat); failover's are recorded, the others count against v2.
+    assert all(summary.suites[n].measured["balancer_retries"] is not None for n in ("slo", "failover", "horizontal"))
 
 
 def test_the_capacity_plan_follows_from_the_measured_curve(promoted) -> None:
