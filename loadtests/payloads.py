@@ -111,11 +111,21 @@ def row_pool(openapi: dict, endpoint: Endpoint, count: int, seed: int = 0) -> li
     """``count`` distinct rows for ``endpoint`` (what one element of its batch array holds), built like
     :func:`make_payloads` from the schema's examples or bounds, so the pool cycles through every example row."""
     per_body = batch_size(openapi, endpoint, 100)
-    bodies = make_payloads(openapi, endpoint, per_body, count=math.ceil(count / per_body), seed=seed)
-    rows = [row for body in bodies for row in batch_of(body)][:count]
-    if len({json.dumps(row) for row in rows}) != len(rows):
-        raise PayloadError(f"could not build {count} distinct rows from the schema: lower --distinct-rows")
-    return rows
+    rows: list = []
+    seen: set[str] = set()
+    # Synthesised values can collide (a row of one float in [0, 1] at 6 decimals: ~200 repeats in 20,000 draws):
+    # build more until ``count`` are distinct, and give up only when the schema clearly has too few distinct rows.
+    for attempt in range(8):
+        wanted = math.ceil(max(count - len(rows), 1) * (1.2 if attempt else 1.0) / per_body)
+        for body in make_payloads(openapi, endpoint, per_body, count=wanted, seed=seed + 7919 * attempt):
+            for row in batch_of(body):
+                key = json.dumps(row)
+                if key not in seen and len(rows) < count:
+                    seen.add(key)
+                    rows.append(row)
+        if len(rows) == count:
+            return rows
+    raise PayloadError(f"could not build {count} distinct rows from the schema: lower --distinct-rows")
 
 
 class Zipf:

@@ -301,6 +301,25 @@ class GateSettings(_Section):
     autoscale_max_scale_out_s: float = Field(
         30.0, gt=0, le=3600, description="autoscale suite: longest time from the peak's start to a replica added"
     )
+    # Verdicts that know their noise (modelops/gate/rounds.py): the scaling suites measure every configuration again
+    # in this many interleaved rounds on fresh processes, and judge each ratio by its interval over the rounds.
+    rounds: int = Field(
+        3, ge=2, le=20, description="interleaved rounds per scaling comparison (a ratio's interval needs two at least)"
+    )
+    max_retried_ratio: float = Field(
+        0.001,
+        ge=0,
+        le=1,
+        description="balancer retries and redispatches per request a suite may need (a retry hides a failed answer)",
+    )
+    # The load's bodies: rows drawn with Zipf popularity from a pool larger than a replica's cache, as clients would
+    # send them, not the same few bodies over and over (which a cache would answer from memory every time).
+    zipf_s: float = Field(
+        1.1, ge=0, le=5, description="popularity skew of the rows the gate sends (0: cycle 64 fixed bodies)"
+    )
+    distinct_rows: int = Field(
+        20_000, ge=1, le=1_000_000, description="distinct rows the gate draws from (more than cache.max_entries)"
+    )
 
     @field_validator("required_suites")
     @classmethod
@@ -858,6 +877,24 @@ class StackConfig(_Section):
                 f"modelops:deploy needs min_replicas <= replicas <= max_replicas when the pool is autoscaled, got "
                 f"{deploy.min_replicas} <= {deploy.replicas} <= {deploy.max_replicas}: change deploy.replicas "
                 "or deploy.min_replicas/max_replicas"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _gate_rows_exceed_the_cache(self) -> StackConfig:
+        """With the cache on, the gate's rows must outnumber it, or every request after the first lap is a hit and
+        the gate measures the cache, not the model."""
+        gate, cache = self.gate, self.cache
+        if cache.enabled and gate.zipf_s == 0:
+            raise ValueError(
+                "modelops:gate.zipf_s is 0 (the gate cycles 64 fixed bodies) while modelops:cache is on: every "
+                "request would be a cache hit; set gate.zipf_s > 0 (1.1 is typical)"
+            )
+        if cache.enabled and gate.distinct_rows <= cache.max_entries:
+            raise ValueError(
+                f"modelops:gate.distinct_rows ({gate.distinct_rows}) must exceed modelops:cache.max_entries "
+                f"({cache.max_entries}) while the cache is on: raise gate.distinct_rows (e.g. to "
+                f"{2 * cache.max_entries}) or lower cache.max_entries"
             )
         return self
 

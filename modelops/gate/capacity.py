@@ -3,7 +3,7 @@ efficiency and the capacity plan.
 
 Pure functions over measurements, tested with fixed inputs, explained where they decide:
 - throughput is good answers only: a failed request is never capacity;
-- a step whose error ratio exceeds the SLO's ends the usable curve: the last clean step is the knee;
+- capacity is capacity within the SLO: a step whose error ratio, p95 or p99 breaks the SLO ends the usable curve;
 - a step in which the load generator or the machine, not the candidate, was the limit ends it too;
 - configurations are compared step by step at the same load per replica (or worker), at the highest step both ran
   cleanly (``matched``): a batched model keeps gaining throughput with concurrency, so plateaus are no fair base.
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from modelops.gate.loadgen import LoadResult
 from modelops.gate.summary import CapacityPlan, Step
+from stacks.config import SloSettings
 
 # Scale out before the SLO is at risk: plan for replicas running at 70 % of the capacity measured at the SLO.
 HEADROOM = 0.7
@@ -100,45 +101,92 @@ def steps_from(result: LoadResult, limits: Limits) -> list[Step]:
     return steps
 
 
+def latency_breach(step: Step, slo: SloSettings) -> str | None:
+    """Why a step's latency broke the SLO (p95 or p99 above its limit, or no answer at all), or None."""
+    if step.p95_ms is None:
+        return "no request was answered"
+    if step.p95_ms > slo.p95_ms:
+        return f"p95 {step.p95_ms:.0f} ms > {slo.p95_ms:g} ms"
+    if step.p99_ms is not None and step.p99_ms > slo.p99_ms:
+        return f"p99 {step.p99_ms:.0f} ms > {slo.p99_ms:g} ms"
+    return None
+
+
+def slo_breach(step: Step, slo: SloSettings) -> str | None:
+    """Why a step is outside the SLO (errors beyond the limit, then latency), or None: it met the SLO."""
+    if step.error_ratio > slo.max_error_ratio:
+        return f"{step.error_ratio:.1%} of requests failed (limit {slo.max_error_ratio:.1%})"
+    return latency_breach(step, slo)
+
+
 @dataclass(frozen=True)
 class Curve:
-    """One step-load curve, read: its clean part, its best clean throughput and where it stopped being usable."""
+    """One step-load curve, read: the part of it within the SLO, its best throughput there and where it ended.
+
+    Capacity is capacity within the SLO: a step counts only when its p95 and p99 met the SLO with errors within the
+    limit and nothing distorted it; the first step that does not ends the curve's usable part (latency grows with the
+    load: a later step back under the limit is noise, not capacity)."""
 
     label: str
     steps: list[Step]
-    capacity: float  # the most good req/s of a usable step (0.0 when no step is usable)
-    exact: bool  # the usable part reached a plateau (more users added < 5 %): ``capacity`` is the curve's ceiling
+    capacity: float  # the most good req/s of a step within the SLO (0.0 when no step is)
+    # The usable part ended at an SLO breach, or reached a plateau (more users added < 5 %): ``capacity`` is the most
+    # this configuration serves within the SLO. False: it still met the SLO and was still growing at its last step (or
+    # a distortion cut it short), so ``capacity`` is a lower bound.
+    exact: bool
     knee_users: int | None  # the fewest users within 5 % of ``capacity``
     ended: str | None  # why the usable part ends before the last step
     no_clean_step: bool  # the candidate failed more than the SLO allows at every step
     unknown: str | None  # why nothing at all could be measured (every step distorted)
+    within: int = 0  # how many steps, from the first, met the SLO (the usable part)
+    no_slo_step: str | None = None  # the steps were clean but none met the latency SLO: the first step's figures
+
+    @property
+    def last_within(self) -> Step | None:
+        """The most loaded step that met the SLO: where this configuration is compared with others."""
+        return self.steps[self.within - 1] if self.within else None
+
+    def at_users(self, users: int) -> Step | None:
+        return next((s for s in self.steps if s.users == users), None)
 
 
-def read_curve(label: str, steps: list[Step], max_error_ratio: float) -> Curve:
+def read_curve(label: str, steps: list[Step], slo: SloSettings) -> Curve:
     usable: list[Step] = []
     ended = None
     stop: Step | None = None
+    late = None
     for step in steps:
         if step.distorted:
             stop, ended = step, f"at {step.users} users {step.distorted}"
             break
-        if step.error_ratio > max_error_ratio:
+        if step.error_ratio > slo.max_error_ratio:
             stop, ended = step, f"at {step.users} users {step.error_ratio:.1%} of requests failed"
+            break
+        late = latency_breach(step, slo)
+        if late:
+            stop, ended = step, f"at {step.users} users {late} (the SLO)"
             break
         usable.append(step)
     top = max((s.rps for s in usable), default=0.0)
     knee = next((s for s in usable if s.rps >= (1 - PLATEAU_TOLERANCE) * top), None) if top else None
     saturated = len(usable) >= 2 and usable[-1].rps <= (1 + PLATEAU_TOLERANCE) * usable[-2].rps
-    by_errors = stop is not None and not stop.distorted
+    by_breach = stop is not None and not stop.distorted
+    by_latency = stop is not None and late is not None and not stop.distorted
     return Curve(
         label=label,
         steps=steps,
         capacity=top,
-        exact=bool(usable) and (saturated or by_errors),
+        exact=bool(usable) and (saturated or by_breach),
         knee_users=knee.users if knee else None,
         ended=ended,
-        no_clean_step=not usable and by_errors,
-        unknown=ended if not usable and not by_errors else None,
+        no_clean_step=not usable and by_breach and not by_latency,
+        unknown=ended if not usable and not by_breach else None,
+        within=len(usable),
+        no_slo_step=(
+            f"no step met the latency SLO: the first step ({stop.users} users) had {late}"
+            if not usable and by_latency and stop is not None
+            else None
+        ),
     )
 
 
@@ -146,7 +194,8 @@ def read_curve(label: str, steps: list[Step], max_error_ratio: float) -> Curve:
 class Matched:
     """A larger configuration against the smallest one, step by step at the same load per replica (or per worker):
     the N-replica run offers N times the users of the 1-replica run, so each replica sees the same concurrency and
-    any shortfall is the scaling's, not the load's. The figure is taken at the highest step both ran cleanly."""
+    any shortfall is the scaling's, not the load's. The figure is taken at the most loaded step at which the smaller
+    configuration met the SLO: capacity within the SLO is what scales (or not)."""
 
     value: float | None  # good req/s of the larger / (scale x the smaller's), at ``at_users``; None: no usable pair
     at_users: int | None  # users of the smaller configuration's step
@@ -155,15 +204,14 @@ class Matched:
     unknown: str | None  # no pair could be compared, and why
 
 
-def matched(small: Curve, large: Curve, scale: float, max_error_ratio: float) -> Matched:
+def matched(small: Curve, large: Curve, scale: float, slo: SloSettings) -> Matched:
     ratios: list[float] = []
     at = None
-    for a, b in zip(small.steps, large.steps, strict=False):
-        if a.distorted or b.distorted:
+    for a, b in zip(small.steps[: small.within], large.steps, strict=False):
+        # Only the smaller configuration's steps within the SLO: beyond them it is no capacity to scale from.
+        if b.distorted:
             break
-        if a.error_ratio > max_error_ratio:
-            break  # beyond the smaller configuration's clean range: nothing more to compare
-        if b.error_ratio > max_error_ratio:
+        if b.error_ratio > slo.max_error_ratio:
             return Matched(
                 ratios[-1] if ratios else None, at, ratios,
                 failing=f"{large.label} failed {b.error_ratio:.1%} of requests at {b.users} users where {small.label} "
@@ -181,14 +229,6 @@ def matched(small: Curve, large: Curve, scale: float, max_error_ratio: float) ->
     return Matched(ratios[-1], at, ratios, failing=None, unknown=None)
 
 
-def within_slo(steps: list[Step], p95_ms: float) -> float:
-    """The most good req/s a curve carried while its p95 stayed within the SLO, with no error and no distortion."""
-    return max(
-        (s.rps for s in steps if s.p95_ms is not None and s.p95_ms <= p95_ms and s.errors == 0 and not s.distorted),
-        default=0.0,
-    )
-
-
 def plan(
     *,
     rps_per_replica_at_slo: float,
@@ -196,6 +236,8 @@ def plan(
     target_rps: float,
     cpu_budget: float | None,
     cpu_seconds_per_request: float | None,
+    exact: bool = True,
+    measured_at_users: int | None = None,
 ) -> CapacityPlan:
     """Replicas and autoscaler targets for ``target_rps``.
 
@@ -205,8 +247,18 @@ def plan(
     - ASG target: requests per target per minute at HEADROOM of the per-replica capacity;
     - HPA target: the CPU utilisation (of the replica's budget) at which it carries HEADROOM of its capacity, from
       the CPU a request costs — not clamped: a service that is not CPU-bound scales on CPU poorly, and says so.
+
+    ``exact`` False: the curve still met the SLO and still grew at its last step (``measured_at_users``), so the
+    capacity is a lower bound; the plan says so (it over-provisions rather than promising a load never measured).
     """
     notes = []
+    if not exact and rps_per_replica_at_slo > 0:
+        at = f" at {measured_at_users} users" if measured_at_users else ""
+        notes.append(
+            f"the 1-replica curve still met the SLO and was still growing at its last step{at}: "
+            f"{rps_per_replica_at_slo:.0f} req/s per replica is a lower bound of its capacity at the SLO; add a "
+            "larger step to modelops:gate.step_users to find it"
+        )
     if rps_per_replica_at_slo <= 0:
         return CapacityPlan(
             rps_per_replica_at_slo=0.0,

@@ -9,15 +9,18 @@ lower bound on the side that matters.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import asdict, dataclass
 
-from modelops.gate import quality_tests
-from modelops.gate.capacity import Limits, Matched, distortion, matched, within_slo
+from modelops.bench.noise import Goal, spread
+from modelops.gate import quality_tests, rounds
+from modelops.gate.capacity import Limits, distortion, matched, read_curve
 from modelops.gate.loadgen import LoadResult
 from modelops.gate.suites import (
     AutoscaleRun,
     FailoverRun,
     QualityRun,
+    Retries,
     RobustnessRun,
     SloRun,
     SmokeRun,
@@ -40,6 +43,13 @@ COMPARABLE_SETTINGS = (
     ("gate", "step_users"),
     ("gate", "step_seconds"),
     ("gate", "horizontal_replicas"),
+    # The cache answers repeated rows from memory: a run with it on (or larger, or with rows drawn otherwise) measured
+    # something else than one without.
+    ("cache", "enabled"),
+    ("cache", "max_entries"),
+    ("cache", "ttl_s"),
+    ("gate", "zipf_s"),
+    ("gate", "distinct_rows"),
 )
 
 
@@ -165,6 +175,9 @@ def _wall(result: LoadResult) -> float:
 def _sweep_common(sweep: Sweep, threshold: dict[str, float], measured: dict[str, float | None]) -> dict:
     for curve in sweep.curves:
         measured[f"knee_users_{curve.label.split('=')[-1]}"] = float(curve.knee_users) if curve.knee_users else None
+    measured["compared_users"] = float(sweep.compared_users) if sweep.compared_users else None
+    measured["rounds"] = float(len(sweep.rounds))
+    measured["seconds"] = sweep.seconds or None
     return {
         "thresholds": threshold,
         "measured": measured,
@@ -172,86 +185,130 @@ def _sweep_common(sweep: Sweep, threshold: dict[str, float], measured: dict[str,
         "locust_reports": sweep.reports,
         "rps": sweep.curves[-1].capacity if sweep.curves else None,
         "cpu": sweep.cpu,
+        "rounds": [{label: c.steps for label, c in r.items()} for r in sweep.rounds],
     }
 
 
 def peak_ratio(sweep: Sweep, scales: list[float]) -> list[float | None]:
-    """Each larger configuration's best clean throughput against the smallest's, scaled like its matched ratio."""
+    """Each larger configuration's best throughput within the SLO against the smallest's, scaled like its ratio."""
     first = sweep.curves[0].capacity
     return [c.capacity / (scale * first) if first else None
             for c, scale in zip(sweep.curves[1:], scales, strict=True)]  # fmt: skip
 
 
+def _users(base: int, value: int, first: int) -> int:
+    """A configuration's users at a step of ``base`` users of the first one (as Suites.step_spec scales them)."""
+    return max(1, round(base * value / first))
+
+
 def _judge_scaling(
-    name: str, figure: str, results: list[tuple[int, Matched]], minimum: float, sweep: Sweep, common: dict,
-    budgets: CpuBudgets, peaks: list[float | None],
+    name: str, figure: str, sweep: Sweep, minimum: float, scales: list[float], bounds: list[float], common: dict,
+    budgets: CpuBudgets, slo: SloSettings,
 ) -> SuiteResult:  # fmt: skip
-    """Shared by horizontal and vertical: each larger configuration against the smallest at matched load; and its
-    best clean throughput must have grown as much (a smaller configuration starved past its knee at the compared
-    step must not make a larger one look like it scales)."""
+    """Shared by horizontal and vertical. Round 1 (whole step plans): every curve needs a step within the SLO, and a
+    larger configuration must not fail requests where the smallest served cleanly. Then each larger configuration's
+    ratio at the compared step (the smallest's most loaded step within the SLO), over every round, with its
+    interval (modelops/gate/rounds.py): pass or fail only when the whole interval is on one side of ``minimum``,
+    inconclusive when it straddles it or lies wholly above the physical bound. Finally the best throughput within
+    the SLO must have grown as much (a smaller configuration starved past its knee at the compared step must not
+    make a larger one look like it scales)."""
+    first, base = sweep.curves[0], sweep.values[0]
+    measured = common["measured"]
     notes = [f"{c.label} {c.ended}" for c in sweep.curves if c.ended] + sweep.retried
-    parts = []
-    for value, m in results:
-        if m.value is not None:
-            parts.append(f"{figure}({value})={m.value:.2f} at {m.at_users} users per {sweep.values[0]} {sweep.unit}")
-    text = ", ".join(parts) + " (best clean: " + ", ".join(f"{c.label} {c.capacity:.0f}" for c in sweep.curves)
-    text += " good req/s)" + (f"; {'; '.join(notes)}" if notes else "")
-    dead = [c for c in sweep.curves if c.no_clean_step]
+    best = "best within the SLO: " + ", ".join(f"{c.label} {c.capacity:.0f}" for c in sweep.curves) + " good req/s"
+    # The first configuration's curve is the capacity: without a step within the SLO there is none. A larger one is
+    # judged at the compared step over every round below (one round's breach there may be the machine's).
+    dead = [c for c in sweep.curves[:1] if c.no_clean_step or c.no_slo_step]
+    dead += [c for c in sweep.curves[1:] if c.no_clean_step]
     if dead:
-        reasons = "; ".join(f"{c.label}: no clean step, {c.ended}" for c in dead)
+        reasons = "; ".join(
+            f"{c.label}: {c.no_slo_step} (the SLO's p95 is {slo.p95_ms:g} ms, p99 {slo.p99_ms:g} ms)"
+            if c.no_slo_step
+            else f"{c.label}: no clean step, {c.ended}"
+            for c in dead
+        )
         return SuiteResult(status="fail", reason=f"{reasons}: no throughput the SLO allows", **common)
-    failing = [m.failing for _, m in results if m.failing]
+    round1 = [(v, matched(first, c, scale, slo))
+              for v, c, scale in zip(sweep.values[1:], sweep.curves[1:], scales, strict=True)]  # fmt: skip
+    failing = [m.failing for _, m in round1 if m.failing]
     if failing:
-        return SuiteResult(status="fail", reason=f"{'; '.join(failing)} ({text})", **common)
+        return SuiteResult(status="fail", reason=f"{'; '.join(failing)} ({best})", **common)
     if not budgets.enforced:
         return SuiteResult(
             status="inconclusive",
-            reason=f"CPU budgets are off ({budgets.note}): the {sweep.unit} share the machine's cores, so {text} "
-            "measures CPU contention, not the candidate",
+            reason=f"CPU budgets are off ({budgets.note}): the {sweep.unit} share the machine's cores, so the "
+            f"{figure} measured CPU contention, not the candidate ({best})",
             **common,
         )
-    unknown = [f"{value} {sweep.unit}: {m.unknown}" for value, m in results if m.value is None]
-    if unknown:
-        return SuiteResult(status="inconclusive", reason=f"nothing comparable: {'; '.join(unknown)}", **common)
-    worst = min(m.value for _, m in results if m.value is not None)
-    if worst < minimum:
+    unknown = [f"{value} {sweep.unit}: {m.unknown}" for value, m in round1 if m.value is None]
+    if unknown or sweep.compared_users is None:
+        why = "; ".join(unknown) or "no step of the first configuration met the SLO"
+        return SuiteResult(status="inconclusive", reason=f"nothing comparable: {why}", **common)
+    verdicts: list[tuple[str, str]] = []
+    compared = sweep.compared_users
+    for value, curve, scale, bound in zip(sweep.values[1:], sweep.curves[1:], scales, bounds, strict=True):
+        pair = rounds.paired(sweep.rounds, first.label, curve.label, compared, _users(compared, value, base), slo)
+        if pair.failing:
+            verdicts.append(("fail", f"{pair.failing} where {first.label} served {compared} users cleanly"))
+            continue
+        users = _users(compared, value, base)
+        if pair.b and len(pair.b_misses) == len(pair.b):
+            verdicts.append(("fail", f"{curve.label} broke the latency SLO at {users} users in every round, where "
+                                     f"{first.label} met it at {compared} ({'; '.join(pair.b_misses)})"))  # fmt: skip
+            continue
+        estimate = rounds.rps_ratio(pair, scale, Goal.at_least(minimum))
+        key = "ratio" if sweep.unit == "workers" else f"efficiency_{value}"
+        if estimate is None:
+            verdicts.append(("inconclusive", f"{value} {sweep.unit}: a round served no good answer at the compared "
+                                             "step"))  # fmt: skip
+            continue
+        measured[key], measured[f"{key}_low"], measured[f"{key}_high"] = estimate.value, estimate.low, estimate.high
+        status, text = rounds.judge_ratio(f"{figure}({value})", estimate, minimum, bound)
+        extra = pair.dropped + pair.slo_misses + [f"{curve.label} {m}" for m in pair.b_misses]
+        verdicts.append((status, text + (f" ({'; '.join(extra)})" if extra else "")))
+    where = f"at {compared} users per {base} {sweep.unit}"
+    text = "; ".join(t for _, t in verdicts) + f", {where} ({best})" + (f"; {'; '.join(notes)}" if notes else "")
+    if any(status == "fail" for status, _ in verdicts):
         return SuiteResult(status="fail", reason=f"{text}: below {name} {minimum:g}", **common)
-    flat = [f"{value} {sweep.unit}: {peak:.2f}" for (value, _), peak in zip(results, peaks, strict=True)
-            if peak is not None and peak < minimum]  # fmt: skip
+    flat = [f"{value} {sweep.unit}: {peak:.2f}"
+            for value, peak in zip(sweep.values[1:], peak_ratio(sweep, scales), strict=True)
+            if peak and peak < minimum]  # fmt: skip
     if flat:
-        reason = f"{text}: the best clean throughput did not grow as much ({', '.join(flat)}, below {name} {minimum:g})"
+        reason = f"{text}: the best throughput within the SLO did not grow as much ({', '.join(flat)}, below {name} "
+        reason += f"{minimum:g})"
         return SuiteResult(status="fail", reason=reason, **common)
+    if any(status == "inconclusive" for status, _ in verdicts):
+        return SuiteResult(status="inconclusive", reason=text, **common)
     return SuiteResult(status="pass", reason=text, **common)
 
 
 def judge_horizontal(sweep: Sweep, gate: GateSettings, slo: SloSettings, budgets: CpuBudgets) -> SuiteResult:
+    """E(N) = good req/s of N replicas at N x the users / (N x one replica's): at most 1 (the physical bound)."""
     first, base = sweep.curves[0], sweep.values[0]
-    results = [(n, matched(first, c, n / base, slo.max_error_ratio))
-               for n, c in zip(sweep.values[1:], sweep.curves[1:], strict=True)]  # fmt: skip
+    # strict=False: a sweep whose first configuration met the SLO at no step measured no other (it fails on that).
     measured: dict[str, float | None] = {
-        f"rps_{n}": c.capacity for n, c in zip(sweep.values, sweep.curves, strict=True)
+        f"rps_{n}": c.capacity for n, c in zip(sweep.values, sweep.curves, strict=False)
     }
     measured[f"efficiency_{base}"] = 1.0
-    measured |= {f"efficiency_{n}": m.value for n, m in results}
+    measured |= {f"efficiency_{n}": None for n in sweep.values[1:]}
     if first.capacity and budgets.enforced:
-        # What a later regression check compares with: the best clean throughput of one replica under this plan.
+        # The best throughput of one replica within the SLO under this plan (history: what the summary records).
         measured["capacity_per_replica"] = first.capacity / base
     common = _sweep_common(sweep, {"min_efficiency": gate.min_efficiency}, measured)
-    peaks = peak_ratio(sweep, [n / base for n in sweep.values[1:]])
-    return _judge_scaling("min_efficiency", "E", results, gate.min_efficiency, sweep, common, budgets, peaks)
+    scales = [n / base for n in sweep.values[1:]]
+    return _judge_scaling("min_efficiency", "E", sweep, gate.min_efficiency, scales, [1.0] * len(scales), common,
+                          budgets, slo)  # fmt: skip
 
 
 def judge_vertical(sweep: Sweep, gate: GateSettings, slo: SloSettings, budgets: CpuBudgets) -> SuiteResult:
-    first = sweep.curves[0]
-    results = [(w, matched(first, c, 1.0, slo.max_error_ratio))
-               for w, c in zip(sweep.values[1:], sweep.curves[1:], strict=True)]  # fmt: skip
-    last = results[-1][1].value
-    measured: dict[str, float | None] = {"ratio": last}
-    measured |= {f"rps_{w}": c.capacity for w, c in zip(sweep.values, sweep.curves, strict=True)}
+    """RPS(w workers, w x the CPU) / RPS(first) at matched users per worker: at most w / first (the bound)."""
+    measured: dict[str, float | None] = {"ratio": None}
+    measured |= {f"rps_{w}": c.capacity for w, c in zip(sweep.values, sweep.curves, strict=False)}
     common = _sweep_common(sweep, {"min_vertical_ratio": gate.min_vertical_ratio}, measured)
-    peaks = peak_ratio(sweep, [1.0] * (len(sweep.values) - 1))
-    return _judge_scaling("min_vertical_ratio", "ratio", results, gate.min_vertical_ratio, sweep, common, budgets,
-                          peaks)  # fmt: skip
+    scales = [1.0] * (len(sweep.values) - 1)
+    bounds = [w / sweep.values[0] for w in sweep.values[1:]]
+    return _judge_scaling("min_vertical_ratio", "ratio", sweep, gate.min_vertical_ratio, scales, bounds, common,
+                          budgets, slo)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ failover
@@ -592,61 +649,96 @@ def settings_differences(mine: dict, theirs: dict) -> list[str]:
     return out
 
 
-def judge_regression(
-    suites: dict[str, SuiteResult], settings: dict, budgets_note: str, baseline: Summary | None, gate: GateSettings
-) -> SuiteResult:
-    """Like with like: clean capacity per vCPU (the 1-replica curve) and p95 at the same offered load per replica,
-    against the summary recorded when the live version was promoted."""
+def history_note(baseline: Summary | None, settings: dict, budgets_note: str) -> tuple[str, float | None]:
+    """What the summary stored when the live version was promoted said, for the record: history, not the reference
+    (it was measured in another run, under that minute's machine load; comparing with it lets each promotion lose
+    up to the margin, and the losses compound)."""
     if baseline is None:
-        return SuiteResult(status="skipped", reason="no baseline: the live version was not promoted by a gate run")
-    thresholds = {"max_rps_drop": gate.regression_max_rps_drop, "max_p95_rise": gate.regression_max_p95_rise,
-                  "min_p95_rise_ms": gate.regression_min_p95_rise_ms}  # fmt: skip
+        return "", None
+    horizontal = baseline.suites.get("horizontal")
+    stored = horizontal.measured.get("capacity_per_replica") if horizontal else None
     differ = settings_differences(settings, baseline.settings)
     if baseline.cpu_budgets != budgets_note:
         differ.append(f"CPU budgets {budgets_note!r} vs {baseline.cpu_budgets!r}")
-    if differ:
-        return SuiteResult(status="inconclusive", reason=f"settings differ: {'; '.join(differ)}", thresholds=thresholds)
-    missing = []
-    figures = {}
-    for name, summary in (("candidate", suites), ("baseline", baseline.suites)):
-        slo, horizontal = summary.get("slo"), summary.get("horizontal")
-        per_replica = (
-            horizontal.measured.get("capacity_per_replica") if horizontal and horizontal.status == "pass" else None
-        )
-        p95 = slo.p95_ms if slo and slo.status == "pass" else None
-        if per_replica is None:
-            missing.append(f"the {name}'s horizontal suite gave no clean 1-replica capacity")
-        if p95 is None:
-            missing.append(f"the {name}'s slo suite did not pass")
-        figures[name] = (per_replica, p95)
-    if missing:
-        return SuiteResult(status="inconclusive", reason="; ".join(missing), thresholds=thresholds)
-    (mine_cap, mine_p95), (base_cap, base_p95) = figures["candidate"], figures["baseline"]
-    assert mine_cap is not None and base_cap is not None and mine_p95 is not None and base_p95 is not None
-    drop = 1 - mine_cap / base_cap if base_cap else 0.0
-    rise = mine_p95 / base_p95 - 1 if base_p95 else math.inf
-    rise_ms = mine_p95 - base_p95
+    text = f"history: the live version's gate run {baseline.run_id} stored "
+    text += f"{stored:.0f} good req/s per replica" if stored else "no capacity per replica"
+    text += f" (under other settings: {'; '.join(differ)})" if differ else ""
+    return text + "; not the reference", stored
+
+
+def judge_regression(
+    sweep: Sweep | None, gate: GateSettings, slo: SloSettings, history: str = "", unmeasurable: str | None = None
+) -> SuiteResult:
+    """The candidate against the live version measured in the same gate run: the live bento on fresh processes of its
+    own, interleaved with the candidate's in the horizontal suite's rounds, one replica each at the deploy shape, at
+    the compared step (the most loaded step at which one candidate replica met the SLO: requests in flight, not the
+    slo suite's light load). Good req/s and p95 per round, each ratio judged on its interval over the rounds."""
+    thresholds = {"max_rps_drop": gate.regression_max_rps_drop, "max_p95_rise": gate.regression_max_p95_rise,
+                  "min_p95_rise_ms": gate.regression_min_p95_rise_ms}  # fmt: skip
+    tail = f"; {history}" if history else ""
+    if unmeasurable is not None:
+        return SuiteResult(status="inconclusive", reason=unmeasurable + tail, thresholds=thresholds)
+    if sweep is None:
+        reason = "the live version is measured beside the candidate in the horizontal suite's rounds: run it too"
+        return SuiteResult(status="inconclusive", reason=reason + tail, thresholds=thresholds)
+    if sweep.reference is None or sweep.compared_users is None or not sweep.curves:
+        reason = "the candidate met the SLO at no step of its 1-replica curve: there is no load to compare it at"
+        return SuiteResult(status="inconclusive", reason=reason + tail, thresholds=thresholds)
+    mine = sweep.curves[0].label
+    users = sweep.compared_users
+    pair = rounds.paired(sweep.rounds, rounds.LIVE + mine, mine, users, users, slo)
+    capacity = rounds.rps_ratio(pair, 1.0, Goal.at_least(1 - gate.regression_max_rps_drop))
+    latency = rounds.p95_ratio(pair, Goal.at_most(1 + gate.regression_max_p95_rise))
+    common: dict = {"thresholds": thresholds,
+                    "rounds": [{k: c.steps for k, c in r.items() if k in (mine, rounds.LIVE + mine)}
+                               for r in sweep.rounds]}  # fmt: skip
+    if pair.failing:
+        return SuiteResult(status="fail", reason=f"{pair.failing} where the live version did not{tail}", **common)
+    if capacity is None or latency is None:
+        why = "; ".join(pair.dropped) or "a round measured no good answer at the compared step"
+        return SuiteResult(status="inconclusive", reason=f"nothing comparable: {why}{tail}", **common)
+    rise_ms = spread([float((b.p95_ms or 0) - (a.p95_ms or 0)) for a, b in zip(pair.a, pair.b, strict=True)],
+                     Goal.at_most(gate.regression_min_p95_rise_ms))  # fmt: skip
+    median = statistics.median
     measured: dict[str, float | None] = {
-        "capacity_per_replica": mine_cap,
-        "baseline_capacity_per_replica": base_cap,
-        "capacity_drop": drop,
-        "p95_ms": mine_p95,
-        "baseline_p95_ms": base_p95,
-        "p95_rise": rise,
-        "p95_rise_ms": rise_ms,
+        "compared_users": float(users),
+        "rounds": float(capacity.rounds),
+        "capacity_ratio": capacity.value,
+        "capacity_ratio_low": capacity.low,
+        "capacity_ratio_high": capacity.high,
+        "capacity_drop": 1 - capacity.value,
+        "rps": median(s.rps for s in pair.b),
+        "live_rps": median(s.rps for s in pair.a),
+        "p95_ms": median(float(s.p95_ms or 0) for s in pair.b),
+        "live_p95_ms": median(float(s.p95_ms or 0) for s in pair.a),
+        "p95_rise": latency.value - 1,
+        "p95_rise_low": latency.low - 1,
+        "p95_rise_high": latency.high - 1,
+        "p95_rise_ms": rise_ms.value,
     }
-    text = f"clean capacity per replica {mine_cap:.0f} vs {base_cap:.0f} good req/s ({-drop:+.0%}); "
-    text += f"p95 at the same offered load {mine_p95:.0f} vs {base_p95:.0f} ms ({rise:+.0%}, {rise_ms:+.0f} ms)"
-    misses = []
-    if drop > gate.regression_max_rps_drop:
-        misses.append(f"capacity fell by more than {gate.regression_max_rps_drop:.0%}")
-    if rise > gate.regression_max_p95_rise and rise_ms > gate.regression_min_p95_rise_ms:
-        misses.append(
-            f"p95 rose by more than {gate.regression_max_p95_rise:.0%} and {gate.regression_min_p95_rise_ms:g} ms"
-        )
-    status = "fail" if misses else "pass"
-    reason = text + (f": {'; '.join(misses)}" if misses else "")
-    return SuiteResult(status=status, reason=reason, thresholds=thresholds, measured=measured)
+    common["measured"] = measured
+    cap_status, cap_text = rounds.judge_ratio("good req/s candidate/live", capacity, 1 - gate.regression_max_rps_drop,
+                                              None)  # fmt: skip
+    limit = 1 + gate.regression_max_p95_rise
+    lat_text = rounds.describe("p95 candidate/live", latency) + f", {rise_ms.value:+.0f} ms"
+    if latency.low > limit and rise_ms.low > gate.regression_min_p95_rise_ms:
+        lat_status = "fail"
+        lat_text += (f": p95 rose by more than {gate.regression_max_p95_rise:.0%} and "
+                     f"{gate.regression_min_p95_rise_ms:g} ms in every resample")  # fmt: skip
+    elif latency.high <= limit or rise_ms.high <= gate.regression_min_p95_rise_ms:
+        lat_status = "pass"
+    else:
+        lat_status = "inconclusive"
+        lat_text += (f": the interval contains the limit (+{gate.regression_max_p95_rise:.0%} and "
+                     f"+{gate.regression_min_p95_rise_ms:g} ms)")  # fmt: skip
+    where = f" at {users} users on one replica each, the live bento on fresh processes beside the candidate's"
+    extra = pair.dropped + pair.slo_misses
+    text = f"{cap_text}; {lat_text}{where}" + (f" ({'; '.join(extra)})" if extra else "") + tail
+    if cap_status == "fail":
+        text = f"capacity fell by more than {gate.regression_max_rps_drop:.0%}: {text}"
+    statuses = {cap_status, lat_status}
+    status = "fail" if "fail" in statuses else "inconclusive" if "inconclusive" in statuses else "pass"
+    return SuiteResult(status=status, reason=text, **common)
 
 
 @dataclass(frozen=True)
@@ -656,17 +748,62 @@ class SloCapacity:
     per_replica_at_slo: float
     efficiency: float
     cpu_seconds_per_request: float | None
+    exact: bool = True  # False: the curve still met the SLO at its last step, the capacity is a lower bound
+    measured_at_users: int | None = None
 
 
-def capacity_inputs(suites: dict[str, SuiteResult], p95_ms: float, first_replicas: int) -> SloCapacity | None:
+def capacity_inputs(suites: dict[str, SuiteResult], slo: SloSettings, first_replicas: int) -> SloCapacity | None:
+    """From the horizontal suite's 1-replica curve, read within the SLO (p95, p99 and errors): the plan never
+    promises a load the candidate served only outside it."""
     horizontal = suites.get("horizontal")
     if horizontal is None or horizontal.status != "pass" or not horizontal.steps:
         return None
-    curve = horizontal.steps.get(f"replicas={first_replicas}", [])
-    efficiencies = [v for k, v in horizontal.measured.items() if k.startswith("efficiency_") and v is not None]
-    slo = suites.get("slo")
+    label = f"replicas={first_replicas}"
+    curve = read_curve(label, horizontal.steps.get(label, []), slo)
+    efficiencies = [v for k, v in horizontal.measured.items()
+                    if k.startswith("efficiency_") and k[11:].isdigit() and v is not None]  # fmt: skip
+    lows = [v for k, v in horizontal.measured.items() if k.startswith("efficiency_") and k.endswith("_low") and v]
+    slo_suite = suites.get("slo")
     return SloCapacity(
-        per_replica_at_slo=within_slo(curve, p95_ms) / first_replicas,
-        efficiency=efficiencies[-1] if efficiencies else 1.0,
-        cpu_seconds_per_request=slo.measured.get("cpu_seconds_per_request") if slo else None,
+        per_replica_at_slo=curve.capacity / first_replicas,
+        # The low end of the interval: the plan sizes for the scaling it can count on, not the median's luck.
+        efficiency=min(lows) if lows else (efficiencies[-1] if efficiencies else 1.0),
+        cpu_seconds_per_request=slo_suite.measured.get("cpu_seconds_per_request") if slo_suite else None,
+        exact=curve.exact,
+        measured_at_users=curve.last_within.users if curve.last_within else None,
     )
+
+
+# ----------------------------------------------------------------------------------------- balancer retries
+def judge_retries(name: str, result: SuiteResult, loads: list[Retries], gate: GateSettings) -> SuiteResult:
+    """A retried request counts against the candidate: the balancer resent it because a replica dropped the
+    connection, sent nothing, or timed out — a failed answer the client never saw. Recorded for every suite; more
+    than gate.max_retried_ratio retries per request fails it. Not in failover: there the gate killed a replica
+    itself, and the retries that save those requests are what the suite proves."""
+    if not loads:
+        return result
+    known = [r for r in loads if r.retries is not None and r.redispatches is not None]
+    measured = dict(result.measured)
+    thresholds = {**result.thresholds, "max_retried_ratio": gate.max_retried_ratio}
+    if not known:
+        measured |= {"balancer_retries": None, "balancer_redispatches": None, "retried_ratio": None}
+        return result.model_copy(update={"measured": measured, "thresholds": thresholds})
+    retried = sum(r.retries or 0 for r in known)
+    redispatched = sum(r.redispatches or 0 for r in known)
+    counted = sum(r.requests for r in known)
+    # Each retry attempt counts once: HAProxy counts an attempt resent to the same server in wretr and one sent to
+    # another server (redispatch) in wredis.
+    ratio = (retried + redispatched) / counted if counted else 0.0
+    measured |= {"balancer_retries": float(retried), "balancer_redispatches": float(redispatched),
+                 "retried_ratio": ratio}  # fmt: skip
+    update: dict = {"measured": measured, "thresholds": thresholds}
+    unknown = len(loads) - len(known)
+    seen = f"the balancer retried {retried + redispatched} requests of {counted} ({ratio:.2%}: {retried} resent, "
+    seen += f"{redispatched} redispatched)" + (f", and could not be asked for {unknown} load(s)" if unknown else "")
+    if name != "failover" and ratio > gate.max_retried_ratio and result.status in ("pass", "inconclusive"):
+        update |= {"status": "fail", "reason": f"{seen}, more than modelops:gate.max_retried_ratio "
+                   f"{gate.max_retried_ratio:.2%}: a retry hides an answer a replica failed (dropped, empty or timed "
+                   f"out); {result.status} otherwise: {result.reason}"}  # fmt: skip
+    elif retried + redispatched or unknown:
+        update["reason"] = f"{result.reason}; {seen}"
+    return result.model_copy(update=update)

@@ -16,6 +16,7 @@ from modelops.bentos import BentoInfo, describe
 from modelops.errors import BentoNotFoundError
 from modelops.gate import judge, loadgen
 from modelops.gate.capacity import plan as capacity_plan
+from modelops.gate.capacity import read_curve
 from modelops.gate.labelled import model_facts
 from modelops.gate.loadgen import LoadResult
 from modelops.gate.quality_run import QualityInputs, labelled_production_rows, labelled_sets
@@ -52,7 +53,8 @@ def history_file(settings: StackConfig) -> HistoryFile:
 
 
 def required_suites(settings: StackConfig, has_baseline: bool, has_production_log: bool = False) -> list[str]:
-    """The configured suites, plus regression when the live version has a gate baseline, plus quality whenever there
+    """The configured suites, plus regression when there is a live version to compare with (measured beside the
+    candidate in this run; ``has_baseline``), plus quality whenever there
     is something to judge the candidate's answers on: labelled rows (a held-out set kept with a model,
     gate.quality_data, labelled production rows) or enough logged production traffic (``has_production_log``)."""
     required = list(settings.gate.required_suites)
@@ -72,6 +74,18 @@ def live_model_of(bento: str) -> str | None:
     except BentoNotFoundError:  # a live bento this store lacks (built on another machine)
         return None
     return models[0] if models else None
+
+
+NOT_IN_STORE = "the live bento is not in this BentoML store: it cannot be measured beside the candidate (build it here)"
+
+
+def in_store(bento: str) -> bool:
+    """Whether this BentoML store holds ``bento`` (a live bento built on another machine may be missing)."""
+    try:
+        describe(bento)
+    except BentoNotFoundError:
+        return False
+    return True
 
 
 def has_production_log(settings: StackConfig, live_model: str | None) -> bool:
@@ -117,16 +131,30 @@ def scaling_of(suites: dict[str, SuiteResult], settings: StackConfig) -> Scaling
         scaling.horizontal.replicas = counts
         scaling.horizontal.rps = [horizontal.measured.get(f"rps_{n}") or 0.0 for n in counts]
         scaling.horizontal.efficiency = [horizontal.measured.get(f"efficiency_{n}") or 0.0 for n in counts]
+        scaling.horizontal.efficiency_interval = _intervals(horizontal, [f"efficiency_{n}" for n in counts])
+        scaling.horizontal.exact = _exact(horizontal, settings, "replicas", counts)
     if vertical and vertical.steps:
         scaling.vertical.workers = settings.gate.vertical_workers
         scaling.vertical.rps = [vertical.measured.get(f"rps_{w}") or 0.0 for w in settings.gate.vertical_workers]
         scaling.vertical.ratio = vertical.measured.get("ratio")
+        scaling.vertical.ratio_interval = (_intervals(vertical, ["ratio"]) or [[]])[0]
+        scaling.vertical.exact = _exact(vertical, settings, "workers", settings.gate.vertical_workers)
     return scaling
+
+
+def _intervals(suite: SuiteResult, keys: list[str]) -> list[list[float]]:
+    found = [[suite.measured.get(f"{k}_low"), suite.measured.get(f"{k}_high")] for k in keys]
+    return [[float(v) for v in pair if v is not None] for pair in found]
+
+
+def _exact(suite: SuiteResult, settings: StackConfig, unit: str, values: list[int]) -> list[bool]:
+    """Per configuration: did its curve find its capacity within the SLO (False: a lower bound)."""
+    return [read_curve(f"{unit}={v}", suite.steps.get(f"{unit}={v}", []), settings.slo).exact for v in values]
 
 
 def plan_of(suites: dict[str, SuiteResult], settings: StackConfig) -> CapacityPlan:
     first = settings.gate.horizontal_replicas[0]
-    inputs = judge.capacity_inputs(suites, settings.slo.p95_ms, first)
+    inputs = judge.capacity_inputs(suites, settings.slo, first)
     if inputs is None:
         return CapacityPlan(notes=["the horizontal suite did not pass: no curve to plan capacity from"])
     return capacity_plan(
@@ -135,6 +163,8 @@ def plan_of(suites: dict[str, SuiteResult], settings: StackConfig) -> CapacityPl
         target_rps=settings.gate.target_rps,
         cpu_budget=settings.deploy.cpu_per_replica * settings.deploy.workers,
         cpu_seconds_per_request=inputs.cpu_seconds_per_request,
+        exact=inputs.exact,
+        measured_at_users=inputs.measured_at_users,
     )
 
 
@@ -146,11 +176,14 @@ def measure_and_judge(
     on_suite: Callable[[str, Callable[[], SuiteResult]], SuiteResult],
     live_model: str | None = None,
     quality: QualityInputs | None = None,
+    live_bento: str | None = None,
 ) -> dict[str, SuiteResult]:
-    """Run the chosen suites in order; a failed smoke stops the run (the candidate is broken)."""
+    """Run the chosen suites in order; a failed smoke stops the run (the candidate is broken).
+    ``live_bento``: the live version, measured beside the candidate for regression (None: not in this store)."""
     gate, slo, limits = settings.gate, settings.slo, suites.limits
     budgets = suites.target.cpu_budgets()
     results: dict[str, SuiteResult] = {}
+    history = judge.history_note(baseline, settings.model_dump(mode="json"), budgets.note)[0]
     steps: dict[str, Callable[[], SuiteResult]] = {
         "smoke": lambda: judge.judge_smoke(suites.smoke(), gate, limits),
         "quality": lambda: (
@@ -159,19 +192,22 @@ def measure_and_judge(
             else SuiteResult(status="skipped", reason="no inputs for the quality suite")
         ),
         "slo": lambda: judge.judge_slo(suites.slo(), slo, gate, limits),
-        "horizontal": lambda: judge.judge_horizontal(suites.horizontal(), gate, slo, budgets),
+        "horizontal": lambda: judge.judge_horizontal(
+            suites.horizontal(reference=live_bento if "regression" in chosen else None), gate, slo, budgets
+        ),
         "vertical": lambda: judge.judge_vertical(suites.vertical(), gate, slo, budgets),
         "failover": lambda: judge.judge_failover(suites.failover(), gate, limits),
         "robustness": lambda: judge.judge_robustness(suites.robustness(), gate),
         "autoscale": lambda: judge.judge_autoscale(suites.autoscale(), gate, limits),
         "regression": lambda: judge.judge_regression(
-            results, settings.model_dump(mode="json"), budgets.note, baseline, gate
+            suites.sweeps.get("horizontal"), gate, slo, history, None if live_bento else NOT_IN_STORE
         ),
     }
     for name in SUITES:
         if name not in chosen:
             continue
-        results[name] = on_suite(name, steps[name])
+        suites.take_retries()
+        results[name] = judge.judge_retries(name, on_suite(name, steps[name]), suites.take_retries(), gate)
         if name == "smoke" and results[name].status == "fail":
             break
     return results
@@ -226,10 +262,13 @@ def _run(
     baseline_path = baseline_summary(history, live.bento)
     baseline = read_summary(baseline_path) if baseline_path else None
     live_model = live_model_of(live.bento)
+    # The live version is the regression's reference, measured in this run; its stored summary is history. So
+    # regression is required whenever there is a live version to compare with (or a stored baseline says there was).
+    live_bento = live.bento if live.bento and in_store(live.bento) else None
     candidate = describe(candidate_tag)
     quality = quality_inputs(settings, candidate, live_model)
     judged = has_production_log(settings, live_model) or has_labelled_rows(settings, quality, live_model)
-    required = required_suites(settings, baseline is not None, judged)
+    required = required_suites(settings, baseline is not None or live_bento is not None, judged)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + candidate.tag.split(":")[-1][:8]
     run_dir = reports / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -256,7 +295,7 @@ def _run(
             steps.console.print(f"    [{colour}]{result.status}[/]: {result.reason}", highlight=False)
             return result
 
-        results = measure_and_judge(measuring, chosen, settings, baseline, on_suite, live_model, quality)
+        results = measure_and_judge(measuring, chosen, settings, baseline, on_suite, live_model, quality, live_bento)
         verdict, exit_status, reason = decide(results, required)
         summary = Summary(
             run_id=run_id, verdict=verdict, exit_status=int(exit_status), reason=reason, candidate=candidate.tag,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +23,7 @@ from modelops.gate.capacity import Curve, Limits, read_curve, steps_from
 from modelops.gate.fuzz import FuzzError, FuzzResult, run_fuzz
 from modelops.gate.labelled import SetAnswers
 from modelops.gate.loadgen import LoadResult, LoadSpec
+from modelops.gate.rounds import LIVE
 from modelops.gate.summary import CpuWindow
 from modelops.monitor import quality, synthetic
 from modelops.monitor.quality import QualityFigures
@@ -51,14 +53,21 @@ class SloRun:
 
 @dataclass(frozen=True)
 class Sweep:
-    """One step load per configuration (replica counts, or worker counts), each read as a curve."""
+    """One step load per configuration (replica counts, or worker counts), each read as a curve; then rounds that
+    measure every configuration again at the compared step, interleaved, each on fresh processes."""
 
     unit: str  # "replicas" or "workers"
     values: list[int]
-    curves: list[Curve]
+    curves: list[Curve]  # round 1: each configuration's whole step plan, in ``values`` order
     reports: list[str]  # Locust's HTML reports, relative to the run folder
     cpu: list[CpuWindow]
     retried: list[str] = field(default_factory=list)  # configurations re-run with more Locust processes, and why
+    # Every round, the first included: configuration label -> curve. Rounds after the first run only the compared
+    # step (the first configuration's most loaded step within the SLO, scaled per configuration).
+    rounds: list[dict[str, Curve]] = field(default_factory=list)
+    compared_users: int | None = None  # the first configuration's users at the compared step; None: it had none
+    reference: str | None = None  # the live bento, measured at values[0] as ``rounds.LIVE + label`` (regression)
+    seconds: float = 0.0  # wall time of the whole sweep, deploys included
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,44 @@ class RobustnessRun:
     lost: list[str]  # replicas that died or were replaced during the suite
 
 
+@dataclass(frozen=True)
+class Retries:
+    """What the balancer retried during one load of the candidate pool (HAProxy's per-backend counters): a request it
+    resent to another replica after a dropped connection, an empty answer or a timeout looks like a success to the
+    client, but a replica failed it."""
+
+    load: str
+    requests: int  # every request of the load, warm-up and all kinds included (the balancer saw them all)
+    retries: int | None  # HAProxy wretr: attempts resent to a server; None: the target cannot tell
+    redispatches: int | None  # HAProxy wredis: attempts sent to another server instead
+
+
+def retries_of(name: str, result: LoadResult, before: tuple[int, int] | None, after: tuple[int, int] | None) -> Retries:
+    requests = sum(w.ok + w.failed for w in result.windows)
+    if before is None or after is None:
+        return Retries(name, requests, None, None)
+    # A counter that went down was reset (the balancer restarted): what it counted since is all that is known.
+    retried = after[0] - before[0] if after[0] >= before[0] else after[0]
+    redispatched = after[1] - before[1] if after[1] >= before[1] else after[1]
+    return Retries(name, requests, retried, redispatched)
+
+
+@dataclass(frozen=True)
+class _Config:
+    """One measured configuration of a sweep: which bento, in how many replicas of how many workers, and the users
+    it gets (``scale`` x the first configuration's)."""
+
+    label: str
+    bento: str
+    replicas: int
+    workers: int
+    scale: float
+
+    @property
+    def slug(self) -> str:
+        return self.label.replace(" ", "-").replace("=", "-")
+
+
 def cpu_window(label: str, result: LoadResult) -> CpuWindow:
     f = result.measured
     return CpuWindow(
@@ -126,6 +173,8 @@ class Suites:
     last: LoadResult | None = None  # the latest load that measured the generator's CPU: the next one's plan
     # Runs one load: local Locust processes (loadgen.run), or a master and workers in the cluster (gate/cluster.py).
     runner: Callable[..., LoadResult] = loadgen.run
+    sweeps: dict[str, Sweep] = field(default_factory=dict)  # the scaling suites' measurements, for regression
+    retries: list[Retries] = field(default_factory=list)  # the balancer's retries of each load of the current suite
 
     @property
     def gate(self):
@@ -148,10 +197,30 @@ class Suites:
     def load(self, name: str, spec: LoadSpec, url: str | None = None) -> LoadResult:
         if self.generator_cgroup is not None:
             spec = replace(spec, cgroup_procs=self.generator_cgroup)
+        if spec.payload_file is None and spec.zipf_s == 0 and self.gate.zipf_s > 0:
+            # Rows as clients send them (modelops:gate.zipf_s over gate.distinct_rows, more than a replica's cache
+            # holds), each load its own sequence of draws: a pool that served the last load does not find this one's
+            # rows in its cache just because the sequence repeated.
+            spec = replace(spec, zipf_s=self.gate.zipf_s, distinct_rows=self.gate.distinct_rows,
+                           zipf_seed=zlib.crc32(name.encode()) % 2**31)  # fmt: skip
+        before = self._retries()
         result = self.runner(url or self._url(), spec, self.run_dir, prefix=name, budget_probe=self._probe)
+        after = self._retries()
+        self.retries.append(retries_of(name, result, before, after))
         if loadgen.cpu_per_request(result) is not None:
             self.last = result
         return result
+
+    def _retries(self) -> tuple[int, int] | None:
+        try:
+            return self.target.balancer_retries("candidate")
+        except DeploymentError:  # the balancer could not be asked: the load's retries stay unknown, and say so
+            return None
+
+    def take_retries(self) -> list[Retries]:
+        """The balancer's retries of every load since the last call (one suite's), and forget them."""
+        taken, self.retries = self.retries, []
+        return taken
 
     def generator(self, expected_rps: float | None, users: int) -> int:
         """Locust processes for the next load, from its plan and the generator CPU measured on the last one."""
@@ -174,10 +243,10 @@ class Suites:
             processes=self.generator(self.gate.target_rps, self.gate.users),
         )
 
-    def step_spec(self, processes: int = 1, scale: float = 1.0) -> LoadSpec:
-        """The step load (gate.step_users x gate.step_seconds), its users multiplied by ``scale``: N replicas get N
-        times the users of one, so every replica sees the same concurrency at each step."""
-        users = [max(1, round(u * scale)) for u in self.gate.step_users]
+    def step_spec(self, processes: int = 1, scale: float = 1.0, base_users: list[int] | None = None) -> LoadSpec:
+        """The step load (gate.step_users, or ``base_users``, x gate.step_seconds), its users multiplied by ``scale``:
+        N replicas get N times the users of one, so every replica sees the same concurrency at each step."""
+        users = [max(1, round(u * scale)) for u in (base_users or self.gate.step_users)]
         env = {
             "MODELOPS_STEP_USERS": ",".join(str(u) for u in users),
             "MODELOPS_STEP_SECONDS": str(self.gate.step_seconds),
@@ -229,57 +298,128 @@ class Suites:
             throttled=result.throttled(result.measured_from, time.time()),
         )
 
-    def sweep(self, name: str, unit: str, values: list[int], configure: Callable[[int], object]) -> Sweep:
-        """Run the step load once per configuration, its users scaled with the configuration (value / first
-        value); a configuration whose generator was the limit is run again with more Locust processes (up to
-        gate.max_generator_processes) before the gate gives up on it."""
-        curves, reports, cpu, retried = [], [], [], []
-        previous: tuple[int, float] | None = None  # (value, best step req/s) of the configuration before
-        for value in values:
-            self.note(f"{value} {unit}")
-            configure(value)
-            # Expect the previous configuration's best throughput, scaled as if this one scaled perfectly: an upper
-            # bound, so the generator is sized for the best case.
-            expected = previous[1] * value / previous[0] if previous else None
-            processes = self.generator(expected, max(self.step_spec(scale=value / values[0]).users, 1))
-            while True:
-                spec = self.step_spec(processes, scale=value / values[0])
-                result = self.load(f"{name}-{value}" + (f"-p{processes}" if processes > 1 else ""), spec)
-                steps = steps_from(result, self.limits)
-                starved = [
-                    s
-                    for s in steps
-                    if s.generator_load is not None and s.generator_load >= self.limits.max_generator_load
-                ]
-                if not starved or processes >= self.gate.max_generator_processes:
-                    break
-                retried.append(
-                    f"{value} {unit}: one Locust process was saturated at {starved[0].users} users; "
-                    f"ran again with {processes + 1}"
-                )
-                processes += 1
-            curves.append(read_curve(f"{unit}={value}", steps, self.settings.slo.max_error_ratio))
-            previous = (value, max((s.rps for s in steps), default=0.0)) if steps else previous
-            reports.append(f"{result.prefix}.html")
-            cpu.append(cpu_window(f"{unit}={value}", result))
-        return Sweep(unit=unit, values=values, curves=curves, reports=reports, cpu=cpu, retried=retried)
+    def fresh(self, bento: str, replicas: int, workers: int) -> None:
+        """The candidate colour's pool replaced by new processes of ``bento`` (``replicas`` x ``workers``, each at the
+        deploy's CPU per worker): no process carries a warm cache, a fragmented heap or a lucky core from one
+        measured configuration into another."""
+        if self.target.status().candidate is not None:
+            self.target.remove_candidate()
+        self.target.deploy_candidate(bento, replicas, workers)
 
-    def horizontal(self) -> Sweep:
-        # Replicas at the deploy shape's workers and budget (the vertical suite may have left another shape).
-        self.to_shape(self.gate.horizontal_replicas[0])
-        return self.sweep(
-            "horizontal", "replicas", self.gate.horizontal_replicas, lambda n: self.target.scale(n, "candidate")
+    def _curve(
+        self, name: str, config: _Config, base_users: list[int] | None, processes: int, retried: list[str]
+    ) -> tuple[Curve, LoadResult, int]:
+        """One configuration's step load (a configuration whose generator was the limit is run again with more Locust
+        processes, up to gate.max_generator_processes, before the gate gives up on it)."""
+        while True:
+            spec = self.step_spec(processes, scale=config.scale, base_users=base_users)
+            result = self.load(f"{name}-{config.slug}" + (f"-p{processes}" if processes > 1 else ""), spec)
+            steps = steps_from(result, self.limits)
+            starved = [
+                s for s in steps if s.generator_load is not None and s.generator_load >= self.limits.max_generator_load
+            ]
+            if not starved or processes >= self.gate.max_generator_processes:
+                return read_curve(config.label, steps, self.settings.slo), result, processes
+            retried.append(
+                f"{config.label}: one Locust process was saturated at {starved[0].users} users; "
+                f"ran again with {processes + 1}"
+            )
+            processes += 1
+
+    def sweep(
+        self, name: str, unit: str, values: list[int], shape: Callable[[int], tuple[int, int]],
+        reference: str | None = None,
+    ) -> Sweep:  # fmt: skip
+        """Round 1: the whole step load once per configuration, its users scaled with the configuration (value /
+        first value), each on fresh processes (``shape``: value -> replicas, workers). The compared step is the first
+        configuration's most loaded step within the SLO; rounds 2..gate.rounds measure every configuration again at
+        that step only (short: a warm-up and one step), on fresh processes, in alternating order (A B, B A, A B …:
+        each pair adjacent in time, and a steady drift of the machine cancels). ``reference``: the live bento,
+        measured the same way at the first value, beside the candidate (the regression check's reference)."""
+        began = time.time()
+        configs = [_Config(f"{unit}={v}", self.candidate.tag, *shape(v), v / values[0]) for v in values]
+        if reference is not None:
+            # Second in the order: measured after the first configuration found the compared step, and (order
+            # reversed every other round) never last, so the pool ends on the candidate.
+            configs.insert(1, _Config(f"{LIVE}{unit}={values[0]}", reference, *shape(values[0]), 1.0))
+        curves: dict[str, Curve] = {}
+        reports: list[str] = []
+        cpu: list[CpuWindow] = []
+        retried: list[str] = []
+        processes: dict[str, int] = {}
+        rounds: list[dict[str, Curve]] = []
+        compared: int | None = None
+        try:
+            previous: tuple[float, float] | None = None  # (scale, best step req/s) of the configuration before
+            for config in configs:
+                if config is not configs[0] and compared is None:
+                    # The first configuration met the SLO at no step: its suite fails on that alone, and there is no
+                    # step to compare anything at. Fail fast rather than measure the rest.
+                    break
+                self.note(f"round 1: {config.label} (fresh processes)")
+                self.fresh(config.bento, config.replicas, config.workers)
+                # Expect the previous configuration's best throughput, scaled as if this one scaled perfectly: an
+                # upper bound, so the generator is sized for the best case.
+                expected = previous[1] * config.scale / previous[0] if previous else None
+                wanted = self.generator(expected, max(self.step_spec(scale=config.scale).users, 1))
+                base = None if config.bento == self.candidate.tag else [compared or 0]
+                curve, result, processes[config.label] = self._curve(name, config, base, wanted, retried)
+                curves[config.label] = curve
+                reports.append(f"{result.prefix}.html")
+                cpu.append(cpu_window(config.label, result))
+                if config is configs[0]:
+                    last = curve.last_within
+                    compared = last.users if last else None
+                if config.bento == self.candidate.tag and curve.steps:
+                    previous = (config.scale, max(s.rps for s in curve.steps))
+            rounds.append(dict(curves))
+            for number in range(2, self.gate.rounds + 1 if compared is not None else 0):
+                order = configs if number % 2 else configs[::-1]
+                current: dict[str, Curve] = {}
+                for config in order:
+                    self.note(f"round {number} of {self.gate.rounds}: {config.label} at the compared step")
+                    self.fresh(config.bento, config.replicas, config.workers)
+                    curve, result, _ = self._curve(
+                        f"{name}-r{number}", config, [compared or 0], processes.get(config.label, 1), retried
+                    )
+                    current[config.label] = curve
+                    reports.append(f"{result.prefix}.html")
+                rounds.append(current)
+            pool = self.target.status().candidate
+            if pool is None or pool.bento != self.candidate.tag:
+                self.fresh(self.candidate.tag, configs[-1].replicas, configs[-1].workers)
+        except BaseException:
+            pool = self.target.status().candidate
+            if pool is not None and pool.bento != self.candidate.tag:
+                self.target.remove_candidate()  # never leave the live bento in the candidate's colour
+            raise
+        return Sweep(
+            unit=unit,
+            values=values,
+            curves=[curves[c.label] for c in configs if c.bento == self.candidate.tag and c.label in curves],
+            reports=reports,
+            cpu=cpu,
+            retried=retried,
+            rounds=rounds,
+            compared_users=compared,
+            reference=reference if compared is not None else None,
+            seconds=time.time() - began,
         )
+
+    def horizontal(self, reference: str | None = None) -> Sweep:
+        """Replicas at the deploy shape's workers and budget; ``reference``: the live bento measured beside."""
+        workers = self.settings.deploy.workers
+        sweep = self.sweep(
+            "horizontal", "replicas", self.gate.horizontal_replicas, lambda n: (n, workers), reference=reference
+        )
+        self.sweeps["horizontal"] = sweep
+        return sweep
 
     def vertical(self) -> Sweep:
-        self.target.scale(1, "candidate")
-        per_worker = self.settings.deploy.cpu_per_replica
-        return self.sweep(
-            "vertical",
-            "workers",
-            self.gate.vertical_workers,
-            lambda w: self.target.resize(w, per_worker * w, "candidate"),
-        )
+        """One replica, its workers (and CPU budget, per worker) raised."""
+        sweep = self.sweep("vertical", "workers", self.gate.vertical_workers, lambda w: (1, w))
+        self.sweeps["vertical"] = sweep
+        return sweep
 
     def failover(self) -> FailoverRun:
         """SIGKILL (or the target's equivalent) one replica a third of the way into the production load, at the

@@ -84,6 +84,9 @@ class SuiteResult(BaseModel):
     timeline: list[dict] = []  # [{t, rps, p95_ms, label}] per second of the measured part, for the plots
     steps: dict[str, list[Step]] = {}  # step-load curves by configuration (e.g. "replicas=2")
     cpu: list[CpuWindow] = []  # the generator's and the machine's CPU while the suite ran
+    # Scaling suites: every round's curves by configuration (round 1: the whole step plans; later rounds: the compared
+    # step only, on fresh processes), the figures each ratio's interval was computed from.
+    rounds: list[dict[str, list[Step]]] = []
 
 
 class HorizontalScaling(BaseModel):
@@ -91,6 +94,8 @@ class HorizontalScaling(BaseModel):
     rps: list[float] = []  # clean capacity of each curve (good req/s)
     efficiency: list[float] = []
     exact: list[bool] = []  # False: the curve never reached its knee, its capacity is a lower bound
+    # each efficiency's interval over the rounds ([low, high]; empty for the first configuration, or when unknown)
+    efficiency_interval: list[list[float]] = []
 
 
 class VerticalScaling(BaseModel):
@@ -98,6 +103,7 @@ class VerticalScaling(BaseModel):
     rps: list[float] = []
     ratio: float | None = None
     exact: list[bool] = []
+    ratio_interval: list[float] = []  # [low, high] of ``ratio`` over the rounds
 
 
 class Scaling(BaseModel):

@@ -144,6 +144,11 @@ class Target(Protocol):
         """Whether replicas are held to a fixed CPU budget on this target, and how."""
         ...
 
+    def balancer_retries(self, pool: Pool = "candidate") -> tuple[int, int] | None:
+        """The balancer's counters for the pool so far: (attempts resent to a server, attempts redispatched to
+        another), or None where the target's balancer does not report them (the gate then says so)."""
+        ...
+
     def firing_alarms(self, pool: Pool) -> list[str]:
         """The platform alarms firing now for the pool's colour (and the balancer's own): CloudWatch on aws. Targets
         without platform alarms return [] (the canary reads Prometheus alerts where one runs)."""

@@ -301,6 +301,10 @@ class KubernetesTarget:
     def cpu_budgets(self) -> CpuBudgets:
         return CpuBudgets(enforced=True, note="each pod has a CPU limit (request = limit, stacks/kind)")
 
+    def balancer_retries(self, pool: Pool = "candidate") -> tuple[int, int] | None:
+        """A Service (kube-proxy) does not retry a request, so it has nothing to count: nothing is hidden either."""
+        return None
+
     @_kube_errors("hold_scaling")
     def hold_scaling(self) -> None:
         """For the gate: pin the candidate's HPA to the pod count it has now, so the autoscaler does not change the

@@ -90,6 +90,13 @@ def test_a_zipf_pool_holds_distinct_rows_cycling_through_the_examples() -> None:
     assert pool == row_pool(doc, find_endpoint(doc), count=1000, seed=5), "the pool is seeded"
 
 
+def test_a_pool_of_synthesised_rows_that_collide_is_filled_with_more_draws() -> None:
+    # One float in [0, 1] at 6 decimals per row (a schema with no examples nor bounds): 20,000 draws repeat ~200.
+    doc = openapi({"type": "array", "items": {"type": "array", "minItems": 1, "items": {"type": "number"}}})
+    pool = row_pool(doc, find_endpoint(doc), count=20_000, seed=5)
+    assert len(pool) == 20_000 and len({tuple(r) for r in pool}) == 20_000
+
+
 def test_a_pool_larger_than_the_schema_allows_distinct_rows_is_refused() -> None:
     doc = openapi({**ROWS, "items": {"type": "array", "minItems": 1, "maxItems": 1, "items": {"type": "boolean"}}})
     with pytest.raises(PayloadError, match="distinct rows"):

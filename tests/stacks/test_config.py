@@ -117,3 +117,27 @@ def test_the_demo_stack_is_the_local_settings_under_its_own_name_and_state() -> 
 def test_a_demo_stack_file_wins_over_the_derived_settings(tmp_path) -> None:
     stacks = write_stack(tmp_path, "  modelops:deploy:\n    replicas: 3\n", name="demo")
     assert load_stack_config("demo", stacks).deploy.replicas == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ("  modelops:cache:\n    enabled: true\n    max_entries: 50000\n",
+         ["modelops:gate.distinct_rows (20000) must exceed modelops:cache.max_entries (50000)", "e.g. to 100000"]),
+        ("  modelops:cache:\n    enabled: true\n  modelops:gate:\n    zipf_s: 0\n",
+         ["modelops:gate.zipf_s is 0", "every request would be a cache hit"]),
+        ("  modelops:gate:\n    rounds: 1\n", ["modelops:gate.rounds", "greater than or equal to 2"]),
+    ],
+    ids=["pool-not-larger-than-the-cache", "fixed-bodies-with-the-cache", "one-round"],
+)  # fmt: skip
+def test_the_gate_load_must_outnumber_the_cache_and_measure_in_rounds(tmp_path, body, words) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_stack_config("t", write_stack(tmp_path, body))
+    for word in words:
+        assert word in str(caught.value), f"{word!r} missing from: {caught.value}"
+
+
+def test_the_cache_as_deployed_with_rows_outnumbering_it_is_valid(tmp_path) -> None:
+    body = "  modelops:cache:\n    enabled: true\n    max_entries: 5000\n"
+    settings = load_stack_config("t", write_stack(tmp_path, body))
+    assert settings.cache.enabled and settings.gate.distinct_rows > settings.cache.max_entries

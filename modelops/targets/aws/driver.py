@@ -399,6 +399,11 @@ class AwsTarget:
             note="each replica is an EC2 instance: its CPU budget is the instance type's vCPUs",
         )
 
+    def balancer_retries(self, pool: Pool = "candidate") -> tuple[int, int] | None:
+        """An ALB does not retry a request on another target (it answers 502/504 instead), so it has no retries to
+        count: a failed answer reaches the client, and the gate counts it there."""
+        return None
+
     @_aws_errors("hold_scaling")
     def hold_scaling(self) -> None:
         """For the gate: the candidate's group stops reacting to its alarms (target tracking) and to AZ imbalance,

@@ -729,6 +729,17 @@ class LocalTarget:
     def cpu_budgets(self) -> CpuBudgets:
         return CpuBudgets(enforced=self.budgets.enabled, note=self.budgets.reason)
 
+    def balancer_retries(self, pool: Pool = "candidate") -> tuple[int, int] | None:
+        """HAProxy's ``wretr`` and ``wredis`` of the pool's backend (``show stat``), cumulative since it started."""
+        state = self.load()
+        if state is None or not self._haproxy_alive(state):
+            return None
+        colour = state.live if pool == "live" else other(state.live)
+        for row in self.api.stats():
+            if row.get("pxname") == f"be_{colour}" and row.get("svname") == "BACKEND":
+                return int(row.get("wretr") or 0), int(row.get("wredis") or 0)
+        return None
+
     def hold_scaling(self) -> None:
         """Pause every autoscaler of this deployment (they keep measuring, and change nothing) until released, this
         process ends, or modelops:autoscale.hold_max_s passes — whichever comes first (a killed gate pins nothing)."""

@@ -18,6 +18,13 @@ from tests.fixtures.faulty import build_faulty
 # min_idle_cpu 0: whether other processes on a shared test machine leave the replicas their budget is not what these
 # tests are about (the rule has its own tests: tests/modelops/gate/test_capacity.py, test_judge.py); the load
 # generator's own saturation stays guarded (a starved generator's run is tested in test_rejections.py).
+# Loosened against the shipped thresholds, and why: min_efficiency 0.2 (shipped 0.7) and min_vertical_ratio 0.3
+# (shipped 1.3) — on this shared 2-core machine, with other test sessions beside it, an interval of E(2) or of the
+# vertical ratio over 2-3 rounds spans well past either threshold (docs/gate-noise.md; the gate-noise branch report
+# has the measured spreads), so a shipped threshold would make the promote test inconclusive, not wrong; the rules
+# themselves fail and pass on fixed inputs in test_judge.py / test_rounds.py. p95 2000 ms (shipped 250): the quick
+# steps at a quarter core queue past 250 ms on a busy machine. rounds 2 (shipped 3): the least an interval needs,
+# each round a fresh deploy per configuration (seconds to tens of seconds each here).
 QUICK = {
     "deploy": {"replicas": 1, "cpu_per_replica": 0.25},
     "slo": {"p95_ms": 2000, "p99_ms": 4000, "max_error_ratio": 0.001, "min_rps": 5},
@@ -25,6 +32,7 @@ QUICK = {
         "users": 8, "spawn_rate": 8, "duration_s": 3, "warmup_s": 1, "min_requests": 20, "target_rps": 40,
         "step_users": [4, 16, 32], "step_seconds": 3, "smoke_users": 2, "smoke_seconds": 2,
         "min_efficiency": 0.2, "min_vertical_ratio": 0.3, "failover_max_error_ratio": 0.02, "min_idle_cpu": 0.0,
+        "rounds": 2,
     },
     # The shipped bake (300 s) and rollback window (600 s) are off: these tests check the gate, and a promotion here
     # retires the old pool at once; the bake and the window have their own tests (tests/modelops/test_bake.py).

@@ -20,6 +20,7 @@ from modelops.gate.summary import Summary
 from modelops.locking import LOCK_FILE
 from modelops.targets.local import LocalTarget, cgroups, procs
 from stacks.config import STACKS_DIR
+from tests.fixtures.queueing import build_queueing
 from tests.modelops.gate.conftest import gate, quick_settings, view
 from tests.traffic import log_production_traffic
 
@@ -80,6 +81,33 @@ def test_a_candidate_erroring_under_load_has_no_capacity_and_fails_horizontal(re
     horizontal = summary.suites["horizontal"]
     assert all(s.error_ratio > 0.001 for s in horizontal.steps["replicas=1"]), "it errs at every step"
     assert horizontal.measured["rps_1"] == 0, "answered 503s are not capacity: no clean throughput at all"
+
+
+@pytest.fixture(scope="module")
+def queueing_bento(tmp_path_factory, bentoml_home) -> str:
+    return build_queueing(tmp_path_factory.mktemp("queueing"))
+
+
+def test_a_candidate_fast_at_light_load_but_slow_with_requests_in_flight_fails_horizontal(
+    rejected, queueing_bento
+) -> None:
+    # One lock per replica, 25 ms per request (tests/fixtures/queueing.py). The slo suite's light load (10 req/s,
+    # a quarter of a request in flight, for 6 s: enough requests at that rate) sees ~25 ms and passes; the step
+    # load's first step (4 users in flight) queues ~100 ms. Before capacity was read within the SLO this candidate
+    # was promoted ("no clean step met the latency SLO: no capacity can be planned", exit 0). p95 75 ms is tighter
+    # than the shipped 250 ms only so that the quick steps (4 users, not the shipped 8) cross it; p99 300 ms leaves
+    # the light load's tail to the machine.
+    light = {"users": 2, "target_rps": 10, "duration_s": 6}
+    summary = rejected(queueing_bento, ("smoke", "slo", "horizontal"), slo={"p95_ms": 75, "p99_ms": 300}, gate=light)
+    assert summary.suites["slo"].status == "pass", summary.suites["slo"].reason
+    assert outcome(summary) == ("reject", ExitStatus.HORIZONTAL_FAILED), summary.reason
+    horizontal = summary.suites["horizontal"]
+    first = horizontal.steps["replicas=1"][0]
+    assert first.users == 4 and first.p95_ms > 75 and first.errors == 0, "correct answers, only too slow"
+    assert f"no step met the latency SLO: the first step (4 users) had p95 {first.p95_ms:.0f} ms > 75 ms" in (
+        horizontal.reason
+    )
+    assert summary.capacity_plan.rps_per_replica_at_slo is None, "no capacity is planned from a failed curve"
 
 
 def test_a_candidate_that_cannot_use_a_second_worker_fails_vertical(rejected, faulty_bento) -> None:
