@@ -19,18 +19,31 @@ from typing import cast
 import bentoml
 import numpy as np
 from prediction_log import PredictionLogger, request_identity, writer_name
-from service import CLASSES, MAX_BODY_BYTES, MODEL, SETTINGS, Classifier, Predictions, RequestGuard, Rows, answer
+from service import (
+    CLASSES,
+    CLASSIFIES,
+    MAX_BODY_BYTES,
+    MODEL,
+    SETTINGS,
+    Predictions,
+    Predictor,
+    RequestGuard,
+    Rows,
+    answer,
+)
 
 # Where /predict_logged writes (a throwaway directory unless the benchmark names one).
 BENCH_LOG_DIR = "MODELOPS_BENCH_LOG_DIR"
 
 
-class WithoutModel(Classifier):
-    """The production Classifier whose model call returns uniform probabilities instead of calling the model."""
+class WithoutModel(Predictor):
+    """The production Predictor whose model call returns a constant (uniform probabilities, or zeros for a
+    regressor) instead of calling the model."""
 
     def predict_proba(self, rows: np.ndarray | list[list[float]]) -> np.ndarray:
         # The same conversion the model call starts with; the answer is a constant of the model's output shape.
-        return np.full((len(np.asarray(rows, dtype=np.float64)), len(CLASSES)), 1.0 / len(CLASSES))
+        n = len(np.asarray(rows, dtype=np.float64))
+        return np.full((n, len(CLASSES)), 1.0 / len(CLASSES)) if CLASSIFIES else np.zeros(n)
 
 
 @bentoml.service(name="wine_bench", **SETTINGS)
@@ -38,7 +51,7 @@ class WineBench:
     model_ref = MODEL
 
     def __init__(self) -> None:
-        self.classifier = Classifier()
+        self.classifier = Predictor()
         self.floor = WithoutModel()
         logger = PredictionLogger(
             os.environ.get(BENCH_LOG_DIR) or tempfile.mkdtemp(prefix="modelops-bench-log-"),
@@ -46,10 +59,10 @@ class WineBench:
             model_version=str(MODEL.resolve().tag),
             sample_rate=1.0,
         )
-        self.logged = Classifier(logger=logger)
+        self.logged = Predictor(logger=logger)
 
     @staticmethod
-    async def respond(classifier: Classifier, rows: list[list[float]], ctx: bentoml.Context):
+    async def respond(classifier: Predictor, rows: list[list[float]], ctx: bentoml.Context):
         """service.py's predict handler, with the classifier to serve with."""
         request_id, logged = request_identity(ctx.request.headers)
         return answer(ctx, request_id, await classifier.serve(rows, request_id if logged else None))

@@ -70,12 +70,50 @@ def _settings(stack: str, **overrides: dict[str, Any]) -> StackConfig:
 def build(
     retrain: Annotated[bool, typer.Option("--retrain", help="train the reference model again first")] = False,
     seed: Annotated[int, typer.Option(help="training seed (with --retrain, or when no model exists yet)")] = 1,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="NAME:TAG of a model saved with bentoml.sklearn, bentoml.xgboost or bentoml.lightgbm: serve it with "
+            "the platform's template (default: the reference wine model)",
+        ),
+    ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(help="CSV whose header names the features (+ optional label column): drift reference and golden"),
+    ] = None,
+    label_column: Annotated[str, typer.Option(help="the label column of --reference, if it has one")] = "label",
+    model_store: Annotated[
+        Path | None,
+        typer.Option(
+            help="a BentoML store (a BENTOML_HOME, e.g. ~/bentoml) to import --model from [env: MODELOPS_MODEL_STORE]"
+        ),
+    ] = None,
+    accelerate: Annotated[
+        bool, typer.Option(help="compile tree ensembles (ONNX Runtime), prove and measure; keep the fastest")
+    ] = True,
 ) -> None:
-    """Train the reference model if needed, then build its bento. Prints the bento tag."""
+    """Build a bento: the reference model (trained if needed), or with --model any saved tabular model through the
+    platform's service template. Prints the bento tag."""
     from bento import train
     from modelops import bentos
 
     steps = Steps(err)
+    if model:
+        from modelops import modelbuild
+
+        with steps.step(f"building the template bento for {model}"):
+            built = modelbuild.build_model(
+                model,
+                reference=reference,
+                label_column=label_column,
+                store=modelbuild.user_store(model_store),
+                accelerate=accelerate,
+                say=lambda line: err.print(f"  {line}"),
+            )
+        out.print(built.bento)
+        return
     if retrain or not bentos.has_reference_model():
         with steps.step(f"training the reference model (seed {seed})"):
             result = train.save(seed=seed)
@@ -608,6 +646,8 @@ def _calibrate(monitor, model: str, windows: int, trials: int, feature: str, shi
     if windows < 1 or trials < 1:
         raise UsageError(f"--windows and --trials must be at least 1, got {windows} and {trials}")
     metadata, predict = load_model(model)
+    if predict is None:
+        raise UsageError(f"calibration replays the wine data through a classifier; {model} is a regressor")
     with Steps(err).step(f"calibrating: {windows} normal windows of {monitor.window} rows, {trials} shifted streams"):
         result = calibrate(
             reference_from_metadata(metadata, predict), predict, heldout_rows(metadata), monitor,

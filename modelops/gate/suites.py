@@ -17,7 +17,7 @@ import httpx
 
 from modelops.bentos import BentoInfo
 from modelops.errors import DeploymentError
-from modelops.gate import loadgen
+from modelops.gate import loadgen, userload
 from modelops.gate.capacity import Curve, Limits, read_curve, steps_from
 from modelops.gate.fuzz import FuzzError, FuzzResult, run_fuzz
 from modelops.gate.loadgen import LoadResult, LoadSpec
@@ -144,6 +144,7 @@ class Suites:
         return self.target.cpu_throttling("candidate")
 
     def load(self, name: str, spec: LoadSpec, url: str | None = None) -> LoadResult:
+        spec = userload.apply(spec, self.gate, self.run_dir)  # gate.endpoint, gate.payload_file, gate.locustfile
         if self.generator_cgroup is not None:
             spec = replace(spec, cgroup_procs=self.generator_cgroup)
         result = self.runner(url or self._url(), spec, self.run_dir, prefix=name, budget_probe=self._probe)
