@@ -132,9 +132,8 @@ def build(
     if bento_dir == BENTO_DIR and env is None:
         from modelops import modelbuild
 
-        return modelbuild.build_model(
-            f"{REFERENCE_MODEL}:latest", record=record, bentofile=bentofile, force=False
-        ).bento
+        built = modelbuild.build_model(f"{REFERENCE_MODEL}:latest", record=record, bentofile=bentofile, force=False)
+        return str(built.bento)
     result = subprocess.run(
         [sys.executable, "-m", "bentoml", "build", ".", "--bentofile", bentofile, "--output", "tag"],
         cwd=bento_dir,  # bentoml refuses a bentofile outside its working directory

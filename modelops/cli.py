@@ -93,6 +93,12 @@ def build(
     accelerate: Annotated[
         bool, typer.Option(help="compile tree ensembles (ONNX Runtime), prove and measure; keep the fastest")
     ] = True,
+    profile_only: Annotated[
+        bool,
+        typer.Option(
+            help="with --model: record its profile and --reference (for drift with a bento of your own); no bento"
+        ),
+    ] = False,
 ) -> None:
     """Build a bento: the reference model (trained if needed), or with --model any saved tabular model through the
     platform's service template. Prints the bento tag."""
@@ -111,8 +117,9 @@ def build(
                 store=modelbuild.user_store(model_store),
                 accelerate=accelerate,
                 say=lambda line: err.print(f"  {line}"),
+                profile_only=profile_only,
             )
-        out.print(built.bento)
+        out.print(built.bento or built.model)
         return
     if retrain or not bentos.has_reference_model():
         with steps.step(f"training the reference model (seed {seed})"):

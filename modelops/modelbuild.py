@@ -271,9 +271,10 @@ def check_rows_for(metadata: dict, reference: Reference | None, features: list[s
 
 
 def prepare(
-    model: Any, reference: Reference | None = None, accelerate: bool = True, say=lambda line: None
+    model: Any, reference: Reference | None = None, accelerate: bool = True, say=lambda line: None, golden_rows=True
 ) -> dict[str, Any]:
-    """Inspect, accelerate and record: the model's metadata gains its profile (returned)."""
+    """Inspect, accelerate and record: the model's metadata gains its profile (returned). ``golden_rows=False``
+    (a profile for a bento of your own, whose answers may be shaped otherwise) records no golden rows."""
     from bento.train import reference_statistics
     from modelops.acceleration import decide
 
@@ -318,7 +319,7 @@ def prepare(
         estimator, profile.task, update[served.ACCELERATION]["chosen"], model_dir, len(profile.classes)
     )
     golden_x = (ordered if ordered is not None else rows)[:GOLDEN_ROWS]
-    if reference is not None or "golden" not in metadata:
+    if golden_rows and (reference is not None or "golden" not in metadata):
         update["golden"] = golden(served_now, golden_x, profile)
     write_metadata(model, update)
     return {**metadata, **update}
@@ -389,7 +390,7 @@ def bentofile_for(model: Any, metadata: dict, bento_dir: Path, template: str = "
 
 @dataclass(frozen=True)
 class BuildResult:
-    bento: str
+    bento: str | None  # None: the profile only (--profile-only)
     model: str
     metadata: dict
 
@@ -404,13 +405,18 @@ def build_model(
     say=lambda line: None,
     bentofile: str | None = None,
     force: bool = True,
+    profile_only: bool = False,
 ) -> BuildResult:
-    """Find, prepare and build: the bento of the template serving model ``tag``."""
+    """Find, prepare and build: the bento of the template serving model ``tag``. ``profile_only``: record the
+    profile and reference (for a bento of your own, bento/monitoring.py) and build nothing."""
     from modelops import bentos
 
     model = locate(tag, store)
     loaded = read_reference(reference, label_column) if reference else None
     metadata = dict(model.info.metadata)
+    if profile_only:
+        metadata = prepare(model, loaded, accelerate=False, say=say, golden_rows=False)
+        return BuildResult(bento=None, model=str(model.tag), metadata=metadata)
     if force or not is_prepared(metadata, accelerate):
         metadata = prepare(model, loaded, accelerate=accelerate, say=say)
     generated = bentofile_for(model, metadata, bentos.BENTO_DIR, bentofile or "bentofile.yaml")
