@@ -103,12 +103,10 @@ def build(
     """Build a bento: the reference model (trained if needed), or with --model any saved tabular model through the
     platform's service template. Prints the bento tag."""
     from bento import train
-    from modelops import bentos
+    from modelops import bentos, modelbuild
 
     steps = Steps(err)
     if model:
-        from modelops import modelbuild
-
         with steps.step(f"building the template bento for {model}"):
             built = modelbuild.build_model(
                 model,
@@ -126,7 +124,9 @@ def build(
             result = train.save(seed=seed)
         err.print(f"  model {result.tag}: " + ", ".join(f"{k} {v:.3g}" for k, v in result.metrics.items()))
     with steps.step("building the bento"):
-        tag = bentos.build()
+        # The reference model is one user of the template: the same profile and acceleration step as --model.
+        reference_model = f"{bentos.REFERENCE_MODEL}:latest"
+        tag = str(modelbuild.build_model(reference_model, say=lambda line: err.print(f"  {line}"), force=False).bento)
     out.print(tag)
 
 

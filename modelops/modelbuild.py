@@ -419,6 +419,9 @@ def build_model(
         return BuildResult(bento=None, model=str(model.tag), metadata=metadata)
     if force or not is_prepared(metadata, accelerate):
         metadata = prepare(model, loaded, accelerate=accelerate, say=say)
+    else:
+        decision = metadata.get(served.ACCELERATION) or {}
+        say(f"serving with {decision.get('chosen', served.ORIGINAL)} (proven when this model version was prepared)")
     generated = bentofile_for(model, metadata, bentos.BENTO_DIR, bentofile or "bentofile.yaml")
     try:
         bento = bentos.build(bentofile=generated.name, record=record, env={ENV_MODEL: str(model.tag)})
