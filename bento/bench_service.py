@@ -8,6 +8,8 @@ Built into its own bento (bentofile.bench.yaml) by `modelops bench`; the product
                   same validation, contract check, batcher and response building, so /predict ÷ /noop is what the
                   model costs
   /predict_logged the production path with the prediction log on, every request logged (its overhead)
+  /predict_plain  the production path with the framework's own model call instead of the one the build chose
+                  (the peer table's "plain" row: the serving path's gain apart from the compile's)
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class WineBench:
             sample_rate=1.0,
         )
         self.logged = Predictor(logger=logger)
+        self.plain = Predictor(accelerate=False)
 
     @staticmethod
     async def respond(classifier: Predictor, rows: list[list[float]], ctx: bentoml.Context):
@@ -70,6 +73,10 @@ class WineBench:
     @bentoml.api
     async def predict(self, rows: Rows, ctx: bentoml.Context) -> Predictions:
         return await self.respond(self.classifier, rows, ctx)
+
+    @bentoml.api
+    async def predict_plain(self, rows: Rows, ctx: bentoml.Context) -> Predictions:
+        return await self.respond(self.plain, rows, ctx)
 
     @bentoml.api
     async def noop(self, rows: Rows, ctx: bentoml.Context) -> Predictions:
