@@ -70,10 +70,22 @@ def live_model_of(bento: str) -> str | None:
 
 
 def has_production_log(settings: StackConfig, live_model: str | None) -> bool:
-    if live_model is None:
+    if live_model is None or is_regressor(live_model):
         return False
     rows = live_window(prediction_log_dir(settings), live_model, settings.monitor.window)
     return len(rows) >= settings.gate.quality_min_rows
+
+
+def is_regressor(model: str) -> bool:
+    """The quality suite compares class labels: a regressor's values (bento/served.py) are not judged by it."""
+    import bentoml
+
+    from bento.served import REGRESSION, TASK
+
+    try:
+        return bentoml.models.get(model).info.metadata.get(TASK) == REGRESSION
+    except (bentoml.exceptions.NotFound, ValueError):
+        return False
 
 
 def scaling_of(suites: dict[str, SuiteResult], settings: StackConfig) -> Scaling:

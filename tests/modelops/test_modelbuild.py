@@ -166,3 +166,13 @@ def test_build_records_profile_in_the_model_metadata(tmp_path) -> None:
     assert (Path(stored.path) / modelbuild.REFERENCE_FILE).read_text() == reference.read_text()
     assert len(metadata["golden"]["rows"]) == modelbuild.GOLDEN_ROWS
     assert json.dumps(metadata["acceleration"])  # recorded, JSON-like
+
+
+def test_the_quality_suite_is_not_required_for_a_regressor_and_is_for_a_classifier(tmp_path) -> None:
+    from modelops.gate.run import is_regressor
+
+    regressor, _, reference, _ = saved("diabetes_q", load_diabetes(), MODELS["diabetes_hgb"][1], tmp=tmp_path)
+    classifier, _, _, _ = saved("iris_q", load_iris(), MODELS["cancer_gb"][1])
+    for tag in (regressor, classifier):
+        modelbuild.build_model(tag, reference=reference if tag == regressor else None, profile_only=True)
+    assert is_regressor(regressor) and not is_regressor(classifier)

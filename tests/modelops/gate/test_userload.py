@@ -58,11 +58,14 @@ def test_endpoint_must_be_a_path() -> None:
     assert GateSettings(endpoint="/predict").endpoint == "/predict"
 
 
-def test_the_users_own_locustfile_makes_the_load_and_the_gate_still_measures_it(live_deployment, tmp_path) -> None:
+def test_the_users_own_locustfile_makes_the_load_and_the_gate_still_measures_it(
+    reference_bento, make_target, tmp_path
+) -> None:
+    url = make_target().up(reference_bento, replicas=1, workers=1).replicas[0].url
     locustfile = tmp_path / "mine.py"
     locustfile.write_text(USER_LOCUSTFILE)
     spec = userload.apply(SPEC, GateSettings(locustfile=str(locustfile)), tmp_path)
-    result = loadgen.run(live_deployment.status().url, spec, tmp_path / "load")
+    result = loadgen.run(url, spec, tmp_path / "load")
     assert result.requests > 0 and result.failures == 0, result.failure_messages
     stats = json.loads((tmp_path / "load" / "locust.json").read_text())
     assert {entry["name"] for entry in stats} == {"/predict"}, "only the user's requests, by the user's names"
