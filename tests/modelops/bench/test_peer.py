@@ -132,8 +132,7 @@ def test_mlserver_serves_our_model_and_takes_our_locust_load(reference_bento: st
     info = bentos.describe(reference_bento)
     assert info.golden is not None
     repository = tmp_path / "repo"
-    onnx = compiled_model(info.models[0])
-    assert onnx is not None, "the reference forest is compiled at build (ONNX Runtime was faster when this was written)"
+    onnx = compiled_model(info.models[0])  # None when the build kept another implementation (it was faster)
     export_model(info.models[0], repository, MLSERVER_CONFIGS["mlserver_batching_pw0"][0], onnx)
     budgets = cgroups.probe()
     deployment = f"test-peer-{tmp_path.name}"
@@ -145,13 +144,13 @@ def test_mlserver_serves_our_model_and_takes_our_locust_load(reference_bento: st
         output = answer.json()["outputs"][0]
         served = np.asarray(output["data"]).reshape(output["shape"])
         np.testing.assert_allclose(served, info.golden["probabilities"], rtol=0, atol=1e-12)
-        # The compiled model through MLServer's custom runtime: within the tolerance the build proved.
-        url = f"{server.url}/v2/models/{ONNX_MODEL_NAME}/infer"
-        compiled = httpx.post(url, json=v2_body(info.golden["rows"]), timeout=10)
-        assert compiled.status_code == 200, compiled.text
-        output = compiled.json()["outputs"][0]
-        served = np.asarray(output["data"]).reshape(output["shape"])
-        np.testing.assert_allclose(served, info.golden["probabilities"], rtol=0, atol=CLASS_TOLERANCE)
+        if onnx is not None:  # the compiled model through MLServer's custom runtime: within the proven tolerance
+            url = f"{server.url}/v2/models/{ONNX_MODEL_NAME}/infer"
+            compiled = httpx.post(url, json=v2_body(info.golden["rows"]), timeout=10)
+            assert compiled.status_code == 200, compiled.text
+            output = compiled.json()["outputs"][0]
+            served = np.asarray(output["data"]).reshape(output["shape"])
+            np.testing.assert_allclose(served, info.golden["probabilities"], rtol=0, atol=CLASS_TOLERANCE)
         _, payload = write_payloads(info.golden["rows"], tmp_path)
         spec = loadgen.LoadSpec(
             users=4, spawn_rate=4, duration_s=2, endpoint=f"/v2/models/{MODEL_NAME}/infer", payload_file=payload
