@@ -170,7 +170,7 @@ def inspect(estimator: Any, metadata: dict, reference: Reference | None) -> Prof
             f"the model ({type(estimator).__name__}) has no predict method: the template serves objects with "
             "scikit-learn's predict (and predict_proba for a classifier)"
         )
-    kind = getattr(estimator, "_estimator_type", None)
+    kind = estimator_kind(estimator)
     if metadata.get(served.TASK) in served.TASKS:
         task = str(metadata[served.TASK])
     elif kind == "classifier" or (kind is None and hasattr(estimator, "classes_")):
@@ -213,6 +213,21 @@ def inspect(estimator: Any, metadata: dict, reference: Reference | None) -> Prof
             "template serves models that take one row of numeric features per sample"
         ) from None
     return Profile(task, features, classes, {"dtype": dtype, "max_abs": bound}, notes)
+
+
+def estimator_kind(estimator: Any) -> str | None:
+    """classifier, regressor or None: scikit-learn's own tags (its estimators and wrappers such as XGBoost's), else
+    the older ``_estimator_type`` attribute (bento/served.py's LightGBMBooster keeps it)."""
+    from sklearn.base import is_classifier, is_regressor
+
+    try:
+        if is_classifier(estimator):
+            return "classifier"
+        if is_regressor(estimator):
+            return "regressor"
+    except AttributeError:  # not a scikit-learn estimator: no __sklearn_tags__
+        pass
+    return getattr(estimator, "_estimator_type", None)
 
 
 def _features(estimator: Any, metadata: dict, reference: Reference | None, notes: list[str]) -> list[str]:
