@@ -294,7 +294,10 @@ def prepare(
     from modelops.acceleration import decide
 
     metadata = dict(model.info.metadata)
-    estimator = served.load_estimator(model)
+    try:
+        estimator = served.load_estimator(model)
+    except served.NotServableError as exc:  # the framework or the object is not one the template serves
+        raise ModelRefusedError(str(exc)) from None
     profile = inspect(estimator, metadata, reference)
     for note in profile.notes:
         say(note)

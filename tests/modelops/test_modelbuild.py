@@ -107,6 +107,12 @@ def test_model_without_predict_is_refused_naming_it() -> None:
         modelbuild.build_model(tag, record=False)
 
 
+def test_model_of_another_framework_is_refused_naming_the_ones_served() -> None:
+    tag = str(bentoml.picklable_model.save_model("pickled", {"not": "a model"}).tag)
+    with pytest.raises(modelbuild.ModelRefusedError, match=r"bentoml\.sklearn, bentoml\.xgboost, bentoml\.lightgbm"):
+        modelbuild.build_model(tag, record=False)
+
+
 def test_classifier_without_probabilities_is_refused_naming_the_fix() -> None:
     data = load_iris()
     tag = str(bentoml.sklearn.save_model("iris_svc", SVC().fit(data.data, data.target)).tag)
