@@ -396,6 +396,13 @@ def bentofile_for(model: Any, metadata: dict, bento_dir: Path, template: str = "
             except PackageNotFoundError:
                 raise UsageError(f"{name} is not installed here: `pip install {name}` (the model needs it)") from None
     base.setdefault("python", {})["packages"] = packages
+    # The build's acceleration decision on the bento itself too (`bentoml get NAME:VERSION` shows its labels); the
+    # figures and the reasons are in the model's metadata, which the bento carries.
+    decision = metadata.get(served.ACCELERATION) or {}
+    labels = base.setdefault("labels", {})
+    labels["modelops.accelerator"] = str(decision.get("chosen", served.ORIGINAL))
+    if decision.get("speedup"):
+        labels["modelops.speedup"] = f"{float(decision['speedup']):.2f}"
     if template == "bentofile.yaml":
         base["description"] = f"{model.tag}: served by the modelops template ({metadata.get(served.TASK)})"
     # A file of its own per build (two builds at once must not share one), beside the template: bentoml build

@@ -67,6 +67,8 @@ def test_saved_model_is_served_by_the_template_with_contract_and_log(name, tmp_p
     built = modelbuild.build_model(tag, reference=reference, record=False)
     assert built.bento.startswith(f"{name}_service:"), built.bento
     assert built.metadata["task"] == task
+    labels = bentoml.bentos.get(built.bento).info.labels
+    assert labels["modelops.accelerator"] == built.metadata["acceleration"]["chosen"], labels
     target = make_target()
     url = target.up(built.bento, replicas=1, workers=1).replicas[0].url
     rows = x_test[:40]
