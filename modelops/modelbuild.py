@@ -313,10 +313,10 @@ def prepare(
     ordered = reference.x[:, [reference.features.index(f) for f in profile.features]] if reference else None
     if reference is not None and ordered is not None:
         update["reference_stats"] = reference_statistics(ordered, profile.features)
-        shutil.copyfile(reference.path, model_dir / served_reference_name())
-        update["reference_file"] = served_reference_name()
+        shutil.copyfile(reference.path, model_dir / REFERENCE_FILE)
+        update["reference_file"] = REFERENCE_FILE
         if reference.labels is not None:
-            say(f"labelled reference kept at {model_dir / served_reference_name()} (gate.quality_data)")
+            say(f"labelled reference kept at {model_dir / REFERENCE_FILE} (gate.quality_data)")
     elif "reference_stats" not in metadata:
         say("no drift reference: pass --reference FILE.csv (a header naming the features) to monitor drift")
     rows = check_rows_for(metadata, reference, profile.features)
@@ -341,10 +341,6 @@ def prepare(
         update["golden"] = golden(served_now, golden_x, profile)
     write_metadata(model, update)
     return {**metadata, **update}
-
-
-def served_reference_name() -> str:
-    return REFERENCE_FILE
 
 
 def golden(predict, rows: np.ndarray, profile: Profile) -> dict[str, Any]:
