@@ -60,7 +60,7 @@ $(PEER)/.installed: constraints-peer.txt
 	@test -x $(PEER)/bin/python || $(PYTHON) -m venv $(PEER)
 	$(PEER)/bin/python -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION)
 	$(PEER)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints-peer.txt \
-	  mlserver mlserver-sklearn uvloop scikit-learn
+	  mlserver mlserver-sklearn uvloop scikit-learn onnxruntime
 	@touch $@
 
 # promtool (Prometheus' rule checker and test runner) comes with the prometheus package, like the server itself.

@@ -8,6 +8,8 @@ Built into its own bento (bentofile.bench.yaml) by `modelops bench`; the product
                   same validation, contract check, batcher and response building, so /predict ÷ /noop is what the
                   model costs
   /predict_logged the production path with the prediction log on, every request logged (its overhead)
+  /predict_plain  the production path with the framework's own model call instead of the one the build chose
+                  (the peer table's "plain" row: the serving path's gain apart from the compile's)
 """
 
 from __future__ import annotations
@@ -19,18 +21,31 @@ from typing import cast
 import bentoml
 import numpy as np
 from prediction_log import PredictionLogger, identify, writer_name
-from service import CLASSES, MAX_BODY_BYTES, MODEL, SETTINGS, Classifier, Predictions, RequestGuard, Rows, answer
+from service import (
+    CLASSES,
+    CLASSIFIES,
+    MAX_BODY_BYTES,
+    MODEL,
+    SETTINGS,
+    Predictions,
+    Predictor,
+    RequestGuard,
+    Rows,
+    answer,
+)
 
 # Where /predict_logged writes (a throwaway directory unless the benchmark names one).
 BENCH_LOG_DIR = "MODELOPS_BENCH_LOG_DIR"
 
 
-class WithoutModel(Classifier):
-    """The production Classifier whose model call returns uniform probabilities instead of calling the model."""
+class WithoutModel(Predictor):
+    """The production Predictor whose model call returns a constant (uniform probabilities, or zeros for a
+    regressor) instead of calling the model."""
 
     def predict_proba(self, rows: np.ndarray | list[list[float]]) -> np.ndarray:
         # The same conversion the model call starts with; the answer is a constant of the model's output shape.
-        return np.full((len(np.asarray(rows, dtype=np.float64)), len(CLASSES)), 1.0 / len(CLASSES))
+        n = len(np.asarray(rows, dtype=np.float64))
+        return np.full((n, len(CLASSES)), 1.0 / len(CLASSES)) if CLASSIFIES else np.zeros(n)
 
 
 @bentoml.service(name="wine_bench", **SETTINGS)
@@ -38,7 +53,7 @@ class WineBench:
     model_ref = MODEL
 
     def __init__(self) -> None:
-        self.classifier = Classifier()
+        self.classifier = Predictor()
         self.floor = WithoutModel()
         logger = PredictionLogger(
             os.environ.get(BENCH_LOG_DIR) or tempfile.mkdtemp(prefix="modelops-bench-log-"),
@@ -47,10 +62,11 @@ class WineBench:
             sample_rate=1.0,
             classes=CLASSES,
         )
-        self.logged = Classifier(logger=logger)
+        self.logged = Predictor(logger=logger)
+        self.plain = Predictor(accelerate=False)
 
     @staticmethod
-    async def respond(classifier: Classifier, rows: list[list[float]], ctx: bentoml.Context):
+    async def respond(classifier: Predictor, rows: list[list[float]], ctx: bentoml.Context):
         """service.py's predict handler, with the classifier to serve with."""
         who = identify(ctx.request.headers)
         result = await classifier.serve(rows, who.request_id if who.logged else None, who.prediction_id)
@@ -59,6 +75,10 @@ class WineBench:
     @bentoml.api
     async def predict(self, rows: Rows, ctx: bentoml.Context) -> Predictions:
         return await self.respond(self.classifier, rows, ctx)
+
+    @bentoml.api
+    async def predict_plain(self, rows: Rows, ctx: bentoml.Context) -> Predictions:
+        return await self.respond(self.plain, rows, ctx)
 
     @bentoml.api
     async def noop(self, rows: Rows, ctx: bentoml.Context) -> Predictions:

@@ -1,9 +1,14 @@
-"""The BentoML service: a typed, validated prediction API over the reference classifier, with batching in which one
+"""The service template: a typed, validated prediction API over any saved tabular model, with batching in which one
 request can never fail another (bento/batching.py).
 
-Everything about the model — feature count, class labels, example rows, the range of values it can compute with —
-comes from the model's own metadata (bento/train.py writes it), so the API schema published at /docs.json declares
-exactly what a request must hold, and a value the model cannot take is refused with a 422 before it reaches it.
+One template, many models: the model is the one `modelops build --model NAME:TAG` names (bento/pinning.py:
+served_model; the reference wine classifier when none is named). Everything about it — task (classification or
+regression), feature names, class labels, example rows, the range of values it can compute with, the accelerated
+implementation the build proved — comes from the model's metadata (modelops/modelbuild.py writes it; bento/served.py
+reads it), so the API schema published at /docs.json declares exactly what a request must hold, and a value the
+model cannot take is refused with a 422 before it reaches it.
+
+Answers, one per row: a classifier's ``{"label": ..., "probabilities": {class: p}}``, a regressor's ``{"value": x}``.
 
 Limits (environment, so an operator can tune a replica without rebuilding the bento):
   MODELOPS_MAX_BODY_BYTES   largest request body, default 1 MiB (413 above it; HAProxy enforces the same limit)
@@ -31,9 +36,8 @@ from bentoml.exceptions import UnprocessableEntity
 from bentoml.validators import ContentType
 from cache import from_env as cache_from_env
 from contract import out_of_range, probe_input_dtype
-from forest import fast_predict_proba
 from guard import RequestGuard
-from pinning import pinned_model
+from pinning import served_model
 from prediction_log import (
     ENV_REPLICA,
     PREDICTION_ID_HEADER,
@@ -44,19 +48,20 @@ from prediction_log import (
     writer_name,
 )
 from pydantic import BaseModel, Field
+from served import CLASSIFICATION, load
 from starlette.responses import JSONResponse, Response
 
-MODEL_NAME = "wine_classifier"
-
-
-MODEL = bentoml.models.BentoModel(pinned_model(MODEL_NAME))
+MODEL = bentoml.models.BentoModel(served_model())
+MODEL_NAME = MODEL.tag.name
 MAX_ROWS = 1000
 MAX_BATCH_ROWS = 2 * MAX_ROWS  # rows merged into one model call at most (a request larger than that goes alone)
 MAX_BODY_BYTES = int(os.environ.get("MODELOPS_MAX_BODY_BYTES", str(1024 * 1024)))
 
 _METADATA = MODEL.resolve().info.metadata
 FEATURES: list[str] = list(_METADATA["feature_names"])
-CLASSES: list[str] = list(_METADATA["classes"])
+TASK = str(_METADATA.get("task", CLASSIFICATION))
+CLASSIFIES = TASK == CLASSIFICATION
+CLASSES: list[str] = list(_METADATA["classes"]) if CLASSIFIES else []
 _EXAMPLE_ROWS = _METADATA.get("golden", {}).get("rows", [])[:2]
 SHOWN_VIOLATIONS = 10  # out-of-range values listed in a 422's detail (the message counts them all)
 
@@ -81,14 +86,24 @@ Rows = Annotated[
 ]
 
 
-class Prediction(BaseModel):
+class ClassPrediction(BaseModel):
     label: str = Field(description="the predicted class: one of " + ", ".join(CLASSES))
     probabilities: dict[str, float] = Field(description="probability of each class")
 
 
+class ValuePrediction(BaseModel):
+    value: float = Field(description=f"the predicted value of {MODEL_NAME}")
+
+
+Prediction = ClassPrediction if CLASSIFIES else ValuePrediction
+
+
 # The declared content type spares BentoML from deriving it from the output's JSON schema on every response
-# (profiled: a fifth of a worker's CPU went into regenerating that schema per request).
-Predictions = Annotated[list[Prediction], ContentType("application/json")]
+# (profiled: a fifth of a worker's CPU went into regenerating that schema per request). The item type is the
+# served model's (chosen at import from its task): a static checker cannot follow that choice.
+Predictions = Annotated[list[Prediction], ContentType("application/json")]  # type: ignore[valid-type]
+# One answered row, as the batcher returns it: the label (or a regressor's value), its JSON, its class probabilities.
+Answered = tuple[str | float, str, list[float] | None]
 
 
 class InputOutOfRange(UnprocessableEntity):
@@ -105,25 +120,26 @@ class InputOutOfRange(UnprocessableEntity):
         return JSONResponse({"error": str(self), "detail": self.detail}, status_code=self.error_code.value)
 
 
-def input_contract(model, n_features: int) -> tuple[str, float]:
-    """(dtype, largest |value|) the model computes with: recorded at training; probed from the model itself for a
-    model saved before training recorded it."""
+def input_contract(predict, n_features: int) -> tuple[str, float]:
+    """(dtype, largest |value|) the model computes with: recorded at build (or training); probed from the model
+    itself for a model saved before it was recorded."""
     recorded = _METADATA.get("input_contract")
     if recorded:
         return str(recorded["dtype"]), float(recorded["max_abs"])
-    return probe_input_dtype(model.predict_proba, n_features)
+    return probe_input_dtype(predict, n_features)
 
 
-class Classifier:
+class Predictor:
     """The model and its prediction logic, shared by the production service and the benchmark service."""
 
-    def __init__(self, logger: PredictionLogger | None = None) -> None:
-        self.model = bentoml.sklearn.load_model(MODEL.resolve())
+    def __init__(self, logger: PredictionLogger | None = None, accelerate: bool = True) -> None:
+        # The implementation the build proved equivalent and chose (bento/served.py): the framework's own call, the
+        # flat forest or the ONNX Runtime session.
+        self.served = load(MODEL.resolve(), accelerate=accelerate)
+        self.model = self.served.estimator
         self.logger = logger
-        self.dtype, self.max_abs = input_contract(self.model, len(FEATURES))
-        # The forest's predict_proba without sklearn's per-tree joblib dispatch (bento/forest.py): same result.
-        self.fast_predict_proba = fast_predict_proba(self.model)
-        self.batcher: Batcher[tuple[str, str, list[float]]] = Batcher(self.predict_json, max_rows=MAX_BATCH_ROWS)
+        self.dtype, self.max_abs = input_contract(self.served.predict, len(FEATURES))
+        self.batcher: Batcher[Answered] = Batcher(self.predict_json, max_rows=MAX_BATCH_ROWS)
         # Opt-in cache in front of the batcher, keyed by this model version: never another version's answer.
         self.version = str(MODEL.resolve().tag)
         self.cache = cache_from_env(os.environ)
@@ -138,25 +154,30 @@ class Classifier:
         gc.freeze()
         gc.set_threshold(50_000, 50, 50)
 
-    def predict(self, rows: np.ndarray | list[list[float]]) -> list[Prediction]:
-        proba = self.predict_proba(rows)
+    def predict(self, rows: np.ndarray | list[list[float]]) -> list[ClassPrediction] | list[ValuePrediction]:
+        out = self.predict_proba(rows)
+        if not CLASSIFIES:
+            return [ValuePrediction(value=float(v)) for v in out]
         return [
-            Prediction(label=CLASSES[int(i)], probabilities=dict(zip(CLASSES, map(float, p), strict=True)))
-            for i, p in zip(proba.argmax(axis=1), proba, strict=True)
+            ClassPrediction(label=CLASSES[int(i)], probabilities=dict(zip(CLASSES, map(float, p), strict=True)))
+            for i, p in zip(out.argmax(axis=1), out, strict=True)
         ]
 
-    def predict_json(self, rows: np.ndarray) -> list[tuple[str, str, list[float]]]:
-        """Each row's (label, prediction as a JSON object of the Prediction schema, probabilities), encoded in the
-        batcher's thread."""
-        proba = self.predict_proba(rows)
+    def predict_json(self, rows: np.ndarray) -> list[Answered]:
+        """Each row's (label or value, prediction as a JSON object of the Prediction schema, class probabilities or
+        None for a regressor), encoded in the batcher's thread."""
+        out = self.predict_proba(rows)
+        if not CLASSIFIES:
+            return [(v, '{"value":' + repr(v) + "}", None) for v in out.tolist()]
         return [
             (CLASSES[i], _LABEL_PREFIX[i] + ",".join(map(str.__add__, _PROBABILITY_KEYS, map(repr, p))) + "}}", p)
-            for i, p in zip(proba.argmax(axis=1).tolist(), proba.tolist(), strict=True)
+            for i, p in zip(out.argmax(axis=1).tolist(), out.tolist(), strict=True)
         ]
 
     def predict_proba(self, rows: np.ndarray | list[list[float]]) -> np.ndarray:
-        """The model call alone (the benchmark's no-op floor replaces just this)."""
-        return self.fast_predict_proba(np.asarray(rows, dtype=np.float64))
+        """The model call alone (the benchmark's no-op floor replaces just this): a classifier's probabilities,
+        a regressor's values."""
+        return self.served.predict(np.asarray(rows, dtype=np.float64))
 
     def check(self, rows: list[list[float]]) -> np.ndarray:
         """The rows as an array, or InputOutOfRange naming each value beyond what the model can compute with."""
@@ -191,9 +212,8 @@ class Classifier:
             array = self.check(rows)
             predictions = await self.predict_valid(array)
             if self.logger is not None and request_id is not None:
-                self.logger.log(
-                    request_id, array, [p[0] for p in predictions], [p[2] for p in predictions], prediction_id
-                )
+                probabilities = [p[2] for p in predictions] if CLASSIFIES else None
+                self.logger.log(request_id, array, [p[0] for p in predictions], probabilities, prediction_id)
             return Response("[" + ",".join(p[1] for p in predictions) + "]", media_type="application/json")
         except InputOutOfRange as exc:
             return exc.response()
@@ -242,34 +262,34 @@ SETTINGS = {
 REQUEST_TIMEOUT_S = request_timeout_s(float(SETTINGS["traffic"]["timeout"]))  # type: ignore[index]
 
 
-@bentoml.service(name="wine_classifier_service", **SETTINGS)
-class WineClassifier:
+@bentoml.service(name=f"{MODEL_NAME}_service", **SETTINGS)
+class ModelService:
     model_ref = MODEL
 
     def __init__(self) -> None:
-        self.classifier = Classifier(logger=prediction_logger())
+        self.predictor = Predictor(logger=prediction_logger())
 
     @bentoml.on_shutdown
     def close_log(self) -> None:
         """On a clean stop (SIGTERM), everything queued for the prediction log is written, fsynced and closed."""
-        if self.classifier.logger is not None:
-            self.classifier.logger.close()
+        if self.predictor.logger is not None:
+            self.predictor.logger.close()
 
     async def __is_ready__(self) -> bool:
         """/readyz: also false while the model thread is stuck past the request timeout (bento/batching.py)."""
-        return self.classifier.batcher.responsive(REQUEST_TIMEOUT_S)
+        return self.predictor.batcher.responsive(REQUEST_TIMEOUT_S)
 
     @bentoml.api
     async def predict(self, rows: Rows, ctx: bentoml.Context) -> Predictions:
-        """Predict the class of each row. The response holds one prediction per row, in order, and its
-        ``X-Request-Id`` header names the request (send your own plain id of up to 64 characters to choose it);
-        ``X-Prediction-Id`` is the server's unique id of it, which labels sent back later refer to."""
+        """Predict each row (a class with its probabilities, or a value). The response holds one prediction per row,
+        in order, and its ``X-Request-Id`` header names the request (send your own plain id of up to 64 characters
+        to choose it); ``X-Prediction-Id`` is the server's unique id of it, which labels sent back later refer to."""
         who = identify(ctx.request.headers)
-        result = await self.classifier.serve(rows, who.request_id if who.logged else None, who.prediction_id)
+        result = await self.predictor.serve(rows, who.request_id if who.logged else None, who.prediction_id)
         # BentoML builds the response schema from the annotation; a Response (the encoded predictions, or an error)
         # it passes through as is.
         return answer(ctx, who.request_id, result, who.prediction_id)
 
 
 # @bentoml.service made the class a bentoml Service; mypy does not apply class decorators.
-cast("bentoml.Service[WineClassifier]", WineClassifier).add_asgi_middleware(RequestGuard, max_body_bytes=MAX_BODY_BYTES)
+cast("bentoml.Service[ModelService]", ModelService).add_asgi_middleware(RequestGuard, max_body_bytes=MAX_BODY_BYTES)

@@ -27,6 +27,7 @@ they get a 5xx or a dropped connection: a 4xx is the right answer to them.
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import sys
@@ -63,6 +64,31 @@ if os.environ.get("MODELOPS_SHAPE"):
     locust.stats.CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW = 2
 
 STATE: dict = {}
+
+
+def _user_classes(path: str | None) -> list[type]:
+    """The User classes of the user's own locustfile (MODELOPS_USER_LOCUSTFILE, from gate.locustfile): they make the
+    load instead of ours, and every request they send is still recorded below for the gate's figures."""
+    if not path:
+        return []
+    import importlib.util
+    import inspect
+
+    spec = importlib.util.spec_from_file_location("user_locustfile", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"gate.locustfile {path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    found = [
+        c for c in vars(module).values()
+        if inspect.isclass(c) and issubclass(c, User) and c.__module__ == module.__name__ and not c.abstract
+    ]  # fmt: skip
+    if not found:
+        raise SystemExit(f"gate.locustfile {path} defines no User class: define one (class MyUser(HttpUser): ...)")
+    return found
+
+
+USER_CLASSES = _user_classes(os.environ.get("MODELOPS_USER_LOCUSTFILE"))
 # The header replicas read to leave a request out of the prediction log (bento/prediction_log.py: SYNTHETIC_HEADER).
 # It counts only with the deployment's secret (modelops/monitor/synthetic.py), which the gate hands over in the
 # environment; without one the header is not sent (replicas would log the requests anyway).
@@ -82,7 +108,8 @@ def _rounded_ms(ms: float) -> int:
 
 @events.request.add_listener
 def _record(name: str, response_time: float, exception: BaseException | None, **_kwargs) -> None:
-    kind = name.rsplit("[", 1)[-1].rstrip("]") if name.endswith("]") else "other"
+    # A user's own locustfile names its requests as it likes: all of them are the production load ("single").
+    kind = name.rsplit("[", 1)[-1].rstrip("]") if name.endswith("]") else ("single" if USER_CLASSES else "other")
     key = (int(time.time() / WINDOW_S), kind)
     window = WINDOWS.get(key)
     if window is None:
@@ -266,8 +293,8 @@ def _prepare(environment) -> None:
             per_user = options.paced_rate_per_user = options.rate / max(1, options.num_users - fixed)
         STATE["phase"] = 1.0 / per_user
         SingleRowUser.wait_time = BatchUser.wait_time = _paced(per_user)
-    classes: list[type] = [SingleRowUser]
-    if options.batch_weight > 0:
+    classes: list[type] = list(USER_CLASSES) or [SingleRowUser]
+    if options.batch_weight > 0 and not USER_CLASSES:
         BatchUser.weight = options.batch_weight
         classes.append(BatchUser)
     if options.hostile_weight > 0 or options.hostile_users > 0:
@@ -443,7 +470,7 @@ class GoldenUser(FastHttpUser):
                 response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
                 return
             try:
-                served = [item.get("label") if isinstance(item, dict) else item for item in response.json()]
+                served = [_answer(item) for item in response.json()]
             except (ValueError, TypeError, AttributeError):
                 response.failure("golden answer is not a JSON list of predictions")
                 return
@@ -455,6 +482,21 @@ class GoldenUser(FastHttpUser):
             _tally_answers("golden_answers_unsent", answers)
             STATE["golden_checks"] = STATE.get("golden_checks", 0) + 1
             STATE["golden_checks_unsent"] = STATE.get("golden_checks_unsent", 0) + 1
+
+
+def _answer(item):
+    """A prediction's answer: a classifier's label, a regressor's value (bento/service.py), or the item itself."""
+    if isinstance(item, dict):
+        return item.get("label", item.get("value"))
+    return item
+
+
+def _same_answer(got, want) -> bool:
+    """Labels equal; values equal up to float rounding (a compiled model summing its trees on several threads may
+    differ from the golden value in the last digits)."""
+    if isinstance(want, float) and isinstance(got, int | float) and not isinstance(got, bool):
+        return math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12)
+    return got == want
 
 
 HOSTILE_SUFFIX = "[hostile]"

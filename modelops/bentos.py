@@ -121,14 +121,26 @@ def has_reference_model() -> bool:
     return True
 
 
-def build(bento_dir: Path = BENTO_DIR, bentofile: str = "bentofile.yaml", record: bool = True) -> str:
-    """``bentoml build`` the service in ``bento_dir``; returns the new bento's tag (recorded as the last build)."""
+def build(
+    bento_dir: Path = BENTO_DIR, bentofile: str = "bentofile.yaml", record: bool = True, env: dict | None = None
+) -> str:
+    """``bentoml build`` the service in ``bento_dir``; returns the new bento's tag (recorded as the last build).
+
+    The template in bento/ serves one model: the reference model (newest version) unless ``env`` names another
+    (MODELOPS_MODEL, as `modelops build --model` does). That model is prepared first — profile and acceleration
+    recorded in its metadata (modelops/modelbuild.py) — unless a build already did."""
+    if bento_dir == BENTO_DIR and env is None:
+        from modelops import modelbuild
+
+        built = modelbuild.build_model(f"{REFERENCE_MODEL}:latest", record=record, bentofile=bentofile, force=False)
+        return str(built.bento)
     result = subprocess.run(
         [sys.executable, "-m", "bentoml", "build", ".", "--bentofile", bentofile, "--output", "tag"],
         cwd=bento_dir,  # bentoml refuses a bentofile outside its working directory
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, **(env or {})},
     )
     if result.returncode != 0:
         raise DeploymentError(f"bentoml build failed in {bento_dir}:\n{(result.stderr or result.stdout)[-3000:]}")

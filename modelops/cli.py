@@ -102,18 +102,63 @@ def _settings(stack: str, **overrides: dict[str, Any]) -> StackConfig:
 def build(
     retrain: Annotated[bool, typer.Option("--retrain", help="train the reference model again first")] = False,
     seed: Annotated[int, typer.Option(help="training seed (with --retrain, or when no model exists yet)")] = 1,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="NAME:TAG of a model saved with bentoml.sklearn, bentoml.xgboost or bentoml.lightgbm: serve it with "
+            "the platform's template (default: the reference wine model)",
+        ),
+    ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(help="CSV whose header names the features (+ optional label column): drift reference and golden"),
+    ] = None,
+    label_column: Annotated[str, typer.Option(help="the label column of --reference, if it has one")] = "label",
+    model_store: Annotated[
+        Path | None,
+        typer.Option(
+            help="a BentoML store (a BENTOML_HOME, e.g. ~/bentoml) to import --model from [env: MODELOPS_MODEL_STORE]"
+        ),
+    ] = None,
+    accelerate: Annotated[
+        bool, typer.Option(help="compile tree ensembles (ONNX Runtime), prove and measure; keep the fastest")
+    ] = True,
+    profile_only: Annotated[
+        bool,
+        typer.Option(
+            help="with --model: record its profile and --reference (for drift with a bento of your own); no bento"
+        ),
+    ] = False,
 ) -> None:
-    """Train the reference model if needed, then build its bento. Prints the bento tag."""
+    """Build a bento: the reference model (trained if needed), or with --model any saved tabular model through the
+    platform's service template. Prints the bento tag."""
     from bento import train
-    from modelops import bentos
+    from modelops import bentos, modelbuild
 
     steps = Steps(err)
+    if model:
+        with steps.step(f"building the template bento for {model}"):
+            built = modelbuild.build_model(
+                model,
+                reference=reference,
+                label_column=label_column,
+                store=modelbuild.user_store(model_store),
+                accelerate=accelerate,
+                say=lambda line: err.print(f"  {line}"),
+                profile_only=profile_only,
+            )
+        out.print(built.bento or built.model)
+        return
     if retrain or not bentos.has_reference_model():
         with steps.step(f"training the reference model (seed {seed})"):
             result = train.save(seed=seed)
         err.print(f"  model {result.tag}: " + ", ".join(f"{k} {v:.3g}" for k, v in result.metrics.items()))
     with steps.step("building the bento"):
-        tag = bentos.build()
+        # The reference model is one user of the template: the same profile and acceleration step as --model.
+        reference_model = f"{bentos.REFERENCE_MODEL}:latest"
+        tag = str(modelbuild.build_model(reference_model, say=lambda line: err.print(f"  {line}"), force=False).bento)
     out.print(tag)
 
 
@@ -876,6 +921,8 @@ def _calibrate(monitor, model: str, windows: int, trials: int, feature: str, shi
     if windows < 1 or trials < 1:
         raise UsageError(f"--windows and --trials must be at least 1, got {windows} and {trials}")
     metadata, predict = load_model(model)
+    if predict is None:
+        raise UsageError(f"calibration replays the wine data through a classifier; {model} is a regressor")
     with Steps(err).step(f"calibrating: {windows} normal windows of {monitor.window} rows, {trials} shifted streams"):
         result = calibrate(
             reference_from_metadata(metadata, predict), predict, heldout_rows(metadata), monitor,
@@ -903,13 +950,15 @@ def _bench_peer(
         raise UsageError(f"unknown peer {peer!r}: the one peer measured is mlserver (--peer mlserver)")
     options = PeerOptions(venv=venv.resolve(), users=users, duration_s=duration, rounds=rounds, cpu=cpu)
     summary = run_peer(settings, options, Steps(err))
-    table = Table("server", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "requests", "rounds req/s",
+    from rich.table import Column
+
+    table = Table(Column("server/call", no_wrap=True), "good req/s", "rounds (min-max)", "p95 ms", "errors",
                   "CPU ms/req", "throttled")  # fmt: skip
     for name, v in summary["variants"].items():
         cpu_ms = f"{v['cpu_ms_per_request']:.2f}" if v["cpu_ms_per_request"] is not None else "n/a"
         throttled = f"{v['throttled']:.0%}" if v["throttled"] is not None else "n/a"
-        table.add_row(name, f"{v['rps']:.0f}", f"{v['p50_ms']:.0f}", f"{v['p95_ms']:.0f}", f"{v['p99_ms']:.0f}",
-                      str(v["errors"]), str(v["requests"]), str(v["rounds_rps"]), cpu_ms, throttled)  # fmt: skip
+        spread = f"{min(v['rounds_rps']):.0f}-{max(v['rounds_rps']):.0f}"
+        table.add_row(name, f"{v['rps']:.0f}", spread, f"{v['p95_ms']:.0f}", str(v["errors"]), cpu_ms, throttled)
     out.print(table)
     for line in report_lines(summary):
         out.print(line)

@@ -321,6 +321,30 @@ class GateSettings(_Section):
         20_000, ge=1, le=1_000_000, description="distinct rows the gate draws from (more than cache.max_entries)"
     )
 
+    # Loading your own bento as your clients do (modelops/gate/userload.py; docs/your-own-model.md).
+    endpoint: str | None = Field(
+        None,
+        description="the API path every suite loads, e.g. /classify (default: the service's only JSON endpoint, "
+        "else /predict)",
+    )
+    payload_file: str | None = Field(
+        None,
+        description="JSON lines file, one request body per line, sent instead of bodies built from the OpenAPI "
+        "schema (a relative path is the project's)",
+    )
+    locustfile: str | None = Field(
+        None,
+        description="your own locustfile: its User classes make the load (their wait_time paces it: gate.target_rps "
+        "does not apply), the gate keeps its own measurements (local load generator only)",
+    )
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError(f"must be an API path starting with '/', e.g. /predict, got {value!r}")
+        return value
+
     @field_validator("required_suites")
     @classmethod
     def _known_suites(cls, names: list[str]) -> list[str]:

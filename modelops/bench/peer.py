@@ -1,16 +1,23 @@
-"""`modelops bench --peer mlserver`: our replica beside the server a user would pick instead for a scikit-learn model.
+"""`modelops bench --peer mlserver`: the peer table, fair — the same model behind three servers, each with the
+plain model call and with the compiled one, so the serving path's gain and the compile's gain show apart.
 
-MLServer with its scikit-learn runtime serves the very model file our bench bento serves (exported with joblib from
-the BentoML store), from its own venv (.venv-peer, `make bench` builds it), under the same cgroup CPU budget as our
-replica, loaded by the same Locust users for the same time, with the same rows (the model's golden rows, one per
-request; MLServer asked for predict_proba, which is what our service computes). Configurations, interleaved in
-rounds so that drift in the machine's load hits every one alike:
-  ours                   one replica of the bench bento, its production /predict, direct (no HAProxy)
-  mlserver_default       MLServer's defaults (1 parallel inference worker, no adaptive batching)
-  mlserver_batching      adaptive batching (max_batch_size 256, max_batch_time 5 ms)
-  mlserver_batching_pw0  the same, inference in the server process (parallel_workers 0): its best here
-Printed: req/s, p95 and errors of each (medians over rounds), and ours / the best MLServer configuration (by req/s)
-against the goal (>= 1.5x its req/s with 0 errors, <= 0.5x its p95). Goals are printed, never asserted.
+Servers (one replica each, the same cgroup CPU budget, the same Locust users for the same time, the same rows — the
+model's golden rows, one per request — interleaved in rounds so that drift in the machine's load hits every one
+alike; only good answers count):
+  ours                   the bench bento's production path: /predict_plain (the framework's own predict_proba) and
+                         /predict (the implementation the build proved and chose, bento/served.py)
+  bentoml                the service a user would write from BentoML's docs (bento/idiomatic_service.py): adaptive
+                         batching, defaults: /predict (predict_proba) and /predict_onnx (the compiled model)
+  mlserver_*             MLServer 1.7 from its own venv (.venv-peer), three configurations, each serving two models:
+                         "wine" (its scikit-learn runtime on the model file our bento serves: plain) and "wine-onnx"
+                         (a custom MLServer runtime over the same ONNX file ONNX Runtime runs for us: compiled)
+    mlserver_default       MLServer's defaults (1 parallel inference worker, no adaptive batching)
+    mlserver_batching      adaptive batching (max_batch_size 256, max_batch_time 5 ms)
+    mlserver_batching_pw0  the same, inference in the server process (parallel_workers 0)
+Variants are named server/call (ours/plain, mlserver_batching/compiled …). The compiled rows run only when the build
+chose ONNX Runtime for the model (its metadata says so). Printed: req/s (good answers), p95, errors and CPU per
+request of each (medians over rounds); per call, ours / the best peer with the same call against the goal (>= 2x
+its req/s with 0 errors, <= 0.5x its p95); per server, compiled / plain. Goals are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -37,7 +44,10 @@ from stacks.threads import thread_env
 
 PEER_VENV = PROJECT_ROOT / ".venv-peer"
 MODEL_NAME = "wine"
-OURS = "ours"
+ONNX_MODEL_NAME = "wine-onnx"  # the compiled model, in the same MLServer repository
+OURS, BENTOML = "ours", "bentoml"
+PLAIN, COMPILED = "plain", "compiled"  # the model call: the framework's own, or the compiled one
+CALLS = (PLAIN, COMPILED)
 BATCHING = {"max_batch_size": 256, "max_batch_time": 0.005}
 # name: (model-settings.json additions, settings.json additions)
 MLSERVER_CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
@@ -45,7 +55,7 @@ MLSERVER_CONFIGS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "mlserver_batching": (BATCHING, {}),
     "mlserver_batching_pw0": (BATCHING, {"parallel_workers": 0}),
 }
-PEER_GOALS = {"rps_ratio": 1.5, "p95_ratio": 0.5}
+PEER_GOALS = {"rps_ratio": 2.0, "p95_ratio": 0.5}  # ours / the best peer with the same model call (issue 18)
 READY_TIMEOUT_S = 90.0
 
 
@@ -95,11 +105,57 @@ def write_payloads(rows: list[list[float]], folder: Path) -> tuple[Path, Path]:
     return ours, theirs
 
 
-def export_model(model_tag: str, repository: Path, model_settings: dict[str, Any]) -> Path:
-    """The model from the BentoML store as ``repository/wine/model.joblib`` with an MLServer model-settings.json."""
+def variant(server: str, call: str) -> str:
+    return f"{server}/{call}"
+
+
+def split(name: str) -> tuple[str, str]:
+    server, _, call = name.partition("/")
+    return server, call or PLAIN
+
+
+# MLServer's way to serve a model it has no runtime for: a custom runtime (an MLModel subclass) beside the model's
+# model-settings.json. This one runs the ONNX file our build proved, as bento/accelerate.py does (one thread).
+ONNX_RUNTIME = """
+import numpy as np
+import onnxruntime as ort
+from mlserver import MLModel
+from mlserver.codecs import NumpyCodec
+from mlserver.types import InferenceRequest, InferenceResponse
+
+
+class OnnxRuntime(MLModel):
+    async def load(self) -> bool:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(self.settings.parameters.uri, sess_options=options)
+        self.input = self.session.get_inputs()[0].name
+        self.output = self.session.get_outputs()[1].name  # the probabilities (the first output is the label)
+        return True
+
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        rows = NumpyCodec.decode_input(payload.inputs[0]).astype(np.float32)
+        (probabilities,) = self.session.run([self.output], {self.input: rows})
+        return InferenceResponse(
+            model_name=self.name, outputs=[NumpyCodec.encode_output("predict_proba", probabilities)]
+        )
+"""
+
+
+def export_model(model_tag: str, repository: Path, model_settings: dict[str, Any], onnx: Path | None = None) -> Path:
+    """The model from the BentoML store as ``repository/wine/model.joblib`` with an MLServer model-settings.json;
+    with ``onnx`` (the compiled model) also ``repository/wine-onnx`` served by a custom runtime over it."""
     import bentoml
     import joblib
 
+    if onnx is not None:
+        compiled = repository / ONNX_MODEL_NAME
+        compiled.mkdir(parents=True, exist_ok=True)
+        (compiled / "model.onnx").write_bytes(onnx.read_bytes())
+        (compiled / "onnx_runtime.py").write_text(ONNX_RUNTIME)
+        settings = {"name": ONNX_MODEL_NAME, "implementation": "onnx_runtime.OnnxRuntime",
+                    "parameters": {"uri": str(compiled / "model.onnx")}, **model_settings}  # fmt: skip
+        (compiled / "model-settings.json").write_text(json.dumps(settings, indent=2))
     folder = repository / MODEL_NAME
     folder.mkdir(parents=True, exist_ok=True)
     joblib.dump(bentoml.sklearn.load_model(model_tag), folder / "model.joblib")
@@ -179,8 +235,9 @@ class MLServer:
             procs.reap()
             if not proc.alive():
                 return True
+            models = [MODEL_NAME] + ([ONNX_MODEL_NAME] if (self.repository / ONNX_MODEL_NAME).is_dir() else [])
             try:
-                return httpx.get(f"{self.url}/v2/models/{MODEL_NAME}/ready", timeout=2).status_code == 200
+                return all(httpx.get(f"{self.url}/v2/models/{m}/ready", timeout=2).status_code == 200 for m in models)
             except httpx.HTTPError:
                 return False
 
@@ -213,46 +270,57 @@ def run_peer(settings: StackConfig, options: PeerOptions, steps: Steps, out_dir:
         raise UsageError(f"unknown MLServer configurations {unknown}: choose among {list(MLSERVER_CONFIGS)}")
     binary = mlserver_binary(options.venv)
     out_dir = out_dir or PROJECT_ROOT / "reports" / time.strftime("bench-peer-%Y%m%d-%H%M%S")
-    with steps.step("building the benchmark bento"):
+    with steps.step("building the benchmark bentos (ours, and the idiomatic BentoML service)"):
         if not bentos.has_reference_model():
             from bento import train
 
             train.save(seed=1)
         tag = bentos.build(bentofile="bentofile.bench.yaml", record=False)
+        idiomatic = bentos.build(bentofile="bentofile.idiomatic.yaml", record=False)
         info = bentos.describe(tag)
     if not info.golden or not info.models:
         raise DeploymentError(f"bento {tag} declares no model with golden rows: retrain with `python bento/train.py`")
+    onnx = compiled_model(info.models[0])
+    calls = CALLS if onnx is not None else (PLAIN,)
     ours_payload, v2_payload = write_payloads(info.golden["rows"], out_dir)
-    settings = settings.with_overrides(
-        deploy={"cpu_per_replica": options.cpu},
-        local={"state_dir": str(PROJECT_ROOT / ".work" / "bench-peer")},
-    )
-    target = LocalTarget(settings)
+    onnx_payload = out_dir / "payloads-v2-onnx.json"
+    onnx_payload.write_text(v2_payload.read_text())
+    work = PROJECT_ROOT / ".work"
+    settings = settings.with_overrides(deploy={"cpu_per_replica": options.cpu})
+    target = LocalTarget(settings.with_overrides(local={"state_dir": str(work / "bench-peer")}))
+    users_service = LocalTarget(settings.with_overrides(local={"state_dir": str(work / "bench-peer-bentoml")}))
     cpu = options.cpu if target.budgets.enabled else None
     servers: dict[str, MLServer] = {}
-    results: dict[str, list[loadgen.LoadResult]] = {name: [] for name in (OURS, *options.configs)}
-    usage: dict[str, list[Usage]] = {name: [] for name in results}
+    results: dict[str, list[loadgen.LoadResult]] = {}
+    usage: dict[str, list[Usage]] = {}
     try:
-        with steps.step(f"deploying 1 replica of {tag}") as note:
+        with steps.step(f"deploying 1 replica of {tag} and 1 of {idiomatic}") as note:
             target.progress = note
             status = target.up(tag, replicas=1, workers=1)
+            idiomatic_status = users_service.up(idiomatic, replicas=1, workers=1)
         for name in options.configs:
             model_settings, server_settings = MLSERVER_CONFIGS[name]
             repository = out_dir / name
             with steps.step(f"starting MLServer: {name}"):
-                export_model(info.models[0], repository, model_settings)
+                export_model(info.models[0], repository, model_settings, onnx)
                 servers[name] = MLServer(
                     name, repository, binary, target.deployment, target.budgets, cpu, dict(server_settings)
                 )
                 servers[name].start()
-        targets = {OURS: (status.replicas[0].url, "/predict", ours_payload)}
-        targets |= {
-            name: (server.url, f"/v2/models/{MODEL_NAME}/infer", v2_payload) for name, server in servers.items()
-        }
-        probes: dict[str, tuple[Callable[[], float], Callable[[], tuple[int, int] | None]]] = {
-            OURS: (lambda: target.cpu_seconds("live") or 0.0, lambda: target.cpu_throttling("live"))
-        }
-        probes |= {name: (server.cpu_seconds, server.throttling) for name, server in servers.items()}
+        endpoints = {OURS: {PLAIN: "/predict_plain", COMPILED: "/predict"},
+                     BENTOML: {PLAIN: "/predict", COMPILED: "/predict_onnx"}}  # fmt: skip
+        targets: dict[str, tuple[str, str, Path]] = {}
+        probes: dict[str, tuple[Callable[[], float], Callable[[], tuple[int, int] | None]]] = {}
+        replicas = {OURS: (target, status.replicas[0].url), BENTOML: (users_service, idiomatic_status.replicas[0].url)}
+        for server, (pool, url) in replicas.items():
+            for call in calls:
+                targets[variant(server, call)] = (url, endpoints[server][call], ours_payload)
+                probes[variant(server, call)] = pool_probes(pool)
+        for name, mlserver in servers.items():
+            for call in calls:
+                model, payload = (MODEL_NAME, v2_payload) if call == PLAIN else (ONNX_MODEL_NAME, onnx_payload)
+                targets[variant(name, call)] = (mlserver.url, f"/v2/models/{model}/infer", payload)
+                probes[variant(name, call)] = (mlserver.cpu_seconds, mlserver.throttling)
         for round_no in range(1, options.rounds + 1):
             for name, (url, endpoint, payload) in targets.items():
                 spec = loadgen.LoadSpec(
@@ -269,22 +337,41 @@ def run_peer(settings: StackConfig, options: PeerOptions, steps: Steps, out_dir:
                     cpu_before, throttling_before = cpu_of(), throttling_of()
                     # marked with our deployment's secret: our replica keeps the load out of its prediction log
                     run = synthetic.marking(loadgen.run, synthetic.read(target.dir))
-                    result = run(url, spec, out_dir, prefix=f"{name}-{round_no}")
+                    result = run(url, spec, out_dir, prefix=f"{name.replace('/', '-')}-{round_no}")
                     used = Usage(
                         cpu_of() - cpu_before, _answered(result), _throttled(throttling_before, throttling_of())
                     )
-                results[name].append(result)
-                usage[name].append(used)
+                results.setdefault(name, []).append(result)
+                usage.setdefault(name, []).append(used)
     finally:
-        with steps.step("stopping MLServer and our replica"):
-            for server in servers.values():
-                server.stop()
+        with steps.step("stopping MLServer and the replicas"):
+            for mlserver in servers.values():
+                mlserver.stop()
             target.down()
+            users_service.down()
     summary = summarise_peer(results, usage, options, target.budgets.reason, tag)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench-peer.json").write_text(json.dumps(summary, indent=2, default=str))
     summary["path"] = str(out_dir / "bench-peer.json")
     return summary
+
+
+def pool_probes(pool: LocalTarget) -> tuple[Callable[[], float], Callable[[], tuple[int, int] | None]]:
+    """(CPU seconds, cgroup throttling counters) of a target's live pool."""
+    return (lambda: pool.cpu_seconds("live") or 0.0), (lambda: pool.cpu_throttling("live"))
+
+
+def compiled_model(model_tag: str) -> Path | None:
+    """The ONNX file of the model when its build chose ONNX Runtime (bento/served.py), else None."""
+    import bentoml
+
+    from bento.served import ACCELERATED_FILE, ACCELERATION, ONNXRUNTIME
+
+    model = bentoml.models.get(model_tag)
+    decision = cast("dict[str, Any]", model.info.metadata.get(ACCELERATION) or {})  # bentoml types metadata loosely
+    chosen = decision.get("chosen")
+    path = Path(model.path) / ACCELERATED_FILE
+    return path if chosen == ONNXRUNTIME and path.is_file() else None
 
 
 def _answered(result: loadgen.LoadResult) -> int:
@@ -296,6 +383,24 @@ def _median(values: list[float | None]) -> float | None:
     return statistics.median(known) if known else None
 
 
+def _figures(runs: list[loadgen.LoadResult], used: list[Usage]) -> dict[str, Any]:
+    return {
+        "rps": statistics.median(r.rps for r in runs),  # good answers per second
+        "p50_ms": statistics.median(r.p50_ms for r in runs),
+        "p95_ms": statistics.median(r.p95_ms for r in runs),
+        "p99_ms": statistics.median(r.p99_ms for r in runs),
+        "errors": sum(r.failures for r in runs),
+        "requests": sum(r.requests for r in runs),
+        "rounds_rps": [round(r.rps, 1) for r in runs],
+        "rounds_p95_ms": [r.p95_ms for r in runs],
+        "generator_cpu": statistics.median(r.measured.generator_cpu or 0.0 for r in runs),
+        # CPU per request: what the server costs whatever share of the machine it got (on a shared machine
+        # req/s measures the contention too); 1000 / it is the req/s one full core would give.
+        "cpu_ms_per_request": _median([u.cpu_ms_per_request for u in used]),
+        "throttled": _median([u.throttled for u in used]),
+    }
+
+
 def summarise_peer(
     results: dict[str, list[loadgen.LoadResult]],
     usage: dict[str, list[Usage]],
@@ -303,67 +408,68 @@ def summarise_peer(
     budgets: str,
     bento: str,
 ) -> dict:
-    variants: dict[str, dict[str, Any]] = {
-        name: {
-            "rps": statistics.median(r.rps for r in runs),
-            "p50_ms": statistics.median(r.p50_ms for r in runs),
-            "p95_ms": statistics.median(r.p95_ms for r in runs),
-            "p99_ms": statistics.median(r.p99_ms for r in runs),
-            "errors": sum(r.failures for r in runs),
-            "requests": sum(r.requests for r in runs),
-            "rounds_rps": [round(r.rps, 1) for r in runs],
-            "rounds_p95_ms": [r.p95_ms for r in runs],
-            "generator_cpu": statistics.median(r.measured.generator_cpu or 0.0 for r in runs),
-            # CPU per request: what the server costs whatever share of the machine it got (on a shared machine
-            # req/s measures the contention too); 1000 / it is the req/s one full core would give.
-            "cpu_ms_per_request": _median([u.cpu_ms_per_request for u in usage.get(name, [])]),
-            "throttled": _median([u.throttled for u in usage.get(name, [])]),
+    """Per variant (server/call) its figures; per call, ours against the best peer with the same call; per server,
+    the compiled call against the plain one."""
+    variants = {name: _figures(runs, usage.get(name, [])) for name, runs in results.items() if runs}
+    calls: dict[str, dict[str, Any]] = {}
+    for call in CALLS:
+        ours = variants.get(variant(OURS, call))
+        peers = {name: v for name, v in variants.items() if split(name)[1] == call and split(name)[0] != OURS}
+        if ours is None or not peers:
+            continue
+        best = max(peers, key=lambda name: peers[name]["rps"])
+        theirs = peers[best]
+        rps_ratio = ours["rps"] / theirs["rps"] if theirs["rps"] else None
+        p95_ratio = ours["p95_ms"] / theirs["p95_ms"] if theirs["p95_ms"] else None
+        ours_cpu, best_cpu = ours["cpu_ms_per_request"], theirs["cpu_ms_per_request"]
+        calls[call] = {
+            "best_peer": best,
+            "ratios": {
+                "rps_ratio": rps_ratio,
+                "p95_ratio": p95_ratio,
+                "cpu_efficiency_ratio": best_cpu / ours_cpu if ours_cpu and best_cpu else None,
+            },
+            "goals_met": {
+                "rps_ratio": ours["errors"] == 0 and rps_ratio is not None and rps_ratio >= PEER_GOALS["rps_ratio"],
+                "p95_ratio": p95_ratio is not None and p95_ratio <= PEER_GOALS["p95_ratio"],
+            },
         }
-        for name, runs in results.items()
-        if runs
-    }
-    peers = {name: v for name, v in variants.items() if name != OURS}
-    ours = variants.get(OURS)
-    best = max(peers, key=lambda name: peers[name]["rps"]) if peers else None
-    ratios: dict[str, float | None] = {"rps_ratio": None, "p95_ratio": None, "cpu_efficiency_ratio": None}
-    if ours and best:
-        ratios["rps_ratio"] = ours["rps"] / peers[best]["rps"] if peers[best]["rps"] else None
-        ratios["p95_ratio"] = ours["p95_ms"] / peers[best]["p95_ms"] if peers[best]["p95_ms"] else None
-        ours_cpu, best_cpu = ours["cpu_ms_per_request"], peers[best]["cpu_ms_per_request"]
-        ratios["cpu_efficiency_ratio"] = best_cpu / ours_cpu if ours_cpu and best_cpu else None
-    rps_ratio, p95_ratio = ratios["rps_ratio"], ratios["p95_ratio"]
-    met = {
-        "rps_ratio": ours is not None
-        and ours["errors"] == 0
-        and rps_ratio is not None
-        and rps_ratio >= PEER_GOALS["rps_ratio"],
-        "p95_ratio": p95_ratio is not None and p95_ratio <= PEER_GOALS["p95_ratio"],
-    }
+    compile_gain = {}
+    for server in sorted({split(name)[0] for name in variants}):
+        plain, compiled = variants.get(variant(server, PLAIN)), variants.get(variant(server, COMPILED))
+        if plain and compiled and plain["rps"]:
+            compile_gain[server] = compiled["rps"] / plain["rps"]
     return {
         "options": {**options.__dict__, "venv": str(options.venv), "configs": list(options.configs)},
         "cpu_budgets": budgets,
         "bento": bento,
         "variants": variants,
-        "best_peer": best,
-        "ratios": ratios,
+        "calls": calls,
+        "compile_gain": compile_gain,
         "goals": PEER_GOALS,
-        "goals_met": met,
     }
 
 
 def report_lines(summary: dict) -> list[str]:
     """The verdict lines printed under the table (rich markup)."""
     mark = {True: "[green]met[/]", False: "[red]missed[/]"}
-    best, r, goals, met = summary["best_peer"], summary["ratios"], summary["goals"], summary["goals_met"]
-    if best is None or r["rps_ratio"] is None:
-        return ["no MLServer configuration answered: no ratio"]
-    p95 = f"{r['p95_ratio']:.2f}x" if r["p95_ratio"] is not None else "n/a"
-    efficiency = f"{r['cpu_efficiency_ratio']:.2f}x" if r.get("cpu_efficiency_ratio") is not None else "n/a"
-    return [
-        f"best MLServer configuration (by req/s): {best}",
-        f"ours / {best} req/s: {r['rps_ratio']:.2f}x  (goal >= {goals['rps_ratio']:.1f}x, 0 errors) "
-        f"{mark[met['rps_ratio']]}",
-        f"ours / {best} p95: {p95}  (goal <= {goals['p95_ratio']:.1f}x) {mark[met['p95_ratio']]}",
-        f"requests per CPU-second, ours / {best}: {efficiency}  (whatever share of the machine each got)",
-        f"CPU budgets: {summary['cpu_budgets']}",
-    ]
+    goals = summary["goals"]
+    if not summary["calls"]:
+        return ["no peer answered: no ratio"]
+    lines = []
+    for call, c in summary["calls"].items():
+        r, met, best = c["ratios"], c["goals_met"], c["best_peer"]
+        rps = f"{r['rps_ratio']:.2f}x" if r["rps_ratio"] is not None else "n/a"
+        p95 = f"{r['p95_ratio']:.2f}x" if r["p95_ratio"] is not None else "n/a"
+        efficiency = f"{r['cpu_efficiency_ratio']:.2f}x" if r.get("cpu_efficiency_ratio") is not None else "n/a"
+        lines += [
+            f"{call} model call — best peer (by good req/s): {best}",
+            f"  ours / {best} req/s: {rps}  (goal >= {goals['rps_ratio']:.1f}x, 0 errors) {mark[met['rps_ratio']]}",
+            f"  ours / {best} p95: {p95}  (goal <= {goals['p95_ratio']:.1f}x) {mark[met['p95_ratio']]}",
+            f"  requests per CPU-second, ours / {best}: {efficiency}",
+        ]
+    if summary["compile_gain"]:
+        gains = ", ".join(f"{server} {gain:.2f}x" for server, gain in summary["compile_gain"].items())
+        lines.append(f"compiled / plain model call, good req/s: {gains}")
+    lines.append(f"CPU budgets: {summary['cpu_budgets']}")
+    return lines

@@ -89,7 +89,7 @@ def in_store(bento: str) -> bool:
 
 
 def has_production_log(settings: StackConfig, live_model: str | None) -> bool:
-    if live_model is None:
+    if live_model is None or is_regressor(live_model):
         return False
     rows = live_window(prediction_log_dir(settings), live_model, settings.monitor.window)
     return len(rows) >= settings.gate.quality_min_rows
@@ -121,6 +121,18 @@ def has_labelled_rows(settings: StackConfig, inputs: QualityInputs, live_model: 
     labels = read_feedback(inputs.feedback)
     logged = live_window(inputs.log_dir, live_model, inputs.window)
     return any((r.prediction_id or r.request_id, r.row) in labels for r in logged)
+
+
+def is_regressor(model: str) -> bool:
+    """The quality suite compares class labels: a regressor's values (bento/served.py) are not judged by it."""
+    import bentoml
+
+    from bento.served import REGRESSION, TASK
+
+    try:
+        return bentoml.models.get(model).info.metadata.get(TASK) == REGRESSION
+    except (bentoml.exceptions.NotFound, ValueError):
+        return False
 
 
 def scaling_of(suites: dict[str, SuiteResult], settings: StackConfig) -> Scaling:

@@ -18,7 +18,7 @@ import httpx
 
 from modelops.bentos import BentoInfo
 from modelops.errors import DeploymentError
-from modelops.gate import loadgen, quality_run
+from modelops.gate import loadgen, quality_run, userload
 from modelops.gate.capacity import Curve, Limits, read_curve, steps_from
 from modelops.gate.fuzz import FuzzError, FuzzResult, run_fuzz
 from modelops.gate.labelled import SetAnswers
@@ -195,6 +195,7 @@ class Suites:
         return self.target.cpu_throttling("candidate")
 
     def load(self, name: str, spec: LoadSpec, url: str | None = None) -> LoadResult:
+        spec = userload.apply(spec, self.gate, self.run_dir)  # gate.endpoint, gate.payload_file, gate.locustfile
         if self.generator_cgroup is not None:
             spec = replace(spec, cgroup_procs=self.generator_cgroup)
         if spec.payload_file is None and spec.zipf_s == 0 and self.gate.zipf_s > 0:

@@ -22,6 +22,8 @@ def run(settings: DriftWatchSettings, model: str, rate: float, days: float, jitt
     if rate <= 0 or days <= 0:
         raise UsageError(f"--rate and --days must be positive, got {rate} and {days}")
     metadata, predict = load_model(model)
+    if predict is None:
+        raise UsageError(f"{model} is a regressor: the drift calibration simulates class shares, which it lacks")
     steps = Steps(progress or Console(stderr=True))
     with steps.step(f"calibrating the monitor's detector: {days:g} simulated day(s) at {rate:g} rows/s, then shifts"):
         return calibrate_online(

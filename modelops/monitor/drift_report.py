@@ -9,7 +9,7 @@ import html
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -31,8 +31,9 @@ REPORT_JSON, REPORT_HTML, REPORT_METRICS = "drift.json", "drift.html", "drift.pr
 EXIT_STATUS = {DRIFT: ExitStatus.DRIFT_DETECTED, INCONCLUSIVE: ExitStatus.INCONCLUSIVE}
 
 
-def load_model(tag: str) -> tuple[dict, Callable[[np.ndarray], list[str]]]:
-    """A model from the BentoML store: its metadata and a predict function returning class labels."""
+def load_model(tag: str) -> tuple[dict, Callable[[np.ndarray], list[str]] | None]:
+    """A model from the BentoML store: its metadata and a predict function returning class labels (None for a
+    regressor: its predictions have no class shares to compare)."""
     import bentoml  # slow to import: only when a command needs the store
 
     from modelops.bentos import bentoml_home
@@ -44,12 +45,22 @@ def load_model(tag: str) -> tuple[dict, Callable[[np.ndarray], list[str]]]:
             f"model {tag!r} is not in {bentoml_home() / 'models'}: build it with `modelops build`, or name the "
             "model that wrote the log with --model TAG (`bentoml models list`)"
         ) from None
+    from bento import served
+
     metadata: dict[str, Any] = dict(stored.info.metadata)  # JSON-like values; "classes" is a list
-    estimator = bentoml.sklearn.load_model(stored)
+    if metadata.get(served.TASK) == served.REGRESSION:
+        return metadata, None
+    # Any framework the service template serves, through the same loader, with the model's own call (the build
+    # proved the accelerated one gives the same labels).
+    model = served.load(stored, accelerate=False) if served.TASK in metadata else None
+    legacy = bentoml.sklearn.load_model(stored) if model is None else None
     classes = [str(c) for c in metadata.get("classes", [])]
 
     def predict(rows: np.ndarray) -> list[str]:
-        return [classes[int(i)] for i in estimator.predict(np.asarray(rows, dtype=float))]
+        x = np.asarray(rows, dtype=float)
+        if model is None:  # a reference model saved before the serving profile existed
+            return [classes[int(i)] for i in cast(Any, legacy).predict(x)]
+        return [classes[int(i)] for i in model.predict(x).argmax(axis=1)]
 
     return metadata, predict
 

@@ -10,7 +10,11 @@ import pytest
 import yaml
 
 BENTO = Path(__file__).resolve().parents[2] / "bento"
-SERVICES = {"bentofile.yaml": "service.py", "bentofile.bench.yaml": "bench_service.py"}
+SERVICES = {
+    "bentofile.yaml": "service.py",
+    "bentofile.bench.yaml": "bench_service.py",
+    "bentofile.idiomatic.yaml": "idiomatic_service.py",
+}
 
 
 def local_imports(module: Path, seen: set[Path] | None = None) -> set[str]:
@@ -22,6 +26,9 @@ def local_imports(module: Path, seen: set[Path] | None = None) -> set[str]:
     for node in ast.walk(ast.parse(module.read_text())):
         names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
         names += [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        # bento/served.py imports the accelerated implementations lazily: _sibling("forest"), _sibling("accelerate").
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_sibling" and node.args:
+            names += [node.args[0].value] if isinstance(node.args[0], ast.Constant) else []
         for name in names:
             path = BENTO / f"{name}.py"
             if path.is_file():

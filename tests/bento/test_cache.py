@@ -33,6 +33,7 @@ from bento.cache import (
     from_env,
 )
 from modelops import bentos
+from modelops.acceleration import CLASS_TOLERANCE
 from modelops.gate import loadgen
 from modelops.targets.local import LocalTarget, procs
 from tests.conftest import local_settings
@@ -279,7 +280,8 @@ def test_cached_answers_equal_the_models_own_and_the_metrics_count_each_row(cach
         expected = model.predict_proba(sent)
         assert [p["label"] for p in served] == [classes[i] for i in expected.argmax(axis=1)]
         for got, want in zip(served, expected, strict=True):
-            assert [got["probabilities"][c] for c in classes] == pytest.approx(want.tolist(), abs=1e-12)
+            # Within the tolerance the build proved for the implementation it chose (ONNX Runtime computes in float32).
+            assert [got["probabilities"][c] for c in classes] == pytest.approx(want.tolist(), abs=CLASS_TOLERANCE)
     delta = {k: after[k] - before[k] for k in (HITS, MISSES)}
     assert delta == {HITS: 20 + 5, MISSES: 20 + 3}, f"{cached_replica}/metrics: {after}"
     assert 0 < after[ENTRIES] <= MAX_ENTRIES

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from modelops import bentos
+from modelops.acceleration import CLASS_TOLERANCE
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,8 @@ def test_prediction_through_haproxy_equals_in_process_prediction(urls, api, refe
     expected = model.predict_proba(rows)
     assert [p["label"] for p in served] == [classes[i] for i in expected.argmax(axis=1)]
     for got, want in zip(served, expected, strict=True):
-        assert [got["probabilities"][c] for c in classes] == pytest.approx(want.tolist(), abs=1e-12)
+        # Within the tolerance the build proved for the implementation it chose (ONNX Runtime computes in float32).
+        assert [got["probabilities"][c] for c in classes] == pytest.approx(want.tolist(), abs=CLASS_TOLERANCE)
 
 
 def test_golden_rows_recorded_at_training_are_reproduced(urls, reference_bento) -> None:
