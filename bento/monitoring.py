@@ -11,8 +11,9 @@
 Copy this file, prediction_log.py and pinning.py beside your service and list them in your bentofile's ``include``
 (docs/your-own-model.md). What you get is what the template's bentos get: a sample of production requests (rows
 and predictions) in the stack's prediction log (where the deployment says, MODELOPS_PREDICTION_LOG_DIR; nothing is
-written when it says nothing), under the request's ``X-Request-Id`` (echoed in the response, so labels sent back
-later join it), never the gate's or the benchmark's synthetic load, bounded on disk, written off the request path.
+written when it says nothing), under the request's ``X-Request-Id`` and a server-side ``X-Prediction-Id`` (both
+echoed in the response; labels sent back later join the prediction id), never the gate's or the benchmark's
+synthetic load (marked with the deployment's secret), bounded on disk, written off the request path.
 `modelops drift` then reads it against the model's reference (`modelops build --model NAME:TAG --reference
 FILE.csv --profile-only` records one without building a template bento).
 
@@ -33,7 +34,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pinning import served_model
-from prediction_log import ENV_REPLICA, REQUEST_ID_HEADER, PredictionLogger, request_identity, writer_name
+from prediction_log import ENV_REPLICA, PREDICTION_ID_HEADER, REQUEST_ID_HEADER, PredictionLogger, identify, writer_name
 
 _LOGGER: list[PredictionLogger | None] = []
 _LOCK = threading.Lock()
@@ -58,16 +59,18 @@ def log_prediction(
     ``model``: the model tag the drift check compares with (default: the one model the bento packs). Never raises
     on the request path for a log that is off; a row count that differs from the predictions' is a caller's bug.
     """
-    request_id, production = request_identity(ctx.request.headers)
-    ctx.response.headers[REQUEST_ID_HEADER] = request_id
-    if not production:
-        return request_id
+    who = identify(ctx.request.headers)
+    ctx.response.headers[REQUEST_ID_HEADER] = who.request_id
+    ctx.response.headers[PREDICTION_ID_HEADER] = who.prediction_id
+    if not who.logged:
+        return who.request_id
     if len(rows) != len(predictions):
         raise ValueError(f"log_prediction: {len(rows)} rows but {len(predictions)} predictions")
     logger = _logger(model)
     if logger is not None:
-        logger.log(request_id, [list(map(float, row)) for row in rows], [_plain(p) for p in predictions])
-    return request_id
+        rows_ = [list(map(float, row)) for row in rows]
+        logger.log(who.request_id, rows_, [_plain(p) for p in predictions], prediction_id=who.prediction_id)
+    return who.request_id
 
 
 def _plain(prediction: Any) -> Any:

@@ -15,6 +15,7 @@ from sklearn.tree import DecisionTreeClassifier
 
 from bento.prediction_log import SYNTHETIC_HEADER, read_window
 from modelops import bentos, modelbuild
+from modelops.monitor import synthetic
 from modelops.monitor.drift import INCONCLUSIVE
 from modelops.monitor.drift_report import run_drift_check, store_reference
 from modelops.waiting import wait_until
@@ -66,11 +67,15 @@ def test_own_bento_logs_production_requests_with_one_line_and_drift_reads_them(t
     rows = data.data[::3].tolist()  # 50 rows the model knows
     answer = httpx.post(f"{url}/classify", json={"rows": rows}, headers={"x-request-id": "mine-1"}, timeout=30)
     assert answer.status_code == 200 and answer.headers["x-request-id"] == "mine-1", answer.text
-    synthetic = httpx.post(f"{url}/classify", json={"rows": rows[:2]}, headers={SYNTHETIC_HEADER: "gate"}, timeout=30)
-    assert synthetic.status_code == 200
-    assert wait_until(lambda: read_window(target.prediction_log_dir).rows, timeout=10, interval=0.2)
+    secret = synthetic.read(target.dir)
+    marked = {SYNTHETIC_HEADER: secret, "x-request-id": "gate-1"}
+    assert httpx.post(f"{url}/classify", json={"rows": rows[:2]}, headers=marked, timeout=30).status_code == 200
+    forged = {SYNTHETIC_HEADER: "not-the-secret", "x-request-id": "forged-1"}
+    assert httpx.post(f"{url}/classify", json={"rows": rows[:2]}, headers=forged, timeout=30).status_code == 200
+    assert wait_until(lambda: len(read_window(target.prediction_log_dir).rows) >= len(rows) + 2, timeout=10)
     logged = read_window(target.prediction_log_dir).rows
-    assert {r.request_id for r in logged} == {"mine-1"}, "the synthetic request must not be logged"
+    assert {r.request_id for r in logged} == {"mine-1", "forged-1"}, "synthetic with the secret only is left out"
+    logged = [r for r in logged if r.request_id == "mine-1"]
     assert {r.model_version for r in logged} == {tag} and [r.prediction for r in logged] == answer.json()
     monitor = local_settings(tmp_path).monitor
     report = run_drift_check(target.prediction_log_dir, monitor, store_reference, window=len(rows))
