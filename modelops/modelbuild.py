@@ -316,7 +316,7 @@ def prepare(
         shutil.copyfile(reference.path, model_dir / REFERENCE_FILE)
         update["reference_file"] = REFERENCE_FILE
         if reference.labels is not None:
-            say(f"labelled reference kept at {model_dir / REFERENCE_FILE} (gate.quality_data)")
+            say(f"labelled reference kept at {model_dir / REFERENCE_FILE}: the gate's quality suite judges on it")
     elif "reference_stats" not in metadata:
         say("no drift reference: pass --reference FILE.csv (a header naming the features) to monitor drift")
     rows = check_rows_for(metadata, reference, profile.features)
@@ -336,22 +336,54 @@ def prepare(
     served_now = served.accelerated_predict(
         estimator, profile.task, update[served.ACCELERATION]["chosen"], model_dir, len(profile.classes)
     )
+    labelled = reference is not None and reference.labels is not None and profile.task == served.CLASSIFICATION
+    truth = labelled_truth(reference, profile) if labelled and reference is not None else None
+    if truth is not None and ordered is not None:
+        # The labelled reference is the model's held-out set for the gate's quality suite, as training keeps one for
+        # the reference model (bento/train.py): rows with their TRUE labels, and how many the model got right.
+        update["holdout"] = holdout(served_now, ordered, truth, profile)
     golden_x = (ordered if ordered is not None else rows)[:GOLDEN_ROWS]
     if golden_rows and (reference is not None or "golden" not in metadata):
-        update["golden"] = golden(served_now, golden_x, profile)
+        update["golden"] = golden(served_now, golden_x, profile, truth[:GOLDEN_ROWS] if truth else None)
     write_metadata(model, update)
     return {**metadata, **update}
 
 
-def golden(predict, rows: np.ndarray, profile: Profile) -> dict[str, Any]:
-    """Rows with the served model's own answers: the gate's smoke suite checks a deployed copy against them."""
+def labelled_truth(reference: Reference, profile: Profile) -> list[str]:
+    """The reference's labels, each one of the model's classes (else the model is refused, naming the label)."""
+    labels = reference.labels or []
+    unknown = sorted(set(labels) - set(profile.classes))
+    if unknown:
+        raise ModelRefusedError(
+            f"the reference's label column holds {', '.join(map(repr, unknown[:5]))}, which are not among the model's "
+            f"classes ({', '.join(profile.classes)}): write the labels as the model's classes, or leave the column out"
+        )
+    return list(labels)
+
+
+def holdout(predict, rows: np.ndarray, truth: list[str], profile: Profile) -> dict[str, Any]:
+    """The labelled reference as a held-out set (at most HOLDOUT_MAX_ROWS, a stratified sample above that), with the
+    number of rows the served model answers correctly (a deployed copy must do as well)."""
+    from bento.train import kept_holdout
+
+    y = np.asarray([profile.classes.index(label) for label in truth])
+    kept_x, kept_y = kept_holdout(rows, y, seed=0)
+    predicted = np.asarray(predict(kept_x), dtype=np.float64).argmax(axis=1)
+    return {
+        "rows": kept_x.tolist(),
+        "labels": [profile.classes[int(i)] for i in kept_y],
+        "right": int((predicted == kept_y).sum()),
+        "of_rows": len(truth),
+    }
+
+
+def golden(predict, rows: np.ndarray, profile: Profile, truth: list[str] | None = None) -> dict[str, Any]:
+    """Rows the gate's smoke suite sends to every candidate: their TRUE labels when the reference has them (a model
+    that answers wrongly fails smoke), else the served model's own answers; ``predicted`` is always its own."""
     out = np.asarray(predict(rows), dtype=np.float64)
     if profile.task == served.CLASSIFICATION:
-        return {
-            "rows": rows.tolist(),
-            "labels": [profile.classes[i] for i in out.argmax(axis=1)],
-            "probabilities": out.tolist(),
-        }
+        own = [profile.classes[i] for i in out.argmax(axis=1)]
+        return {"rows": rows.tolist(), "labels": truth or own, "predicted": own, "probabilities": out.tolist()}
     return {"rows": rows.tolist(), "labels": out.tolist(), "values": out.tolist()}
 
 

@@ -176,6 +176,33 @@ def test_build_records_profile_in_the_model_metadata(tmp_path) -> None:
     assert json.dumps(metadata["acceleration"])  # recorded, JSON-like
 
 
+def test_a_labelled_reference_becomes_the_held_out_set_and_the_golden_truth(tmp_path) -> None:
+    """The gate's quality suite judges candidates on it, and smoke scores golden answers against its labels."""
+    data = load_iris()
+    fit = lambda x, y: GradientBoostingClassifier(n_estimators=3, max_depth=1, random_state=0).fit(x, y)  # noqa: E731
+    tag, x_test, reference, model = saved("iris_truth", data, fit, tmp=tmp_path)
+    metadata = modelbuild.build_model(tag, reference=reference, record=False).metadata
+    _, _, _, y_test = train_test_split(data.data, data.target, random_state=0)
+    holdout = metadata["holdout"]
+    assert holdout["labels"] == [str(y) for y in y_test] and holdout["of_rows"] == len(y_test)
+    assert holdout["right"] == int((model.predict(x_test) == y_test).sum()) < len(y_test), "a weak model errs"
+    golden = metadata["golden"]
+    n = modelbuild.GOLDEN_ROWS
+    assert golden["labels"] == [str(y) for y in y_test[:n]], "golden labels are the reference's truth"
+    assert golden["predicted"] == [str(p) for p in model.predict(x_test[:n])], "beside the model's own answers"
+
+
+def test_a_reference_label_that_is_not_a_class_is_refused_naming_it(tmp_path) -> None:
+    data = load_iris()
+    fit = lambda x, y: GradientBoostingClassifier(n_estimators=2).fit(x, y)  # noqa: E731
+    tag, _, reference, _ = saved("iris_badlabel", data, fit, tmp=tmp_path)
+    text = reference.read_text().splitlines()
+    text[1] = text[1].rsplit(",", 1)[0] + ",setosa"
+    reference.write_text("\n".join(text) + "\n")
+    with pytest.raises(modelbuild.ModelRefusedError, match="'setosa', which are not among the model's classes"):
+        modelbuild.build_model(tag, reference=reference, record=False)
+
+
 def test_the_quality_suite_is_not_required_for_a_regressor_and_is_for_a_classifier(tmp_path) -> None:
     from modelops.gate.run import is_regressor
 
