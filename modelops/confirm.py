@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-import click
 import typer
 
 from modelops.errors import UsageError
@@ -32,7 +31,7 @@ def ask(question: str) -> bool:
     """``question [y/N]:`` on stderr (stdout may carry --json output); anything but yes, or end of input, is no."""
     try:
         return typer.confirm(question, default=False, err=True)
-    except click.exceptions.Abort:  # end of input (Ctrl-D) or Ctrl-C at the prompt
+    except typer.Abort:  # end of input (Ctrl-D) or Ctrl-C at the prompt
         return False
 
 
