@@ -134,6 +134,7 @@ def test_a_gate_that_does_not_promote_never_asks(gates) -> None:
 
     assert result.exit_code == ExitStatus.SMOKE_FAILED, result.output
     assert [call["promote"] for call in gates] == [False]
+    assert "verdict: reject (exit 10)" in " ".join(result.stdout.split()), "without --json: the verdict on stdout"
 
 
 def test_a_promoting_gate_with_yes_runs_and_json_prints_the_summary_with_its_exit_code(gates) -> None:
