@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def _exit_codes(*statuses: ExitStatus) -> str:
-    """Exit statuses by their names in ExitStatus (docs/cli.md explains each): every one for `modelops --help`, a
+    """Exit statuses by their names in ExitStatus (docs/gate.md explains each): every one for `modelops --help`, a
     command's own in its help."""
     chosen = sorted(set(statuses or ExitStatus))
     named = (f"{status.value} {status.name.lower().replace('_', ' ')}" for status in chosen)
