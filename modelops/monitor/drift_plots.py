@@ -49,7 +49,7 @@ def cusum_plot(report: DriftReport) -> str | None:
         return None
     h = float(report.thresholds["h"])
     when = dates.date2num([datetime.fromtimestamp(c.closes) for c in report.chunks])
-    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    fig = Figure(figsize=(10, 3.6), layout="constrained")
     ax = fig.add_subplot()
     for name in names:
         ax.plot(when, [c.statistics[name] for c in report.chunks], marker="o", markersize=3, label=name)
@@ -65,9 +65,11 @@ def cusum_plot(report: DriftReport) -> str | None:
     ax.xaxis_date()
     ax.set_xlabel(f"chunk closed at (local time, {time.strftime('%Z')})")
     ax.set_ylabel("CUSUM statistic (sd x sqrt(rows))")
-    ax.set_ylim(bottom=0)
+    top = max([h, *(c.statistics[n] for c in report.chunks for n in names)])
+    ax.set_ylim(0, top * 1.15)
     ax.set_title(f"Drift detector over {len(report.chunks)} chunk(s): signals that moved")
-    ax.legend(loc="upper left", fontsize="small", ncols=2)
+    # Beside the axes, not on them: the lines it would hide are the point of the plot.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     fig.autofmt_xdate()
     return _svg(fig, "CUSUM per signal over chunks")
 

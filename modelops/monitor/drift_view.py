@@ -156,9 +156,9 @@ def judge_log(
             "now: the monitor judges those rows at its next look"
         )
     if last.drift:
-        reason = f"drifted: {', '.join(last.drifted)} (CUSUM above h = {h:.2f} {where})"
+        reason = f"drifted: {', '.join(last.drifted)}: CUSUM above h = {h:.2f} {where}"
         return DriftReport(status=DRIFT, reason=reason, signals=signals, **common)
     top = max(signals, key=lambda s: s.cusum)
-    highest = f"highest: {top.signal} {top.cusum:.2f}" if top.cusum > 0 else "every one at 0"
-    reason = f"no signal's CUSUM above h = {h:.2f} {where} ({highest})"
+    highest = f"highest {top.signal} at {top.cusum:.2f}" if top.cusum > 0 else "every one at 0"
+    reason = f"no signal's CUSUM above h = {h:.2f} ({highest}) {where}"
     return DriftReport(status=NO_DRIFT, reason=reason, signals=signals, **common)
