@@ -50,9 +50,9 @@ class DriftError(ValueError):
 @dataclass(frozen=True)
 class FeatureReference:
     name: str
-    edges: np.ndarray  # quantile bin edges of the training data (len = bins + 1)
-    counts: np.ndarray  # training rows per bin
-    sample: np.ndarray  # raw training values (for the KS test)
+    edges: np.ndarray  # quantile bin edges of the training data (len = bins + 1), as bento/train.py saves them
+    counts: np.ndarray  # training rows per bin (the report draws its own common bins from the samples)
+    sample: np.ndarray  # raw training values: the detector's reference rows, the report's figures
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ or at their cap too (a CUSUM forgets its past there).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -67,8 +68,6 @@ def _judge(
 
 
 def _when(ts: float) -> str:
-    import time
-
     return time.strftime("%H:%M:%S", time.localtime(ts))
 
 
