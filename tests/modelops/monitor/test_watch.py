@@ -87,3 +87,16 @@ def test_a_model_without_a_reference_is_reported_and_the_monitor_keeps_going(tmp
     assert watch.look() is None
     assert "no reference for broken:1" in watch.status()["error"]
     assert alerting.DRIFT_METRIC not in _metrics(watch), "no verdict is exported without a reference"
+
+
+def test_rows_that_reach_the_log_after_their_interval_was_judged_are_counted_late(tmp_path) -> None:
+    clock, rng = Clock(), np.random.default_rng(3)
+    watch = Watch(SETTINGS, tmp_path, _references, clock=clock, since=0.0)
+    _log(tmp_path, "m:1", synthetic.draw(rng, 250), clock)
+    clock.now = 1030.0
+    assert watch.look() is not None and watch.status()["late_rows"] == 0
+    clock.now = 1005.0  # a writer that stalled: rows of the judged interval [960, 1020) arrive now
+    _log(tmp_path, "m:1", synthetic.draw(rng, 20), clock)
+    clock.now = 1030.0
+    assert watch.look() is None
+    assert watch.status()["late_rows"] == 20 and watch.status()["pending_rows"] == 20
