@@ -34,8 +34,9 @@ from modelops.ui import Steps
 from stacks.config import PROJECT_ROOT, StackConfig
 from stacks.predictions import labels_db
 
-# The demo's client traffic: requests per phase (more than a drift window, so each check sees one phase only), the
-# rate Locust offers them at, and the shift (in training standard deviations of the feature).
+# The demo's client traffic: requests per phase (several drift chunks' worth; the second check replays the first
+# phase's rows too, as the monitor would have judged them), the rate Locust offers them at, and the shift (in
+# training standard deviations of the feature).
 PHASE_REQUESTS = 600
 PHASE_RATE = 40.0
 SHIFTED_FEATURE = "color_intensity"

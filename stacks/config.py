@@ -383,6 +383,10 @@ class DriftWatchSettings(_Section):
     )
 
 
+# Settings of the window drift check `modelops drift` ran before it became the monitor's view (refused with the fix).
+REMOVED_DRIFT_KEYS = ("min_rows", "psi_threshold", "ks_alpha", "prediction_psi_threshold", "prediction_alpha")
+
+
 class MonitorSettings(_Section):
     """Thresholds of the monitoring: drift, prediction logging, anomaly detection and the Prometheus rules.
 
@@ -391,32 +395,10 @@ class MonitorSettings(_Section):
     """
 
     window: int = Field(
-        500, ge=20, le=1_000_000, description="logged rows a drift check compares with the training reference"
-    )
-    min_rows: int = Field(
-        100, ge=10, le=1_000_000, description="fewer logged rows than this make a drift check inconclusive"
-    )
-    psi_threshold: float = Field(
-        0.25,
-        gt=0,
-        le=10,
-        description="PSI at or above which a feature has drifted (rule of thumb: 0.1 some, 0.25 large)",
-    )
-    # Calibrated with `modelops drift --calibrate` (500-row windows of held-out rows): at ks_alpha 0.01 and PSI 0.2,
-    # 11-18 % of normal windows raised an alarm (the 133-row training reference is itself a noisy estimate); at
-    # these values 0 of 100 (7 of 100 with exact copies of the 45 held-out rows), and a 1-sd shift of one feature
-    # is flagged after a median of 170 requests.
-    ks_alpha: float = Field(
-        0.001,
-        gt=0,
-        lt=1,
-        description="significance of the per-feature KS test, Bonferroni-corrected over the features",
-    )
-    prediction_psi_threshold: float = Field(
-        0.2, gt=0, le=10, description="PSI of the predicted class shares at or above which predictions drifted"
-    )
-    prediction_alpha: float = Field(
-        0.01, gt=0, lt=1, description="significance of the chi-square test of predicted class counts"
+        500,
+        ge=20,
+        le=1_000_000,
+        description="newest logged rows the quality suite replays and `modelops drift` describes (not its verdict)",
     )
     log_dir: str = Field(
         "",
@@ -506,10 +488,21 @@ class MonitorSettings(_Section):
             )
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_drift_thresholds(cls, data: Any) -> Any:
+        # The window check's thresholds are gone: `modelops drift` now replays the monitor's detector.
+        removed = sorted(set(data) & set(REMOVED_DRIFT_KEYS)) if isinstance(data, dict) else []
+        if removed:
+            raise ValueError(
+                f"{', '.join(removed)} no longer exist: `modelops drift` judges with the drift monitor's detector, set "
+                "by modelops:monitor.drift (max_false_alarms_per_day, min_shift_sd, min_chunk_rows; "
+                "docs/monitoring-watch.md). Delete them from the stack file"
+            )
+        return data
+
     @model_validator(mode="after")
-    def _window_holds_min_rows(self) -> MonitorSettings:
-        if self.min_rows > self.window:
-            raise ValueError(f"min_rows ({self.min_rows}) must be <= window ({self.window})")
+    def _anomaly_window_covers_rate_window(self) -> MonitorSettings:
         if self.anomaly_window * self.scrape_interval_s < self.rate_window_s:
             raise ValueError(
                 f"anomaly_window ({self.anomaly_window}) x scrape_interval_s ({self.scrape_interval_s}) must cover "

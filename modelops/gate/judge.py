@@ -228,6 +228,15 @@ def _judge_scaling(
             for c in dead
         )
         return SuiteResult(status="fail", reason=f"{reasons}: no throughput the SLO allows", **common)
+    if len(sweep.curves) < len(sweep.values):
+        # The sweep stops after a first configuration with no usable step; if that was not the candidate's fault (a
+        # starved generator, a full machine: the curve's ``unknown``), there is nothing to judge either way.
+        why = first.unknown or first.ended or "no step to compare at"
+        return SuiteResult(
+            status="inconclusive",
+            reason=f"{first.label} measured no usable step ({why}): the other {sweep.unit} were not compared",
+            **common,
+        )
     round1 = [(v, matched(first, c, scale, slo))
               for v, c, scale in zip(sweep.values[1:], sweep.curves[1:], scales, strict=True)]  # fmt: skip
     failing = [m.failing for _, m in round1 if m.failing]

@@ -1,10 +1,13 @@
 """The drift monitor: a process beside the deployment that judges the prediction log on its own and exports what it
 sees as Prometheus metrics (started by ``modelops up --monitoring``, stopped by ``modelops down``).
 
-Every ``monitor.drift.interval_s`` it reads the rows logged since its last look (modelops/monitor/logread.py), and
-once at least ``min_chunk_rows`` of the live model's rows gathered, judges them as one chunk with the online
-detector (modelops/monitor/online.py). Rows of another model version than the newest are set aside: a promotion
-starts a new detector against the new model's own reference. It serves on 127.0.0.1:
+Every ``monitor.drift.interval_s`` (just after each interval closes) it reads the rows logged since its last look
+(modelops/monitor/logread.py) and judges the live model's rows in chunks with the online detector
+(modelops/monitor/online.py): an interval's rows join the pending chunk, which is judged once it holds at least
+``min_chunk_rows`` rows. Intervals are cut by the rows' own log times (modelops/monitor/chunks.py), so `modelops
+drift` replays the same chunks from the log and says what this monitor says. Rows of another model version than
+the newest are set aside: a promotion starts a new detector against the new model's own reference. It serves on
+127.0.0.1:
 
 - ``modelops_drift_detected{model_version}`` (1 while any signal's CUSUM is over its threshold: ``DriftDetected``),
   per signal its CUSUM, whether it drifted, and the last chunk's mean shift in reference sds; the threshold h;
@@ -36,7 +39,7 @@ from prometheus_client.core import CollectorRegistry, CounterMetricFamily, Gauge
 from prometheus_client.registry import Collector
 
 from modelops.errors import ModelopsError
-from modelops.monitor import logread
+from modelops.monitor import chunks, logread
 from modelops.monitor.drift import DriftError, Reference
 from modelops.monitor.online import ChunkVerdict, Cusum, OnlineReference, Thresholds, thresholds
 from modelops.state import write_json
@@ -75,7 +78,7 @@ class Watch:
         self.model_version = ""
         self.cusum: Cusum | None = None
         self.limits: Thresholds | None = None
-        self.pending: list[logread.Row] = []
+        self.chunker: chunks.Chunker[logread.Row] | None = None
         self.last: ChunkVerdict | None = None
         self.last_judged_ts: float | None = None
         self.rows_judged = 0
@@ -83,11 +86,13 @@ class Watch:
         self.records_read = 0
         self.malformed = 0
         self.set_aside = 0  # rows of another model version than the live one
+        self.late = 0  # rows that reached the log after their interval was judged (judged with the next chunk)
         self.log_counters: dict[str, dict[str, float]] = {}
         self.error = ""
 
     # --- one look
     def look(self) -> ChunkVerdict | None:
+        """Read what was logged, judge every chunk completed by the intervals closed now; the last verdict."""
         batch = self.tail.read()
         counters = logread.writer_counters(self.log_dir, self.metrics_urls() if self.metrics_urls else None)
         with self._lock:
@@ -97,28 +102,31 @@ class Watch:
             if batch.rows:
                 newest = batch.rows[-1].model_version
                 if newest != self.model_version:
-                    self._switch(newest)
+                    self._switch(newest, batch.rows[0].ts)
                 kept = [r for r in batch.rows if r.model_version == self.model_version]
                 self.set_aside += len(batch.rows) - len(kept)
-                self.pending.extend(kept)
-            if self.cusum is None or len(self.pending) < self.drift_settings.min_chunk_rows:
+                if self.chunker is not None:
+                    self.chunker.add(kept)
+            if self.cusum is None or self.chunker is None:
                 return None
-            chunk, self.pending = self.pending, []
-            verdict = self.cusum.update(
-                np.asarray([r.features for r in chunk], dtype=float),
-                [r.prediction for r in chunk],
-                first_ts=chunk[0].ts,
-                last_ts=chunk[-1].ts,
-            )
-            self.last, self.last_judged_ts = verdict, chunk[-1].ts
-            self.rows_judged += verdict.rows
-            self.chunks += 1
+            verdict = None
+            for chunk in self.chunker.close(chunks.closed_until(self.clock(), self.drift_settings.interval_s)):
+                verdict = self.cusum.update(
+                    np.asarray([r.features for r in chunk], dtype=float),
+                    [r.prediction for r in chunk],
+                    first_ts=chunk[0].ts,
+                    last_ts=chunk[-1].ts,
+                )
+                self.last, self.last_judged_ts = verdict, chunk[-1].ts
+                self.rows_judged += verdict.rows
+                self.chunks += 1
+            self.late = self.chunker.late
             return verdict
 
-    def _switch(self, version: str) -> None:
+    def _switch(self, version: str, start: float) -> None:
         """A new live model: a detector against its own reference; rows of the old one are set aside."""
-        self.set_aside += len(self.pending)
-        self.pending, self.last, self.cusum, self.limits, self.error = [], None, None, None, ""
+        self.set_aside += self.chunker.waiting if self.chunker else 0
+        self.last, self.cusum, self.limits, self.chunker, self.error = None, None, None, None, ""
         self.model_version = version
         try:
             reference = OnlineReference.of(self.load_reference(version), self.drift_settings.pca_variance)
@@ -127,6 +135,8 @@ class Watch:
             return
         self.limits = thresholds(reference, self.drift_settings)
         self.cusum = Cusum(reference, self.limits)
+        settings = self.drift_settings
+        self.chunker = chunks.Chunker(settings.interval_s, settings.min_chunk_rows, start=start)
 
     # --- what it exports
     def data_age(self) -> float:
@@ -144,7 +154,8 @@ class Watch:
                 "data_age_s": round(self.data_age(), 3),
                 "rows_judged": self.rows_judged,
                 "chunks": self.chunks,
-                "pending_rows": len(self.pending),
+                "pending_rows": self.chunker.waiting if self.chunker else 0,
+                "late_rows": self.late,
                 "records_read": self.records_read,
                 "malformed_lines": self.malformed,
                 "rows_set_aside": self.set_aside,
@@ -270,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
                 sys.stderr.flush()
             write_json(status, watch.status())
-            if stop.wait(settings.monitor.drift.interval_s):
+            # Wake when the next interval closes (chunks.py): a look then judges it whole.
+            if stop.wait(max(0.0, chunks.next_look(time.time(), settings.monitor.drift.interval_s) - time.time())):
                 break
     finally:
         server.shutdown()

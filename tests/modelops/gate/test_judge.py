@@ -294,6 +294,16 @@ def test_a_candidate_with_no_step_within_the_latency_slo_fails_naming_the_first_
     assert judge.capacity_inputs({"horizontal": result}, SLO, 1) is None, "nothing to plan from"
 
 
+def test_a_first_configuration_distorted_from_its_first_step_is_inconclusive_not_a_crash() -> None:
+    """Seen on a busy machine: the generator starved at the first step, so the sweep measured nothing more."""
+    starved = curve("replicas=1", 100, 200, distorted_at=0)
+    measured = Sweep(unit="replicas", values=[1, 2], curves=[starved], reports=[], cpu=[],
+                     rounds=[{"replicas=1": starved}], compared_users=None)  # fmt: skip
+    result = judge.judge_horizontal(measured, GATE, SLO, BUDGETS)
+    assert result.status == "inconclusive", result.reason
+    assert "replicas=1 measured no usable step" in result.reason and "saturated" in result.reason
+
+
 def test_a_larger_configuration_breaking_the_latency_slo_at_the_compared_step_in_every_round_fails() -> None:
     two = curve("replicas=2", 200, 390, 480, base=8, p95=[20, 20, 150])
     result = horizontal(curve("replicas=1", *ONE), two)

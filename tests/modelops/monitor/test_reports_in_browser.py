@@ -17,8 +17,10 @@ from PIL import Image
 from modelops.gate.report import render as render_gate_report
 from modelops.gate.summary import HorizontalScaling, Scaling, Step, SuiteResult, Summary
 from modelops.monitor import drift_report
-from modelops.monitor.drift import FeatureReference, Reference, check_drift
-from stacks.config import MonitorSettings
+from modelops.monitor.drift_view import judge_log
+from modelops.monitor.logread import Row
+from stacks.config import load_stack_config
+from tests.modelops.monitor import synthetic
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(
@@ -26,7 +28,7 @@ pytestmark = pytest.mark.skipif(
 )
 # Runs at load: what the browser made of every plot, written into the DOM that --dump-dom prints.
 PROBE = """<script>window.addEventListener("load", () => {
-  const imgs = [...document.images].map(i => ({src: i.getAttribute("src"), width: i.naturalWidth}));
+  const imgs = [...document.images].map(i => ({src: i.getAttribute("src").slice(0, 80), width: i.naturalWidth}));
   const svgs = [...document.querySelectorAll("svg")].map(s => {
     const box = s.getBoundingClientRect(); return {width: box.width, height: box.height}; });
   const out = document.createElement("pre"); out.id = "render-probe";
@@ -77,16 +79,17 @@ def gate_summary() -> Summary:
 
 
 def drift_page(tmp_path: Path) -> Path:
+    """A drifted page: feature d of the synthetic model moved by 1 sd in the second half of 10 minutes of rows."""
     rng = np.random.default_rng(0)
-    features = []
-    for i in range(3):
-        sample = rng.normal(0.0, 1.0, 300)
-        edges = np.unique(np.quantile(sample, np.linspace(0, 1, 11)))
-        counts, _ = np.histogram(sample, bins=edges)
-        features.append(FeatureReference(name=f"f{i}", edges=edges, counts=counts.astype(float), sample=sample))
-    reference = Reference(features=features, classes=["a", "b"], class_shares={"a": 0.5, "b": 0.5})
-    window = rng.normal(0.0, 1.0, (400, 3)) + np.array([0.0, 1.0, 0.0])  # f1 shifted: a drifted page
-    report = check_drift(reference, window, ["a", "b"] * 200, MonitorSettings(window=400, min_rows=100))
+    rows = synthetic.draw(rng, 3000)
+    rows[1500:, 3] += synthetic.SD[3]
+    labels = synthetic.predict(rows)
+    logged = [
+        Row(1_700_000_000.0 + 0.2 * i, f"r{i}", "m:1", list(r), p)
+        for i, (r, p) in enumerate(zip(rows, labels, strict=True))
+    ]
+    report = judge_log(synthetic.reference(), logged, load_stack_config("local").monitor, now=1_700_001_000.0)
+    assert report.status == "drift" and len(report.chunks) > 1
     return drift_report.write_report(report, tmp_path / "drift")[1]
 
 
@@ -102,6 +105,9 @@ def test_every_plot_of_the_report_renders_in_a_real_browser(which, tmp_path) -> 
     assert plots, f"{page} has no plot at all"
     if which == "gate":
         assert len(seen["imgs"]) == 3, f"expected the scaling, latency and timeline plots in {page}: {seen['imgs']}"
+    else:
+        expected = 1 + len(synthetic.NAMES) + 1
+        assert len(seen["imgs"]) == expected, f"expected the CUSUM, {len(synthetic.NAMES)} histograms, class shares"
     broken = [i for i in seen["imgs"] if i["width"] <= 0] + [s for s in seen["svgs"] if s["width"] <= 0]
     assert not broken, f"plots that did not render in {page}: {broken}"
     assert not screenshot_is_blank(page, tmp_path), f"the screenshot of {page} is blank"

@@ -42,24 +42,28 @@ def _metrics(watch: Watch) -> str:
 
 
 def test_normal_rows_are_judged_in_chunks_and_a_shift_shows_as_drift_on_metrics(tmp_path) -> None:
+    # The local stack's 60-s intervals: rows logged at 1000 s are in [960, 1020), closed from 1022 s on (settle 2 s).
     clock, rng = Clock(), np.random.default_rng(0)
     watch = Watch(SETTINGS, tmp_path, _references, clock=clock, since=0.0)
     _log(tmp_path, "m:1", synthetic.draw(rng, 150), clock)
+    assert watch.look() is None, "the interval is still open"
+    clock.now = 1030.0
     assert watch.look() is None, "150 rows: fewer than a chunk, they wait"
     _log(tmp_path, "m:1", synthetic.draw(rng, 100), clock)
+    clock.now = 1090.0
     verdict = watch.look()
     assert verdict is not None and verdict.rows == 250 and not verdict.drift
     assert f'{alerting.DRIFT_METRIC}{{model_version="m:1"}} 0.0' in _metrics(watch)
 
     shifted = synthetic.draw(rng, 400) + np.array([0.0, 0.0, 0.0, 2.0]) * synthetic.SD
     _log(tmp_path, "m:1", shifted, clock)
-    clock.now += 30
+    clock.now += 60
     verdict = watch.look()
     assert verdict is not None and verdict.drift and "d" in verdict.drifted
     text = _metrics(watch)
     assert f'{alerting.DRIFT_METRIC}{{model_version="m:1"}} 1.0' in text
     assert f'{alerting.DRIFT_SIGNAL_DRIFTED}{{model_version="m:1",signal="d"}} 1.0' in text
-    assert f"{alerting.DRIFT_DATA_AGE} 30.0" in text, "the newest row judged was logged 30 s ago"
+    assert f"{alerting.DRIFT_DATA_AGE} 60.0" in text, "the newest row judged was logged 60 s ago"
     assert f'{alerting.DRIFT_ROWS}{{model_version="m:1"}} 650.0' in text
 
 
@@ -70,6 +74,7 @@ def test_a_new_model_version_starts_a_new_detector_and_sets_the_old_rows_aside(t
     watch.look()
     clock.now += 1
     _log(tmp_path, "m:2", synthetic.draw(rng, 250), clock)
+    clock.now = 1030.0
     verdict = watch.look()
     assert watch.model_version == "m:2" and verdict is not None and verdict.rows == 250
     assert watch.set_aside == 100
@@ -82,3 +87,16 @@ def test_a_model_without_a_reference_is_reported_and_the_monitor_keeps_going(tmp
     assert watch.look() is None
     assert "no reference for broken:1" in watch.status()["error"]
     assert alerting.DRIFT_METRIC not in _metrics(watch), "no verdict is exported without a reference"
+
+
+def test_rows_that_reach_the_log_after_their_interval_was_judged_are_counted_late(tmp_path) -> None:
+    clock, rng = Clock(), np.random.default_rng(3)
+    watch = Watch(SETTINGS, tmp_path, _references, clock=clock, since=0.0)
+    _log(tmp_path, "m:1", synthetic.draw(rng, 250), clock)
+    clock.now = 1030.0
+    assert watch.look() is not None and watch.status()["late_rows"] == 0
+    clock.now = 1005.0  # a writer that stalled: rows of the judged interval [960, 1020) arrive now
+    _log(tmp_path, "m:1", synthetic.draw(rng, 20), clock)
+    clock.now = 1030.0
+    assert watch.look() is None
+    assert watch.status()["late_rows"] == 20 and watch.status()["pending_rows"] == 20
