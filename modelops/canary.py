@@ -293,7 +293,7 @@ def metrics_source(target: Target, prometheus_url: str | None = None) -> Metrics
         return HaproxySource(api.stats)
     raise UsageError(
         f"the canary on the {target.name} target needs a Prometheus scraping both pools: start one "
-        "(`modelops up --monitoring`), or promote in one step with `modelops gate --canary off`"
+        "(`modelops up --monitoring`), or promote in one step with `modelops gate --no-canary`"
     )
 
 
@@ -475,7 +475,7 @@ def promote(
     note: Callable[[str], None] = lambda _m: None,
     complete: Complete | None = None,
 ) -> CanaryOutcome:
-    """The gate's promotion: through the canary when ``modelops:canary.enabled`` (``--canary on``), else the one-step
+    """The gate's promotion: through the canary when ``modelops:canary.enabled`` (``--canary``), else the one-step
     blue/green switch. The outcome says whether the candidate is live and, if not, why. ``complete``: who takes the
     canary's 100 % step (default complete_switch). Either way the new live version is then handed to the bake
     (modelops/bake.py), which judges it on client traffic and rolls back through the warm previous colour."""

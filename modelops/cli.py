@@ -8,14 +8,14 @@ import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from modelops.errors import ExitStatus, ModelopsError, NotDeployedError, UsageError
-from modelops.gate.summary import SUITES
+from modelops.gate.summary import FAILED_STATUS, SUITES
 from modelops.ui import Steps
 from stacks.config import DEMO_STACK, PROJECT_ROOT, ConfigError, StackConfig, load_stack_config
 from stacks.predictions import prediction_log_dir
@@ -24,10 +24,29 @@ if TYPE_CHECKING:
     from modelops.targets.local import LocalTarget
 
 
-def _exit_codes() -> str:
-    """Every exit status by its name in ExitStatus (the README explains each): `modelops --help` lists them."""
-    named = (f"{status.value} {status.name.lower().replace('_', ' ')}" for status in ExitStatus)
+def _exit_codes(*statuses: ExitStatus) -> str:
+    """Exit statuses by their names in ExitStatus (docs/gate.md explains each): every one for `modelops --help`, a
+    command's own in its help."""
+    chosen = sorted(set(statuses or ExitStatus))
+    named = (f"{status.value} {status.name.lower().replace('_', ' ')}" for status in chosen)
     return "Exit codes: " + "; ".join(named)
+
+
+# The codes each command can end with, named in its --help (the names and numbers come from ExitStatus).
+COMMON_CODES = (ExitStatus.OK, ExitStatus.ERROR, ExitStatus.USAGE)
+LOCKED_CODES = (*COMMON_CODES, ExitStatus.STACK_BUSY)  # commands that take the stack's operation lock
+COMMAND_CODES: dict[str, tuple[ExitStatus, ...]] = {
+    "up": LOCKED_CODES,
+    "down": LOCKED_CODES,
+    # A failed suite's own code (FAILED_STATUS: the first failure in suite order decides), inconclusive, and the
+    # canary's rollback after a promotion.
+    "gate": (*LOCKED_CODES, *FAILED_STATUS.values(), ExitStatus.INCONCLUSIVE, ExitStatus.CANARY_ROLLED_BACK),
+    "rollback": LOCKED_CODES,
+    "bake": (*COMMON_CODES, ExitStatus.BAKE_ROLLED_BACK),
+    "abort": LOCKED_CODES,
+    "retrain": (*COMMON_CODES, ExitStatus.QUALITY_FAILED),  # worse than its parent: refused
+    "drift": (*COMMON_CODES, ExitStatus.INCONCLUSIVE, ExitStatus.DRIFT_DETECTED),  # inconclusive: too few rows
+}
 
 
 app = typer.Typer(
@@ -48,6 +67,17 @@ StackOpt = Annotated[
 ]
 BentoOpt = Annotated[
     str | None, typer.Option("--bento", "-b", help="bento tag (default: modelops:bento, else the last build)")
+]
+# Options with a fixed set of values are Literal types: typer makes each a choice that `--help` lists and that refuses
+# a wrong value naming the choices (exit 2). Spelled here rather than imported from the modules that use them
+# (monitor/traffic.py's Kind …): those load numpy and httpx, which every `modelops --help` would then wait for.
+# tests/modelops/test_cli.py checks that both agree.
+Generator = Literal["local", "cluster"]
+Scenario = Literal["normal", "shifted"]
+Peer = Literal["mlserver"]
+YesOpt = Annotated[
+    bool,
+    typer.Option("--yes", "-y", help="kind/aws: go ahead without asking (needed when stdin is not a terminal)"),
 ]
 
 
@@ -162,7 +192,7 @@ def build(
     out.print(tag)
 
 
-@app.command()
+@app.command(epilog=_exit_codes(*COMMAND_CODES["up"]))
 @handled
 def up(
     stack: StackOpt = "local",
@@ -250,11 +280,13 @@ def status(
         _print_status(data)
 
 
-@app.command()
+@app.command(epilog=_exit_codes(*COMMAND_CODES["down"]))
 @handled
-def down(stack: StackOpt = "local") -> None:
-    """Stop everything the stack's deployment runs. Safe to run twice, and after a crashed `up`."""
+def down(stack: StackOpt = "local", yes: YesOpt = False) -> None:
+    """Stop everything the stack's deployment runs. Safe to run twice, and after a crashed `up`. On kind/aws it
+    asks first (--yes: don't)."""
     from modelops import bake
+    from modelops.confirm import confirm_change
     from modelops.gate.run import history_file
     from modelops.locking import stack_lock
     from modelops.monitor import service
@@ -262,6 +294,7 @@ def down(stack: StackOpt = "local") -> None:
 
     settings = _settings(stack)
     target = open_target(settings)
+    confirm_change(settings, "scale both pools to 0 replicas (clients get errors until `modelops up`)", yes=yes)
     state_dir = history_file(settings).path.parent
     # Under the stack's lock: a gate, rollback or abort half way through is not cut off (down says who holds it).
     with stack_lock(state_dir, f"modelops down --stack {stack}"):
@@ -298,7 +331,7 @@ def render(
     out.print(f"wrote {len(written)} files to {out_dir}")
 
 
-@app.command()
+@app.command(epilog=_exit_codes(*COMMAND_CODES["gate"]))
 @handled
 def gate(
     stack: StackOpt = "local",
@@ -324,19 +357,25 @@ def gate(
         ),
     ] = None,
     canary: Annotated[
-        str | None,
+        bool | None,
         typer.Option(
-            help="on: promote through the canary (modelops:canary steps, rolled back on a live breach, exit 40); "
-            "off: one-step blue/green switch (default: modelops:canary.enabled)"
+            "--canary/--no-canary",
+            help="promote through the canary (modelops:canary steps, rolled back on a live breach, exit 40), or in "
+            "one blue/green switch (default: modelops:canary.enabled)",
+            show_default=False,
         ),
     ] = None,
     generator: Annotated[
-        str,
+        Generator,
         typer.Option(
             help="local: Locust processes on this machine; cluster (kind): a Locust master Job and workers next "
             "to the service (modelops:kind.load_generator), results copied back"
         ),
     ] = "local",
+    yes: YesOpt = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="the summary (summary.json) on stdout; the verdict lines go to stderr")
+    ] = False,
 ) -> None:
     """Prove a candidate beside the live version: smoke, slo, failover, robustness, vertical, horizontal, autoscale,
     regression. Promotes it only when every required suite (modelops:gate.required_suites, plus regression when the
@@ -353,9 +392,7 @@ def gate(
     unknown = [s for s in chosen if s not in SUITES]
     if unknown:
         raise UsageError(f"unknown suite(s) {', '.join(unknown)}: choose from {', '.join(SUITES)}")
-    if canary not in (None, "on", "off"):
-        raise UsageError(f"--canary must be on or off, got {canary!r}")
-    settings = _settings(stack, canary={"enabled": None if canary is None else canary == "on"})
+    settings = _settings(stack, canary={"enabled": canary})
     runner = _load_runner(settings, generator, outputs)
     tag = bentos.resolve_default(candidate, "")
     steps = Steps(err)
@@ -366,22 +403,27 @@ def gate(
         target = open_target(settings, outputs_file=outputs, candidate_url=url)
     else:
         target = open_gate_target(settings, outputs_file=outputs, candidate_url=url)
+    if promote:  # asked once the inputs are known good, before the gate's minutes of load
+        from modelops.confirm import confirm_change
+
+        confirm_change(settings, f"promote {tag} to live traffic if it passes", yes=yes,
+                       alternative="or --no-promote to prove it without promoting")  # fmt: skip
     command = "modelops gate --stack " + stack + " --candidate " + tag
     summary = run_gate(
         target, settings, tag, steps, suites=chosen, promote=promote, command=command, load_runner=runner
     )
-    _print_verdict(summary)
+    if as_json:
+        out.print_json(summary.model_dump_json())
+    _print_verdict(summary, shown=err if as_json else out)
     raise typer.Exit(summary.exit_status)
 
 
-def _load_runner(settings: StackConfig, generator: str, outputs: Path | None):
+def _load_runner(settings: StackConfig, generator: Generator, outputs: Path | None):
     """What runs the gate's loads: loadgen.run here, or the cluster's Locust (modelops/gate/cluster.py)."""
     from modelops.gate import loadgen
 
     if generator == "local":
         return loadgen.run
-    if generator != "cluster":
-        raise UsageError(f"--generator must be local or cluster, got {generator!r}")
     from modelops.gate.cluster import open_cluster_generator, require_cluster_generator
     from modelops.targets import stack_outputs
 
@@ -390,19 +432,22 @@ def _load_runner(settings: StackConfig, generator: str, outputs: Path | None):
     return open_cluster_generator(settings, stack_outputs(settings, outputs), kubeconfig).run
 
 
-@app.command()
+@app.command(epilog=_exit_codes(*COMMAND_CODES["rollback"]))
 @handled
-def rollback(stack: StackOpt = "local") -> None:
+def rollback(stack: StackOpt = "local", yes: YesOpt = False) -> None:
     """Bring the previously live version back (deployed beside, then switched: zero failed requests; within the
     rollback window after a promotion its pool is still up, so it is a switch). Only to a version live earlier in
-    this deployment whose request schema matches the live one's: otherwise it refuses, naming both."""
+    this deployment whose request schema matches the live one's: otherwise it refuses, naming both. On kind/aws it
+    asks first (--yes: don't)."""
     from modelops import bake
+    from modelops.confirm import confirm_change
     from modelops.gate.run import history_file
     from modelops.locking import stack_lock
     from modelops.promotion import rollback as do_rollback
     from modelops.targets import open_target
 
     settings = _settings(stack)
+    confirm_change(settings, "switch live traffic back to the previously live version", yes=yes)
     with Steps(err).step("rolling back") as note:
         target = open_target(settings, progress=note)
         histories = history_file(settings)
@@ -413,7 +458,7 @@ def rollback(stack: StackOpt = "local") -> None:
     out.print(f"live again: {status.bento} at {status.url}")
 
 
-@app.command(name="bake")
+@app.command(name="bake", epilog=_exit_codes(*COMMAND_CODES["bake"]))
 @handled
 def bake_command(
     stack: StackOpt = "local",
@@ -470,17 +515,20 @@ def _print_bake(data: dict) -> None:
         out.print(f"  rollback window: {data['previous']} kept warm until {until} (`modelops rollback` is a switch)")
 
 
-@app.command()
+@app.command(epilog=_exit_codes(*COMMAND_CODES["abort"]))
 @handled
-def abort(stack: StackOpt = "local") -> None:
+def abort(stack: StackOpt = "local", yes: YesOpt = False) -> None:
     """Take the candidate out: its share of live traffic to 0 first, then drained and removed, with a history entry;
-    the live version untouched. Recovers from a gate or canary that crashed or was killed half way."""
+    the live version untouched. Recovers from a gate or canary that crashed or was killed half way. On kind/aws it
+    asks first (--yes: don't)."""
+    from modelops.confirm import confirm_change
     from modelops.gate.run import history_file
     from modelops.locking import stack_lock
     from modelops.promotion import abort as do_abort
     from modelops.targets import open_target
 
     settings = _settings(stack)
+    confirm_change(settings, "take the candidate out (its share of live traffic to 0, its pool removed)", yes=yes)
     with Steps(err).step("aborting the candidate") as note:
         target = open_target(settings, progress=note)
         histories = history_file(settings)
@@ -537,7 +585,7 @@ def history(
     out.print(f"live now: {live or 'nothing (not up)'}")
 
 
-@app.command()
+@app.command(epilog=_exit_codes(*COMMAND_CODES["retrain"]))
 @handled
 def retrain(
     data: Annotated[
@@ -606,35 +654,51 @@ def bench(
         bool, typer.Option("--cache", help="instead: the prediction cache off vs on under a Zipf load (s = 1.1)")
     ] = False,
     peer: Annotated[
-        str | None,
-        typer.Option(help="instead: our replica vs this peer server (mlserver), same model, budget and load"),
+        Peer | None,
+        typer.Option(help="instead: our replica vs this peer server, same model, budget and load"),
     ] = None,
     peer_venv: Annotated[Path, typer.Option(help="venv holding the peer (make .venv-peer/.installed)")] = Path(
         ".venv-peer"
     ),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="the results (the file `results:` names) on stdout instead of tables")
+    ] = False,
 ) -> None:
     """Benchmark (not a test): batched vs naive vs no-op predict paths, one replica direct vs via HAProxy, an OpenMP
     model with threads unset vs set; every ratio with its spread across rounds and met / missed / inconclusive."""
     from modelops.bench import BenchOptions, run_bench, run_soak
-    from modelops.bench.tables import comparisons_table, omp_table, variants_table
 
+    show: Callable[[dict], None]
     if soak > 0:
-        _print_soak(run_soak(_settings(stack), soak, Steps(err)))
-        return
-    if peer is not None:
-        _bench_peer(_settings(stack), peer, peer_venv, users, duration, rounds, cpu)
-        return
-    if cache:
+        show, summary = _print_soak, run_soak(_settings(stack), soak, Steps(err))
+    elif peer is not None:
+        show, summary = _print_peer, _bench_peer(_settings(stack), peer_venv, users, duration, rounds, cpu)
+    elif cache:
         from modelops.bench import cache as cache_bench
 
         levels = (users // 8, users) if users >= 16 else (users,)  # light load (latency) and the bench's own
         cached = cache_bench.CacheBenchOptions(users=levels, duration_s=duration, rounds=rounds, cpu=cpu)
-        out.print(cache_bench.render(cache_bench.run_cache_bench(_settings(stack), cached, Steps(err))))
-        return
+        show, summary = _print_cache, cache_bench.run_cache_bench(_settings(stack), cached, Steps(err))
+    else:
+        options = BenchOptions(users=users, duration_s=duration, rounds=rounds, time_budget_min=time_budget_min,
+                               cpu=cpu, omp=omp)  # fmt: skip
+        show, summary = _print_bench, run_bench(_settings(stack), options, Steps(err))
+    if as_json:
+        out.print_json(json.dumps(summary))
+        err.print(f"results: {summary['path']}")
+    else:
+        show(summary)
 
-    options = BenchOptions(users=users, duration_s=duration, rounds=rounds, time_budget_min=time_budget_min,
-                           cpu=cpu, omp=omp)  # fmt: skip
-    summary = run_bench(_settings(stack), options, Steps(err))
+
+def _print_cache(summary: dict) -> None:
+    from modelops.bench import cache as cache_bench
+
+    out.print(cache_bench.render(summary))
+
+
+def _print_bench(summary: dict) -> None:
+    from modelops.bench.tables import comparisons_table, omp_table, variants_table
+
     out.print(variants_table(summary))
     out.print(comparisons_table(summary))
     if (threads := omp_table(summary)) is not None:
@@ -734,7 +798,7 @@ def alerts(
 def traffic(
     stack: StackOpt = "local",
     scenario: Annotated[
-        str, typer.Option(help="normal, or shifted (one feature moved, as after an upstream change)")
+        Scenario, typer.Option(help="normal, or shifted (one feature moved, as after an upstream change)")
     ] = "normal",
     requests: Annotated[int, typer.Option(help="requests to send (one row each)")] = 600,
     rate: Annotated[float, typer.Option(help="requests per second Locust offers")] = 40.0,
@@ -755,14 +819,12 @@ def traffic(
     from modelops.targets import open_target
     from stacks.predictions import labels_db
 
-    if scenario not in ("normal", "shifted"):
-        raise UsageError(f"--scenario must be normal or shifted, got {scenario!r}")
     if requests < 1 or rate <= 0:
         raise UsageError("--requests must be at least 1 and --rate above 0")
     settings = _settings(stack)
     status = open_target(settings).status()
     metadata, _ = drift_report.load_model(describe(status.bento).models[0])
-    s = scenarios.scenario(metadata, scenario, requests, feature, shift, seed=seed)  # type: ignore[arg-type]
+    s = scenarios.scenario(metadata, scenario, requests, feature, shift, seed=seed)
     work = PROJECT_ROOT / "reports" / "traffic" / time.strftime("%Y%m%d-%H%M%S")
     payloads, _ = scenarios.write_scenario(s, work)
     spec = loadgen.LoadSpec(users=8, spawn_rate=8, duration_s=requests / rate, rate=rate, payload_file=payloads,
@@ -839,7 +901,7 @@ def quality(
     out.print(table if statuses else "no logged or labelled predictions yet")
 
 
-@app.command()
+@app.command(epilog=_exit_codes(*COMMAND_CODES["drift"]))
 @handled
 def drift(
     stack: StackOpt = "local",
@@ -863,7 +925,9 @@ def drift(
     rate: Annotated[float, typer.Option(help="--calibrate: rows per second of simulated traffic")] = 10.0,
     days: Annotated[float, typer.Option(help="--calibrate: simulated days of normal traffic")] = 1.0,
     seed: Annotated[int, typer.Option(help="--calibrate: random seed of the simulated traffic")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="--calibrate: the whole result as JSON")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="the report (drift.json; with --calibrate the result) on stdout, alone")
+    ] = False,
 ) -> None:
     """The drift monitor's detector, on demand: replays it (CUSUM per feature, class share and PCA reconstruction
     error over chunks of the prediction log, thresholds from modelops:monitor.drift) over the newest model's logged
@@ -888,22 +952,26 @@ def drift(
     target = out_dir or PROJECT_ROOT / "reports" / "drift" / time.strftime("%Y%m%d-%H%M%S")
     json_path, html_path = drift_report.write_report(report, target)
     status = drift_report.exit_status(report)
+    if as_json:
+        out.print_json(report.model_dump_json())
+    shown = err if as_json else out  # with --json, stdout carries the report alone
     for line in drift_report.summary_lines(report, status):
-        out.print(line)
-    out.print(f"report: {json_path}  {html_path}")
+        shown.print(line)
+    shown.print(f"report: {json_path}  {html_path}")
     raise typer.Exit(int(status))
 
 
-def _bench_peer(
-    settings: StackConfig, peer: str, venv: Path, users: int, duration: float, rounds: int, cpu: float
-) -> None:
-    from modelops.bench.peer import PeerOptions, report_lines, run_peer
+def _bench_peer(settings: StackConfig, venv: Path, users: int, duration: float, rounds: int, cpu: float) -> dict:
+    from modelops.bench.peer import PeerOptions, run_peer
 
-    if peer != "mlserver":
-        raise UsageError(f"unknown peer {peer!r}: the one peer measured is mlserver (--peer mlserver)")
     options = PeerOptions(venv=venv.resolve(), users=users, duration_s=duration, rounds=rounds, cpu=cpu)
-    summary = run_peer(settings, options, Steps(err))
+    return run_peer(settings, options, Steps(err))
+
+
+def _print_peer(summary: dict) -> None:
     from rich.table import Column
+
+    from modelops.bench.peer import report_lines
 
     table = Table(Column("server/call", no_wrap=True), "good req/s", "rounds (min-max)", "p95 ms", "errors",
                   "CPU ms/req", "throttled")  # fmt: skip
@@ -931,20 +999,20 @@ def _print_soak(summary: dict) -> None:
     out.print(f"goal: RSS within ±{summary['goals']['rss_drift']:.0%}, FDs flat. results: {summary['path']}")
 
 
-def _print_verdict(summary, reports: Path = PROJECT_ROOT / "reports") -> None:
+def _print_verdict(summary, reports: Path = PROJECT_ROOT / "reports", shown: Console = out) -> None:
     colour = {"promote": "green", "reject": "red"}.get(summary.verdict, "yellow")
-    out.print(f"[bold {colour}]verdict: {summary.verdict}[/] (exit {summary.exit_status}) — {summary.reason}")
+    shown.print(f"[bold {colour}]verdict: {summary.verdict}[/] (exit {summary.exit_status}) — {summary.reason}")
     plan = summary.capacity_plan
     if plan.rps_per_replica_at_slo:
-        out.print(
+        shown.print(
             f"capacity plan: {plan.rps_per_replica_at_slo:.0f} req/s per replica at the SLO; for {plan.target_rps:g} "
             f"req/s run {plan.recommended_min_replicas}..{plan.recommended_max_replicas} replicas; ASG target "
             f"{plan.asg_target_requests_per_target_per_minute:g} req/target/min; HPA CPU target "
             f"{plan.hpa_target_cpu_utilization if plan.hpa_target_cpu_utilization is not None else 'n/a'}%"
         )
     for note in plan.notes:
-        out.print(f"  note: {note}")
-    out.print(f"report: {reports / summary.run_id / 'report.html'}")
+        shown.print(f"  note: {note}")
+    shown.print(f"report: {reports / summary.run_id / 'report.html'}")
 
 
 def _print_monitoring(state_dir: Path, settings: StackConfig) -> None:

@@ -518,7 +518,7 @@ class CanarySettings(_Section):
     error ratio, p95 against the live colour's, and (with Prometheus running) alerts that started firing."""
 
     enabled: bool = Field(
-        False, description="promote through the canary by default (`modelops gate --canary on|off` overrides it)"
+        False, description="promote through the canary by default (`modelops gate --canary/--no-canary` overrides it)"
     )
     steps: list[int] = Field(
         [5, 25, 50, 100], min_length=1, description="candidate's share of live traffic per step, %, ending at 100"

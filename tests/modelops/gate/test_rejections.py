@@ -207,12 +207,15 @@ def test_gate_with_no_suite_selected_is_a_usage_error(stack_file, suites) -> Non
 
 
 def test_the_command_lines_exit_code_is_the_summarys(stack_file, candidate_bento, reference_bento) -> None:
+    """With --json the summary is all of stdout (a real gate run: Locust and the replicas print nothing there)."""
     result = CliRunner().invoke(
-        app, ["gate", "--stack", stack_file, "--candidate", candidate_bento, "--suites", "smoke"]
+        app, ["gate", "--stack", stack_file, "--candidate", candidate_bento, "--suites", "smoke", "--json"]
     )
-    text = " ".join(result.output.split())
+    text = " ".join(result.stderr.split())
     assert result.exit_code == ExitStatus.INCONCLUSIVE, text
     assert "verdict: inconclusive (exit 20)" in text and "partial run" in text
+    shown = Summary.model_validate_json(result.stdout)
+    assert (shown.verdict, shown.exit_status, shown.candidate) == ("inconclusive", 20, candidate_bento)
 
 
 HOLD = textwrap.dedent(
