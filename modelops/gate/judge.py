@@ -12,6 +12,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from modelops.gate.capacity import Limits, Matched, distortion, matched, within_slo
+from modelops.gate.endurance_judge import growing_memory
 from modelops.gate.loadgen import LoadResult
 from modelops.gate.suites import (
     AutoscaleRun,
@@ -421,7 +422,7 @@ def _all_failures(result: LoadResult) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- robustness
-def judge_robustness(run: RobustnessRun, gate: GateSettings) -> SuiteResult:
+def judge_robustness(run: RobustnessRun, gate: GateSettings, memory_limit_mb: float = math.inf) -> SuiteResult:
     """Correctness under hostile traffic, not speed: a starved generator does not excuse a failed request, so CPU
     distortion does not make this suite inconclusive; too few well-behaved requests does."""
     result = run.result
@@ -451,6 +452,9 @@ def judge_robustness(run: RobustnessRun, gate: GateSettings) -> SuiteResult:
         problems.append(f"schemathesis found {fuzz.server_errors} server error(s) in {fuzz.cases} cases ({shown})")
     if run.lost:
         problems.append(f"replicas died during the suite: {', '.join(run.lost)}")
+    growing = growing_memory(run.memory, [result], gate, memory_limit_mb)
+    if growing:
+        problems.append(f"memory kept growing: {growing}")
     if problems:
         return SuiteResult(status="fail", reason="; ".join(problems), **common)
     if run.fuzz_error or fuzz is None or not fuzz.complete:

@@ -16,6 +16,8 @@ from modelops.bentos import describe
 from modelops.errors import BentoNotFoundError
 from modelops.gate import judge, loadgen
 from modelops.gate.capacity import plan as capacity_plan
+from modelops.gate.endurance import Endurance
+from modelops.gate.endurance_judge import judge_plan, judge_soak
 from modelops.gate.loadgen import LoadResult
 from modelops.gate.report import render as render_report
 from modelops.gate.suites import Suites
@@ -33,6 +35,7 @@ from modelops.gate.summary import (
 from modelops.gate.summary import read as read_summary
 from modelops.gate.summary import write as write_summary
 from modelops.locking import stack_lock
+from modelops.monitor import resources
 from modelops.monitor.quality import live_window
 from modelops.promotion import HistoryFile, baseline_summary, reconcile
 from modelops.stackdir import stack_dir
@@ -117,6 +120,8 @@ def measure_and_judge(
     gate, slo, limits = settings.gate, settings.slo, suites.limits
     budgets = suites.target.cpu_budgets()
     results: dict[str, SuiteResult] = {}
+    # The plan and soak suites share one measurement: the plan's load, then the rest of the soak, same processes.
+    endurance = Endurance(suites, lambda: plan_of(results, settings))
     steps: dict[str, Callable[[], SuiteResult]] = {
         "smoke": lambda: judge.judge_smoke(suites.smoke(), gate, limits),
         "quality": lambda: (
@@ -128,18 +133,27 @@ def measure_and_judge(
         "horizontal": lambda: judge.judge_horizontal(suites.horizontal(), gate, slo, budgets),
         "vertical": lambda: judge.judge_vertical(suites.vertical(), gate, slo, budgets),
         "failover": lambda: judge.judge_failover(suites.failover(), gate, limits),
-        "robustness": lambda: judge.judge_robustness(suites.robustness(), gate),
+        "robustness": lambda: judge.judge_robustness(suites.robustness(), gate, settings.deploy.memory_mb),
         "autoscale": lambda: judge.judge_autoscale(suites.autoscale(), gate, limits),
+        "plan": lambda: judge_plan(endurance.plan(), slo, gate, limits),
+        "soak": lambda: (
+            judge_soak(endurance.soak(), slo, gate, limits, settings.deploy.memory_mb, settings.limits.max_body_bytes)
+            if "plan" not in results or results["plan"].status != "fail"
+            else SuiteResult(status="skipped", reason="the plan suite failed: no soak at a load the pool cannot carry")
+        ),
         "regression": lambda: judge.judge_regression(
             results, settings.model_dump(mode="json"), budgets.note, baseline, gate
         ),
     }
-    for name in SUITES:
-        if name not in chosen:
-            continue
-        results[name] = on_suite(name, steps[name])
-        if name == "smoke" and results[name].status == "fail":
-            break
+    try:
+        for name in SUITES:
+            if name not in chosen:
+                continue
+            results[name] = on_suite(name, steps[name])
+            if name == "smoke" and results[name].status == "fail":
+                break
+    finally:
+        endurance.close()
     return results
 
 
@@ -208,7 +222,10 @@ def _run(
         def on_suite(name: str, suite: Callable[[], SuiteResult]) -> SuiteResult:
             with steps.step(f"suite {name}") as note:
                 measuring.note = note
-                result = suite()
+                # Memory and open files of every candidate replica process, through every suite.
+                with resources.Sampler(resources.pool_processes(target, "candidate")) as sampler:
+                    result = suite()
+                result.resources = resources.summarise(sampler.samples)
             colour = {"pass": "green", "fail": "red"}.get(result.status, "yellow")
             steps.console.print(f"    [{colour}]{result.status}[/]: {result.reason}", highlight=False)
             return result

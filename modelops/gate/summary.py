@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from modelops.errors import ExitStatus
+from modelops.monitor.resources import ReplicaUsage
 from modelops.state import write_atomic
 from stacks.config import GATE_SUITES
 
@@ -32,6 +33,8 @@ FAILED_STATUS = {
     "robustness": ExitStatus.ROBUSTNESS_FAILED,
     "regression": ExitStatus.REGRESSION_FAILED,
     "autoscale": ExitStatus.AUTOSCALE_FAILED,
+    "plan": ExitStatus.PLAN_FAILED,
+    "soak": ExitStatus.SOAK_FAILED,
 }
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
@@ -84,6 +87,7 @@ class SuiteResult(BaseModel):
     timeline: list[dict] = []  # [{t, rps, p95_ms, label}] per second of the measured part, for the plots
     steps: dict[str, list[Step]] = {}  # step-load curves by configuration (e.g. "replicas=2")
     cpu: list[CpuWindow] = []  # the generator's and the machine's CPU while the suite ran
+    resources: list[ReplicaUsage] = []  # memory and open files of each candidate replica process while it ran
 
 
 class HorizontalScaling(BaseModel):
