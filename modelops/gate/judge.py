@@ -115,6 +115,9 @@ def judge_slo(run: SloRun, slo: SloSettings, gate: GateSettings, limits: Limits)
         else None,
         "throttled": run.throttled,
         "seconds": seconds,
+        # Open-loop load: sends that left late (their latency counts from when they were due, so it is in the p95).
+        "late_sends": float(result.measured.late_sends),
+        "late_send_ratio": result.measured.late_ratio,
     }
     misses = []
     p95, p99 = result.measured.p95_ms, result.measured.p99_ms

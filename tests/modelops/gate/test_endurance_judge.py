@@ -317,3 +317,28 @@ def test_the_bootstrap_interval_is_the_same_every_time() -> None:
     first = endurance_judge.degradation(endurance_judge.span(run.results), 60)
     again = endurance_judge.degradation(endurance_judge.span(run.results), 60)
     assert first == again
+
+
+def robustness(memory: list[Sample]):
+    from modelops.gate import judge
+    from modelops.gate.fuzz import FuzzResult
+    from modelops.gate.suites import RobustnessRun
+
+    good = result(20, rate=100.0)
+    hostile = [Window(t=START + i / 2, kind="hostile", ok=5, failed=0, latencies={3: 5}) for i in range(40)]
+    mixed = LoadResult(**{**good.__dict__, "windows": good.windows + hostile})
+    fuzz = FuzzResult(url="u", command=["schemathesis"], exit_code=0, cases=500, server_errors=0, failures=0,
+                      first_failures=[], duration_s=10, report="", complete=True)  # fmt: skip
+    run = RobustnessRun(result=mixed, fuzz=fuzz, fuzz_error=None, lost=[], memory=memory)
+    return judge.judge_robustness(run, GateSettings(target_rps=100), MEMORY_LIMIT_MB)
+
+
+def test_robustness_fails_a_replica_whose_memory_keeps_growing_though_its_pid_stayed() -> None:
+    leak = samples(20, rss_mb=lambda served: 300.0 + served * 64 / 1024, replicas=("green-1",))
+    verdict = robustness(leak)
+    assert verdict.status == "fail" and "memory kept growing: memory: green-1" in verdict.reason, verdict.reason
+
+
+def test_robustness_passes_replicas_whose_memory_stays_flat() -> None:
+    verdict = robustness(samples(20, replicas=("green-1",), rss_sd_mb=0.1))
+    assert verdict.status == "pass", verdict.reason
