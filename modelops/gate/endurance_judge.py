@@ -282,7 +282,8 @@ def _horizon(
         g = u.growth_scale
         grow = f"{_num(p.per_1000.slope / g)} {u.growth} [{_num(p.per_1000.low / g)}, {_num(p.per_1000.high / g)}]"
         level = f"{p.now / u.level_scale:.0f} of {p.limit / u.level_scale:.0f} {u.level}"
-        hours = f"{_hours(p.hours)} to the limit [{_hours(p.hours_low)}, {_hours(p.hours_high)}]"
+        # Parentheses, not brackets: "[never, never]" reads as a style tag to the terminal (rich) and vanishes.
+        hours = f"{_hours(p.hours)} to the limit ({_hours(p.hours_low)} to {_hours(p.hours_high)})"
         status = _status(p, min_hours, per_hour)
         levelled = p.hours_high < min_hours and status != "fail" and p.later is not None
         if levelled:

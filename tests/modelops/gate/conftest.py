@@ -18,6 +18,8 @@ from tests.fixtures.faulty import build_faulty
 # min_idle_cpu 0: whether other processes on a shared test machine leave the replicas their budget is not what these
 # tests are about (the rule has its own tests: tests/modelops/gate/test_capacity.py, test_judge.py); the load
 # generator's own saturation stays guarded (a starved generator's run is tested in test_rejections.py).
+# plan_s 5 s and soak_s 15 s (shipped 30 s and 180 s): the whole gate's mechanics, not a soak's length, are what the
+# tests using these settings check; test_endurance.py checks the soak's rules on real replicas.
 QUICK = {
     "deploy": {"replicas": 1, "cpu_per_replica": 0.25},
     "slo": {"p95_ms": 2000, "p99_ms": 4000, "max_error_ratio": 0.001, "min_rps": 5},
@@ -25,6 +27,7 @@ QUICK = {
         "users": 8, "spawn_rate": 8, "duration_s": 3, "warmup_s": 1, "min_requests": 20, "target_rps": 40,
         "step_users": [4, 16, 32], "step_seconds": 3, "smoke_users": 2, "smoke_seconds": 2,
         "min_efficiency": 0.2, "min_vertical_ratio": 0.3, "failover_max_error_ratio": 0.02, "min_idle_cpu": 0.0,
+        "plan_s": 5, "soak_s": 15,
     },
 }  # fmt: skip
 

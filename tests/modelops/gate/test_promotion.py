@@ -43,7 +43,9 @@ def test_a_good_candidate_passes_every_required_suite_and_is_promoted(promoted, 
     summary, target, _ = promoted
     assert summary.verdict == "promote", {n: (s.status, s.reason) for n, s in summary.suites.items()}
     assert summary.exit_status == ExitStatus.OK and summary.promoted
-    assert summary.required_suites == ["smoke", "quality", "slo", "failover", "robustness", "vertical", "horizontal"]
+    assert summary.required_suites == [
+        "smoke", "quality", "slo", "failover", "robustness", "vertical", "horizontal", "plan", "soak"
+    ]  # fmt: skip
     assert summary.suites["quality"].measured["agreement"] >= 0.9, "v2 answers v1's logged rows as v1 did"
     assert [n for n, s in summary.suites.items() if s.status == "pass"] == summary.required_suites
     assert summary.suites["regression"].status == "skipped", "v1 was deployed by up, not promoted: no baseline"
