@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from modelops.gate.capacity import HEADROOM
 from modelops.gate.loadgen import LoadResult, LoadSpec
+from modelops.gate.suites import Suites
 from modelops.gate.summary import CapacityPlan
 from modelops.monitor import resources
 from modelops.monitor.resources import Sample
@@ -99,7 +100,7 @@ class Endurance:
     ``suites`` is the gate's Suites (its load runner, generator planning and shape); ``capacity`` returns the run's
     capacity plan when the plan suite starts (after the scaling suites)."""
 
-    def __init__(self, suites, capacity: Callable[[], CapacityPlan | None]) -> None:
+    def __init__(self, suites: Suites, capacity: Callable[[], CapacityPlan | None]) -> None:
         self.suites = suites
         self.capacity = capacity
         self.run: EnduranceRun | None = None

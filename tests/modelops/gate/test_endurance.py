@@ -97,7 +97,8 @@ def test_the_plan_suite_proves_a_plans_load_on_real_replicas_and_the_soak_follow
 
 def test_a_candidate_that_keeps_memory_for_every_request_is_rejected_by_the_soak(gated, aging_bento) -> None:
     # 64 KB kept per request at 40 req/s: 2.5 MB/s. soak_s 20 s (shipped 180 s) shows it many times over.
-    summary = gated(aging_bento, ("soak",), aging="leak", gate={"soak_s": 20})
+    # The shipped 24-h horizon (the quick settings judge 1 h).
+    summary = gated(aging_bento, ("soak",), aging="leak", gate={"soak_s": 20, "min_hours_to_memory_limit": 24})
     assert (summary.verdict, summary.exit_status) == ("reject", ExitStatus.SOAK_FAILED), summary.reason
     soak = summary.suites["soak"]
     assert "memory:" in soak.reason and "reaches its limit within 24 h" in soak.reason, soak.reason
@@ -110,7 +111,9 @@ def test_a_candidate_that_turns_slow_after_some_seconds_is_rejected_by_the_soak(
     # (shipped 180 s): the first 10 s (a third of a short soak; a minute of the shipped one) are before, the last 10 s
     # after. Within the quick settings' lenient SLO (p95 2 s) all along: the first-vs-last rule alone rejects it.
     monkeypatch.setenv("MODELOPS_TEST_TIRED_AFTER_S", "16")
-    summary = gated(aging_bento, ("soak",), aging="tired", gate={"soak_s": 30})
+    # The shipped slowdown limits, x1.5 and +10 ms (the quick settings allow x2 and +100 ms).
+    shipped = {"soak_max_p95_rise": 0.5, "soak_min_p95_rise_ms": 10}
+    summary = gated(aging_bento, ("soak",), aging="tired", gate={"soak_s": 30, **shipped})
     assert (summary.verdict, summary.exit_status) == ("reject", ExitStatus.SOAK_FAILED), summary.reason
     soak = summary.suites["soak"]
     assert "slowed down while serving" in soak.reason, soak.reason

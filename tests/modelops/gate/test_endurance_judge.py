@@ -342,3 +342,11 @@ def test_robustness_fails_a_replica_whose_memory_keeps_growing_though_its_pid_st
 def test_robustness_passes_replicas_whose_memory_stays_flat() -> None:
     verdict = robustness(samples(20, replicas=("green-1",), rss_sd_mb=0.1))
     assert verdict.status == "pass", verdict.reason
+
+
+def test_a_short_soak_still_compares_its_first_and_last_seconds_in_enough_blocks() -> None:
+    # 15 s: 5 s a side, in half-second blocks (10 a side), not 2-s ones (2 or 3 a side, an interval that says nothing).
+    steady = endurance_judge.span([result(15, median_ms=lambda t: 12.0, seed=6)])
+    slowed = endurance_judge.degradation(steady, 5.0)
+    assert endurance_judge._slowing(slowed, GATE)[0] == "pass", slowed
+    assert slowed.ratio_high is not None and slowed.ratio_high < 1.5
