@@ -18,6 +18,14 @@ users' requests from a fixed, seeded pool of N distinct rows (built from the Ope
 Zipf popularity: row k is asked for in proportion to 1 / k**S (S = 1.1 over 10,000 rows: the top 10 rows are
 41 % of the requests, the top 100 65 %). Off (S = 0) by default: every request then cycles through distinct payloads.
 
+Paced load (--rate) is open-loop, as wrk2 does it: every user sends on a fixed schedule of its own, the whole set
+offering --rate req/s, and a request's latency is measured from when it was *due*, not from when it left. A user
+whose previous answer came back late sends the requests that fell due meanwhile at once, one after another, and each
+counts the time it waited: a stall of the service shows in the latencies of every request that should have been sent
+during it (no coordinated omission), and no send is skipped. Sends that left more than LATE_S after they were due are
+counted ("late sends", in the meta file), and so are those that were late because the previous answer had not come
+back ("behind").
+
 Hostile users send what a careless or malicious client would (loadtests/payloads.py: hostile_bodies): extreme finite
 numbers, the most rows allowed, bodies just under and over the size limit, deeply nested JSON, wrong content types,
 multipart and pickle bodies. Their requests are named "<path> <kind> [hostile]" and count as failures only when
@@ -32,7 +40,6 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
@@ -99,6 +106,11 @@ SYNTHETIC = {"x-modelops-synthetic": _SECRET} if _SECRET else {}
 # Workers of a distributed run ship theirs to the master with each stats report; the master writes them all.
 WINDOW_S = 0.5
 WINDOWS: dict[tuple[int, str], list] = {}
+# Paced sends by half-second window (when they were due): {window: [sends, late, behind, most late ms]}.
+SENDS: dict[int, list] = {}
+# A paced send that leaves more than this after it was due is late. gevent wakes a sleeping user within a
+# millisecond or two on an idle generator; 10 ms is well above that and well below any latency SLO we judge.
+LATE_S = 0.010
 
 
 def _rounded_ms(ms: float) -> int:
@@ -119,12 +131,26 @@ def _record(name: str, response_time: float, exception: BaseException | None, **
     window[2][ms] = window[2].get(ms, 0) + 1
 
 
+def _count_send(due: float, late_s: float, behind: bool) -> None:
+    """Record one paced send: due (epoch seconds), how late it left, and whether it waited for a previous answer."""
+    sends = SENDS.get(int(due / WINDOW_S))
+    if sends is None:
+        sends = SENDS[int(due / WINDOW_S)] = [0, 0, 0, 0.0]
+    sends[0] += 1
+    if late_s > LATE_S:
+        sends[1] += 1
+        sends[2] += 1 if behind else 0
+    sends[3] = max(sends[3], late_s * 1000)
+
+
 @events.report_to_master.add_listener
 def _ship_windows(data: dict, **_kwargs) -> None:
     data["modelops_windows"] = [[w, kind, *counts] for (w, kind), counts in WINDOWS.items()]
+    data["modelops_sends"] = [[w, *counts] for w, counts in SENDS.items()]
     data["modelops_golden_checks"] = STATE.pop("golden_checks_unsent", 0)
     data["modelops_golden_answers"] = STATE.pop("golden_answers_unsent", {})
     WINDOWS.clear()
+    SENDS.clear()
 
 
 @events.worker_report.add_listener
@@ -139,6 +165,12 @@ def _merge(data: dict) -> None:
         window[1] += failed
         for ms, count in latencies.items():
             window[2][int(ms)] = window[2].get(int(ms), 0) + count
+    for w, sent, late, behind, most in data.get("modelops_sends", []):
+        sends = SENDS.setdefault(w, [0, 0, 0, 0.0])
+        sends[0] += sent
+        sends[1] += late
+        sends[2] += behind
+        sends[3] = max(sends[3], most)
     STATE["golden_checks"] = STATE.get("golden_checks", 0) + data.get("modelops_golden_checks", 0)
     _tally_answers("golden_answers", data.get("modelops_golden_answers", {}))
 
@@ -291,8 +323,8 @@ def _prepare(environment) -> None:
         if not per_user:
             fixed = options.hostile_users + (1 if options.golden_file else 0)  # users outside the paced load
             per_user = options.paced_rate_per_user = options.rate / max(1, options.num_users - fixed)
-        STATE["phase"] = 1.0 / per_user
-        SingleRowUser.wait_time = BatchUser.wait_time = _paced(per_user)
+        STATE["phase"] = STATE["period"] = 1.0 / per_user
+        SingleRowUser.wait_time = BatchUser.wait_time = _paced
     classes: list[type] = list(USER_CLASSES) or [SingleRowUser]
     if options.batch_weight > 0 and not USER_CLASSES:
         BatchUser.weight = options.batch_weight
@@ -328,27 +360,23 @@ def _prepare_zipf(openapi: dict, endpoint, options, distributed: bool) -> None:
             STATE[name + "_draw"] = lambda n=n: (body_with_rows(openapi, endpoint, [pool[zipf()] for _ in range(n)]), n)
 
 
-def _paced(per_user: float) -> Callable[[User], float]:
-    """A wait_time sending ``per_user`` requests per second on a grid anchored at the user's first request.
+def _paced(user: User) -> float:
+    """The wait until this user's next send is due (0 when it is already due: it then sends at once).
 
-    Not Locust's constant_throughput: it paces from the moment the user object was created, so a start-phase sleep
-    in on_start only delays the first request; from the second one on, every user spawned in the same batch fires
-    at the same instant again. Measured on /noop (about 4 ms of work, one worker), 16 users at 50 req/s: the
-    replica received bursts of 15-16 requests every 320 ms and answered them in turn, so Locust reported p50 26-49
-    ms, p95 43-100 ms, with FastHttpUser and HttpUser alike. This grid starts when on_start has slept the phase:
-    the same load then gives p50 3-4 ms, p95 6-12 ms, as threads with their own keep-alive connections see. A user
-    that falls behind sends at once and restarts its grid there, without catching up in a burst.
+    Not Locust's constant_throughput, which paces from the moment the user object was created: a start-phase sleep in
+    on_start only delayed the first request, and from the second one on every user spawned in the same batch fired at
+    the same instant again. Measured on /noop (about 4 ms of work, one worker), 16 users at 50 req/s: the replica
+    received bursts of 15-16 requests every 320 ms, so Locust reported p50 26-49 ms, p95 43-100 ms; with each user's
+    schedule starting once on_start has slept its phase, the same load gives p50 3-4 ms, p95 6-12 ms.
+
+    The schedule never restarts: a user that fell behind (its previous answer came back after the next send was due)
+    sends what fell due at once, one after another, each request timed from when it was due (_post). Restarting the
+    schedule there, as this function did before, skipped the sends a stall delayed and under-counted it.
     """
-    period = 1.0 / per_user
-
-    def wait_time(user: User) -> float:
-        paced = cast(_PredictionUser, user)  # Locust types wait_time for any User; only these users are paced
-        now = time.perf_counter()
-        due = getattr(paced, "_due", now) + period
-        paced._due = max(due, now)
-        return paced._due - now
-
-    return wait_time
+    paced = cast(_PredictionUser, user)  # Locust types wait_time for any User; only these users are paced
+    wait = paced._due - time.perf_counter()
+    paced._behind = wait < 0
+    return max(0.0, wait)
 
 
 @events.test_start.add_listener
@@ -382,6 +410,8 @@ def _write_meta(environment, **_kwargs) -> None:
         "steps": STATE.get("steps", []),
         "zipf": STATE.get("zipf"),
         "window_s": WINDOW_S,
+        "late_s": LATE_S,
+        "sends": [[w * WINDOW_S, *counts] for w, counts in sorted(SENDS.items())],
         "unflushed_workers": STATE.get("unflushed_workers", []),
         "windows": [[w * WINDOW_S, kind, *counts] for (w, kind), counts in sorted(WINDOWS.items())],
     }
@@ -400,7 +430,8 @@ class _PredictionUser(FastHttpUser):
         self._i = random.randrange(len(STATE[self.kind])) if payload_file else 0
         if STATE.get("phase"):
             gevent.sleep(random.uniform(0, STATE["phase"]))
-        self._due = time.perf_counter()  # _paced's grid starts here, at this user's phase
+        self._due = time.perf_counter()  # _paced's schedule starts here, at this user's phase
+        self._behind = False
 
     def _post(self) -> None:
         draw = STATE.get(self.kind + "_draw")
@@ -416,7 +447,16 @@ class _PredictionUser(FastHttpUser):
         headers = STATE["synthetic_headers"]
         if STATE["production"] and rows is None:  # a payload file's body: its index goes into the request id
             headers = {"x-request-id": f"p{index}-{random.getrandbits(48):012x}"}
+        late_s = 0.0
+        period = STATE.get("period")
+        if period:  # paced: this send was due at self._due; the next one is due a period later, whatever happens
+            late_s = max(0.0, time.perf_counter() - self._due)
+            _count_send(time.time() - late_s, late_s, self._behind)
+            self._due += period
         with self.client.post(endpoint.path, json=body, name=name, headers=headers, catch_response=True) as response:
+            # The latency a client sees is from when it meant to send: a send delayed by a slow previous answer
+            # carries that delay (Locust's own statistics and reports get the same figure).
+            response.request_meta["response_time"] += late_s * 1000
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
                 return

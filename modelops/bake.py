@@ -38,7 +38,7 @@ from typing import Any
 from modelops.errors import ModelopsError, NotDeployedError, UsageError
 from modelops.locking import StackBusyError, stack_lock
 from modelops.monitor.live_window import ColourTraffic, TrafficWindow, colour_traffic
-from modelops.monitor.resources import Trend, pool_rss_mb, trend
+from modelops.monitor.resources import RssTrend, pool_rss_mb, rss_trend
 from modelops.state import read_json, write_json
 from modelops.targets.base import Target, TargetStatus
 from modelops.targets.local import procs
@@ -67,7 +67,7 @@ class WindowVerdict:
 
 
 def judge_window(
-    window: TrafficWindow | None, rss: Trend | None, slo: SloSettings, promotion: PromotionSettings
+    window: TrafficWindow | None, rss: RssTrend | None, slo: SloSettings, promotion: PromotionSettings
 ) -> WindowVerdict:
     """One bake window's verdict: every breach, in words that name the setting, and what was not evaluated."""
     breaches: list[str] = []
@@ -318,7 +318,7 @@ class Watcher:
             memory = pool_rss_mb(r.pid for r in status.pools[colour].replicas) if colour in status.pools else None
             if memory is not None:
                 rss.append((self.clock() - began, memory))
-            verdict = judge_window(window, trend(rss), slo, promotion)
+            verdict = judge_window(window, rss_trend(rss), slo, promotion)
             streak = next_streak(streak, verdict)
             judged_any = judged_any or verdict.judged
             windows = [*windows, _window_record(self.clock() - began, window, memory, verdict)][-WINDOWS_KEPT:]

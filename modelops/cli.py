@@ -378,10 +378,10 @@ def gate(
     ] = False,
 ) -> None:
     """Prove a candidate beside the live version: smoke, slo, failover, robustness, vertical, horizontal, autoscale,
-    regression. Promotes it only when every required suite (modelops:gate.required_suites, plus regression when the
-    live version came through the gate, plus autoscale when modelops:autoscale.enabled) passed: blue/green switch,
-    zero failed requests. Exits with a code per failed gate; 20 when the evidence is incomplete or was distorted (a
-    partial run, a saturated load generator)."""
+    plan, soak, regression. Promotes it only when every required suite (modelops:gate.required_suites, plus
+    regression when the live version came through the gate, plus autoscale when modelops:autoscale.enabled) passed:
+    blue/green switch, zero failed requests. Exits with a code per failed gate; 20 when the evidence is incomplete
+    or was distorted (a partial run, a saturated load generator)."""
     from modelops import bentos
     from modelops.gate.run import run_gate
     from modelops.targets import open_gate_target

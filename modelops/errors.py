@@ -21,7 +21,9 @@ class ExitStatus(IntEnum):
     ROBUSTNESS_FAILED = 16  # a well-behaved request failed beside hostile ones, a hostile one got a 5xx, a replica died
     QUALITY_FAILED = 17  # on the live version's recent logged traffic, the candidate is less accurate or disagrees
     AUTOSCALE_FAILED = 18  # a request failed across autoscaling, the pool scaled out too late or never came back to min
+    SOAK_FAILED = 19  # at the planned load for gate.soak_s: memory or open files run out too soon, or it slowed down
     INCONCLUSIVE = 20  # also: a drift check had too few logged rows to judge
+    PLAN_FAILED = 21  # the capacity plan's own load (open-loop, deploy shape) missed the SLO
     DRIFT_DETECTED = 30  # `modelops drift`: logged inputs or predictions drifted from the training reference
     CANARY_ROLLED_BACK = 40  # the gate promoted, but the canary's live analysis breached: rolled back, live untouched
     BAKE_ROLLED_BACK = 41  # promoted, then the bake after the switch breached on client traffic: rolled back

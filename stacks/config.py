@@ -28,10 +28,13 @@ TARGETS = ("local", "kind", "aws")
 # The promotion gate's suites, in the order they run (modelops/gate reads them from here: one list for both). The
 # suites that load the deploy shape come first, the scaling sweeps after; horizontal ends at the deploy shape's
 # worker count, so a promotion rarely has to reshape the candidate.
-GATE_SUITES = ("smoke", "quality", "slo", "failover", "robustness", "vertical", "horizontal", "autoscale", "regression")
+GATE_SUITES = (
+    "smoke", "quality", "slo", "failover", "robustness", "vertical", "horizontal", "autoscale", "plan", "soak",
+    "regression",
+)  # fmt: skip
 # Required on top of gate.required_suites whenever autoscaling is on (modelops:autoscale.enabled).
 AUTOSCALE_SUITE = "autoscale"
-DEFAULT_REQUIRED_SUITES = ["smoke", "slo", "failover", "robustness", "vertical", "horizontal"]
+DEFAULT_REQUIRED_SUITES = ["smoke", "slo", "failover", "robustness", "vertical", "horizontal", "plan", "soak"]
 Target = Literal["local", "kind", "aws"]
 
 
@@ -58,7 +61,13 @@ class DeploySettings(_Section):
         le=64,
         description="CPU budget per replica, in cores: a cgroup quota locally, the CPU limit on Kubernetes",
     )
-    memory_mb: int = Field(1024, ge=128, le=262_144, description="memory per replica (Kubernetes limit)")
+    memory_mb: int = Field(
+        1024,
+        ge=128,
+        le=262_144,
+        description="memory per replica (Kubernetes limit); the gate's soak suite projects each replica's memory "
+        "growth to it (locally nothing enforces it)",
+    )
     accelerator: Literal["none", "nvidia"] = Field(
         "none",
         description="none, or nvidia: replicas get NVIDIA GPUs (aws: a GPU instance family and the NVIDIA-ready "
@@ -344,6 +353,35 @@ class GateSettings(_Section):
         if value is not None and not value.startswith("/"):
             raise ValueError(f"must be an API path starting with '/', e.g. /predict, got {value!r}")
         return value
+
+    # The plan and soak suites (modelops/gate/endurance.py): open-loop load at the capacity plan's own load on the
+    # deploy shape; the plan suite is the soak's first plan_s seconds, on the same processes.
+    plan_s: float = Field(
+        30.0, ge=5, le=3600, description="plan suite: measured seconds at the planned load (after warm-up)"
+    )
+    soak_s: float = Field(
+        180.0,
+        ge=10,
+        le=86_400,
+        description="soak suite: seconds at the planned load on the same replica processes, the plan suite's "
+        "included (memory and open files sampled every second)",
+    )
+    min_hours_to_memory_limit: float = Field(
+        24.0,
+        gt=0,
+        le=100_000,
+        description="soak suite: fewest hours a replica may take, at the planned load, to grow to deploy.memory_mb "
+        "(and to its open-file limit)",
+    )
+    soak_max_p95_rise: float = Field(
+        0.5,
+        ge=0,
+        le=100,
+        description="soak suite: the last minute's p95 may exceed the first minute's by this fraction at most",
+    )
+    soak_min_p95_rise_ms: float = Field(
+        10.0, ge=0, le=60_000, description="soak suite: a rise of p95 smaller than this is noise, whatever its ratio"
+    )
 
     @field_validator("required_suites")
     @classmethod

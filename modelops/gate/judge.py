@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from modelops.bench.noise import Goal, spread
 from modelops.gate import quality_tests, rounds
 from modelops.gate.capacity import Limits, distortion, matched, read_curve
+from modelops.gate.endurance_judge import growing_memory
 from modelops.gate.loadgen import LoadResult
 from modelops.gate.suites import (
     AutoscaleRun,
@@ -132,6 +133,9 @@ def judge_slo(run: SloRun, slo: SloSettings, gate: GateSettings, limits: Limits)
         else None,
         "throttled": run.throttled,
         "seconds": seconds,
+        # Open-loop load: sends that left late (their latency counts from when they were due, so it is in the p95).
+        "late_sends": float(result.measured.late_sends),
+        "late_send_ratio": result.measured.late_ratio,
     }
     misses = []
     p95, p99 = result.measured.p95_ms, result.measured.p99_ms
@@ -604,7 +608,7 @@ def _all_failures(result: LoadResult) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- robustness
-def judge_robustness(run: RobustnessRun, gate: GateSettings) -> SuiteResult:
+def judge_robustness(run: RobustnessRun, gate: GateSettings, memory_limit_mb: float = math.inf) -> SuiteResult:
     """Correctness under hostile traffic, not speed: a starved generator does not excuse a failed request, so CPU
     distortion does not make this suite inconclusive; too few well-behaved requests does."""
     result = run.result
@@ -634,6 +638,9 @@ def judge_robustness(run: RobustnessRun, gate: GateSettings) -> SuiteResult:
         problems.append(f"schemathesis found {fuzz.server_errors} server error(s) in {fuzz.cases} cases ({shown})")
     if run.lost:
         problems.append(f"replicas died during the suite: {', '.join(run.lost)}")
+    growing = growing_memory(run.memory, [result], gate, memory_limit_mb)
+    if growing:
+        problems.append(f"memory kept growing: {growing}")
     if problems:
         return SuiteResult(status="fail", reason="; ".join(problems), **common)
     if run.fuzz_error or fuzz is None or not fuzz.complete:

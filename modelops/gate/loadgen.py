@@ -86,6 +86,17 @@ class Window:
 
 
 @dataclass(frozen=True)
+class Sends:
+    """Paced sends that fell due in one window (open-loop load: loadtests/locustfile.py)."""
+
+    t: float  # epoch seconds at the window's start
+    sends: int
+    late: int  # left more than the locustfile's LATE_S after they were due
+    behind: int  # of those, late because the user's previous answer had not come back yet
+    most_late_ms: float
+
+
+@dataclass(frozen=True)
 class Figures:
     """What a span of a run measured: good answers only count as throughput."""
 
@@ -100,10 +111,20 @@ class Figures:
     generator_cpu: float | None  # mean cores used by the whole generator
     machine_idle: float | None  # mean idle cores of the machine
     generator_wait: float | None = None  # mean share of time the most delayed Locust process waited for a CPU
+    # Paced (open-loop) load: sends due in the span, those that left late, and the latest one (ms). A late send's
+    # latency counts from when it was due, so lateness is in the percentiles too; these say how much of it there was.
+    sends: int = 0
+    late_sends: int = 0
+    behind_sends: int = 0
+    most_late_ms: float | None = None
 
     @property
     def error_ratio(self) -> float:
         return self.failures / self.requests if self.requests else 0.0
+
+    @property
+    def late_ratio(self) -> float:
+        return self.late_sends / self.sends if self.sends else 0.0
 
 
 @dataclass(frozen=True)
@@ -125,6 +146,7 @@ class LoadResult:
     measured: Figures  # the whole measured part (after warm-up), production requests
     # Golden rows' answers: {row index: {served label: times}} (every answer, right or wrong; empty without them)
     golden_answers: dict[int, dict[str, int]] = field(default_factory=dict)
+    sends: list[Sends] = field(default_factory=list)  # paced load only: sends by window of when they were due
 
     # The figures most callers want, for the measured part.
     @property
@@ -159,7 +181,7 @@ class LoadResult:
         """The figures of the span [start, end) (epoch seconds), over whole windows inside it: of the measured load
         with every counted request's failure (the default), or of ``kinds`` alone."""
         counted = COUNTED_KINDS if kinds == PRODUCTION_KINDS else kinds
-        return figures(self.windows, self.window_s, self.cpu, start, end, kinds, counted)
+        return figures(self.windows, self.window_s, self.cpu, start, end, kinds, counted, self.sends)
 
     def throttled(self, start: float, end: float) -> float | None:
         """Share of CPU scheduler periods in [start, end) in which the measured pool hit its budget (None where the
@@ -191,10 +213,12 @@ def figures(
     end: float,
     kinds: tuple[str, ...] = PRODUCTION_KINDS,
     counted: tuple[str, ...] = COUNTED_KINDS,
+    sends: list[Sends] | None = None,
 ) -> Figures:
     """Throughput and latency of the ``kinds`` of request; requests and failures of the ``counted`` ones too."""
     spanned = [w for w in windows if start - 1e-9 <= w.t and w.t + window_s <= end + 1e-9]
     inside = [w for w in spanned if w.kind in kinds]
+    due = [s for s in sends or [] if start - 1e-9 <= s.t and s.t + window_s <= end + 1e-9]
     ok = sum(w.ok for w in inside)
     failed = sum(w.failed for w in spanned if w.kind in kinds or w.kind in counted)
     answered = sum(w.ok for w in spanned if w.kind in counted and w.kind not in kinds)
@@ -219,6 +243,10 @@ def figures(
         generator_cpu=_mean([s.generator_cpu for s in samples]),
         machine_idle=_mean([s.machine_idle for s in samples]),
         generator_wait=_mean([s.generator_wait for s in samples]),
+        sends=sum(s.sends for s in due),
+        late_sends=sum(s.late for s in due),
+        behind_sends=sum(s.behind for s in due),
+        most_late_ms=max((s.most_late_ms for s in due), default=None),
     )
 
 
@@ -406,6 +434,8 @@ def parse(
 
         for row in csv.DictReader(failures_csv.open()):
             failures[row["Error"][:300]] = failures.get(row["Error"][:300], 0) + int(row["Occurrences"])
+    sends = [Sends(float(t), int(n), int(late), int(behind), float(most))
+             for t, n, late, behind, most in meta.get("sends", [])]  # fmt: skip
     samples = cpu or []
     end = max((w.t + window_s for w in windows), default=measured_from)
     return LoadResult(
@@ -424,7 +454,8 @@ def parse(
         golden_answers=_golden_answers(meta),
         cpu_warning=bool(meta.get("cpu_warning")),
         failure_messages=failures,
-        measured=figures(windows, window_s, samples, measured_from, end),
+        measured=figures(windows, window_s, samples, measured_from, end, sends=sends),
+        sends=sends,
     )
 
 

@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 
+from modelops.gate import report_resources
 from modelops.gate.summary import REPORT_FILE, SUITES, Summary
 
 COLOURS = {"pass": "#2e7d32", "fail": "#c62828", "inconclusive": "#ef6c00", "skipped": "#757575"}
@@ -23,6 +24,7 @@ def render(summary: Summary, run_dir: Path) -> Path:
             _latency(summary, run_dir),
             _timeline(summary, run_dir),
             _autoscale(summary, run_dir),
+            report_resources.plot(summary, run_dir),
         )
         if img
     ]

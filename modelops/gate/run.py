@@ -17,6 +17,8 @@ from modelops.errors import BentoNotFoundError
 from modelops.gate import judge, loadgen
 from modelops.gate.capacity import plan as capacity_plan
 from modelops.gate.capacity import read_curve
+from modelops.gate.endurance import Endurance
+from modelops.gate.endurance_judge import judge_plan, judge_soak
 from modelops.gate.labelled import model_facts
 from modelops.gate.loadgen import LoadResult
 from modelops.gate.quality_run import QualityInputs, labelled_production_rows, labelled_sets
@@ -36,7 +38,7 @@ from modelops.gate.summary import (
 from modelops.gate.summary import read as read_summary
 from modelops.gate.summary import write as write_summary
 from modelops.locking import stack_lock
-from modelops.monitor import synthetic
+from modelops.monitor import resources, synthetic
 from modelops.monitor.concept import read_feedback
 from modelops.monitor.quality import live_window
 from modelops.promotion import HistoryFile, baseline_summary, reconcile
@@ -196,6 +198,8 @@ def measure_and_judge(
     budgets = suites.target.cpu_budgets()
     results: dict[str, SuiteResult] = {}
     history = judge.history_note(baseline, settings.model_dump(mode="json"), budgets.note)[0]
+    # The plan and soak suites share one measurement: the plan's load, then the rest of the soak, same processes.
+    endurance = Endurance(suites, lambda: plan_of(results, settings))
     steps: dict[str, Callable[[], SuiteResult]] = {
         "smoke": lambda: judge.judge_smoke(suites.smoke(), gate, limits),
         "quality": lambda: (
@@ -209,19 +213,28 @@ def measure_and_judge(
         ),
         "vertical": lambda: judge.judge_vertical(suites.vertical(), gate, slo, budgets),
         "failover": lambda: judge.judge_failover(suites.failover(), gate, limits),
-        "robustness": lambda: judge.judge_robustness(suites.robustness(), gate),
+        "robustness": lambda: judge.judge_robustness(suites.robustness(), gate, settings.deploy.memory_mb),
         "autoscale": lambda: judge.judge_autoscale(suites.autoscale(), gate, limits),
+        "plan": lambda: judge_plan(endurance.plan(), slo, gate, limits),
+        "soak": lambda: (
+            judge_soak(endurance.soak(), slo, gate, limits, settings.deploy.memory_mb, settings.limits.max_body_bytes)
+            if "plan" not in results or results["plan"].status != "fail"
+            else SuiteResult(status="skipped", reason="the plan suite failed: no soak at a load the pool cannot carry")
+        ),
         "regression": lambda: judge.judge_regression(
             suites.sweeps.get("horizontal"), gate, slo, history, None if live_bento else NOT_IN_STORE
         ),
     }
-    for name in SUITES:
-        if name not in chosen:
-            continue
-        suites.take_retries()
-        results[name] = judge.judge_retries(name, on_suite(name, steps[name]), suites.take_retries(), gate)
-        if name == "smoke" and results[name].status == "fail":
-            break
+    try:
+        for name in SUITES:
+            if name not in chosen:
+                continue
+            suites.take_retries()
+            results[name] = judge.judge_retries(name, on_suite(name, steps[name]), suites.take_retries(), gate)
+            if name == "smoke" and results[name].status == "fail":
+                break
+    finally:
+        endurance.close()
     return results
 
 
@@ -302,7 +315,10 @@ def _run(
         def on_suite(name: str, suite: Callable[[], SuiteResult]) -> SuiteResult:
             with steps.step(f"suite {name}") as note:
                 measuring.note = note
-                result = suite()
+                # Memory and open files of every candidate replica process, through every suite.
+                with resources.Sampler(resources.pool_processes(target, "candidate")) as sampler:
+                    result = suite()
+                result.resources = resources.summarise(sampler.samples)
             colour = {"pass": "green", "fail": "red"}.get(result.status, "yellow")
             steps.console.print(f"    [{colour}]{result.status}[/]: {result.reason}", highlight=False)
             return result

@@ -25,8 +25,9 @@ from modelops.gate.labelled import SetAnswers
 from modelops.gate.loadgen import LoadResult, LoadSpec
 from modelops.gate.rounds import LIVE
 from modelops.gate.summary import CpuWindow
-from modelops.monitor import quality, synthetic
+from modelops.monitor import quality, resources, synthetic
 from modelops.monitor.quality import QualityFigures
+from modelops.monitor.resources import Sample
 from modelops.targets.base import KilledReplica, Target
 from modelops.waiting import wait_until
 from stacks.config import StackConfig
@@ -110,6 +111,7 @@ class RobustnessRun:
     fuzz: FuzzResult | None  # schemathesis against one replica during the load (None: it could not run)
     fuzz_error: str | None
     lost: list[str]  # replicas that died or were replaced during the suite
+    memory: list[Sample] = field(default_factory=list)  # every replica's memory, sampled through the suite
 
 
 @dataclass(frozen=True)
@@ -489,6 +491,7 @@ class Suites:
         )
         outcome: dict[str, LoadResult] = {}
         runner = threading.Thread(target=lambda: outcome.update(result=self.load("robustness", spec)))
+        sampler = resources.Sampler(resources.pool_processes(self.target, "candidate")).start()
         runner.start()
         # Fuzz one replica directly: the balancer's retries could hide a 5xx (FACTS.md). Where the target gives no
         # replica URL that answers from here, the pool's own URL is the closest.
@@ -500,10 +503,11 @@ class Suites:
         except FuzzError as exc:
             fuzz_error = str(exc)
         runner.join()
+        memory = sampler.stop()
         after = self.target.status().candidate
         now = {(r.name, r.pid) for r in after.replicas if r.healthy} if after else set()
         lost = sorted(f"{name} (pid {pid})" for name, pid in before - now)
-        return RobustnessRun(result=outcome["result"], fuzz=fuzz, fuzz_error=fuzz_error, lost=lost)
+        return RobustnessRun(result=outcome["result"], fuzz=fuzz, fuzz_error=fuzz_error, lost=lost, memory=memory)
 
     def autoscale(self) -> AutoscaleRun:
         """From min_replicas, a load that ramps past one replica's capacity and back (gate.autoscale_users, the peak

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from modelops.errors import ExitStatus
+from modelops.monitor.resources import ReplicaUsage
 from modelops.state import write_atomic
 from stacks.config import GATE_SUITES
 
@@ -32,6 +33,8 @@ FAILED_STATUS = {
     "robustness": ExitStatus.ROBUSTNESS_FAILED,
     "regression": ExitStatus.REGRESSION_FAILED,
     "autoscale": ExitStatus.AUTOSCALE_FAILED,
+    "plan": ExitStatus.PLAN_FAILED,
+    "soak": ExitStatus.SOAK_FAILED,
 }
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
@@ -87,6 +90,7 @@ class SuiteResult(BaseModel):
     # Scaling suites: every round's curves by configuration (round 1: the whole step plans; later rounds: the compared
     # step only, on fresh processes), the figures each ratio's interval was computed from.
     rounds: list[dict[str, list[Step]]] = []
+    resources: list[ReplicaUsage] = []  # memory and open files of each candidate replica process while it ran
 
 
 class HorizontalScaling(BaseModel):

@@ -18,7 +18,7 @@ from modelops.cli import app
 from modelops.errors import ExitStatus, UsageError
 from modelops.gate.run import history_file
 from modelops.monitor.live_window import TrafficWindow
-from modelops.monitor.resources import Trend, trend
+from modelops.monitor.resources import RssTrend, rss_trend
 from modelops.promotion import abort, record_up, rollback
 from modelops.state import write_json
 from modelops.targets.local import LocalTarget, procs
@@ -35,8 +35,8 @@ def window(requests: int = 100, errors: int = 0, p95_ms: float | None = 20.0) ->
     return TrafficWindow(requests=requests, errors=errors, p95_ms=p95_ms, seconds=30.0, source="test")
 
 
-LEAK = Trend(slope_mb_per_h=900.0, span_s=120.0, samples=8)
-FLAT = Trend(slope_mb_per_h=5.0, span_s=120.0, samples=8)
+LEAK = RssTrend(slope_mb_per_h=900.0, span_s=120.0, samples=8)
+FLAT = RssTrend(slope_mb_per_h=5.0, span_s=120.0, samples=8)
 
 
 # ------------------------------------------------------------------------------------------------ pure rules
@@ -69,7 +69,7 @@ def test_a_window_with_too_few_requests_or_no_source_is_not_judged_and_is_no_bre
 
 
 def test_memory_is_judged_only_once_the_samples_span_a_minute() -> None:
-    short = Trend(slope_mb_per_h=5000.0, span_s=30.0, samples=4)
+    short = RssTrend(slope_mb_per_h=5000.0, span_s=30.0, samples=4)
     assert judge_window(window(), short, SLO, PROMOTION).breaches == []
 
 
@@ -84,9 +84,9 @@ def test_the_streak_counts_breaches_in_a_row_and_an_unjudged_window_does_not_res
 
 def test_the_memory_trend_is_the_least_squares_slope_per_hour() -> None:
     samples = [(float(t), 200.0 + 0.25 * t) for t in range(0, 121, 10)]  # 0.25 MB/s = 900 MB/h
-    found = trend(samples)
+    found = rss_trend(samples)
     assert found is not None and found.slope_mb_per_h == pytest.approx(900.0) and found.span_s == 120.0
-    assert trend(samples[:2]) is None
+    assert rss_trend(samples[:2]) is None
 
 
 # ------------------------------------------------------------------------------------------------ real replicas

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psutil
 from pydantic import BaseModel
 
 from modelops.bentos import bentoml_home, describe
@@ -697,6 +698,28 @@ class LocalTarget:
         state = self._require()
         record = self._pool(state, pool)
         return sum(procs.cpu_seconds(r.proc) for r in record.replicas if r.proc.alive())
+
+    def replica_processes(self, pool: Pool = "candidate") -> dict[str, tuple[int, list[psutil.Process]]]:
+        """{replica name: (its leading pid, every process of it now: server, supervisor and workers)} for the
+        pool's live replicas (modelops/monitor/resources.py samples their memory and open files)."""
+        state = self.load()
+        if state is None:
+            return {}
+        colour = state.live if pool == "live" else other(state.live)
+        record = state.pools.get(colour)
+        if record is None:
+            return {}
+        out = {}
+        for r in record.replicas:
+            # The live tree, not procs.members: its search by environment marker reads every process on the machine,
+            # too costly once a second, and needed only to find workers whose parent is gone (the replica is dead).
+            try:
+                leader = psutil.Process(r.pid)
+                if r.proc.alive():
+                    out[f"{colour}-{r.slot}"] = (r.pid, [leader, *leader.children(recursive=True)])
+            except psutil.Error:
+                continue
+        return out
 
     def kill_replica(self, pool: Pool = "candidate") -> KilledReplica:
         with self._locked():

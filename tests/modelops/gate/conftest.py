@@ -25,6 +25,13 @@ from tests.fixtures.faulty import build_faulty
 # themselves fail and pass on fixed inputs in test_judge.py / test_rounds.py. p95 2000 ms (shipped 250): the quick
 # steps at a quarter core queue past 250 ms on a busy machine. rounds 2 (shipped 3): the least an interval needs,
 # each round a fresh deploy per configuration (seconds to tens of seconds each here).
+# plan_s 5 s and soak_s 15 s (shipped 30 s and 180 s): the whole gate's mechanics, not a soak's length, are what the
+# tests using these settings check; test_endurance.py checks the soak's rules on real replicas. With them
+# min_hours_to_memory_limit 1 h (shipped 24 h): 15 s of samples cannot bound a day's projection (a good replica's
+# first seconds of creep, +38 KB [13, 52] per 1,000 requests, spanned 24 h here); the leaking candidate reaches
+# its limit in 0.1 h either way. And soak_max_p95_rise 1.0 / soak_min_p95_rise_ms 100 (shipped 0.5 / 10 ms): 5 s a
+# side cannot bound a 50 % rise on a shared machine (a good replica measured 56 then 60 ms, interval x0.48 to x2.18,
+# -31 to +44 ms); the candidate that turns 0.5 s slower fails either way.
 QUICK = {
     "deploy": {"replicas": 1, "cpu_per_replica": 0.25},
     "slo": {"p95_ms": 2000, "p99_ms": 4000, "max_error_ratio": 0.001, "min_rps": 5},
@@ -32,7 +39,8 @@ QUICK = {
         "users": 8, "spawn_rate": 8, "duration_s": 3, "warmup_s": 1, "min_requests": 20, "target_rps": 40,
         "step_users": [4, 16, 32], "step_seconds": 3, "smoke_users": 2, "smoke_seconds": 2,
         "min_efficiency": 0.2, "min_vertical_ratio": 0.3, "failover_max_error_ratio": 0.02, "min_idle_cpu": 0.0,
-        "rounds": 2,
+        "rounds": 2, "plan_s": 5, "soak_s": 15, "min_hours_to_memory_limit": 1, "soak_max_p95_rise": 1.0,
+        "soak_min_p95_rise_ms": 100,
     },
     # The shipped bake (300 s) and rollback window (600 s) are off: these tests check the gate, and a promotion here
     # retires the old pool at once; the bake and the window have their own tests (tests/modelops/test_bake.py).

@@ -50,15 +50,8 @@ def test_a_good_candidate_passes_every_required_suite_and_is_promoted(promoted, 
     assert summary.verdict == "promote", {n: (s.status, s.reason) for n, s in summary.suites.items()}
     assert summary.exit_status == ExitStatus.OK and summary.promoted
     assert summary.required_suites == [
-        "smoke",
-        "quality",
-        "slo",
-        "failover",
-        "robustness",
-        "vertical",
-        "horizontal",
-        "regression",
-    ], "v1 is live (by up, not promoted): v2 is compared with it"
+        "smoke", "quality", "slo", "failover", "robustness", "vertical", "horizontal", "plan", "soak", "regression",
+    ], "v1 is live (by up, not promoted): v2 is compared with it"  # fmt: skip
     assert summary.suites["quality"].measured["agreement"] >= 0.9, "v2 answers v1's logged rows as v1 did"
     assert [n for n, s in summary.suites.items() if s.status == "pass"] == summary.required_suites
     regression = summary.suites["regression"]

@@ -68,7 +68,8 @@ def test_nothing_required_means_nothing_justifies_a_promotion() -> None:
 def test_every_failed_gate_has_its_own_exit_code() -> None:
     codes = [ExitStatus.SMOKE_FAILED, ExitStatus.SLO_FAILED, ExitStatus.HORIZONTAL_FAILED,
              ExitStatus.VERTICAL_FAILED, ExitStatus.FAILOVER_FAILED, ExitStatus.REGRESSION_FAILED,
-             ExitStatus.AUTOSCALE_FAILED, ExitStatus.INCONCLUSIVE, ExitStatus.USAGE]  # fmt: skip
+             ExitStatus.AUTOSCALE_FAILED, ExitStatus.SOAK_FAILED, ExitStatus.PLAN_FAILED, ExitStatus.INCONCLUSIVE,
+             ExitStatus.USAGE]  # fmt: skip
     assert len(set(codes)) == len(codes) and ExitStatus.OK not in codes
 
 
@@ -79,5 +80,6 @@ def test_the_autoscale_suite_is_required_only_when_autoscaling_is_on() -> None:
     settings = load_stack_config("local")
     assert "autoscale" not in required_suites(settings, has_baseline=False)
     autoscaled = settings.with_overrides(autoscale={"enabled": True})
-    assert required_suites(autoscaled, has_baseline=False)[-1] == "autoscale"
-    assert required_suites(autoscaled, has_baseline=True)[-2:] == ["autoscale", "regression"]
+    # In run order: autoscale after the scaling suites, then the plan proven and the soak on the final shape.
+    assert required_suites(autoscaled, has_baseline=False)[-3:] == ["autoscale", "plan", "soak"]
+    assert required_suites(autoscaled, has_baseline=True)[-4:] == ["autoscale", "plan", "soak", "regression"]
