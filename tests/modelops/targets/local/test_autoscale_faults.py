@@ -115,5 +115,10 @@ def test_the_autoscaler_survives_a_full_disk_for_its_state_and_writes_again_once
         assert wait_until(lambda: (autoscale.read_status(target.dir) or {}).get("updated", 0) > freed, timeout=30)
         assert (autoscale.read_status(target.dir) or {})["pid"] == pid, "the same supervisor carried on"
     finally:
-        target.down()
-        assert procs.marked_processes(target.deployment) == []
+        # Space first (an assertion may have failed with the disk full): `down` writes the state as it stops things.
+        (target.dir / "filler").unlink(missing_ok=True)
+        try:
+            target.down()
+        finally:
+            leaked = procs.kill_marked(target.deployment)  # nothing may outlive the test, whatever down managed
+        assert leaked == [], f"down left processes running: {leaked}"
