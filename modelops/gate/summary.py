@@ -87,6 +87,9 @@ class SuiteResult(BaseModel):
     # Scaling suites: every round's curves by configuration (round 1: the whole step plans; later rounds: the compared
     # step only, on fresh processes), the figures each ratio's interval was computed from.
     rounds: list[dict[str, list[Step]]] = []
+    # Scaling suites: per curve in ``steps``, how many of its steps (from the first) met the SLO — its usable part
+    # (capacity.read_curve). The report draws those apart from the rest and never judges a step itself.
+    within_slo: dict[str, int] = {}
 
 
 class HorizontalScaling(BaseModel):
