@@ -151,6 +151,61 @@ def _p95_curve(ax: Axes, label: str, steps: list[Step], within: int | None, colo
                     color=colour)  # fmt: skip
 
 
+# ---------------------------------------------------------------------------------- judged figures, intervals
+@dataclass(frozen=True)
+class Judged:
+    """One figure a verdict was judged on, as the summary holds it: its value, its interval, the limit it was judged
+    against (and which side passes), and a physical bound where one exists. Any suite's interval-judged figures
+    (scaling ratios, regression ratios, a soak's projections …) draw with :func:`judged_panel`."""
+
+    label: str  # under the x axis
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+    limit: float | None = None
+    limit_label: str = ""  # e.g. "threshold 0.7", "at least 0.80"
+    bound: float | None = None  # a physical bound (E(N) = 1 …), drawn dashed
+
+
+def judged_panel(ax: Axes, rows: Sequence[Judged], status: str, what: str) -> None:
+    """Each row at its own x: its value with its interval (coloured by the suite's status), its limit as a short
+    dash-dot line, its physical bound dashed, the numbers written beside it. ``what`` names the points in the
+    legend."""
+    colour = COLOURS.get(status, CANDIDATE_COLOUR)
+    seen: set[str] = set()
+
+    def once(label: str) -> str:  # one legend entry per kind of line
+        fresh = label not in seen
+        seen.add(label)
+        return label if fresh else "_nolegend_"
+
+    for x, row in enumerate(rows):
+        if row.bound is not None:
+            ax.hlines(row.bound, x - 0.3, x + 0.3, color=BOUND_COLOUR, lw=2, ls="--", label=once("physical bound"))
+        if row.limit is not None:
+            ax.hlines(row.limit, x - 0.35, x + 0.35, color=THRESHOLD_COLOUR, lw=2, ls="-.",
+                      label=once(row.limit_label or f"limit {row.limit:g}"))  # fmt: skip
+        if row.value is None:
+            ax.annotate("not measured", (x, row.limit or row.bound or 0.0), ha="center", va="top", xytext=(0, -8),
+                        textcoords="offset points")  # fmt: skip
+            continue
+        if row.low is not None and row.high is not None:
+            yerr = [[max(0.0, row.value - row.low)], [max(0.0, row.high - row.value)]]
+            text = f"{row.value:.2f} [{row.low:.2f}, {row.high:.2f}]"
+        else:
+            yerr, text = None, f"{row.value:.2f} (no interval)"
+        ax.errorbar([x], [row.value], yerr=yerr, fmt="o", color=colour, ms=8, capsize=8, lw=2,
+                    label=once(f"{what} ({status})"))  # fmt: skip
+        ax.annotate(text, (x, row.value), textcoords="offset points", xytext=(12, -4), fontsize=8.5)
+    ax.set_xticks(range(len(rows)), [r.label for r in rows])
+    ax.set_xlim(-0.7, len(rows) - 0.3 + 0.5)
+    heights = [v for r in rows for v in (r.value, r.high, r.limit, r.bound) if v is not None]
+    if heights and min(heights) >= 0:
+        ax.set_ylim(0, 1.2 * max(heights))
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(loc="lower left")
+
+
 # ----------------------------------------------------------------------------------------------- scaling
 @dataclass(frozen=True)
 class Ratio:
@@ -232,35 +287,15 @@ def _rounds_panel(ax: Axes, view: ScalingView) -> None:
 
 
 def _ratio_panel(ax: Axes, view: ScalingView) -> None:
-    colour = COLOURS.get(view.result.status, CANDIDATE_COLOUR)
-    for x, ratio in enumerate(view.ratios):
-        ax.hlines(ratio.bound, x - 0.3, x + 0.3, color=BOUND_COLOUR, lw=2, ls="--",
-                  label="physical bound" if x == 0 else "_nolegend_")  # fmt: skip
-        if ratio.point is None:
-            ax.annotate("not measured", (x, ratio.bound), ha="center", va="top", xytext=(0, -8),
-                        textcoords="offset points")  # fmt: skip
-            continue
-        if len(ratio.interval) == 2:
-            low, high = ratio.interval
-            yerr = [[max(0.0, ratio.point - low)], [max(0.0, high - ratio.point)]]
-            text = f"{ratio.point:.2f} [{low:.2f}, {high:.2f}]"
-        else:
-            yerr, text = None, f"{ratio.point:.2f} (no interval)"
-        ax.errorbar([x], [ratio.point], yerr=yerr, fmt="o", color=colour, ms=8, capsize=8, lw=2,
-                    label=f"{view.figure}: median and interval over the rounds ({view.result.status})"
-                    if x == 0 else None)  # fmt: skip
-        ax.annotate(text, (x, ratio.point), textcoords="offset points", xytext=(12, -4))
-    if view.threshold is not None:
-        ax.axhline(view.threshold, color=THRESHOLD_COLOUR, ls="-.", label=f"threshold {view.threshold:g}")
-    ax.set_xticks(range(len(view.ratios)), [f"{r.value} {view.unit}" for r in view.ratios])
-    ax.set_xlim(-0.8, len(view.ratios) - 0.2 + 0.8)
-    ax.set_xlabel(f"{view.unit} (against {view.values[0] if view.values else 1})")
+    first = view.values[0] if view.values else 1
+    label = f"threshold {view.threshold:g}" if view.threshold is not None else ""
+    rows = [Judged(f"{r.value} {view.unit}", r.point, r.interval[0] if r.interval else None,
+                   r.interval[1] if r.interval else None, limit=view.threshold, limit_label=label, bound=r.bound)
+            for r in view.ratios]  # fmt: skip
+    judged_panel(ax, rows, view.result.status, f"{view.figure}: median and interval over the rounds")
+    ax.set_xlabel(f"{view.unit} (against {first})")
     ax.set_ylabel(f"{view.figure} (ratio, x)")
-    ax.set_ylim(bottom=0, top=max([1.2 * r.bound for r in view.ratios] + [1.15 * max(r.interval or [0]) for r in
-                                                                          view.ratios] + [1.2]))  # fmt: skip
     ax.set_title(f"{view.suite}: {view.figure} with its interval")
-    ax.grid(alpha=0.3, axis="y")
-    ax.legend(loc="lower left")
 
 
 # ------------------------------------------------------------------------------------ candidate against live
@@ -293,33 +328,19 @@ def regression(result: SuiteResult, slo_p95_ms: float | None) -> Figure | None:
     if slo_p95_ms:
         p95_ax.axhline(slo_p95_ms, color=SLO_COLOUR, ls="--", label=f"p95 SLO {slo_p95_ms:g} ms")
     p95_ax.set(title="p95 per round", xlabel="round", ylabel="p95 latency (ms)", xticks=xs)
-    rows = [
-        ("good req/s\ncandidate / live", measured.get("capacity_ratio"), measured.get("capacity_ratio_low"),
-         measured.get("capacity_ratio_high"), 1 - thresholds["max_rps_drop"] if "max_rps_drop" in thresholds else None,
-         "at least"),
-        ("p95\ncandidate / live", _plus_one(measured.get("p95_rise")), _plus_one(measured.get("p95_rise_low")),
-         _plus_one(measured.get("p95_rise_high")),
-         1 + thresholds["max_p95_rise"] if "max_p95_rise" in thresholds else None, "at most"),
-    ]  # fmt: skip
-    colour = COLOURS.get(result.status, CANDIDATE_COLOUR)
-    for x, (_, point, low, high, limit, side) in enumerate(rows):
-        if limit is not None:
-            ax_label = f"limit: {side} {limit:.2f}"
-            ratio_ax.hlines(limit, x - 0.3, x + 0.3, color=THRESHOLD_COLOUR, ls="-.", lw=2, label=ax_label)
-        if point is None:
-            continue
-        yerr = [[point - low], [high - point]] if low is not None and high is not None else None
-        ratio_ax.errorbar([x], [point], yerr=yerr, fmt="o", color=colour, ms=8, capsize=8, lw=2,
-                          label=f"median and interval ({result.status})" if x == 0 else None)  # fmt: skip
-        if low is not None and high is not None:
-            ratio_ax.annotate(f"{point:.2f} [{low:.2f}, {high:.2f}]", (x, point), textcoords="offset points",
-                              xytext=(10, -4), fontsize=8.5)  # fmt: skip
+    max_drop, max_rise = thresholds.get("max_rps_drop"), thresholds.get("max_p95_rise")
+    judged_panel(ratio_ax, [
+        Judged("good req/s\ncandidate / live", measured.get("capacity_ratio"), measured.get("capacity_ratio_low"),
+               measured.get("capacity_ratio_high"), limit=None if max_drop is None else 1 - max_drop,
+               limit_label=f"limit: at least {1 - (max_drop or 0):.2f}"),
+        Judged("p95\ncandidate / live", _plus_one(measured.get("p95_rise")), _plus_one(measured.get("p95_rise_low")),
+               _plus_one(measured.get("p95_rise_high")), limit=None if max_rise is None else 1 + max_rise,
+               limit_label=f"limit: at most {1 + (max_rise or 0):.2f}"),
+    ], result.status, "median and interval over the rounds")  # fmt: skip
     ratio_ax.axhline(1.0, color="#9e9e9e", lw=1, label="equal (1.0)")
-    ratio_ax.set_xticks(range(len(rows)), [r[0] for r in rows])
-    ratio_ax.set_xlim(-0.6, 1.9)
     ratio_ax.set(title="ratios over the rounds", ylabel="ratio candidate / live (x)")
-    ratio_ax.set_ylim(bottom=0)
-    for ax in axes:
+    ratio_ax.legend(loc="lower left")
+    for ax in (rps_ax, p95_ax):
         ax.grid(alpha=0.3, axis="y")
         ax.legend(loc="lower left")
     return fig

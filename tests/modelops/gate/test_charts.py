@@ -95,8 +95,8 @@ def test_the_scaling_chart_draws_every_round_at_the_compared_step_and_each_ratio
     for ax, suite, key, bound, threshold in cases:
         m = summary.suites[suite].measured
         assert f"{m[key]:.2f} [{m[key + '_low']:.2f}, {m[key + '_high']:.2f}]" in texts(fig), suite
-        assert bound in hline_levels(ax), f"{suite}: the physical bound"
-        assert set(line(ax, label=f"threshold {threshold:g}").get_ydata()) == {threshold}  # type: ignore[arg-type]
+        assert {bound, threshold} <= hline_levels(ax), f"{suite}: the physical bound and the threshold"
+        assert f"threshold {threshold:g}" in ax.get_legend_handles_labels()[1]
         assert "ratio" in ax.get_ylabel() and ax.get_xlabel().startswith(("replicas", "workers"))
 
 
@@ -194,3 +194,14 @@ def test_a_step_without_a_p95_is_left_off_the_latency_axes() -> None:
     suite = SuiteResult(status="fail", reason="errors", steps=steps, within_slo={"replicas=1": 0})
     ax = charts.p95_against_rps([("horizontal", suite)], SLO_P95).axes[0]
     assert xy(line(ax, "beyond replicas=1")) == [(60.0, 50.0)]
+
+
+def test_a_judged_figure_is_drawn_with_its_interval_limit_and_bound_or_said_not_measured() -> None:
+    fig, (ax,) = charts.new_figure(1, 1, 3.0)
+    charts.judged_panel(ax, [charts.Judged("E(2)", 0.9, 0.85, 0.95, limit=0.7, limit_label="threshold 0.7", bound=1.0),
+                             charts.Judged("E(3)", None, limit=0.7, limit_label="threshold 0.7", bound=1.0)],
+                        "inconclusive", "E(N)")  # fmt: skip
+    assert {0.7, 1.0} <= hline_levels(ax)
+    assert "0.90 [0.85, 0.95]" in texts(fig) and "not measured" in texts(fig)
+    labels = ax.get_legend_handles_labels()[1]
+    assert sorted(labels) == ["E(N) (inconclusive)", "physical bound", "threshold 0.7"], "one entry per kind"
