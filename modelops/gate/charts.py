@@ -43,8 +43,10 @@ WIDTH = 11.0  # inches: the report's 1200-px column at 100 % zoom
 # Text sizes in points at that width: readable without zooming.
 STYLE: dict = {"font.size": 10.0, "axes.titlesize": 11.0, "axes.labelsize": 10.0, "legend.fontsize": 8.5,
          "xtick.labelsize": 9.0, "ytick.labelsize": 9.0, "svg.fonttype": "none"}  # fmt: skip
-# A p95 this many times the SLO compresses everything under the SLO into a sliver: then the axis is logarithmic.
-LOG_LATENCY_OVER_SLO = 4.0
+# On a linear axis from 0, a p95 far past the SLO (5000 ms past 250) squeezes every step within it into a sliver, and
+# an SLO far above every p95 (2000 ms over p95s of 100) squeezes them all: then the latency axis is logarithmic.
+LOG_PAST_SLO = 4.0
+LOG_UNDER_SLO = 8.0
 # The scaling suites and the unit of their configurations (summary.Scaling holds the same two).
 SCALING_UNITS = {"horizontal": "replicas", "vertical": "workers"}
 # The quality suite's labelled sets, as measured keys name them (modelops/gate/judge.py: "<source>.<rule>.<figure>").
@@ -61,6 +63,13 @@ def new_figure(rows: int, cols: int, height: float, width: float = WIDTH, **kw) 
     fig = Figure(figsize=(width, height), layout="constrained")
     grid = fig.subplots(rows, cols, squeeze=False, **kw)
     return fig, [ax for row in grid for ax in row]
+
+
+def legend_below(ax: Axes, handles: list | None = None, ncol: int = 2) -> None:
+    """The legend under the axes: inside, it hides whatever lies in its corner (a limit line, a curve past its
+    knee)."""
+    ax.legend(handles=handles or ax.get_legend_handles_labels()[0], loc="upper center", bbox_to_anchor=(0.5, -0.14),
+              ncol=ncol)  # fmt: skip
 
 
 # Matplotlib numbers its structural elements (figure_1, axes_1, line2d_1 …) in every SVG it writes: several SVGs in
@@ -107,8 +116,8 @@ def p95_against_rps(suites: Sequence[tuple[str, SuiteResult]], slo_p95_ms: float
     # The scaling suites first, horizontal then vertical (as the scaling chart below), whatever order they ran in.
     drawn.sort(key=lambda item: list(SCALING_UNITS).index(item[0]) if item[0] in SCALING_UNITS else len(SCALING_UNITS))
     fig, axes = new_figure(1, len(drawn), 5.2, sharey=True)
-    top = max((s.p95_ms or 0.0 for _, suite in drawn for steps in suite.steps.values() for s in steps), default=0.0)
-    logarithmic = bool(slo_p95_ms) and top > LOG_LATENCY_OVER_SLO * float(slo_p95_ms or 0)
+    p95s = [s.p95_ms for _, suite in drawn for steps in suite.steps.values() for s in steps if s.p95_ms]
+    logarithmic = _squeezed(p95s, slo_p95_ms)
     for ax, (name, suite) in zip(axes, drawn, strict=True):
         for colour, (label, steps) in zip(SERIES * 3, suite.steps.items(), strict=False):
             _p95_curve(ax, label, steps, suite.within_slo.get(label), colour)
@@ -118,15 +127,19 @@ def p95_against_rps(suites: Sequence[tuple[str, SuiteResult]], slo_p95_ms: float
         ax.set_xlabel("good req/s (successful answers per second)")
         ax.set_xlim(left=0)
         ax.grid(alpha=0.3)
-        # Below the axes: the steep part of a curve past its knee is where a legend inside would sit.
-        ax.legend(handles=[*ax.get_legend_handles_labels()[0], *_legend_markers()], loc="upper center",
-                  bbox_to_anchor=(0.5, -0.16), ncol=2)  # fmt: skip
+        legend_below(ax, [*ax.get_legend_handles_labels()[0], *_legend_markers()])
     axes[0].set_ylabel("p95 latency (ms" + (", log scale)" if logarithmic else ")"))
     if logarithmic:
         axes[0].set_yscale("log")
     else:
         axes[0].set_ylim(bottom=0)
     return fig
+
+
+def _squeezed(p95s: Sequence[float], slo_ms: float | None) -> bool:
+    if not p95s or not slo_ms:
+        return False
+    return max(p95s) > LOG_PAST_SLO * slo_ms or slo_ms > LOG_UNDER_SLO * max(p95s)
 
 
 def _p95_curve(ax: Axes, label: str, steps: list[Step], within: int | None, colour: str) -> None:
@@ -203,7 +216,7 @@ def judged_panel(ax: Axes, rows: Sequence[Judged], status: str, what: str) -> No
     if heights and min(heights) >= 0:
         ax.set_ylim(0, 1.2 * max(heights))
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(loc="lower left")
+    legend_below(ax)
 
 
 # ----------------------------------------------------------------------------------------------- scaling
@@ -339,10 +352,10 @@ def regression(result: SuiteResult, slo_p95_ms: float | None) -> Figure | None:
     ], result.status, "median and interval over the rounds")  # fmt: skip
     ratio_ax.axhline(1.0, color="#9e9e9e", lw=1, label="equal (1.0)")
     ratio_ax.set(title="ratios over the rounds", ylabel="ratio candidate / live (x)")
-    ratio_ax.legend(loc="lower left")
+    legend_below(ratio_ax, ncol=1)
     for ax in (rps_ax, p95_ax):
         ax.grid(alpha=0.3, axis="y")
-        ax.legend(loc="lower left")
+        legend_below(ax, ncol=1)
     return fig
 
 
@@ -410,7 +423,7 @@ def quality_sets(result: SuiteResult) -> Figure | None:
         ax.set(title="mean absolute error, candidate / live", ylabel="MAE ratio (x)")
     for ax in axes:
         ax.grid(alpha=0.3, axis="y")
-        ax.legend(loc="lower left")
+        legend_below(ax)
     return fig
 
 
@@ -504,7 +517,11 @@ def latency_per_suite(suites: Sequence[tuple[str, SuiteResult]], slo_p95_ms: flo
     if slo_p95_ms:
         ax.axhline(slo_p95_ms, color=SLO_COLOUR, linestyle="--", label=f"p95 SLO {slo_p95_ms:g} ms")
     ax.set_xticks(list(xs), [n for n, _ in rows])
-    ax.set(title="Latency percentiles per suite (the whole measured load)", xlabel="suite", ylabel="latency (ms)")
+    logarithmic = _squeezed([v for _, s in rows for v in (s.p50_ms, s.p95_ms, s.p99_ms) if v], slo_p95_ms)
+    if logarithmic:
+        ax.set_yscale("log")
+    ax.set(title="Latency percentiles per suite (the whole measured load)", xlabel="suite",
+           ylabel="latency (ms" + (", log scale)" if logarithmic else ")"))  # fmt: skip
     ax.grid(alpha=0.3, axis="y")
     ax.legend()
     return fig

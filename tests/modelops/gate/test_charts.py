@@ -74,11 +74,16 @@ def test_the_p95_chart_draws_no_step_as_met_when_none_met_the_slo_and_sorts_none
     assert not [x for x in ax.get_lines() if str(x.get_gid()).startswith(("met", "beyond"))]
 
 
-def test_the_p95_axis_turns_logarithmic_when_a_step_is_far_past_the_slo() -> None:
-    steps = {"replicas=1": [runs.step(8, 50.0, 40.0), runs.step(16, 60.0, 5000.0)]}
+@pytest.mark.parametrize(
+    ("p95s", "slo", "scale"),
+    [((40.0, 5000.0), 250.0, "log"), ((5.0, 12.0), 2000.0, "log"), ((20.0, 400.0), 250.0, "linear")],
+    ids=["a-step-far-past-the-slo", "an-slo-far-above-every-step", "steps-around-the-slo"],
+)
+def test_the_p95_axis_turns_logarithmic_only_when_a_linear_one_would_squeeze_the_steps(p95s, slo, scale) -> None:
+    steps = {"replicas=1": [runs.step(8, 50.0, p95s[0]), runs.step(16, 60.0, p95s[1])]}
     suite = SuiteResult(status="pass", reason="ok", steps=steps, within_slo={"replicas=1": 1})
-    ax = charts.p95_against_rps([("horizontal", suite)], SLO_P95).axes[0]
-    assert ax.get_yscale() == "log" and "log scale" in ax.get_ylabel()
+    ax = charts.p95_against_rps([("horizontal", suite)], slo).axes[0]
+    assert ax.get_yscale() == scale and ("log scale" in ax.get_ylabel()) == (scale == "log")
 
 
 # ---------------------------------------------------------------------------------------------- scaling
