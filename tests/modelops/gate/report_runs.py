@@ -100,6 +100,15 @@ def slo_suite() -> SuiteResult:
                        error_ratio=0.0, requests=2000, timeline=timeline, locust_reports=["slo.html"])  # fmt: skip
 
 
+def autoscale_suite() -> SuiteResult:
+    """The ramp as judge.autoscale_timeline records it: a second replica from 6 s, back to one after the load."""
+    timeline = [{"t": float(t), "rps": 40.0 + 10 * min(t, 8), "p95_ms": 30.0, "label": "autoscale",
+                 "replicas": 1 if t < 6 else 2, "serving": 1 if t < 7 else 2} for t in range(12)]  # fmt: skip
+    timeline.append({"t": 20.0, "rps": 0.0, "p95_ms": None, "label": "after the load", "replicas": 1, "serving": 1})
+    return SuiteResult(status="pass", reason="scaled out in 4 s, back to 1 replica 8 s after the load",
+                       timeline=timeline)  # fmt: skip
+
+
 def summary(suites: dict[str, SuiteResult], verdict: str = "promote", promoted: bool = True) -> Summary:
     return Summary(
         run_id="report-test", verdict=verdict, exit_status=0 if verdict == "promote" else 20, reason="as judged",
@@ -111,7 +120,8 @@ def summary(suites: dict[str, SuiteResult], verdict: str = "promote", promoted: 
 
 
 def full_summary() -> Summary:
-    """Every part the report draws: smoke, quality, slo, the scaling suites with their rounds, regression."""
+    """Every part the report draws: smoke, quality, slo, the scaling suites with their rounds, regression,
+    autoscale."""
     sweep = horizontal_sweep()
     suites = {
         "smoke": SuiteResult(status="pass", reason="ok", p50_ms=10.0, p95_ms=20.0, p99_ms=30.0, requests=300),
@@ -120,6 +130,7 @@ def full_summary() -> Summary:
         "horizontal": judge.judge_horizontal(sweep, GATE, SLO, BUDGETS),
         "vertical": judge.judge_vertical(vertical_sweep(), GATE, SLO, BUDGETS),
         "regression": judge.judge_regression(sweep, GATE, SLO),
+        "autoscale": autoscale_suite(),
     }
     return summary(suites)
 

@@ -167,6 +167,15 @@ def test_the_canary_timeline_draws_each_step_its_share_figures_and_p_values_agai
     assert p_ax.get_xlabel() == "seconds since the first shift" and share_ax.get_ylabel() == "candidate's share (%)"
 
 
+def test_the_autoscale_chart_steps_the_pool_through_the_ramp_beside_the_load() -> None:
+    suite = runs.autoscale_suite()
+    fig = charts.autoscale(suite)
+    load, count = fig.axes
+    pool = line(count, label="replicas in the pool")
+    assert [float(y) for y in pool.get_ydata()] == [float(p["replicas"]) for p in suite.timeline]  # type: ignore[union-attr]
+    assert load.get_ylabel() == "good req/s" and count.get_ylabel() == "replicas"
+
+
 # ------------------------------------------------------------------------------------------ absent parts, SVG
 def test_every_chart_draws_nothing_when_its_part_of_the_summary_is_absent() -> None:
     empty = SuiteResult(status="skipped", reason="not run")

@@ -14,7 +14,7 @@ from modelops.gate.summary import REPORT_FILE, SUMMARY_FILE, Summary, write
 from tests.modelops.gate import report_runs as runs
 
 FULL = {"plot-latency", "plot-p95-vs-rps", "plot-scaling", "plot-regression", "plot-quality", "plot-canary",
-        "plot-per-second"}  # fmt: skip
+        "plot-per-second", "plot-autoscale"}  # fmt: skip
 
 
 def page(run_dir: Path) -> BeautifulSoup:
@@ -65,6 +65,8 @@ def test_the_charts_hold_their_axis_labels_units_and_the_values_they_show(full) 
     for needed in ("candidate", "live", "ratio candidate / live (x)", "limit: at least 0.80", slo):
         assert needed in text["plot-regression"], needed
     assert "accuracy (%)" in text["plot-quality"] and "margin -3 points" in text["plot-quality"]
+    for needed in ("replicas in the pool", "serving", "replicas", "good req/s", "seconds since the load began"):
+        assert needed in text["plot-autoscale"], needed
     canary = text["plot-canary"]
     for needed in ("candidate's share (%)", "seconds since the first shift", "alpha 0.01", "p-value (log scale)",
                    "failed requests (%)", "10 %: passed", "50 %: passed"):  # fmt: skip

@@ -87,7 +87,7 @@ def test_every_plot_of_the_report_renders_in_a_real_browser(which, tmp_path) -> 
     assert plots, f"{page} has no plot at all"
     if which == "gate":
         expected = {"plot-latency", "plot-p95-vs-rps", "plot-scaling", "plot-regression", "plot-quality",
-                    "plot-canary", "plot-per-second"}  # fmt: skip
+                    "plot-canary", "plot-per-second", "plot-autoscale"}  # fmt: skip
         assert {s["figure"] for s in seen["svgs"]} == expected and not seen["imgs"], f"plots in {page}: {seen}"
     broken = [i for i in seen["imgs"] if i["width"] <= 0]
     broken += [s for s in seen["svgs"] if s["width"] <= 0 or s["height"] <= 0]
