@@ -178,6 +178,7 @@ class Judged:
     limit: float | None = None
     limit_label: str = ""  # e.g. "threshold 0.7", "at least 0.80"
     bound: float | None = None  # a physical bound (E(N) = 1 …), drawn dashed
+    missing: str = "not measured"  # said where ``value`` is None (a projection that never reaches its limit: "never")
 
 
 def judged_panel(ax: Axes, rows: Sequence[Judged], status: str, what: str) -> None:
@@ -199,7 +200,7 @@ def judged_panel(ax: Axes, rows: Sequence[Judged], status: str, what: str) -> No
             ax.hlines(row.limit, x - 0.35, x + 0.35, color=THRESHOLD_COLOUR, lw=2, ls="-.",
                       label=once(row.limit_label or f"limit {row.limit:g}"))  # fmt: skip
         if row.value is None:
-            ax.annotate("not measured", (x, row.limit or row.bound or 0.0), ha="center", va="top", xytext=(0, -8),
+            ax.annotate(row.missing, (x, row.limit or row.bound or 0.0), ha="center", va="top", xytext=(0, -8),
                         textcoords="offset points")  # fmt: skip
             continue
         if row.low is not None and row.high is not None:

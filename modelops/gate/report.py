@@ -273,7 +273,7 @@ def cpu_section(run: Run) -> Section | None:
         f"<th>generator wait</th><th>generator CPU</th><th>machine idle</th></tr>{''.join(rows)}</table>"))  # fmt: skip
 
 
-def plan_section(run: Run) -> Section:
+def capacity_plan_section(run: Run) -> Section:
     plan = run.summary.capacity_plan
     rows = "".join(
         f"<tr><td>{e(k)}</td><td>{e(str(v))}</td></tr>" for k, v in plan.model_dump().items() if k != "notes"
@@ -293,7 +293,7 @@ SECTIONS: list[Callable[[Run], Section | None]] = [
     suites_section,
     steps_section,
     cpu_section,
-    plan_section,
+    capacity_plan_section,
 ]
 
 

@@ -213,9 +213,10 @@ def test_a_step_without_a_p95_is_left_off_the_latency_axes() -> None:
 def test_a_judged_figure_is_drawn_with_its_interval_limit_and_bound_or_said_not_measured() -> None:
     fig, (ax,) = charts.new_figure(1, 1, 3.0)
     charts.judged_panel(ax, [charts.Judged("E(2)", 0.9, 0.85, 0.95, limit=0.7, limit_label="threshold 0.7", bound=1.0),
-                             charts.Judged("E(3)", None, limit=0.7, limit_label="threshold 0.7", bound=1.0)],
+                             charts.Judged("E(3)", None, limit=0.7, limit_label="threshold 0.7", bound=1.0),
+                             charts.Judged("hours", None, limit=0.7, missing="never")],
                         "inconclusive", "E(N)")  # fmt: skip
     assert {0.7, 1.0} <= hline_levels(ax)
-    assert "0.90 [0.85, 0.95]" in texts(fig) and "not measured" in texts(fig)
+    assert "0.90 [0.85, 0.95]" in texts(fig) and "not measured" in texts(fig) and "never" in texts(fig)
     labels = ax.get_legend_handles_labels()[1]
-    assert sorted(labels) == ["E(N) (inconclusive)", "physical bound", "threshold 0.7"], "one entry per kind"
+    assert sorted(labels) == ["E(N) (inconclusive)", "limit 0.7", "physical bound", "threshold 0.7"], "one per kind"
