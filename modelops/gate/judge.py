@@ -190,6 +190,7 @@ def _sweep_common(sweep: Sweep, threshold: dict[str, float], measured: dict[str,
         "rps": sweep.curves[-1].capacity if sweep.curves else None,
         "cpu": sweep.cpu,
         "rounds": [{label: c.steps for label, c in r.items()} for r in sweep.rounds],
+        "within_slo": {c.label: c.within for c in sweep.curves},
     }
 
 

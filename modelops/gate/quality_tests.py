@@ -93,6 +93,10 @@ def paired_classification(
     }  # fmt: skip
     if n == 0:
         return Outcome("inconclusive", "no labelled rows", figures)
+    # Each version's own accuracy with its interval, for the report's side-by-side chart (the verdict rests on the
+    # paired difference below, never on whether these two intervals overlap).
+    for name, right in (("candidate", int(cand.sum())), ("live", int(live.sum()))):
+        figures[f"{name}_accuracy_low"], figures[f"{name}_accuracy_high"] = midp_interval(right, n, confidence)
     delta = (c - b) / n
     if discordant == 0:
         lo = hi = 0.0

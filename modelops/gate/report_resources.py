@@ -3,23 +3,19 @@ what its verdict projects), from summary.json alone."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from matplotlib.figure import Figure
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt
-
+from modelops.gate import charts
 from modelops.gate.summary import SUITES, Summary
 
 
-def plot(summary: Summary, run_dir: Path) -> str | None:
+def plot(summary: Summary) -> Figure | None:
     """RSS and open descriptors per replica process over the gate run (seconds since the first suite's sample)."""
     rows = [(name, usage) for name in SUITES for usage in (summary.suites[name].resources if name in summary.suites
             else [])]  # fmt: skip
     if not rows:
         return None
-    fig, (memory, files) = plt.subplots(2, 1, figsize=(11, 5.5), sharex=True)
+    fig, (memory, files) = charts.new_figure(2, 1, 5.8, sharex=True)
     offset = 0.0
     for name in SUITES:
         suite = summary.suites.get(name)
@@ -36,7 +32,5 @@ def plot(summary: Summary, run_dir: Path) -> str | None:
         offset += length + 1
     memory.set(title="Memory of each candidate replica (all its processes), suite after suite", ylabel="RSS, MB")
     files.set(title="Open file descriptors", xlabel="seconds of measuring (suites back to back)", ylabel="fds")
-    fig.tight_layout()
-    fig.savefig(run_dir / "resources.png", dpi=90)
-    plt.close(fig)
-    return "resources.png"
+    charts.legend_below(files, ncol=3)
+    return fig

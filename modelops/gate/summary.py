@@ -91,6 +91,9 @@ class SuiteResult(BaseModel):
     # step only, on fresh processes), the figures each ratio's interval was computed from.
     rounds: list[dict[str, list[Step]]] = []
     resources: list[ReplicaUsage] = []  # memory and open files of each candidate replica process while it ran
+    # Scaling suites: per curve in ``steps``, how many of its steps (from the first) met the SLO — its usable part
+    # (capacity.read_curve). The report draws those apart from the rest and never judges a step itself.
+    within_slo: dict[str, int] = {}
 
 
 class HorizontalScaling(BaseModel):

@@ -234,6 +234,16 @@ def test_horizontal_passes_when_twice_the_replicas_carry_twice_the_users_nearly_
     assert len(result.rounds) == 3 and result.rounds[1]["replicas=2"][0].users == 128
 
 
+def test_scaling_suites_record_how_many_steps_of_each_curve_met_the_slo_for_the_report() -> None:
+    one = curve("replicas=1", 100, 200, 250, p95=[20, 40, 150])  # 150 ms > the 100-ms SLO at the third step
+    two = curve("replicas=2", 200, 390, 480, base=8, p95=[20, 40, 60])
+    result = horizontal(one, two)
+    assert result.within_slo == {"replicas=1": 2, "replicas=2": 3}
+    assert judge.judge_vertical(sweep("workers", [1, 2], curve("workers=1", 100, 180, p95=[300, 400]),
+                                      curve("workers=2", 190, 350, base=8)), GATE, SLO, BUDGETS
+                                ).within_slo == {"workers=1": 0, "workers=2": 2}  # fmt: skip
+
+
 def test_horizontal_fails_when_a_second_replica_adds_too_little_in_every_round() -> None:
     result = horizontal(curve("replicas=1", *ONE), curve("replicas=2", 150, 220, 260, base=8))
     assert result.status == "fail" and "below min_efficiency 0.7" in result.reason, result.reason

@@ -34,6 +34,15 @@ def test_mcnemar_fails_a_candidate_worse_beyond_the_margin_with_confidence() -> 
     assert out.figures["p_worse"] < 0.001 and "worse beyond the margin" in out.reason
 
 
+def test_mcnemar_records_each_versions_accuracy_with_its_interval_for_the_report() -> None:
+    cand, live = rows(both=70, only_live=20, only_candidate=2, neither=8)
+    figures = qt.paired_classification(cand, live, margin=0.03, confidence=0.95).figures
+    for name, right in (("candidate", 72), ("live", 90)):
+        low, high = qt.midp_interval(right, 100, 0.95)
+        assert (figures[f"{name}_accuracy_low"], figures[f"{name}_accuracy_high"]) == (low, high), name
+        assert low < figures[f"{name}_accuracy"] == right / 100 < high, name
+
+
 def test_mcnemar_passes_a_candidate_within_the_margin_with_confidence() -> None:
     # 500 rows: 6 against the candidate, 5 for it: the whole interval is above -3 %.
     cand, live = rows(both=450, only_live=6, only_candidate=5, neither=39)

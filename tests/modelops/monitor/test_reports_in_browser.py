@@ -15,11 +15,11 @@ import pytest
 from PIL import Image
 
 from modelops.gate.report import render as render_gate_report
-from modelops.gate.summary import HorizontalScaling, Scaling, Step, SuiteResult, Summary
 from modelops.monitor import drift_report
 from modelops.monitor.drift_view import judge_log
 from modelops.monitor.logread import Row
 from stacks.config import load_stack_config
+from tests.modelops.gate import report_runs
 from tests.modelops.monitor import synthetic
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -30,7 +30,8 @@ pytestmark = pytest.mark.skipif(
 PROBE = """<script>window.addEventListener("load", () => {
   const imgs = [...document.images].map(i => ({src: i.getAttribute("src").slice(0, 80), width: i.naturalWidth}));
   const svgs = [...document.querySelectorAll("svg")].map(s => {
-    const box = s.getBoundingClientRect(); return {width: box.width, height: box.height}; });
+    const box = s.getBoundingClientRect();
+    return {width: box.width, height: box.height, figure: s.closest("figure")?.id ?? null}; });
   const out = document.createElement("pre"); out.id = "render-probe";
   out.textContent = JSON.stringify({imgs, svgs}); document.body.appendChild(out);
 });</script>"""
@@ -61,23 +62,6 @@ def screenshot_is_blank(page: Path, tmp_path: Path) -> bool:
     return bool((pixels < 250).mean() < 0.01)  # under 1 % of the page is anything but white
 
 
-def gate_summary() -> Summary:
-    timeline = [{"t": t, "rps": 100 + t, "p95_ms": 40 + t % 5, "label": "slo"} for t in range(20)]
-    steps = {f"replicas={n}": [Step(users=u, rps=min(u * 10, 120 * n), p95_ms=30.0, errors=0) for u in (8, 16, 32)]
-             for n in (1, 2)}  # fmt: skip
-    suites = {
-        "smoke": SuiteResult(status="pass", reason="ok", p50_ms=10, p95_ms=20, p99_ms=30),
-        "slo": SuiteResult(status="pass", reason="ok", p50_ms=15, p95_ms=40, p99_ms=60, timeline=timeline),
-        "horizontal": SuiteResult(status="pass", reason="ok", steps=steps),
-    }
-    return Summary(
-        run_id="browser", verdict="promote", exit_status=0, reason="every required suite passed", candidate="m:2",
-        baseline="m:1", target="local", stack="local", started=0.0, finished=60.0, suites=suites,
-        scaling=Scaling(horizontal=HorizontalScaling(replicas=[1, 2], rps=[120.0, 230.0], efficiency=[1.0, 0.96])),
-        settings={"slo": {"p95_ms": 150}},
-    )  # fmt: skip
-
-
 def drift_page(tmp_path: Path) -> Path:
     """A drifted page: feature d of the synthetic model moved by 1 sd in the second half of 10 minutes of rows."""
     rng = np.random.default_rng(0)
@@ -95,26 +79,33 @@ def drift_page(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("which", ["gate", "drift"])
 def test_every_plot_of_the_report_renders_in_a_real_browser(which, tmp_path) -> None:
-    if which == "gate":
+    if which == "gate":  # every part the report draws: scaling suites with rounds, regression, quality, canary
         (tmp_path / "run").mkdir()
-        page = render_gate_report(gate_summary(), tmp_path / "run")
+        report_runs.write_canary(tmp_path / "run", report_runs.canary_outcome())
+        page = render_gate_report(report_runs.full_summary(), tmp_path / "run")
     else:
         page = drift_page(tmp_path)
     seen = plots_in_browser(page, tmp_path)
     plots = seen["imgs"] + seen["svgs"]
     assert plots, f"{page} has no plot at all"
     if which == "gate":
-        assert len(seen["imgs"]) == 3, f"expected the scaling, latency and timeline plots in {page}: {seen['imgs']}"
+        expected = {"plot-latency", "plot-p95-vs-rps", "plot-scaling", "plot-regression", "plot-quality",
+                    "plot-canary", "plot-per-second", "plot-autoscale"}  # fmt: skip
+        assert {s["figure"] for s in seen["svgs"]} == expected and not seen["imgs"], f"plots in {page}: {seen}"
     else:
-        expected = 1 + len(synthetic.NAMES) + 1
-        assert len(seen["imgs"]) == expected, f"expected the CUSUM, {len(synthetic.NAMES)} histograms, class shares"
-    broken = [i for i in seen["imgs"] if i["width"] <= 0] + [s for s in seen["svgs"] if s["width"] <= 0]
+        expected_plots = 1 + len(synthetic.NAMES) + 1
+        assert len(seen["imgs"]) == expected_plots, f"expected the CUSUM, {len(synthetic.NAMES)} histograms, classes"
+    broken = [i for i in seen["imgs"] if i["width"] <= 0]
+    broken += [s for s in seen["svgs"] if s["width"] <= 0 or s["height"] <= 0]
     assert not broken, f"plots that did not render in {page}: {broken}"
     assert not screenshot_is_blank(page, tmp_path), f"the screenshot of {page} is blank"
 
 
 def test_the_browser_check_catches_a_plot_that_does_not_render_and_a_blank_page(tmp_path) -> None:
     page = tmp_path / "broken.html"
-    page.write_text('<html><body><img src="missing.png" alt="x"></body></html>')
-    assert plots_in_browser(page, tmp_path)["imgs"] == [{"src": "missing.png", "width": 0}]
+    page.write_text('<html><body><img src="missing.png" alt="x"><figure id="plot-x"><svg style="width:0;height:0">'
+                    "</svg></figure></body></html>")  # fmt: skip
+    seen = plots_in_browser(page, tmp_path)
+    assert seen["imgs"] == [{"src": "missing.png", "width": 0}]
+    assert seen["svgs"] == [{"width": 0, "height": 0, "figure": "plot-x"}], "an inline plot laid out without a size"
     assert screenshot_is_blank(page, tmp_path)
