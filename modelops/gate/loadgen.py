@@ -324,11 +324,22 @@ def plan_processes(
 
 
 # --------------------------------------------------------------------------------------------- running Locust
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def command(url: str, spec: LoadSpec, out_dir: Path, prefix: str) -> list[str]:
     argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE),
             *locust_args(url, spec, str(out_dir / prefix), spec.payload_file, spec.golden_file)]  # fmt: skip
     if spec.processes > 1:
-        argv += ["--processes", str(spec.processes)]
+        # Locust's master listens on 5557 unless told: two multi-process loads at once (two gates, parallel tests)
+        # would collide, so the master and its forked workers meet on a port free now.
+        port = str(_free_port())
+        argv += ["--processes", str(spec.processes), "--master-bind-port", port, "--master-port", port]
     if spec.cgroup_procs:
         # Enter the cgroup before exec: Locust and any worker it forks inherit the budget.
         argv = ["/bin/sh", "-c", f'echo $$ > "{spec.cgroup_procs}" && exec "$@"', "modelops-locust", *argv]

@@ -173,3 +173,14 @@ def test_a_run_that_stops_while_every_user_waits_counts_the_same_in_master_and_w
     assert single.requests >= 8 * 3, single.measured
     assert distributed.requests == pytest.approx(single.requests, abs=4), (single.measured, distributed.measured)
     assert json.loads((tmp_path / "dist.meta.json").read_text())["unflushed_workers"] == []
+
+
+def test_multi_process_loads_meet_on_a_free_master_port_not_locusts_default(tmp_path) -> None:
+    """Two loads with several Locust processes at once (two gates, parallel tests) collided on port 5557."""
+    spec = loadgen.LoadSpec(users=4, spawn_rate=4, duration_s=1, processes=2)
+    first, second = (loadgen.command("http://127.0.0.1:1", spec, tmp_path, "p") for _ in range(2))
+    bind = first[first.index("--master-bind-port") + 1]
+    assert bind == first[first.index("--master-port") + 1] and bind != "5557"
+    single = loadgen.command("http://127.0.0.1:1", loadgen.LoadSpec(users=4, spawn_rate=4, duration_s=1), tmp_path, "p")
+    assert "--master-bind-port" not in single and "--processes" not in single
+    assert "--master-port" in second

@@ -239,7 +239,7 @@ def test_a_second_gate_on_the_same_stack_is_refused_naming_the_holder(stack_file
         assert holder.stdout.readline().strip() == "holding"
         result = CliRunner().invoke(app, ["gate", "--stack", stack_file, "--candidate", candidate_bento])
         text = " ".join(result.output.split())
-        assert result.exit_code == ExitStatus.ERROR, text
+        assert result.exit_code == ExitStatus.STACK_BUSY, text
         assert f"pid {holder.pid}" in text and "modelops gate --candidate other" in text and LOCK_FILE in text
     finally:
         holder.stdin.close()
