@@ -63,7 +63,7 @@ def test_unknown_stack_exits_with_usage_status_and_lists_the_stacks(tmp_path) ->
     done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == ExitStatus.USAGE
     message = " ".join(done.stderr.split())
-    assert "no stack named 'gcp'" in message and "aws, kind, local" in message
+    assert "no stack named 'gcp'" in message and "aws, demo, kind, local" in message
 
 
 def test_local_stack_is_refused_without_running_anything(tmp_path) -> None:
