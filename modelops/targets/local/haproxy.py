@@ -83,7 +83,7 @@ def strip_synthetic_marker(secret: str | None) -> str:
         return f"    http-request del-header {SYNTHETIC_HEADER}"
     if not secret or not set(secret) <= _SECRET_CHARS:
         raise ValueError("the synthetic secret must be URL-safe base64 (letters, digits, - and _)")
-    return f"    http-request del-header {SYNTHETIC_HEADER} unless {{ req.hdr({SYNTHETIC_HEADER}) -m str {secret} }}"
+    return f"    http-request del-header {SYNTHETIC_HEADER} unless {{ req.hdr({SYNTHETIC_HEADER}) -m str -- {secret} }}"
 
 
 _SECRET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")

@@ -168,7 +168,11 @@ class _EchoHeaders(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.parametrize("secret", ["s3cret-" + "x" * 40, None], ids=["with a secret", "without one"])
+@pytest.mark.parametrize(
+    "secret",
+    ["s3cret-" + "x" * 40, "-leading-dash-" + "x" * 30, None],
+    ids=["with a secret", "with a secret that starts with a dash", "without one"],
+)
 def test_haproxy_strips_a_synthetic_marker_that_does_not_carry_the_deployments_secret(tmp_path: Path, secret) -> None:
     backend = ThreadingHTTPServer(("127.0.0.1", 0), _EchoHeaders)
     threading.Thread(target=backend.serve_forever, daemon=True).start()
