@@ -109,8 +109,16 @@ container-deps:
 	  echo "warning: the container tests need Docker Engine and debootstrap (missing:$$missing); install them to run those tests"; \
 	fi
 
+# Two phases: everything that does not judge timing runs on TEST_WORKERS processes (pytest-xdist, one file per
+# worker), then the tests marked `exclusive` (they judge latency, throughput or scaling on real replicas) run alone,
+# so they measure this machine and not their neighbours. Both phases always run; the target fails if either did.
+# PYTEST_ARGS passes options to both (e.g. PYTEST_ARGS="-x -k canary").
+TEST_WORKERS ?= 2
 test: setup-test container-deps
-	$(BIN)/python -m pytest
+	@status=0; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not exclusive" $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/python -m pytest -m exclusive $(PYTEST_ARGS) || status=$$?; \
+	exit $$status
 
 bench: setup $(PEER)/.installed
 	$(BIN)/modelops bench --stack $(STACK)

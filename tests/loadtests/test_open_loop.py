@@ -15,6 +15,8 @@ import pytest
 from modelops.gate import loadgen
 from modelops.gate.loadgen import LoadSpec
 
+pytestmark = pytest.mark.exclusive  # judges timing on real replicas: runs alone (make test's second phase)
+
 OPENAPI = {
     "openapi": "3.0.2",
     "paths": {

@@ -27,6 +27,8 @@ from stacks.config import STACKS_DIR, PromotionSettings, SloSettings, load_stack
 from tests.fixtures.slowdown import build_slowdown
 from tests.traffic import Traffic
 
+pytestmark = pytest.mark.exclusive  # judges timing on real replicas: runs alone (make test's second phase)
+
 SLO = SloSettings(p95_ms=250, p99_ms=500, max_error_ratio=0.001, min_rps=1)
 PROMOTION = PromotionSettings(bake_min_requests=20, bake_max_rss_growth_mb_per_h=256)
 

@@ -23,6 +23,8 @@ from tests.conftest import local_settings
 from tests.fixtures.faulty import build_faulty
 from tests.traffic import Traffic
 
+pytestmark = pytest.mark.exclusive  # judges timing on real replicas: runs alone (make test's second phase)
+
 SETTINGS = CanarySettings(min_requests=20, max_error_ratio=0.01, max_p95_rise=0.5, min_p95_rise_ms=25)
 # 400 requests a colour, all between 10 and 25 ms (the rules' statistics have their own tests with real spread:
 # tests/modelops/test_canary_stats.py); here: what the canary adds to them.

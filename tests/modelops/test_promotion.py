@@ -35,6 +35,8 @@ from tests.fixtures.faulty import build_faulty
 from tests.modelops.targets.local.test_target import example_body
 from tests.traffic import Traffic
 
+pytestmark = pytest.mark.exclusive  # judges timing on real replicas: runs alone (make test's second phase)
+
 
 # ------------------------------------------------------------------------------------------------ pure rules
 def history_of(tmp_path: Path, *steps: tuple[str, str]) -> History:

@@ -22,6 +22,8 @@ from modelops.targets.local import LocalTarget, procs
 from tests.fixtures.aging import TIRED_S, build_aging
 from tests.modelops.gate.conftest import gate, quick_settings, view
 
+pytestmark = pytest.mark.exclusive  # judges timing on real replicas: runs alone (make test's second phase)
+
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory, reference_bento):

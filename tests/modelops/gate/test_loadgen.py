@@ -15,6 +15,8 @@ import pytest
 from modelops.gate import loadgen
 from modelops.gate.loadgen import CpuSample, Figures, LoadResult, LoadSpec
 
+pytestmark = pytest.mark.exclusive  # judges timing on real replicas: runs alone (make test's second phase)
+
 # The paced load both generators offer: fixed users x rate x duration, so the expected request count is known. Each
 # user sends every 2 s, so a replica slowed by a busy shared machine (latencies of several hundred ms seen here)
 # still answers within the user's period and the offered load is what arrives.

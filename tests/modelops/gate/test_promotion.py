@@ -29,7 +29,7 @@ from tests.traffic import Traffic, log_production_traffic
 # The whole gate measures every scaling comparison in interleaved rounds, each configuration on fresh processes:
 # with the quick settings (2 rounds) that is 10 deploys of one or two replicas. On the shared 2-core machine the
 # module fixture's gate took over 300 s (pytest-timeout's default stopped it there), so this module gets 900 s.
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.exclusive]  # exclusive: judges timing, runs alone
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ from modelops.targets.local import LocalTarget, procs
 from stacks.predictions import prediction_log_dir
 from tests.modelops.gate.conftest import gate, quick_settings, view
 
+pytestmark = pytest.mark.exclusive  # judges timing on real replicas: runs alone (make test's second phase)
+
 
 @pytest.fixture(scope="module")
 def shuffled_bento(tmp_path_factory, reference_bento) -> tuple[str, list[str]]:

@@ -24,6 +24,8 @@ from tests.fixtures.queueing import build_queueing
 from tests.modelops.gate.conftest import gate, quick_settings, view
 from tests.traffic import log_production_traffic
 
+pytestmark = pytest.mark.exclusive  # judges timing on real replicas: runs alone (make test's second phase)
+
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory, reference_bento):

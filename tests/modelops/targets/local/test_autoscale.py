@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from modelops.targets.local import LocalTarget, procs
 from modelops.waiting import wait_until
 from tests.modelops.targets.local.test_target import example_body
 from tests.traffic import Traffic
+
+pytestmark = pytest.mark.exclusive  # judges timing on real replicas: runs alone (make test's second phase)
 
 # Small budgets so that a few clients keep one replica busy; short windows so the test takes seconds.
 SETTINGS = {
