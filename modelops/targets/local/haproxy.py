@@ -10,8 +10,11 @@ frontend, so a candidate pool is reachable on its own URL while live traffic sta
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import os
 import socket
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +30,34 @@ INSTALL_HINT = (
 )
 
 
+# HAProxy refuses a Unix socket path longer than 97 bytes (sun_path's 108 less the suffix it adds while binding).
+MAX_SOCKET_PATH = 97
+
+
 def binary() -> str:
     return require("haproxy", INSTALL_HINT)
+
+
+def socket_path_for(state_dir: Path, name: str = "haproxy.sock") -> Path:
+    """Where the runtime API's socket lives: in the state dir, unless that path is too long for a Unix socket (a
+    deeply nested state_dir) — then in a private directory of this user under the system temp dir, named after the
+    state dir, so each deployment still has its own."""
+    path = state_dir / name
+    if len(str(path)) <= MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha256(str(state_dir).encode()).hexdigest()[:16]
+    for temp in (Path(tempfile.gettempdir()), Path("/tmp")):
+        private = temp / f"modelops-{os.getuid()}"
+        if len(str(private / f"{digest}.sock")) <= MAX_SOCKET_PATH:
+            break
+    private.mkdir(mode=0o700, exist_ok=True)
+    info = private.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise DeploymentError(
+            f"{private} (for HAProxy's socket: {path} is longer than a Unix socket allows) belongs to another user "
+            f"or is open to others: remove it, or choose a shorter modelops:local.state_dir"
+        )
+    return private / f"{digest}.sock"
 
 
 def slot_name(colour: str, index: int) -> str:

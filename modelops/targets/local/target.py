@@ -123,7 +123,7 @@ class LocalTarget:
         self._budgets = budgets
         self.progress = progress
         self.state_file = self.dir / "state.json"
-        self.socket_path = self.dir / "haproxy.sock"
+        self.socket_path = haproxy.socket_path_for(self.dir)
         self.map_path = self.dir / "weights.map"
         self.api = haproxy.RuntimeAPI(self.socket_path)
 

@@ -214,3 +214,23 @@ def test_haproxy_strips_a_synthetic_marker_that_does_not_carry_the_deployments_s
 def test_a_secret_that_could_break_the_config_is_refused() -> None:
     with pytest.raises(ValueError, match="URL-safe"):
         haproxy.strip_synthetic_marker("abc } or { always_true")
+
+
+def test_a_state_dir_too_deep_for_a_unix_socket_gets_its_socket_in_a_private_temp_dir(tmp_path: Path) -> None:
+    short = haproxy.socket_path_for(tmp_path)
+    assert short == tmp_path / "haproxy.sock", "a short state dir keeps its socket"
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    moved = haproxy.socket_path_for(deep)
+    assert len(str(moved)) <= haproxy.MAX_SOCKET_PATH and moved.parent.stat().st_mode & 0o777 == 0o700
+    assert moved == haproxy.socket_path_for(deep), "the same state dir finds the same socket"
+    assert moved != haproxy.socket_path_for(deep / "other"), "each deployment has its own"
+
+
+def test_a_deep_state_dir_serves_through_haproxy(make_target, reference_bento, tmp_path: Path) -> None:
+    target = make_target(local={"state_dir": str(tmp_path / ("s" * 70) / "state")})
+    assert len(str(target.dir / "haproxy.sock")) > haproxy.MAX_SOCKET_PATH
+    status = target.up(reference_bento, replicas=1, workers=1)
+    assert target.api.ready() and all(r.healthy for r in status.replicas)
+    assert httpx.get(f"{status.url}/readyz").status_code == 200
+    target.down()
+    assert not target.socket_path.exists(), "down removes the moved socket too"
