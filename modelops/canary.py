@@ -125,7 +125,7 @@ class MetricsSource(Protocol):
         ...
 
 
-def _replica_buckets(url: str, client: httpx.Client) -> dict[float, float] | str:
+def replica_buckets(url: str, client: httpx.Client) -> dict[float, float] | str:
     """Cumulative /predict duration buckets of one replica, summed over response codes; or why they could not be
     read (missing data: the caller must not judge latency without them)."""
     try:
@@ -145,6 +145,17 @@ def _replica_buckets(url: str, client: httpx.Client) -> dict[float, float] | str
     return buckets
 
 
+def backend_counters(rows: list[dict[str, str]]) -> dict[str, tuple[int, int]]:
+    """(requests, failed) so far per colour, from HAProxy's stats rows of the colours' backends (``be_<colour>``)."""
+    counters = {}
+    for row in rows:
+        if row["svname"] == "BACKEND" and row["pxname"].startswith("be_"):
+            # A 5xx answer, or no usable answer at all (connection or response error): failed for a client.
+            errors = sum(int(row.get(key) or 0) for key in ("hrsp_5xx", "econ", "eresp"))
+            counters[row["pxname"].removeprefix("be_")] = (int(row.get("req_tot") or 0), errors)
+    return counters
+
+
 class HaproxySource:
     """Counts from HAProxy's per-backend stats, p95 from the replicas' own histograms (local target)."""
 
@@ -160,19 +171,13 @@ class HaproxySource:
             rows = self.stats()
         except (OSError, ValueError, KeyError) as exc:
             return f"HAProxy's stats could not be read ({type(exc).__name__}: {exc})"
-        counters = {}
-        for row in rows:
-            if row["svname"] == "BACKEND" and row["pxname"].startswith("be_"):
-                # A 5xx answer, or no usable answer at all (connection or response error): failed for a client.
-                errors = sum(int(row.get(key) or 0) for key in ("hrsp_5xx", "econ", "eresp"))
-                counters[row["pxname"].removeprefix("be_")] = (int(row.get("req_tot") or 0), errors)
-        return counters
+        return backend_counters(rows)
 
     @staticmethod
     def _buckets(status: TargetStatus) -> dict[str, dict[str, dict[float, float] | str]]:
         with httpx.Client(timeout=2.0) as client:
             return {
-                colour: {r.name: _replica_buckets(r.url, client) for r in pool.replicas}
+                colour: {r.name: replica_buckets(r.url, client) for r in pool.replicas}
                 for colour, pool in status.pools.items()
             }
 

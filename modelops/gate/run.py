@@ -144,7 +144,7 @@ def scaling_of(suites: dict[str, SuiteResult], settings: StackConfig) -> Scaling
         counts = settings.gate.horizontal_replicas
         scaling.horizontal.replicas = counts
         scaling.horizontal.rps = [horizontal.measured.get(f"rps_{n}") or 0.0 for n in counts]
-        scaling.horizontal.efficiency = [horizontal.measured.get(f"efficiency_{n}") or 0.0 for n in counts]
+        scaling.horizontal.efficiency = [horizontal.measured.get(f"efficiency_{n}") for n in counts]
         scaling.horizontal.efficiency_interval = _intervals(horizontal, [f"efficiency_{n}" for n in counts])
         scaling.horizontal.exact = _exact(horizontal, settings, "replicas", counts)
     if vertical and vertical.steps:

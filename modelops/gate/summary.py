@@ -99,7 +99,7 @@ class SuiteResult(BaseModel):
 class HorizontalScaling(BaseModel):
     replicas: list[int] = []
     rps: list[float] = []  # clean capacity of each curve (good req/s)
-    efficiency: list[float] = []
+    efficiency: list[float | None] = []  # None: not measured (no clean step, or too few usable rounds)
     exact: list[bool] = []  # False: the curve never reached its knee, its capacity is a lower bound
     # each efficiency's interval over the rounds ([low, high]; empty for the first configuration, or when unknown)
     efficiency_interval: list[list[float]] = []

@@ -15,9 +15,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
-from modelops.canary import DURATION_BUCKETS, PREDICT_ENDPOINT, histogram_quantile
+from modelops.canary import (
+    DURATION_BUCKETS,
+    PREDICT_ENDPOINT,
+    backend_counters,
+    histogram_quantile,
+    replica_buckets,
+)
 from modelops.targets.base import Target, TargetStatus
 
 SOURCE_PROMETHEUS = "prometheus"
@@ -47,24 +52,9 @@ class ColourTraffic(Protocol):
 
 def _buckets(urls: list[str]) -> dict[str, dict[float, float]]:
     """Cumulative /predict duration buckets per replica URL (summed over response codes); {} for one that fails."""
-    found: dict[str, dict[float, float]] = {}
     with httpx.Client(timeout=2.0) as client:
-        for url in urls:
-            try:
-                text = client.get(url + "/metrics").text
-            except httpx.HTTPError:
-                found[url] = {}
-                continue
-            buckets: dict[float, float] = {}
-            for family in text_string_to_metric_families(text):
-                if family.name != DURATION_BUCKETS:
-                    continue
-                for sample in family.samples:
-                    if sample.name.endswith("_bucket") and sample.labels.get("endpoint") == PREDICT_ENDPOINT:
-                        bound = float(sample.labels["le"])
-                        buckets[bound] = buckets.get(bound, 0.0) + sample.value
-            found[url] = buckets
-    return found
+        read = {url: replica_buckets(url, client) for url in urls}
+    return {url: {} if isinstance(buckets, str) else buckets for url, buckets in read.items()}
 
 
 class HaproxyColourTraffic:
@@ -78,11 +68,7 @@ class HaproxyColourTraffic:
         self._start: tuple[str, float, tuple[int, int], dict[str, dict[float, float]]] | None = None
 
     def _counters(self, colour: str) -> tuple[int, int]:
-        for row in self.stats():
-            if row["svname"] == "BACKEND" and row["pxname"] == f"be_{colour}":
-                errors = sum(int(row.get(key) or 0) for key in ("hrsp_5xx", "econ", "eresp"))
-                return int(row.get("req_tot") or 0), errors
-        return 0, 0
+        return backend_counters(self.stats()).get(colour, (0, 0))
 
     @staticmethod
     def _urls(status: TargetStatus, colour: str) -> list[str]:

@@ -4,7 +4,8 @@ budget, workers, uid 1034, read-only root filesystem, `bentoml serve` flags) and
 
 The image: BentoML's containerize with bento/Dockerfile.template (two stages, no compilers), on a Debian bookworm
 base made with debootstrap (no registry reachable here; elsewhere python:3.11-slim). Two containers behind HAProxy
-serve predictions; one gets SIGTERM under load and drains with zero failed requests.
+serve predictions; one gets SIGTERM under load and drains with zero failed requests. A user's own model, built
+through the template, is containerized and served the same way.
 
 Slow the first time on a machine (the base: debootstrap, minutes; the packages: about a minute); warm runs reuse the
 base image and Docker's layer cache (seconds). Measured figures go to stdout (`pytest -s`) and stacks/RUNNING.md.
@@ -287,6 +288,51 @@ def test_a_replica_drains_on_sigterm_behind_haproxy_with_zero_failed_requests(
     assert not failed, f"{len(failed)} of {len(results)} requests failed across the drain: {sorted(set(failed))}"
     state = json.loads(docker("inspect", pool[0].name, "--format", "{{json .State}}").stdout)
     assert state["Status"] == "exited" and state["ExitCode"] == 0, f"did not exit cleanly: {state}"
+
+
+# ----------------------------------------------------------------------------------------------- a user's model
+
+
+@pytest.fixture(scope="module")
+def user_image(base: BaseImages, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BuiltImage, list, list]]:
+    """A user's own model, not ours: scikit-learn gradient boosting on the breast-cancer set, saved with BentoML and
+    built through the platform's template (`modelops build --model`), then containerized like the reference."""
+    from modelops import modelbuild
+    from tests.modelops.test_modelbuild import MODELS, saved
+
+    load, fit, save, _task = MODELS["cancer_gb"]
+    tag, x_test, reference, model = saved("cancer_gb", load(), fit, save, tmp_path_factory.mktemp("user"))
+    made = modelbuild.build_model(tag, reference=reference, record=False)
+    image = containerize(made.bento, base, "user")
+    print(f"\ncontainerize {made.bento}: {image.seconds:.1f} s, {image_size_mb(image.image):.0f} MB")
+    rows = x_test[:20]
+    expected = [made.metadata["classes"][i] for i in model.predict_proba(rows).argmax(axis=1)]
+    assert made.metadata["acceleration"]["chosen"] == "onnxruntime", "the image must carry the compiled model's runtime"
+    yield image, expected, rows.tolist()
+    docker("image", "rm", "--force", image.image, check=False)
+
+
+def test_a_users_model_built_through_the_template_serves_its_own_answers_from_its_image(
+    user_image: tuple[BuiltImage, list, list], kind_settings: StackConfig
+) -> None:
+    built, expected, rows = user_image
+    assert image_size_mb(built.image) <= MAX_IMAGE_MB
+    service = built.bento.partition(":")[0]
+    replica = Container(built.image, "user", stack_run_args(kind_settings, service),
+                        images.serve_args(kind_settings.limits.request_timeout_s))  # fmt: skip
+    try:
+        print(f"\n{replica.name} ready {replica.wait_ready():.1f} s after `docker run`")
+        request = urllib.request.Request(f"{replica.url}/predict", data=json.dumps({"rows": rows}).encode(),
+                                         headers={"content-type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            served = json.loads(answer.read())
+        assert [p["label"] for p in served] == expected, served[:3]
+        runtime = replica.exec("python", "-c", "import onnxruntime as o; print(o.get_available_providers())")
+        assert "CPUExecutionProvider" in runtime.stdout, runtime.stderr
+        assert replica.exec("id", "-u").stdout.strip() == str(BENTO_UID)
+        assert "Read-only file system" in replica.exec("touch", "/home/bentoml/probe").stderr
+    finally:
+        replica.remove()
 
 
 # ----------------------------------------------------------------------------------------------- the scripts

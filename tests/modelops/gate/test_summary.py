@@ -83,3 +83,20 @@ def test_the_autoscale_suite_is_required_only_when_autoscaling_is_on() -> None:
     # In run order: autoscale after the scaling suites, then the plan proven and the soak on the final shape.
     assert required_suites(autoscaled, has_baseline=False)[-3:] == ["autoscale", "plan", "soak"]
     assert required_suites(autoscaled, has_baseline=True)[-4:] == ["autoscale", "plan", "soak", "regression"]
+
+
+def test_an_efficiency_that_was_not_measured_is_stored_as_none_never_as_zero() -> None:
+    from modelops.gate.run import scaling_of
+    from stacks.config import load_stack_config
+
+    settings = load_stack_config("local")
+    counts = settings.gate.horizontal_replicas
+    horizontal = SuiteResult(
+        status="inconclusive",
+        reason="no clean step with 2 replicas",
+        steps={"replicas=1": []},
+        measured={f"rps_{counts[0]}": 500.0, f"efficiency_{counts[0]}": 1.0, f"efficiency_{counts[1]}": None},
+    )
+    scaling = scaling_of({"horizontal": horizontal}, settings)
+    assert scaling.horizontal.efficiency == [1.0, None, *[None] * (len(counts) - 2)]
+    assert '"efficiency":[1.0,null' in scaling.model_dump_json()
