@@ -230,8 +230,11 @@ class GateSettings(_Section):
         description="a Locust process that waited for a CPU more than this share of the time measured its own "
         "delays (its latencies include the wait, and it fell behind the load): inconclusive",
     )
+    # 0.3, not 0.1: on a 2-core machine, a pool of 1 core of budgets beside Locust and HAProxy left 0.12-0.31 cores
+    # idle while its replicas hit their budget in only 7-35 % of periods (docs/gate.md, "the machine as the limit"):
+    # contention, which at 0.1 was judged as the candidate's scaling (a false exit 12 for the reference model).
     min_idle_cpu: float = Field(
-        0.1,
+        0.3,
         ge=0,
         le=64,
         description="cores the machine must leave idle while the replicas stay under their budget; less means "

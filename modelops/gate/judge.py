@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 from modelops.bench.noise import Goal, spread
 from modelops.gate import quality_tests, rounds
-from modelops.gate.capacity import Limits, distortion, matched, read_curve
+from modelops.gate.capacity import Curve, Limits, distortion, matched, read_curve
 from modelops.gate.endurance_judge import growing_memory
 from modelops.gate.loadgen import LoadResult
 from modelops.gate.suites import (
@@ -194,6 +194,11 @@ def _sweep_common(sweep: Sweep, threshold: dict[str, float], measured: dict[str,
     }
 
 
+def _cut_by_distortion(curve: Curve) -> bool:
+    """The usable part of ``curve`` ended at a step that measured the machine or the generator, not the candidate."""
+    return curve.within < len(curve.steps) and bool(curve.steps[curve.within].distorted)
+
+
 def peak_ratio(sweep: Sweep, scales: list[float]) -> list[float | None]:
     """Each larger configuration's best throughput within the SLO against the smallest's, scaled like its ratio."""
     first = sweep.curves[0].capacity
@@ -284,9 +289,12 @@ def _judge_scaling(
     text = "; ".join(t for _, t in verdicts) + f", {where} ({best})" + (f"; {'; '.join(notes)}" if notes else "")
     if any(status == "fail" for status, _ in verdicts):
         return SuiteResult(status="fail", reason=f"{text}: below {name} {minimum:g}", **common)
+    # A curve cut short by a distorted step (a starved generator, a full machine) has only a lower bound for its
+    # best throughput: its peak proves nothing either way.
+    cut = [c.label for c in sweep.curves if _cut_by_distortion(c)]
     flat = [f"{value} {sweep.unit}: {peak:.2f}"
-            for value, peak in zip(sweep.values[1:], peak_ratio(sweep, scales), strict=True)
-            if peak and peak < minimum]  # fmt: skip
+            for value, curve, peak in zip(sweep.values[1:], sweep.curves[1:], peak_ratio(sweep, scales), strict=True)
+            if peak and peak < minimum and not (cut and (curve.label in cut or first.label in cut))]  # fmt: skip
     if flat:
         reason = f"{text}: the best throughput within the SLO did not grow as much ({', '.join(flat)}, below {name} "
         reason += f"{minimum:g})"

@@ -391,6 +391,22 @@ def test_scaling_fails_when_the_best_clean_throughput_did_not_grow_whatever_the_
     assert replicas.status == "fail" and "did not grow as much (2 replicas: 0.51" in replicas.reason, replicas.reason
 
 
+def test_a_peak_cut_short_by_a_starved_generator_is_no_evidence_of_flat_scaling() -> None:
+    # Seen on a busy machine: two workers' curve ended where the generator starved (its capacity a lower bound), and
+    # its peak, 1.06 x one worker's, was read as "did not grow": a rejection that measured the generator.
+    one = curve("workers=1", 100, 110, 112)
+    starved = curve("workers=2", 100, 118, 200, base=8, distorted_at=1)
+    result = vertical(one, starved, gate=GATE.model_copy(update={"min_vertical_ratio": 1.3}))
+    # Judged on the rounds whose compared step was clean (round 1's was starved and is left out, and said).
+    assert result.status == "pass" and "round 1: the load generator was saturated" in result.reason, result.reason
+    assert "did not grow as much" not in result.reason
+    # The same flat peak measured cleanly is the candidate's, and fails.
+    clean = vertical(
+        one, curve("workers=2", 100, 118, 119, base=8), gate=GATE.model_copy(update={"min_vertical_ratio": 1.3})
+    )
+    assert clean.status == "fail", clean.reason
+
+
 # ------------------------------------------------------------------------------------------------ failover
 def failover(down_after: float | None, result: LoadResult | None = None, killed: bool = True) -> SuiteResult:
     run = FailoverRun(result=result or load(seconds=20), replicas=2, workers=1,
