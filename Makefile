@@ -22,7 +22,8 @@ STACK ?= local
 # BentoML keeps models and bentos here, inside the project, not in ~/bentoml.
 export BENTOML_HOME := $(CURDIR)/.work/bentoml
 export BENTOML_DO_NOT_TRACK := true
-export PATH := $(CURDIR)/$(BIN):$(PATH)
+export PATH := $(CURDIR)/$(BIN):$(PATH):/usr/local/sbin:/usr/sbin:/sbin
+# (the sbin directories: Debian puts haproxy there, off a non-root user's PATH)
 
 .PHONY: help setup setup-test system-deps container-deps delegate-budgets demo test bench lint format down clean
 
