@@ -128,6 +128,7 @@ def test_a_taken_port_is_a_clear_error_naming_the_setting(make_target, reference
 
 def test_missing_haproxy_says_how_to_install_it(make_target, reference_bento, monkeypatch) -> None:
     monkeypatch.setenv("PATH", os.path.dirname(sys.executable))
+    monkeypatch.setattr("modelops.tools.SYSTEM_DIRS", ())  # nor in the sbin directories looked in beside PATH
     with pytest.raises(MissingToolError, match="make setup"):
         make_target().up(reference_bento, replicas=1, workers=1)
 
