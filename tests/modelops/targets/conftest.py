@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,6 +27,7 @@ import pytest
 from botocore.config import Config
 
 from modelops.targets.aws import AwsTarget
+from modelops.waiting import wait_until
 from stacks import outputs as keys
 from stacks.aws.fleet import UserData, encode_user_data, render_user_data
 from stacks.images import bentoml_overrides
@@ -72,18 +72,16 @@ def _free_port() -> int:
 
 
 def _wait_until_serving(url: str, process: subprocess.Popen, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def serving_or_dead() -> bool:
         if process.poll() is not None:
-            return False
+            return True
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return True
+                return response.status == 200
         except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.05)  # poll interval of the readiness check, bounded by the deadline
-    return False
+            return False
+
+    return wait_until(serving_or_dead, timeout=timeout_s, interval=0.05) and process.poll() is None
 
 
 @pytest.fixture(scope="session")
