@@ -1,5 +1,6 @@
 """HAProxy in front of the replicas: per-source rate limiting (429 + Retry-After), slow clients that starve no one,
-and L7 retries that cover every body it accepts (a 1,000-row request survives a SIGKILL of its replica)."""
+and L7 retries that cover every body it accepts (a 1,000-row request survives a SIGKILL of its replica, unless that
+replica had already begun to answer it)."""
 
 from __future__ import annotations
 
@@ -112,6 +113,10 @@ def test_slow_clients_do_not_starve_others_and_are_cut_off(live_deployment) -> N
             sock.close()
 
 
+# What httpx says when a response's headers arrived and its connection closed before the body.
+ANSWER_CUT_SHORT = "RemoteProtocolError: peer closed connection without sending complete message body"
+
+
 def test_a_1000_row_request_survives_a_sigkill_of_its_replica(make_target, reference_bento) -> None:
     target = make_target()
     status = target.up(reference_bento, replicas=2, workers=1)
@@ -127,7 +132,7 @@ def test_a_1000_row_request_survives_a_sigkill_of_its_replica(make_target, refer
                 try:
                     outcomes.append(client.post(status.url + "/predict", content=body).status_code)
                 except httpx.HTTPError as exc:
-                    outcomes.append(type(exc).__name__)
+                    outcomes.append(f"{type(exc).__name__}: {exc}")
 
     senders = [threading.Thread(target=send, daemon=True) for _ in range(6)]
     for sender in senders:
@@ -142,10 +147,18 @@ def test_a_1000_row_request_survives_a_sigkill_of_its_replica(make_target, refer
         for sender in senders:
             sender.join(timeout=35)
     failed = [o for o in outcomes if o != 200]
+    # A replica killed between writing a response's headers and its body (uvicorn writes them apart) had begun that
+    # answer: HAProxy forwarded the headers, and no balancer can retry a response its client is already reading.
+    # Those answers, and only those, may be lost: at most one per request in flight on the killed replica.
+    begun = [o for o in failed if isinstance(o, str) and o.startswith(ANSWER_CUT_SHORT)]
     backend = next(r for r in target.api.stats() if r["pxname"] == "be_blue" and r["svname"] == "BACKEND")
     retried = int(backend.get("wretr") or 0) + int(backend.get("wredis") or 0)
-    print(f"\n1000-row requests: {len(outcomes)} sent, {len(failed)} failed, HAProxy retries/redispatches: {retried}")
-    assert failed == [], f"1000-row requests failed across the kill: {failed}"
+    print(
+        f"\n1000-row requests: {len(outcomes)} sent, {len(failed)} failed ({len(begun)} cut short after their "
+        f"headers), HAProxy retries/redispatches: {retried}"
+    )
+    assert [o for o in failed if o not in begun] == [], f"1000-row requests failed across the kill: {failed}"
+    assert len(begun) <= len(senders), f"more answers cut short than requests were in flight: {begun}"
     assert retried > 0, "no request was in flight on the killed replica: the test proved nothing, rerun it"
 
 
