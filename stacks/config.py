@@ -197,6 +197,14 @@ class GateSettings(_Section):
     min_efficiency: float = Field(0.7, gt=0, le=2, description="lowest E(N) = RPS(N) / (N * RPS(1)) accepted")
     vertical_workers: list[int] = Field([1, 2], min_length=2, description="worker counts to compare")
     min_vertical_ratio: float = Field(1.3, gt=0, le=64, description="lowest RPS(max workers) / RPS(min workers)")
+    bound_tolerance: float = Field(
+        0.0,
+        ge=0,
+        le=0.5,
+        description="how far (a fraction) a scaling ratio's whole interval may lie above its physical bound (E(N) = 1;"
+        " the vertical ratio = the workers' ratio) and still be judged; beyond it the run is inconclusive. 0: not at"
+        " all. A candidate whose batches grow with the requests waiting can do a little more per CPU with more CPU",
+    )
     failover_max_error_ratio: float = Field(0.001, ge=0, le=1, description="error ratio allowed across a kill")
     regression_max_rps_drop: float = Field(
         0.2, ge=0, le=1, description="largest fall of req/s per replica vs the live baseline (fraction)"

@@ -213,15 +213,15 @@ def _users(base: int, value: int, first: int) -> int:
 
 def _judge_scaling(
     name: str, figure: str, sweep: Sweep, minimum: float, scales: list[float], bounds: list[float], common: dict,
-    budgets: CpuBudgets, slo: SloSettings,
+    budgets: CpuBudgets, slo: SloSettings, tolerance: float,
 ) -> SuiteResult:  # fmt: skip
     """Shared by horizontal and vertical. Round 1 (whole step plans): every curve needs a step within the SLO, and a
     larger configuration must not fail requests where the smallest served cleanly. Then each larger configuration's
     ratio at the compared step (the smallest's most loaded step within the SLO), over every round, with its
     interval (modelops/gate/rounds.py): pass or fail only when the whole interval is on one side of ``minimum``,
-    inconclusive when it straddles it or lies wholly above the physical bound. Finally the best throughput within
-    the SLO must have grown as much (a smaller configuration starved past its knee at the compared step must not
-    make a larger one look like it scales)."""
+    inconclusive when it straddles it or lies wholly above the physical bound (by more than ``tolerance``, a
+    fraction of it). Finally the best throughput within the SLO must have grown as much (a smaller configuration
+    starved past its knee at the compared step must not make a larger one look like it scales)."""
     first, base = sweep.curves[0], sweep.values[0]
     measured = common["measured"]
     notes = [f"{c.label} {c.ended}" for c in sweep.curves if c.ended] + sweep.retried
@@ -282,7 +282,7 @@ def _judge_scaling(
                                              "step"))  # fmt: skip
             continue
         measured[key], measured[f"{key}_low"], measured[f"{key}_high"] = estimate.value, estimate.low, estimate.high
-        status, text = rounds.judge_ratio(f"{figure}({value})", estimate, minimum, bound)
+        status, text = rounds.judge_ratio(f"{figure}({value})", estimate, minimum, bound, tolerance)
         extra = pair.dropped + pair.slo_misses + [f"{curve.label} {m}" for m in pair.b_misses]
         verdicts.append((status, text + (f" ({'; '.join(extra)})" if extra else "")))
     where = f"at {compared} users per {base} {sweep.unit}"
@@ -316,21 +316,25 @@ def judge_horizontal(sweep: Sweep, gate: GateSettings, slo: SloSettings, budgets
     if first.capacity and budgets.enforced:
         # The best throughput of one replica within the SLO under this plan (history: what the summary records).
         measured["capacity_per_replica"] = first.capacity / base
-    common = _sweep_common(sweep, {"min_efficiency": gate.min_efficiency}, measured)
+    common = _sweep_common(
+        sweep, {"min_efficiency": gate.min_efficiency, "bound_tolerance": gate.bound_tolerance}, measured
+    )
     scales = [n / base for n in sweep.values[1:]]
     return _judge_scaling("min_efficiency", "E", sweep, gate.min_efficiency, scales, [1.0] * len(scales), common,
-                          budgets, slo)  # fmt: skip
+                          budgets, slo, gate.bound_tolerance)  # fmt: skip
 
 
 def judge_vertical(sweep: Sweep, gate: GateSettings, slo: SloSettings, budgets: CpuBudgets) -> SuiteResult:
     """RPS(w workers, w x the CPU) / RPS(first) at matched users per worker: at most w / first (the bound)."""
     measured: dict[str, float | None] = {"ratio": None}
     measured |= {f"rps_{w}": c.capacity for w, c in zip(sweep.values, sweep.curves, strict=False)}
-    common = _sweep_common(sweep, {"min_vertical_ratio": gate.min_vertical_ratio}, measured)
+    common = _sweep_common(
+        sweep, {"min_vertical_ratio": gate.min_vertical_ratio, "bound_tolerance": gate.bound_tolerance}, measured
+    )
     scales = [1.0] * (len(sweep.values) - 1)
     bounds = [w / sweep.values[0] for w in sweep.values[1:]]
     return _judge_scaling("min_vertical_ratio", "ratio", sweep, gate.min_vertical_ratio, scales, bounds, common,
-                          budgets, slo)  # fmt: skip
+                          budgets, slo, gate.bound_tolerance)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ failover

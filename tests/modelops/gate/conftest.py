@@ -31,7 +31,11 @@ from tests.fixtures.faulty import build_faulty
 # first seconds of creep, +38 KB [13, 52] per 1,000 requests, spanned 24 h here); the leaking candidate reaches
 # its limit in 0.1 h either way. And soak_max_p95_rise 1.0 / soak_min_p95_rise_ms 100 (shipped 0.5 / 10 ms): 5 s a
 # side cannot bound a 50 % rise on a shared machine (a good replica measured 56 then 60 ms, interval x0.48 to x2.18,
-# -31 to +44 ms); the candidate that turns 0.5 s slower fails either way.
+# -31 to +44 ms); the candidate that turns 0.5 s slower fails either way. bound_tolerance 0.15 (shipped 0): at a
+# quarter core per worker the reference model's vertical ratio lay wholly above its bound 2 on a quiet machine,
+# 2.11 [2.08, 2.21] over 3 rounds, every round above 2, and 2.36 [2.15, 2.56] in a CI run: as far as these runs
+# show, a margin of that model at that budget rather than noise (docs/gate-noise.md); the strict rule has its own
+# tests (test_rounds.py, test_judge.py).
 QUICK = {
     "deploy": {"replicas": 1, "cpu_per_replica": 0.25},
     "slo": {"p95_ms": 2000, "p99_ms": 4000, "max_error_ratio": 0.001, "min_rps": 5},
@@ -40,7 +44,7 @@ QUICK = {
         "step_users": [4, 16, 32], "step_seconds": 3, "smoke_users": 2, "smoke_seconds": 2,
         "min_efficiency": 0.2, "min_vertical_ratio": 0.3, "failover_max_error_ratio": 0.02, "min_idle_cpu": 0.0,
         "rounds": 2, "plan_s": 5, "soak_s": 15, "min_hours_to_memory_limit": 1, "soak_max_p95_rise": 1.0,
-        "soak_min_p95_rise_ms": 100,
+        "soak_min_p95_rise_ms": 100, "bound_tolerance": 0.15,
     },
     # The shipped bake (300 s) and rollback window (600 s) are off: these tests check the gate, and a promotion here
     # retires the old pool at once; the bake and the window have their own tests (tests/modelops/test_bake.py).

@@ -371,11 +371,26 @@ def test_vertical_fails_below_its_ratio_and_passes_above() -> None:
 
 
 def test_a_vertical_ratio_above_the_worker_ratio_beyond_its_spread_is_inconclusive() -> None:
-    # Two workers on twice the CPU cannot serve 2.3x one worker: the one-worker runs sagged, not the candidate.
+    # 2.3x one worker from two on twice the CPU: the one-worker runs sagged, or the candidate does more per CPU with
+    # more of it. One run cannot tell which, and by default (bound_tolerance 0) such a ratio never passes.
     one = curve("workers=1", 100, 110, 100)
     result = vertical(one, curve("workers=2", 150, 200, 230, base=8), later=[[0.95, 1.0], [1.0, 1.05]])
     assert result.status == "inconclusive" and "the noise exceeds the effect" in result.reason, result.reason
-    assert "physical bound 2" in result.reason
+    assert "physical bound 2." in result.reason and "modelops:gate.bound_tolerance" in result.reason
+    assert result.thresholds["bound_tolerance"] == 0
+
+
+@pytest.mark.parametrize(("tolerance", "status"), [(0.1, "inconclusive"), (0.2, "pass")])
+def test_a_stated_bound_tolerance_accepts_a_ratio_that_far_above_the_bound_and_no_further(tolerance, status) -> None:
+    # The rounds: 2.30, 2.42, 2.42 -> [2.30, 2.42]. Within 20 % of the bound 2 (2.4 > 2.30), not within 10 % (2.2).
+    one = curve("workers=1", 100, 110, 100)
+    gate = GATE.model_copy(update={"bound_tolerance": tolerance})
+    result = vertical(one, curve("workers=2", 150, 200, 230, base=8), later=[[0.95, 1.0], [1.0, 1.05]], gate=gate)
+    assert result.status == status, result.reason
+    assert result.measured["ratio_low"] == pytest.approx(2.3)
+    assert result.thresholds["bound_tolerance"] == tolerance
+    if status == "inconclusive":
+        assert "above the physical bound 2 by more than the 10% allowed" in result.reason
 
 
 def test_scaling_fails_when_the_best_clean_throughput_did_not_grow_whatever_the_matched_ratio() -> None:

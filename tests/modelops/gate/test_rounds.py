@@ -62,6 +62,15 @@ def test_a_ratio_is_judged_on_its_whole_interval_and_its_physical_bound(samples,
     assert got == status and words in text, text
 
 
+@pytest.mark.parametrize(("tolerance", "status"), [(0.0, "inconclusive"), (0.1, "inconclusive"), (0.25, "pass")])
+def test_a_tolerance_above_the_bound_is_a_stated_margin_and_nothing_beyond_it(tolerance, status) -> None:
+    estimate = compare([1.36, 1.22, 1.30], [1.0] * 3, Goal.at_least(0.7))  # [1.22, 1.36]: 22 % above the bound 1
+    got, text = rounds.judge_ratio("E(2)", estimate, 0.7, bound=1.0, tolerance=tolerance)
+    assert got == status, text
+    if got == "inconclusive":
+        assert "the noise exceeds the effect" in text and "larger batches" in text, "both explanations are named"
+
+
 def test_ratios_come_from_good_answers_per_round_and_need_an_answer_in_every_round() -> None:
     pair = rounds.Paired(a=[step(16, 100), step(16, 110)], b=[step(32, 190), step(32, 200, p95=60)], rounds=[1, 2],
                          dropped=[], failing=None, slo_misses=[])  # fmt: skip
