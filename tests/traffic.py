@@ -70,6 +70,16 @@ class Traffic:
     def failed(self) -> int:
         return sum(self.failures.values())
 
+    @property
+    def cut_short(self) -> dict[str, int]:
+        """Failures whose response had begun (headers received, connection closed before the body): a replica killed
+        between writing the two (uvicorn writes them apart). No balancer can retry an answer its client is reading."""
+        return {outcome: n for outcome, n in self.failures.items() if outcome.startswith(CUT_SHORT)}
+
+
+# What httpx says when a response's headers arrived and its connection closed before the body.
+CUT_SHORT = "RemoteProtocolError: peer closed connection without sending complete message body"
+
 
 def log_production_traffic(target, bento: str, requests: int) -> str:
     """``requests`` one-row production requests of normal client traffic (modelops/monitor/traffic.py: held-out

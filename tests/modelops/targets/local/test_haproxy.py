@@ -20,6 +20,7 @@ from bento.prediction_log import SYNTHETIC_HEADER
 from modelops.targets.local import haproxy, procs
 from modelops.waiting import wait_until
 from stacks.config import LimitsSettings
+from tests.traffic import Traffic
 
 
 def layout(tmp_path: Path, rate_limit: haproxy.RateLimit | None = None) -> haproxy.Layout:
@@ -113,53 +114,29 @@ def test_slow_clients_do_not_starve_others_and_are_cut_off(live_deployment) -> N
             sock.close()
 
 
-# What httpx says when a response's headers arrived and its connection closed before the body.
-ANSWER_CUT_SHORT = "RemoteProtocolError: peer closed connection without sending complete message body"
-
-
 def test_a_1000_row_request_survives_a_sigkill_of_its_replica(make_target, reference_bento) -> None:
     target = make_target()
     status = target.up(reference_bento, replicas=2, workers=1)
     rows = example_rows(status.replicas[0].url)
-    body = json.dumps({"rows": [rows[i % len(rows)] for i in range(1000)]})
-    assert len(body) > haproxy.DEFAULT_BUFSIZE * 4, "the body must exceed HAProxy's default buffer to prove anything"
-    outcomes: list[int | str] = []
-    stop = threading.Event()
-
-    def send() -> None:
-        with httpx.Client(timeout=30, headers={"content-type": "application/json"}) as client:
-            while not stop.is_set():
-                try:
-                    outcomes.append(client.post(status.url + "/predict", content=body).status_code)
-                except httpx.HTTPError as exc:
-                    outcomes.append(f"{type(exc).__name__}: {exc}")
-
-    senders = [threading.Thread(target=send, daemon=True) for _ in range(6)]
-    for sender in senders:
-        sender.start()
-    try:
-        assert wait_until(lambda: len(outcomes) >= 10, timeout=60), "no 1000-row request completed"
+    body = {"rows": [rows[i % len(rows)] for i in range(1000)]}
+    size = len(json.dumps(body))
+    assert size > haproxy.DEFAULT_BUFSIZE * 4, "the body must exceed HAProxy's default buffer to prove anything"
+    with Traffic(status.url, body, clients=6) as traffic:
+        traffic.wait_for(10, timeout=60)
         target.kill_replica(pool="live")
-        before = len(outcomes)
-        assert wait_until(lambda: len(outcomes) >= before + 20, timeout=60), "traffic stalled after the kill"
-    finally:
-        stop.set()
-        for sender in senders:
-            sender.join(timeout=35)
-    failed = [o for o in outcomes if o != 200]
-    # A replica killed between writing a response's headers and its body (uvicorn writes them apart) had begun that
-    # answer: HAProxy forwarded the headers, and no balancer can retry a response its client is already reading.
-    # Those answers, and only those, may be lost; its one worker's event loop writes one response at a time, so at
+        traffic.wait_for(20, timeout=60)
+    # A replica killed between writing a response's headers and its body had begun that answer (Traffic.cut_short):
+    # those answers, and only those, may be lost; its one worker's event loop writes one response at a time, so at
     # most one (as in test_target.py's SIGKILL test).
-    begun = [o for o in failed if isinstance(o, str) and o.startswith(ANSWER_CUT_SHORT)]
+    begun = traffic.cut_short
     backend = next(r for r in target.api.stats() if r["pxname"] == "be_blue" and r["svname"] == "BACKEND")
     retried = int(backend.get("wretr") or 0) + int(backend.get("wredis") or 0)
     print(
-        f"\n1000-row requests: {len(outcomes)} sent, {len(failed)} failed ({len(begun)} cut short after their "
-        f"headers), HAProxy retries/redispatches: {retried}"
+        f"\n1000-row requests: {traffic.ok + traffic.failed} sent, {traffic.failed} failed ({sum(begun.values())} cut "
+        f"short after their headers), HAProxy retries/redispatches: {retried}"
     )
-    assert [o for o in failed if o not in begun] == [], f"1000-row requests failed across the kill: {failed}"
-    assert len(begun) <= 1, f"more answers cut short than one worker's one write in flight: {begun}"
+    assert dict(traffic.failures) == begun, f"1000-row requests failed across the kill: {dict(traffic.failures)}"
+    assert sum(begun.values()) <= 1, f"more answers cut short than one worker's one write in flight: {begun}"
     assert retried > 0, "no request was in flight on the killed replica: the test proved nothing, rerun it"
 
 

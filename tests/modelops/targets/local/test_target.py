@@ -48,7 +48,7 @@ def test_sigkill_of_one_of_two_replicas_loses_no_request_and_status_shows_it_dow
     # error and no 5xx may reach a client. A response whose headers had already left when SIGKILL struck cannot
     # be retried by any proxy (the client has it half); a replica's one event loop writes one response at a time,
     # so at most one such truncated response per killed worker.
-    truncated = {k: n for k, n in traffic.failures.items() if "without sending complete message body" in k}
+    truncated = traffic.cut_short
     assert dict(traffic.failures) == truncated, f"failures retries should have hidden: {dict(traffic.failures)}"
     assert sum(truncated.values()) <= 1, f"more truncated responses than one in-flight write: {truncated}"
     after = {r.name: r for r in target.status().replicas}
